@@ -1,0 +1,419 @@
+//! `safetensors inspect`: what a model holds (tensors, dtypes, shapes, parameter counts,
+//! byte offsets, totals per dtype and the `__metadata__`), read from the headers alone, for
+//! one file, a sharded folder, or an http(s) URL fetched with Range requests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use safetensors::tensor::Metadata;
+use safetensors::Dtype;
+
+use crate::error::Error;
+use crate::header::{read_header, read_local_header, FileHeader};
+use crate::index::{locate, read_index, Layout, ShardIndex};
+use crate::remote::{self, RemoteFile};
+use crate::size::{format_bytes, format_count};
+use crate::table::{printable, shape, Align, Table};
+
+/// Arguments of `safetensors inspect`.
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Show the tensors, dtypes, shapes, parameter counts and metadata of a model (headers only)",
+    long_about = "Show the tensors, dtypes, shapes, parameter counts and metadata of a model.\n\n\
+        Only headers are read: the 8-byte length and the JSON header of each file, never the tensor \
+        data. LOCATION is a .safetensors file, a folder holding model.safetensors.index.json (sharded) \
+        or model.safetensors, an index json file, or an http:// or https:// URL of a .safetensors \
+        file or of an index json (fetched with HTTP Range requests)."
+)]
+pub struct InspectArgs {
+    /// File, folder, index json, or http(s) URL of a file or index json.
+    #[arg(value_name = "LOCATION")]
+    pub location: String,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One file's header and where it came from.
+pub struct ShardHeader {
+    /// The name shown: the shard file name as the index spells it, or the path/URL given.
+    pub name: String,
+    /// The header read.
+    pub header: FileHeader,
+}
+
+/// Everything `inspect` learned.
+pub struct Model {
+    /// The location given on the command line.
+    pub source: String,
+    /// The index, for a sharded model.
+    pub index: Option<ShardIndex>,
+    /// Each file's header, in file name order.
+    pub files: Vec<ShardHeader>,
+    /// Inconsistencies between an index and its shards.
+    pub warnings: Vec<String>,
+}
+
+/// Runs `inspect`.
+pub fn run(args: &InspectArgs) -> Result<ExitCode, Error> {
+    let model = load(&args.location)?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&JsonReport::new(&model)).expect("the report is plain data");
+        println!("{text}");
+    } else {
+        print!("{}", render(&model));
+    }
+    for warning in &model.warnings {
+        eprintln!("safetensors: warning: {warning}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the headers behind `location` (path or URL).
+pub fn load(location: &str) -> Result<Model, Error> {
+    if remote::is_url(location) {
+        return load_url(location);
+    }
+    match locate(Path::new(location))? {
+        Layout::Single(file) => {
+            let header = read_local_header(&file)?;
+            let name = file.display().to_string();
+            Ok(Model { source: location.to_string(), index: None, files: vec![ShardHeader { name, header }], warnings: Vec::new() })
+        }
+        Layout::Sharded { index, folder } => {
+            let index = read_index(&index)?;
+            let mut files = Vec::new();
+            for file in index.files() {
+                let header = read_local_header(&folder.join(file))?;
+                files.push(ShardHeader { name: file.to_string(), header });
+            }
+            Ok(sharded(location, index, files))
+        }
+    }
+}
+
+fn load_url(url: &str) -> Result<Model, Error> {
+    let agent = remote::agent();
+    let path_part = url.split(['?', '#']).next().unwrap_or(url);
+    if !path_part.ends_with(".json") {
+        let mut file = RemoteFile::open(&agent, url)?;
+        let header = read_header(&mut file, url)?;
+        return Ok(Model { source: url.to_string(), index: None, files: vec![ShardHeader { name: url.to_string(), header }], warnings: Vec::new() });
+    }
+    let index = ShardIndex::parse(&remote::fetch_document(&agent, url)?, url)?;
+    let mut files = Vec::new();
+    for file in index.files() {
+        let shard_url = remote::resolve_sibling(url, file)?;
+        let mut remote_file = RemoteFile::open(&agent, &shard_url)?;
+        let header = read_header(&mut remote_file, &shard_url)?;
+        files.push(ShardHeader { name: file.to_string(), header });
+    }
+    Ok(sharded(url, index, files))
+}
+
+/// Assembles a sharded model and notes where the index and the shards disagree.
+fn sharded(source: &str, index: ShardIndex, files: Vec<ShardHeader>) -> Model {
+    let headers: Vec<(&str, &Metadata)> = files.iter().map(|s| (s.name.as_str(), &s.header.metadata)).collect();
+    let warnings = index_problems(&index, &headers).iter().map(ToString::to_string).collect();
+    Model { source: source.to_string(), index: Some(index), files, warnings }
+}
+
+/// One way an index and its shards disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexProblem {
+    /// A tensor missing from its shard, absent from the weight map, or in another shard.
+    Tensor(String),
+    /// `metadata.total_size` differs from the tensor bytes the shards hold.
+    TotalSize(String),
+}
+
+impl std::fmt::Display for IndexProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexProblem::Tensor(m) | IndexProblem::TotalSize(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Where an index and its shards' headers disagree: tensors missing from their shard, tensors
+/// not in the weight map or in another shard than it says, and a wrong `total_size`.
+pub fn index_problems(index: &ShardIndex, shards: &[(&str, &Metadata)]) -> Vec<IndexProblem> {
+    let mut problems = Vec::new();
+    let mut data_bytes = 0u64;
+    for (file, metadata) in shards {
+        for (name, info) in metadata.iter() {
+            data_bytes += (info.data_offsets.1 - info.data_offsets.0) as u64;
+            match index.weight_map.get(name) {
+                None => problems.push(IndexProblem::Tensor(format!(
+                    "tensor `{}` in {} is not in the index's weight_map",
+                    printable(name),
+                    printable(file)
+                ))),
+                Some(mapped) if mapped.as_str() != *file => problems.push(IndexProblem::Tensor(format!(
+                    "tensor `{}` is in {} but the index maps it to {}",
+                    printable(name),
+                    printable(file),
+                    printable(mapped)
+                ))),
+                Some(_) => {}
+            }
+        }
+    }
+    for (name, file) in &index.weight_map {
+        let found = shards.iter().any(|(shard, metadata)| shard == file && metadata.info(name).is_some());
+        if !found {
+            problems.push(IndexProblem::Tensor(format!(
+                "the index maps tensor `{}` to {} which does not hold it",
+                printable(name),
+                printable(file)
+            )));
+        }
+    }
+    match index.total_size() {
+        Some(total) if total != data_bytes => problems.push(IndexProblem::TotalSize(format!(
+            "the index says total_size {total} but the shards hold {data_bytes} bytes of tensor data"
+        ))),
+        _ => {}
+    }
+    problems
+}
+
+/// Elements in a tensor of this shape (1 for a scalar).
+pub fn parameters(shape: &[usize]) -> u64 {
+    shape.iter().map(|&d| d as u64).fold(1u64, u64::saturating_mul)
+}
+
+/// Per-dtype totals.
+#[derive(Default, Clone, Copy, Serialize)]
+struct Totals {
+    tensors: u64,
+    parameters: u64,
+    bytes: u64,
+}
+
+impl Totals {
+    fn add(&mut self, parameters: u64, bytes: u64) {
+        self.tensors += 1;
+        self.parameters += parameters;
+        self.bytes += bytes;
+    }
+}
+
+fn totals(model: &Model) -> (BTreeMap<Dtype, Totals>, Totals) {
+    let mut by_dtype: BTreeMap<Dtype, Totals> = BTreeMap::new();
+    let mut all = Totals::default();
+    for shard in &model.files {
+        for (_, info) in shard.header.metadata.iter() {
+            let params = parameters(&info.shape);
+            let bytes = (info.data_offsets.1 - info.data_offsets.0) as u64;
+            by_dtype.entry(info.dtype).or_default().add(params, bytes);
+            all.add(params, bytes);
+        }
+    }
+    (by_dtype, all)
+}
+
+/// The human-readable report.
+pub fn render(model: &Model) -> String {
+    let mut out = String::new();
+    if let Some(index) = &model.index {
+        out.push_str(&format!(
+            "Sharded model: {} ({} files, {} tensors in weight_map",
+            printable(&model.source),
+            model.files.len(),
+            format_count(index.weight_map.len() as u64)
+        ));
+        if let Some(total) = index.total_size() {
+            out.push_str(&format!(", total_size {} = {}", format_count(total), format_bytes(total)));
+        }
+        out.push_str(")\n\n");
+    }
+    for shard in &model.files {
+        let header = &shard.header;
+        out.push_str(&format!(
+            "File: {} ({} bytes = {}, header {} bytes, {} tensors)\n",
+            printable(&shard.name),
+            format_count(header.file_size),
+            format_bytes(header.file_size),
+            format_count(header.header_len as u64),
+            header.metadata.len()
+        ));
+        if header.metadata.len() > 0 {
+            let mut table = Table::new(&[
+                ("NAME", Align::Left),
+                ("DTYPE", Align::Left),
+                ("SHAPE", Align::Left),
+                ("PARAMETERS", Align::Right),
+                ("BYTES", Align::Right),
+                ("OFFSETS", Align::Left),
+            ]);
+            for (name, info) in header.metadata.iter() {
+                let (begin, end) = info.data_offsets;
+                table.row(vec![
+                    printable(name),
+                    info.dtype.to_string(),
+                    shape(&info.shape),
+                    format_count(parameters(&info.shape)),
+                    format_count((end - begin) as u64),
+                    format!("{begin}..{end}"),
+                ]);
+            }
+            out.push('\n');
+            out.push_str(&table.render());
+        }
+        out.push('\n');
+    }
+
+    let (by_dtype, all) = totals(model);
+    out.push_str("Parameters by dtype:\n");
+    let mut table = Table::new(&[
+        ("DTYPE", Align::Left),
+        ("TENSORS", Align::Right),
+        ("PARAMETERS", Align::Right),
+        ("BYTES", Align::Right),
+        ("SIZE", Align::Right),
+    ]);
+    for (dtype, t) in &by_dtype {
+        table.row(vec![dtype.to_string(), format_count(t.tensors), format_count(t.parameters), format_count(t.bytes), format_bytes(t.bytes)]);
+    }
+    table.row(vec!["total".into(), format_count(all.tensors), format_count(all.parameters), format_count(all.bytes), format_bytes(all.bytes)]);
+    out.push_str(&table.render());
+
+    // One metadata section when every file carries the same __metadata__, else one per file.
+    let distinct: BTreeSet<Option<&[(String, String)]>> =
+        model.files.iter().map(|s| s.header.metadata.metadata_ordered()).collect();
+    let sections: Vec<(Option<&str>, Option<&[(String, String)]>)> = if distinct.len() <= 1 {
+        vec![(None, model.files.first().and_then(|s| s.header.metadata.metadata_ordered()))]
+    } else {
+        model.files.iter().map(|s| (Some(s.name.as_str()), s.header.metadata.metadata_ordered())).collect()
+    };
+    for (file, metadata) in sections {
+        out.push('\n');
+        match file {
+            Some(file) => out.push_str(&format!("Metadata (__metadata__) of {}:", printable(file))),
+            None => out.push_str("Metadata (__metadata__):"),
+        }
+        match metadata {
+            None => out.push_str(" none\n"),
+            Some(pairs) if pairs.is_empty() => out.push_str(" {} (empty)\n"),
+            Some(pairs) => {
+                out.push('\n');
+                for (key, value) in pairs {
+                    out.push_str(&format!("  {}: {}\n", printable(key), printable(value)));
+                }
+            }
+        }
+    }
+    if !model.warnings.is_empty() {
+        out.push_str(&format!("\n{} warning(s), see stderr\n", model.warnings.len()));
+    }
+    out
+}
+
+/// `__metadata__` serialized as a JSON object in file order.
+struct OrderedMap<'a>(&'a [(String, String)]);
+
+impl Serialize for OrderedMap<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct JsonTensor<'a> {
+    name: &'a str,
+    file: &'a str,
+    dtype: String,
+    shape: &'a [usize],
+    parameters: u64,
+    bytes: u64,
+    data_offsets: [usize; 2],
+}
+
+#[derive(Serialize)]
+struct JsonFile<'a> {
+    file: &'a str,
+    file_size: u64,
+    header_len: usize,
+    tensors: usize,
+    metadata: Option<OrderedMap<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonTotals {
+    tensors: u64,
+    parameters: u64,
+    bytes: u64,
+    by_dtype: BTreeMap<String, Totals>,
+}
+
+#[derive(Serialize)]
+struct JsonIndex<'a> {
+    metadata: &'a Option<serde_json::Map<String, serde_json::Value>>,
+    weight_map_len: usize,
+}
+
+/// The `--json` document.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    source: &'a str,
+    sharded: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<JsonIndex<'a>>,
+    files: Vec<JsonFile<'a>>,
+    tensors: Vec<JsonTensor<'a>>,
+    totals: JsonTotals,
+    warnings: &'a [String],
+}
+
+impl<'a> JsonReport<'a> {
+    fn new(model: &'a Model) -> Self {
+        let (by_dtype, all) = totals(model);
+        let mut tensors = Vec::new();
+        for shard in &model.files {
+            for (name, info) in shard.header.metadata.iter() {
+                tensors.push(JsonTensor {
+                    name,
+                    file: &shard.name,
+                    dtype: info.dtype.to_string(),
+                    shape: &info.shape,
+                    parameters: parameters(&info.shape),
+                    bytes: (info.data_offsets.1 - info.data_offsets.0) as u64,
+                    data_offsets: [info.data_offsets.0, info.data_offsets.1],
+                });
+            }
+        }
+        JsonReport {
+            source: &model.source,
+            sharded: model.index.is_some(),
+            index: model.index.as_ref().map(|i| JsonIndex { metadata: &i.metadata, weight_map_len: i.weight_map.len() }),
+            files: model
+                .files
+                .iter()
+                .map(|s| JsonFile {
+                    file: &s.name,
+                    file_size: s.header.file_size,
+                    header_len: s.header.header_len,
+                    tensors: s.header.metadata.len(),
+                    metadata: s.header.metadata.metadata_ordered().map(OrderedMap),
+                })
+                .collect(),
+            tensors,
+            totals: JsonTotals {
+                tensors: all.tensors,
+                parameters: all.parameters,
+                bytes: all.bytes,
+                by_dtype: by_dtype.into_iter().map(|(d, t)| (d.to_string(), t)).collect(),
+            },
+            warnings: &model.warnings,
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Reading parts of a file over HTTP(S) with Range requests, so that `inspect URL` fetches
+//! the 8-byte length and the header and never the tensor data.
+//!
+//! The first request asks for `bytes=0-7` and learns the file size from `Content-Range`;
+//! later reads ask for exactly the bytes wanted. A server that ignores `Range` (answers
+//! `200` with the whole file) still works: only the bytes needed are read off the stream
+//! before the connection is dropped.
+
+use std::io::Read;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The most bytes read off one response when fetching a whole small document (index json).
+pub const MAX_DOCUMENT_LEN: u64 = 100_000_000;
+
+/// True when `location` is an `http://` or `https://` URL.
+pub fn is_url(location: &str) -> bool {
+    let lower = location.get(..8).unwrap_or(location).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// A blocking HTTP client with the timeouts and user agent the CLI uses.
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(30))
+        .timeout_read(Duration::from_secs(120))
+        .user_agent(concat!("safetensors-cli/", env!("CARGO_PKG_VERSION")))
+        .redirects(10)
+        .build()
+}
+
+/// Resolves `name` (a shard file name from an index json) against the URL of the index.
+///
+/// Names are relative paths; absolute URLs, absolute paths, `..` components, queries and
+/// fragments are refused so an index cannot point the reader elsewhere.
+pub fn resolve_sibling(index_url: &str, name: &str) -> Result<String, Error> {
+    crate::index::check_shard_name(index_url, name)?;
+    let without_query = index_url.split(['?', '#']).next().unwrap_or(index_url);
+    let path_start = without_query
+        .find("://")
+        .map(|scheme_end| scheme_end + 3)
+        .and_then(|authority| without_query[authority..].find('/').map(|p| authority + p));
+    let base = match (path_start, without_query.rfind('/')) {
+        (Some(_), Some(slash)) => &without_query[..=slash],
+        _ => return Err(Error::invalid(index_url, "cannot tell the folder of this URL")),
+    };
+    let mut url = String::from(base);
+    for byte in name.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => url.push(byte as char),
+            _ => url.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    Ok(url)
+}
+
+/// Fetches a whole (small) document such as `model.safetensors.index.json`.
+pub fn fetch_document(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, Error> {
+    let response = call(agent.get(url), url)?;
+    let mut body = Vec::new();
+    response
+        .into_reader()
+        .take(MAX_DOCUMENT_LEN + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Error::Http { url: url.to_string(), message: format!("cannot read the response: {e}") })?;
+    if body.len() as u64 > MAX_DOCUMENT_LEN {
+        return Err(Error::Http {
+            url: url.to_string(),
+            message: format!("the document is larger than {MAX_DOCUMENT_LEN} bytes"),
+        });
+    }
+    Ok(body)
+}
+
+/// A remote file read piecewise with Range requests.
+pub struct RemoteFile {
+    agent: ureq::Agent,
+    url: String,
+    size: u64,
+    prefix: Vec<u8>,
+}
+
+impl RemoteFile {
+    /// Requests the first 8 bytes, learning the file's size. Files shorter than 8 bytes are
+    /// opened too (the prefix is then the whole file) so the caller's format check reports them.
+    pub fn open(agent: &ureq::Agent, url: &str) -> Result<Self, Error> {
+        let request = agent.get(url).set("Range", "bytes=0-7").set("Accept-Encoding", "identity");
+        let response = match request.call() {
+            Ok(response) => response,
+            // Only an empty file cannot satisfy bytes=0-7 (a shorter one gets a shorter 206).
+            Err(ureq::Error::Status(416, response)) => {
+                let empty = response.header("Content-Range").map(str::trim) == Some("bytes */0");
+                if empty {
+                    return Ok(RemoteFile { agent: agent.clone(), url: url.to_string(), size: 0, prefix: Vec::new() });
+                }
+                return Err(http_error(url, "the server refused the range bytes=0-7 (HTTP 416)"));
+            }
+            Err(err) => return Err(request_error(url, err)),
+        };
+        let (size, prefix) = match response.status() {
+            206 => {
+                let range = content_range(url, &response)?;
+                if range.start != 0 {
+                    return Err(http_error(url, format!("asked for bytes 0-7, the server sent {}-{}", range.start, range.end)));
+                }
+                let expected = range.total.min(8);
+                if range.end + 1 != expected {
+                    return Err(http_error(url, format!("asked for bytes 0-7, the server sent 0-{}", range.end)));
+                }
+                (range.total, read_body(url, response, 0, expected as usize)?)
+            }
+            200 => {
+                let size = content_length(url, &response)?;
+                (size, read_body(url, response, 0, size.min(8) as usize)?)
+            }
+            status => return Err(http_error(url, format!("unexpected HTTP status {status} for a range request"))),
+        };
+        Ok(RemoteFile { agent: agent.clone(), url: url.to_string(), size, prefix })
+    }
+
+    /// The file's total size in bytes, as the server reported it.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Reads `len` bytes at `offset`; bytes 0..8 come from the first request.
+    pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+        let end = offset.checked_add(len as u64).filter(|&end| end <= self.size).ok_or_else(|| {
+            http_error(&self.url, format!("bytes {offset}..{} lie past the end of the file ({} bytes)", offset.saturating_add(len as u64), self.size))
+        })?;
+        if end <= self.prefix.len() as u64 {
+            return Ok(self.prefix[offset as usize..end as usize].to_vec());
+        }
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        self.fetch(offset, len)
+    }
+
+    fn fetch(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+        let last = offset + len as u64 - 1;
+        let request = self
+            .agent
+            .get(&self.url)
+            .set("Range", &format!("bytes={offset}-{last}"))
+            .set("Accept-Encoding", "identity");
+        let response = request.call().map_err(|err| request_error(&self.url, err))?;
+        match response.status() {
+            206 => {
+                let range = content_range(&self.url, &response)?;
+                if range.start != offset || range.end != last {
+                    return Err(http_error(
+                        &self.url,
+                        format!("asked for bytes {offset}-{last}, the server sent {}-{}", range.start, range.end),
+                    ));
+                }
+                read_body(&self.url, response, 0, len)
+            }
+            200 => read_body(&self.url, response, offset, len),
+            status => Err(http_error(&self.url, format!("unexpected HTTP status {status} for a range request"))),
+        }
+    }
+}
+
+struct ContentRange {
+    start: u64,
+    end: u64,
+    total: u64,
+}
+
+/// Parses `Content-Range: bytes START-END/TOTAL`.
+fn content_range(url: &str, response: &ureq::Response) -> Result<ContentRange, Error> {
+    let value = response
+        .header("Content-Range")
+        .ok_or_else(|| http_error(url, "a 206 response without a Content-Range header"))?;
+    let parse = || -> Option<ContentRange> {
+        let rest = value.trim().strip_prefix("bytes ")?;
+        let (range, total) = rest.split_once('/')?;
+        let (start, end) = range.split_once('-')?;
+        let range = ContentRange {
+            start: start.trim().parse().ok()?,
+            end: end.trim().parse().ok()?,
+            total: total.trim().parse().ok()?,
+        };
+        (range.start <= range.end && range.end < range.total).then_some(range)
+    };
+    parse().ok_or_else(|| http_error(url, format!("cannot understand Content-Range `{value}` (the file size must be given)")))
+}
+
+fn content_length(url: &str, response: &ureq::Response) -> Result<u64, Error> {
+    response
+        .header("Content-Length")
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| http_error(url, "the server ignored the Range request and did not say how large the file is"))
+}
+
+/// Reads `len` bytes from the body after skipping `skip` bytes, then drops the connection.
+fn read_body(url: &str, response: ureq::Response, skip: u64, len: usize) -> Result<Vec<u8>, Error> {
+    let mut reader = response.into_reader();
+    let short = |got: u64| http_error(url, format!("the response ended after {got} bytes, {} expected", skip + len as u64));
+    if skip > 0 {
+        let skipped = std::io::copy(&mut (&mut reader).take(skip), &mut std::io::sink())
+            .map_err(|e| http_error(url, format!("cannot read the response: {e}")))?;
+        if skipped < skip {
+            return Err(short(skipped));
+        }
+    }
+    let mut body = Vec::with_capacity(len);
+    reader
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .map_err(|e| http_error(url, format!("cannot read the response: {e}")))?;
+    if body.len() < len {
+        return Err(short(skip + body.len() as u64));
+    }
+    Ok(body)
+}
+
+fn call(request: ureq::Request, url: &str) -> Result<ureq::Response, Error> {
+    request.call().map_err(|err| request_error(url, err))
+}
+
+fn request_error(url: &str, err: ureq::Error) -> Error {
+    match err {
+        ureq::Error::Status(status, response) => {
+            http_error(url, format!("HTTP {status} {}", response.status_text()))
+        }
+        ureq::Error::Transport(transport) => http_error(url, transport.to_string()),
+    }
+}
+
+fn http_error(url: &str, message: impl Into<String>) -> Error {
+    Error::Http { url: url.to_string(), message: message.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_urls() {
+        assert!(is_url("http://127.0.0.1:8080/model.safetensors"));
+        assert!(is_url("HTTPS://example.org/x"));
+        assert!(!is_url("model.safetensors"));
+        assert!(!is_url("ftp://example.org/x"));
+        assert!(!is_url("http"));
+    }
+
+    #[test]
+    fn resolves_shards_next_to_the_index() {
+        let index = "https://host/org/model/resolve/main/model.safetensors.index.json";
+        assert_eq!(
+            resolve_sibling(index, "model-00001-of-00002.safetensors").unwrap(),
+            "https://host/org/model/resolve/main/model-00001-of-00002.safetensors"
+        );
+        assert_eq!(
+            resolve_sibling("http://h/a/index.json?download=1", "sub dir/x.safetensors").unwrap(),
+            "http://h/a/sub%20dir/x.safetensors"
+        );
+        for bad in ["../x.safetensors", "/etc/passwd", "http://evil/x", "a/../../b", "x?y", ""] {
+            assert!(resolve_sibling(index, bad).is_err(), "{bad}");
+        }
+    }
+}

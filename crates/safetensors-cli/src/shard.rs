@@ -1,0 +1,145 @@
+//! `safetensors shard`: splits one safetensors file into `model-0000K-of-0000N.safetensors`
+//! files of at most `--max-shard-size` tensor bytes each, plus the
+//! `model.safetensors.index.json` that `transformers` reads. Tensors are never split; one
+//! larger than the limit gets a shard to itself. Bytes stream from a memory map.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::error::Error;
+use crate::index::{locate, shard_file_name, write_index_json, Layout, INDEX_FILE};
+use crate::model::OpenModel;
+use crate::progress::Progress;
+use crate::size::{format_bytes, parse_size};
+use crate::write::write_file;
+
+/// Arguments of `safetensors shard`.
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Split a safetensors file into shards plus model.safetensors.index.json",
+    long_about = "Split a safetensors file into model-00001-of-0000N.safetensors files plus the \
+        model.safetensors.index.json that transformers loads. Tensors keep the input's data order, \
+        are never split, and a tensor larger than the limit goes in a shard of its own. The input's \
+        __metadata__ is kept in every shard."
+)]
+pub struct ShardArgs {
+    /// The safetensors file to split.
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+    /// Folder for the shards and the index (created if missing).
+    #[arg(value_name = "OUTDIR")]
+    pub output_dir: PathBuf,
+    /// Most tensor bytes per shard: a byte count or a number with a unit, KB/MB/GB/TB (powers
+    /// of 1000) or KiB/MiB/GiB/TiB (powers of 1024), e.g. 5GB, 500MiB, 1.5GB.
+    #[arg(long, value_name = "SIZE", default_value = "5GB", value_parser = parse_size)]
+    pub max_shard_size: u64,
+}
+
+/// Groups tensors (name, bytes), in order, into shards of at most `limit` bytes; a tensor
+/// larger than `limit` is alone in its shard. Always at least one (possibly empty) shard.
+pub fn plan_shards(tensors: &[(String, u64)], limit: u64) -> Vec<Vec<String>> {
+    let mut shards: Vec<Vec<String>> = vec![Vec::new()];
+    let mut current = 0u64;
+    for (name, bytes) in tensors {
+        let last = shards.last_mut().expect("never empty");
+        if !last.is_empty() && current.saturating_add(*bytes) > limit {
+            shards.push(vec![name.clone()]);
+            current = *bytes;
+        } else {
+            last.push(name.clone());
+            current += bytes;
+        }
+    }
+    shards
+}
+
+/// Runs `shard`.
+pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {
+    if let Layout::Sharded { .. } = locate(&args.input)? {
+        return Err(Error::invalid(
+            args.input.display(),
+            "is already sharded: give one .safetensors file (`merge` it first to re-shard)",
+        ));
+    }
+    let model = OpenModel::open(&args.input)?;
+    let (metadata, _) = model.metadata();
+    let mut sized = Vec::new();
+    let mut total = 0u64;
+    for name in model.names_in_data_order() {
+        let bytes = model.view(&name)?.data_len() as u64;
+        total += bytes;
+        sized.push((name, bytes));
+    }
+    let plan = plan_shards(&sized, args.max_shard_size);
+    let count = plan.len();
+
+    std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io("create folder", &args.output_dir, e))?;
+    let progress = Progress::bytes(total, "sharding");
+    let mut weight_map = BTreeMap::new();
+    for (i, names) in plan.iter().enumerate() {
+        let file_name = shard_file_name(i + 1, count);
+        progress.label(&format!("writing {file_name}"));
+        let mut views = Vec::with_capacity(names.len());
+        for name in names {
+            views.push((name.clone(), model.view(name)?));
+            weight_map.insert(name.clone(), file_name.clone());
+        }
+        write_file(views, metadata, &args.output_dir.join(&file_name), &progress)?;
+    }
+    // The index goes last: an interrupted run never leaves an index naming missing shards.
+    write_atomically(&args.output_dir.join(INDEX_FILE), write_index_json(total, &weight_map).as_bytes())?;
+    progress.finish();
+    println!(
+        "wrote {count} shard(s) and {INDEX_FILE} to {} ({} tensors, {})",
+        args.output_dir.display(),
+        sized.len(),
+        format_bytes(total)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    std::fs::write(&temporary, bytes).map_err(|e| Error::io("write", &temporary, e))?;
+    std::fs::rename(&temporary, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        Error::io("write", path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(sizes: &[u64], limit: u64) -> Vec<Vec<String>> {
+        let tensors: Vec<(String, u64)> = sizes.iter().enumerate().map(|(i, &s)| (format!("t{i}"), s)).collect();
+        plan_shards(&tensors, limit)
+    }
+
+    fn names(groups: &[&[usize]]) -> Vec<Vec<String>> {
+        groups.iter().map(|g| g.iter().map(|i| format!("t{i}")).collect()).collect()
+    }
+
+    #[test]
+    fn fills_shards_up_to_the_limit() {
+        assert_eq!(plan(&[4, 4, 4, 4], 8), names(&[&[0, 1], &[2, 3]]));
+        assert_eq!(plan(&[4, 4, 4], 100), names(&[&[0, 1, 2]]));
+        assert_eq!(plan(&[5, 4, 3], 8), names(&[&[0], &[1, 2]]));
+    }
+
+    #[test]
+    fn a_tensor_over_the_limit_is_alone() {
+        assert_eq!(plan(&[20, 1, 1], 8), names(&[&[0], &[1, 2]]));
+        assert_eq!(plan(&[1, 20, 1], 8), names(&[&[0], &[1], &[2]]));
+        assert_eq!(plan(&[1, 1, 20], 8), names(&[&[0, 1], &[2]]));
+    }
+
+    #[test]
+    fn empty_input_gives_one_empty_shard() {
+        assert_eq!(plan(&[], 8), vec![Vec::<String>::new()]);
+        assert_eq!(plan(&[0, 0], 1), names(&[&[0, 1]]));
+    }
+}
