@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::error::Error;
-use crate::floats::{FloatDiff, FloatKind};
+use crate::floats::{format_float, FloatDiff, FloatKind};
 use crate::model::OpenModel;
 use crate::size::format_count;
 use crate::table::{printable, shape};
@@ -79,7 +79,7 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, Error> {
                     "data differs: {shown} ({what}): {} of {} elements differ, max abs diff {}",
                     format_count(diff.differing),
                     format_count(diff.elements),
-                    diff.max_abs_diff
+                    format_float(diff.max_abs_diff)
                 );
                 if diff.nan_mismatches > 0 {
                     line.push_str(&format!(", {} NaN on one side only", format_count(diff.nan_mismatches)));

@@ -74,6 +74,17 @@ pub fn bf16_to_f32(bits: u16) -> f32 {
     f32::from_bits(u32::from(bits) << 16)
 }
 
+/// Formats a difference for people: shortest round-trip digits, in scientific notation when
+/// very large or very small (`0.25`, `1e-7`, `2e300`, `inf`).
+pub fn format_float(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude != 0.0 && magnitude.is_finite() && !(1e-4..1e6).contains(&magnitude) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
+}
+
 /// What an element-wise comparison of two equally shaped float tensors found.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct FloatDiff {
@@ -162,6 +173,16 @@ mod tests {
                 assert_eq!(got.is_sign_negative(), expected.is_sign_negative(), "{bits:#06x}");
             }
         }
+    }
+
+    #[test]
+    fn formats_floats_briefly() {
+        assert_eq!(format_float(0.0), "0");
+        assert_eq!(format_float(0.25), "0.25");
+        assert_eq!(format_float(123456.5), "123456.5");
+        assert_eq!(format_float(2e300), "2e300");
+        assert_eq!(format_float(1.5e-7), "1.5e-7");
+        assert_eq!(format_float(f64::INFINITY), "inf");
     }
 
     #[test]
