@@ -66,10 +66,17 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version
         Err(err) => {
-            // clap's first line says what is wrong; point at --help instead of the usage block.
+            // clap's text above its usage block says what is wrong; fold it into one line and
+            // point at --help instead of printing the usage.
             let rendered = err.render().to_string();
-            let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
-            let message = first.trim().trim_start_matches("error: ");
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let message = message.join(" ").replace(" tip: ", "; tip: ");
+            let message = message.trim_start_matches("error: ");
             eprintln!("safetensors: error: {message} (see `safetensors --help`)");
             return ExitCode::from(EXIT_ERROR);
         }
