@@ -52,7 +52,7 @@ pub enum Error {
         message: String,
     },
     /// The PyTorch checkpoint conversion failed.
-    #[error("cannot convert {input}")]
+    #[error("cannot convert{}", if source.to_string().contains(input.as_str()) { String::new() } else { format!(" {input}") })]
     Convert {
         /// The input checkpoint or folder.
         input: String,
