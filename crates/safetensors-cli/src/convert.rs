@@ -46,7 +46,7 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode, Error> {
         convert_file(&args.input, &args.output, &options)
     };
     progress.finish();
-    let report = result.map_err(|source| Error::Convert { input: args.input.display().to_string(), source })?;
+    let report = result.map_err(|source| Error::Convert { input: args.input.display().to_string(), source: Box::new(source) })?;
     for (dropped, kept) in &report.dropped_shared {
         println!("shared storage: wrote `{}`, dropped `{}` (same bytes)", printable(kept), printable(dropped));
     }

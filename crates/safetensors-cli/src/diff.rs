@@ -90,13 +90,13 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, Error> {
                 report(line);
             }
             None => {
-                let width = va.dtype().size();
-                let (unit, differing) = if width > 0 {
-                    ("elements", da.chunks_exact(width).zip(db.chunks_exact(width)).filter(|(x, y)| x != y).count())
-                } else {
-                    ("bytes", da.iter().zip(db.iter()).filter(|(x, y)| x != y).count())
+                // Whole elements for byte-sized dtypes; bytes for the sub-byte ones (F4, F6).
+                let (unit, width) = match va.dtype().size() {
+                    0 => ("bytes", 1),
+                    width => ("elements", width),
                 };
-                let total = if width > 0 { da.len() / width } else { da.len() };
+                let differing = da.chunks_exact(width).zip(db.chunks_exact(width)).filter(|(x, y)| x != y).count();
+                let total = da.len() / width;
                 report(format!(
                     "data differs: {shown} ({what}): {} of {} {unit} differ",
                     format_count(differing as u64),

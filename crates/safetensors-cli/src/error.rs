@@ -56,9 +56,9 @@ pub enum Error {
     Convert {
         /// The input checkpoint or folder.
         input: String,
-        /// The converter's reason.
+        /// The converter's reason (boxed: it is large, and rare).
         #[source]
-        source: safetensors_convert::ConvertError,
+        source: Box<safetensors_convert::ConvertError>,
     },
 }
 

@@ -182,6 +182,9 @@ pub fn index_problems(index: &ShardIndex, shards: &[(&str, &Metadata)]) -> Vec<I
     problems
 }
 
+/// A `__metadata__` in file order.
+pub type Pairs<'a> = &'a [(String, String)];
+
 /// Elements in a tensor of this shape (1 for a scalar).
 pub fn parameters(shape: &[usize]) -> u64 {
     shape.iter().map(|&d| d as u64).fold(1u64, u64::saturating_mul)
@@ -242,7 +245,7 @@ pub fn render(model: &Model) -> String {
             format_count(header.header_len as u64),
             header.metadata.len()
         ));
-        if header.metadata.len() > 0 {
+        if !header.metadata.is_empty() {
             let mut table = Table::new(&[
                 ("NAME", Align::Left),
                 ("DTYPE", Align::Left),
@@ -286,7 +289,7 @@ pub fn render(model: &Model) -> String {
     // One metadata section when every file carries the same __metadata__, else one per file.
     let distinct: BTreeSet<Option<&[(String, String)]>> =
         model.files.iter().map(|s| s.header.metadata.metadata_ordered()).collect();
-    let sections: Vec<(Option<&str>, Option<&[(String, String)]>)> = if distinct.len() <= 1 {
+    let sections: Vec<(Option<&str>, Option<Pairs<'_>>)> = if distinct.len() <= 1 {
         vec![(None, model.files.first().and_then(|s| s.header.metadata.metadata_ordered()))]
     } else {
         model.files.iter().map(|s| (Some(s.name.as_str()), s.header.metadata.metadata_ordered())).collect()
@@ -299,7 +302,7 @@ pub fn render(model: &Model) -> String {
         }
         match metadata {
             None => out.push_str(" none\n"),
-            Some(pairs) if pairs.is_empty() => out.push_str(" {} (empty)\n"),
+            Some([]) => out.push_str(" {} (empty)\n"),
             Some(pairs) => {
                 out.push('\n');
                 for (key, value) in pairs {

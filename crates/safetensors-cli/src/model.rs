@@ -10,7 +10,7 @@ use safetensors::tensor::{Metadata, TensorView};
 
 use crate::error::Error;
 use crate::index::{locate, read_index, Layout};
-use crate::inspect::{index_problems, IndexProblem};
+use crate::inspect::{index_problems, IndexProblem, Pairs};
 use crate::table::printable;
 
 /// The open files of a model.
@@ -76,7 +76,7 @@ impl OpenModel {
 
     /// The `__metadata__` to carry over: the first file's (in file name order). The second
     /// value lists files whose metadata differs from it.
-    pub fn metadata(&self) -> (Option<&[(String, String)]>, Vec<&str>) {
+    pub fn metadata(&self) -> (Option<Pairs<'_>>, Vec<&str>) {
         let first = self.files.first().and_then(|(_, f)| f.metadata().metadata_ordered());
         let differing = self
             .files
