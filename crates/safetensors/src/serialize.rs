@@ -190,6 +190,20 @@ where
     })
 }
 
+/// A tensor's bytes, refused if they are not as long as its header entry says: a `View`
+/// whose `data()` disagrees with its `data_len()` would otherwise corrupt the file.
+fn checked_data<V: View>(view: &V) -> Result<alloc::borrow::Cow<'_, [u8]>, SafeTensorError> {
+    let data = view.data();
+    if data.len() != view.data_len() {
+        return Err(SafeTensorError::InvalidWrite(format!(
+            "a tensor's data() gave {} bytes but its data_len() promised {}",
+            data.len(),
+            view.data_len()
+        )));
+    }
+    Ok(data)
+}
+
 /// Writes `s` as a JSON string, escaping only what JSON requires (as serde_json does).
 fn json_string(out: &mut String, s: &str) {
     out.push('"');
@@ -243,7 +257,7 @@ where
     let mut out = Vec::with_capacity(prepared.header.len() + prepared.data_len);
     out.extend_from_slice(&prepared.header);
     for view in &prepared.tensors {
-        out.extend_from_slice(&view.data());
+        out.extend_from_slice(&checked_data(view)?);
     }
     Ok(out)
 }
@@ -269,7 +283,7 @@ where
     let mut out = crate::atomic::AtomicFile::create(filename)?;
     out.write_all(&prepared.header)?;
     for view in &prepared.tensors {
-        out.write_all(&view.data())?;
+        out.write_all(&checked_data(view)?)?;
     }
     out.commit()?;
     Ok(())
