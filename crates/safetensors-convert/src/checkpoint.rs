@@ -96,6 +96,14 @@ impl TensorEntry {
     pub(crate) fn span(&self) -> Range<usize> {
         self.span.clone()
     }
+    /// Whether `other` is the very same view (storage, offset, shape, strides, dtype).
+    pub(crate) fn same_view(&self, other: &TensorEntry) -> bool {
+        self.storage == other.storage
+            && self.start == other.start
+            && self.size == other.size
+            && self.stride == other.stride
+            && self.torch_dtype == other.torch_dtype
+    }
     /// Index of its root storage.
     pub(crate) fn storage_index(&self) -> usize {
         self.storage

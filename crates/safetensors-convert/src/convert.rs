@@ -48,11 +48,16 @@ pub(crate) struct SharePlan {
     pub(crate) dropped: Vec<(String, String)>,
 }
 
-/// Groups tensors whose byte ranges in the same storage overlap. In each group of two or more,
-/// the kept tensor is the first by name among those spanning the whole group, or else the one
-/// spanning the most bytes (ties: first by name). Every other member whose bytes lie inside the
-/// kept tensor's is dropped and recorded; members reaching outside it are written as well, so
-/// no data is ever lost.
+/// Groups tensors whose byte ranges in the same storage overlap, and in each group keeps as few
+/// names as possible without losing a byte:
+///
+/// 1. the kept tensor is the first by name among the contiguous tensors spanning the whole
+///    group; failing that, the contiguous tensor spanning the most bytes (ties: first by name);
+///    failing that (no member is contiguous), the first by name;
+/// 2. a member is dropped (and recorded) when its bytes lie inside a contiguous kept tensor's
+///    bytes, or when it is the very same view as the kept tensor;
+/// 3. members not dropped go round again among themselves, so nothing is ever lost: a strided
+///    kept tensor never swallows a tensor whose bytes it does not actually contain.
 pub(crate) fn plan_shared(tensors: &[TensorEntry]) -> SharePlan {
     let mut by_storage: HashMap<usize, Vec<usize>> = HashMap::new();
     for (i, t) in tensors.iter().enumerate() {
@@ -62,7 +67,8 @@ pub(crate) fn plan_shared(tensors: &[TensorEntry]) -> SharePlan {
     }
     let mut dropped_idx = vec![false; tensors.len()];
     let mut dropped = Vec::new();
-    for mut members in by_storage.into_values() {
+    let mut pending: Vec<Vec<usize>> = by_storage.into_values().collect();
+    while let Some(mut members) = pending.pop() {
         members.sort_by_key(|&i| (tensors[i].span().start, tensors[i].span().end));
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut group_end = 0usize;
@@ -83,25 +89,38 @@ pub(crate) fn plan_shared(tensors: &[TensorEntry]) -> SharePlan {
             let lo = g.iter().map(|&i| tensors[i].span().start).min().unwrap_or(0);
             let hi = g.iter().map(|&i| tensors[i].span().end).max().unwrap_or(0);
             let name = |i: usize| tensors[i].name();
+            let dense = |i: usize| tensors[i].is_contiguous();
+            let by_name = |a: &usize, b: &usize| name(*a).cmp(name(*b));
             let kept = g
                 .iter()
                 .copied()
-                .filter(|&i| tensors[i].span() == (lo..hi))
-                .min_by(|&a, &b| name(a).cmp(name(b)))
+                .filter(|&i| dense(i) && tensors[i].span() == (lo..hi))
+                .min_by(by_name)
                 .or_else(|| {
-                    g.iter().copied().min_by(|&a, &b| {
+                    g.iter().copied().filter(|&i| dense(i)).min_by(|&a, &b| {
                         let (sa, sb) = (tensors[a].span(), tensors[b].span());
-                        (sb.end - sb.start).cmp(&(sa.end - sa.start)).then_with(|| name(a).cmp(name(b)))
+                        (sb.end - sb.start).cmp(&(sa.end - sa.start)).then_with(|| by_name(&a, &b))
                     })
                 })
+                .or_else(|| g.iter().copied().min_by(by_name))
                 .expect("group is not empty");
             let ks = tensors[kept].span();
+            let mut rest = Vec::new();
             for &i in &g {
+                if i == kept {
+                    continue;
+                }
                 let s = tensors[i].span();
-                if i != kept && ks.start <= s.start && s.end <= ks.end {
+                let inside = dense(kept) && ks.start <= s.start && s.end <= ks.end;
+                if inside || tensors[i].same_view(&tensors[kept]) {
                     dropped_idx[i] = true;
                     dropped.push((name(i).to_owned(), name(kept).to_owned()));
+                } else {
+                    rest.push(i);
                 }
+            }
+            if rest.len() > 1 {
+                pending.push(rest);
             }
         }
     }
