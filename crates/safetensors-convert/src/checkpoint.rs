@@ -252,26 +252,35 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ConvertError> {
         };
         return Err(ConvertError::NotACheckpoint { path: path.to_path_buf(), reason });
     };
-    let Parsed { records, storages, storage_keys, big_endian } = parsed;
+    let Parsed { records, storages, big_endian } = parsed;
     let mut tensors = Vec::with_capacity(records.len());
     let mut by_name = HashMap::with_capacity(records.len());
     for (name, rec) in records {
-        let entry = validate(path, &name, &rec, &storages, &storage_keys)?;
+        let entry = validate(path, &name, &rec, &storages)?;
         by_name.insert(name, tensors.len());
         tensors.push(entry);
     }
-    let storages = storages.into_iter().map(|s| s.range).collect();
-    Ok(Checkpoint { path: path.to_path_buf(), map, storages, storage_keys, tensors, by_name, big_endian })
+    Ok(Checkpoint {
+        path: path.to_path_buf(),
+        map,
+        storages: storages.ranges,
+        storage_keys: storages.keys,
+        tensors,
+        by_name,
+        big_endian,
+    })
 }
 
-struct RootStorage {
-    range: Range<usize>,
+/// The root storages tensors use: byte range in the file, key, and index by key.
+struct Storages {
+    ranges: Vec<Range<usize>>,
+    keys: Vec<String>,
+    index: HashMap<Rc<str>, usize>,
 }
 
 struct Parsed {
     records: Vec<(String, Rc<TensorRecord>)>,
-    storages: Vec<RootStorage>,
-    storage_keys: Vec<String>,
+    storages: Storages,
     big_endian: bool,
 }
 
@@ -284,7 +293,7 @@ fn resolve_storages(
     path: &Path,
     records: &[(String, Rc<TensorRecord>)],
     mut lookup: impl FnMut(&str) -> Option<Range<usize>>,
-) -> Result<(Vec<RootStorage>, Vec<String>, HashMap<Rc<str>, usize>), ConvertError> {
+) -> Result<Storages, ConvertError> {
     let mut storages = Vec::new();
     let mut keys = Vec::new();
     let mut index: HashMap<Rc<str>, usize> = HashMap::new();
@@ -297,10 +306,10 @@ fn resolve_storages(
             return Err(ConvertError::MissingStorage { path: path.to_path_buf(), tensor: name.clone(), key: key.to_string() });
         };
         index.insert(key.clone(), storages.len());
-        storages.push(RootStorage { range });
+        storages.push(range);
         keys.push(key.to_string());
     }
-    Ok((storages, keys, index))
+    Ok(Storages { ranges: storages, keys, index })
 }
 
 fn read_zip(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
@@ -338,9 +347,9 @@ fn read_zip(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
     let loaded = pickle::load(pkl_bytes, &mut |heap, pid| torch::storage_from_pid(heap, pid, false))
         .map_err(|e| pickle_err(path, &pkl.name, e))?;
     let records = torch::collect_tensors(&loaded.heap, &loaded.value).map_err(|m| structure(path, m))?;
-    let (storages, storage_keys, _) =
+    let storages =
         resolve_storages(path, &records, |key| archive.get(&format!("{prefix}data/{key}")).map(|e| e.data.clone()))?;
-    Ok(Parsed { records, storages, storage_keys, big_endian })
+    Ok(Parsed { records, storages, big_endian })
 }
 
 fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
@@ -431,24 +440,23 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
             }
         }
     }
-    let (storages, storage_keys, _) = resolve_storages(path, &records, |key| ranges.get(key).cloned())?;
-    Ok(Parsed { records, storages, storage_keys, big_endian })
+    let storages = resolve_storages(path, &records, |key| ranges.get(key).cloned())?;
+    Ok(Parsed { records, storages, big_endian })
 }
 
 fn validate(
     path: &Path,
     name: &str,
     rec: &TensorRecord,
-    storages: &[RootStorage],
-    keys: &[String],
+    storages: &Storages,
 ) -> Result<TensorEntry, ConvertError> {
     let invalid = |message: String| ConvertError::InvalidTensor { path: path.to_path_buf(), tensor: name.to_owned(), message };
     let Some(st_name) = rec.dtype.safetensors_name() else {
         return Err(ConvertError::UnsupportedDtype { path: path.to_path_buf(), tensor: name.to_owned(), dtype: rec.dtype.name().to_owned() });
     };
     let dtype: safetensors::Dtype = st_name.parse().map_err(|_| invalid(format!("dtype {st_name} is unknown to the safetensors crate")))?;
-    let storage = keys.iter().position(|k| **k == *rec.storage.key).expect("every tensor's storage was resolved");
-    let root_len = storages[storage].range.len() as u64;
+    let storage = storages.index[&rec.storage.key];
+    let root_len = storages.ranges[storage].len() as u64;
     let view_start = rec.storage.byte_offset;
     let view_end = match rec.storage.view_len {
         Some(l) => view_start.checked_add(l),
@@ -475,7 +483,7 @@ fn validate(
             return Err(invalid(format!(
                 "needs bytes up to {} of storage `{}` but it has only {} (size {:?}, stride {:?}, offset {})",
                 end - view_start,
-                keys[storage],
+                storages.keys[storage],
                 view_end - view_start,
                 rec.size,
                 rec.stride,

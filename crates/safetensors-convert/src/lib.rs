@@ -1,7 +1,7 @@
 //! Convert PyTorch checkpoints to safetensors **without executing any pickle code**.
 //!
 //! `torch.load` runs whatever a checkpoint's pickle tells it to; this crate instead reads the
-//! pickle with a small virtual machine of its own ([`pickle`](crate) module, private) that knows
+//! pickle with a small virtual machine of its own (a private `pickle` module) that knows
 //! only the opcodes a state dict needs and an allowlist of globals:
 //! `collections.OrderedDict`, `torch._utils._rebuild_tensor{,_v2,_v3}`,
 //! `torch._utils._rebuild_parameter{,_with_state}`, `torch._tensor._rebuild_from_type_v2` (for
