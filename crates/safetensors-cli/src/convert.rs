@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::progress::Progress;
 use crate::size::format_bytes;
 use crate::table::printable;
+use crate::output::say;
 
 /// Arguments of `safetensors convert`.
 #[derive(Debug, clap::Args)]
@@ -48,10 +49,10 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode, Error> {
     progress.finish();
     let report = result.map_err(|source| Error::Convert { input: args.input.display().to_string(), source: Box::new(source) })?;
     for (dropped, kept) in &report.dropped_shared {
-        println!("shared storage: wrote `{}`, dropped `{}` (same bytes)", printable(kept), printable(dropped));
+        say!("shared storage: wrote `{}`, dropped `{}` (same bytes)", printable(kept), printable(dropped));
     }
     let files: Vec<String> = report.files_written.iter().map(|p| p.display().to_string()).collect();
-    println!(
+    say!(
         "converted {} tensors into {} ({}){}",
         report.tensors_written,
         files.join(", "),

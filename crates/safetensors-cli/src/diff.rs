@@ -12,6 +12,7 @@ use crate::floats::{format_float, FloatDiff, FloatKind};
 use crate::model::OpenModel;
 use crate::size::format_count;
 use crate::table::{printable, shape};
+use crate::output::say;
 
 /// Arguments of `safetensors diff`.
 #[derive(Debug, clap::Args)]
@@ -38,7 +39,7 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, Error> {
     let mut differences = 0usize;
     let mut report = |line: String| {
         differences += 1;
-        println!("{line}");
+        say!("{line}");
     };
 
     let names_a: BTreeSet<&String> = a.tensors.keys().collect();
@@ -123,10 +124,10 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, Error> {
     }
 
     if differences == 0 {
-        println!("identical: {} tensors, equal dtypes, shapes, bytes and metadata", format_count(identical as u64));
+        say!("identical: {} tensors, equal dtypes, shapes, bytes and metadata", format_count(identical as u64));
         Ok(ExitCode::SUCCESS)
     } else {
-        println!(
+        say!(
             "{differences} difference(s); {} of {} tensors in both are identical",
             format_count(identical as u64),
             format_count(common.len() as u64)

@@ -18,6 +18,7 @@ use crate::index::{locate, read_index, Layout, ShardIndex};
 use crate::remote::{self, RemoteFile};
 use crate::size::{format_bytes, format_count};
 use crate::table::{printable, shape, Align, Table};
+use crate::output::say;
 
 /// Arguments of `safetensors inspect`.
 #[derive(Debug, clap::Args)]
@@ -63,9 +64,9 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode, Error> {
     let model = load(&args.location)?;
     if args.json {
         let text = serde_json::to_string_pretty(&JsonReport::new(&model)).expect("the report is plain data");
-        println!("{text}");
+        say!("{text}");
     } else {
-        print!("{}", render(&model));
+        crate::output::write_stdout(&render(&model));
     }
     for warning in &model.warnings {
         eprintln!("safetensors: warning: {warning}");

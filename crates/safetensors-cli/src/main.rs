@@ -11,6 +11,7 @@ mod index;
 mod inspect;
 mod merge;
 mod model;
+mod output;
 mod progress;
 mod remote;
 mod shard;

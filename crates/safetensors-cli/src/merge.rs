@@ -12,6 +12,7 @@ use crate::progress::Progress;
 use crate::size::format_bytes;
 use crate::table::printable;
 use crate::write::write_file;
+use crate::output::say;
 
 /// Arguments of `safetensors merge`.
 #[derive(Debug, clap::Args)]
@@ -63,7 +64,7 @@ pub fn run(args: &MergeArgs) -> Result<ExitCode, Error> {
     let progress = Progress::bytes(total, "merging");
     write_file(views, metadata, &args.output, &progress)?;
     progress.finish();
-    println!(
+    say!(
         "merged {} shard(s) into {} ({count} tensors, {})",
         model.files.len(),
         args.output.display(),

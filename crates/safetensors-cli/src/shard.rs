@@ -13,6 +13,7 @@ use crate::model::OpenModel;
 use crate::progress::Progress;
 use crate::size::{format_bytes, parse_size};
 use crate::write::write_file;
+use crate::output::say;
 
 /// Arguments of `safetensors shard`.
 #[derive(Debug, clap::Args)]
@@ -90,7 +91,7 @@ pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {
     // The index goes last: an interrupted run never leaves an index naming missing shards.
     write_atomically(&args.output_dir.join(INDEX_FILE), write_index_json(total, &weight_map).as_bytes())?;
     progress.finish();
-    println!(
+    say!(
         "wrote {count} shard(s) and {INDEX_FILE} to {} ({} tensors, {})",
         args.output_dir.display(),
         sized.len(),

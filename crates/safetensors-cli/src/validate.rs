@@ -13,6 +13,7 @@ use crate::index::{locate, read_index, Layout};
 use crate::inspect::index_problems;
 use crate::size::format_count;
 use crate::table::printable;
+use crate::output::say;
 
 /// Arguments of `safetensors validate`.
 #[derive(Debug, clap::Args)]
@@ -37,7 +38,7 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode, Error> {
         let problems = match locate(Path::new(path)) {
             Ok(Layout::Single(file)) => match check_file(&file) {
                 Ok((_, summary)) => {
-                    println!("{}: OK ({summary})", printable(path));
+                    say!("{}: OK ({summary})", printable(path));
                     continue;
                 }
                 Err(problem) => vec![problem],
@@ -46,7 +47,7 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode, Error> {
             Err(err) => vec![chain(&err)],
         };
         if problems.is_empty() {
-            println!("{}: OK (sharded model, index consistent)", printable(path));
+            say!("{}: OK (sharded model, index consistent)", printable(path));
         } else {
             invalid += 1;
             for problem in problems {
@@ -87,7 +88,7 @@ fn check_sharded(shown: &str, index_path: &Path, folder: &Path) -> Vec<String> {
         let shard = folder.join(file);
         match check_file(&shard) {
             Ok((safe, summary)) => {
-                println!("{}: {}: OK ({summary})", printable(shown), printable(file));
+                say!("{}: {}: OK ({summary})", printable(shown), printable(file));
                 opened.push((file, safe));
             }
             Err(problem) => problems.push(format!("{}: {problem}", printable(file))),

@@ -97,7 +97,8 @@ fn start_nginx(root: &Path) -> Option<Nginx> {
                access_log {d}/access.log ranges;\n\
                client_body_temp_path {d}/client_body;\n proxy_temp_path {d}/proxy;\n fastcgi_temp_path {d}/fastcgi;\n\
                uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-               server {{ listen 127.0.0.1:{port}; root {root}; location / {{ }} }}\n\
+               server {{ listen 127.0.0.1:{port}; root {root}; location / {{ }}\n\
+                 location = /moved.safetensors {{ return 302 /single/model.safetensors; }} }}\n\
              }}\n",
             root = root.display()
         );
@@ -190,6 +191,18 @@ fn inspect_over_http_transfers_only_headers() {
     let out = run(["inspect", &nginx.url("single/model.safetensors")]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(out.stdout.contains("layer.7.weight") && out.stdout.contains("format: pt"), "{}", out.stdout);
+
+    // A redirect (as the Hub answers with) is followed, and the Range header with it.
+    let before = nginx.log().len();
+    let moved = inspect_json(&nginx.url("moved.safetensors"));
+    assert_eq!(normalized(&moved), normalized(&local));
+    let log: Vec<LogEntry> = nginx.log().into_iter().skip(before).collect();
+    let statuses: Vec<(u16, &str)> = log.iter().map(|e| (e.status, e.uri.as_str())).collect();
+    assert_eq!(
+        statuses,
+        [(302, "/moved.safetensors"), (206, "/single/model.safetensors"), (302, "/moved.safetensors"), (206, "/single/model.safetensors")]
+    );
+    assert!(log.iter().all(|e| e.body_bytes_sent <= header_len.max(1024)), "{log:?}");
 
     // Sharded: the index in full, then two Range requests per shard.
     let before = nginx.log().len();
