@@ -99,9 +99,11 @@ fn shard_then_merge_round_trips_byte_for_byte() {
         let shards = dir.path().join(folder);
         let out = shard(&whole, &shards, size);
         assert_eq!(out.code, 0, "{}", out.all());
+        assert_eq!(out.stderr, "", "no progress bar when not on a terminal");
         let merged = dir.path().join(format!("merged-{folder}.safetensors"));
         let out = merge(&shards, &merged);
         assert_eq!(out.code, 0, "{}", out.all());
+        assert_eq!(out.stderr, "", "no progress bar when not on a terminal");
         assert_eq!(contents(&merged), contents(&whole), "{folder}");
         // The core lays tensors out canonically, so the whole file comes back identical.
         assert_eq!(std::fs::read(&merged).unwrap(), std::fs::read(&whole).unwrap(), "{folder}");
@@ -175,4 +177,28 @@ fn merge_warns_when_shards_carry_different_metadata() {
     let file = SafeFile::open(&merged, Backend::Pread).unwrap();
     assert_eq!(file.metadata().metadata_ordered().unwrap(), [("format".to_string(), "pt".to_string())]);
     assert_eq!(file.metadata().len(), 2);
+}
+
+/// On a terminal (a pseudo-terminal from util-linux `script`) the progress bar is drawn.
+#[test]
+fn progress_bar_is_drawn_on_a_terminal() {
+    let has_script = std::process::Command::new("script").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !has_script {
+        eprintln!("note: `script` (util-linux) not found, skipping the terminal progress bar test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("m.safetensors");
+    write_model(&whole, &sample_tensors(4, 4096), None);
+    let command = format!(
+        "{} shard {} {} --max-shard-size 20KB",
+        env!("CARGO_BIN_EXE_safetensors"),
+        whole.display(),
+        dir.path().join("s").display()
+    );
+    let out = std::process::Command::new("script").args(["-qec", &command, "/dev/null"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("writing model-0000"), "no progress bar drawn: {text:?}");
+    assert!(text.contains("wrote 4 shard(s)"), "{text}");
 }
