@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::process::ExitCode;
 
 use serde::ser::SerializeMap;
@@ -106,14 +107,38 @@ fn load_url(url: &str) -> Result<Model, Error> {
         return Ok(Model { source: url.to_string(), index: None, files: vec![ShardHeader { name: url.to_string(), header }], warnings: Vec::new() });
     }
     let index = ShardIndex::parse(&remote::fetch_document(&agent, url)?, url)?;
-    let mut files = Vec::new();
-    for file in index.files() {
-        let shard_url = remote::resolve_sibling(url, file)?;
-        let mut remote_file = RemoteFile::open(&agent, &shard_url)?;
-        let header = read_header(&mut remote_file, &shard_url)?;
-        files.push(ShardHeader { name: file.to_string(), header });
-    }
+    let names = index.files();
+    let urls = names.iter().map(|name| remote::resolve_sibling(url, name)).collect::<Result<Vec<_>, _>>()?;
+    let headers = fetch_headers(&agent, &urls)?;
+    let files = names.iter().zip(headers).map(|(name, header)| ShardHeader { name: name.to_string(), header }).collect();
     Ok(sharded(url, index, files))
+}
+
+/// Most shard headers fetched at once: a model with 72 shards takes a few round trips, not 144.
+const PARALLEL_REQUESTS: usize = 8;
+
+/// Reads the header behind each URL (two Range requests each), several at a time; results in
+/// the order of `urls`, or the error of the first URL (in that order) that failed.
+fn fetch_headers(agent: &ureq::Agent, urls: &[String]) -> Result<Vec<FileHeader>, Error> {
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<FileHeader, Error>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..PARALLEL_REQUESTS.min(urls.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(url) = urls.get(i) else { break done };
+                        let header = RemoteFile::open(agent, url).and_then(|mut file| read_header(&mut file, url));
+                        done.push((i, header));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a header fetch panicked")).collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, header)| header).collect()
 }
 
 /// Assembles a sharded model and notes where the index and the shards disagree.
