@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use safetensors_convert::{convert_file, convert_folder, ConvertOptions};
 
 use crate::error::Error;
+use crate::output::say;
 use crate::progress::Progress;
 use crate::size::format_bytes;
 use crate::table::printable;
-use crate::output::say;
 
 /// Arguments of `safetensors convert`.
 #[derive(Debug, clap::Args)]
@@ -40,18 +40,32 @@ pub struct ConvertArgs {
 pub fn run(args: &ConvertArgs) -> Result<ExitCode, Error> {
     let progress = Progress::bytes(0, "converting");
     let on_progress = |done: u64, total: u64| progress.set(done, total);
-    let options = ConvertOptions { verify: args.verify, progress: Some(&on_progress) };
+    let options = ConvertOptions {
+        verify: args.verify,
+        progress: Some(&on_progress),
+    };
     let result = if args.input.is_dir() {
         convert_folder(&args.input, &args.output, &options)
     } else {
         convert_file(&args.input, &args.output, &options)
     };
     progress.finish();
-    let report = result.map_err(|source| Error::Convert { input: args.input.display().to_string(), source: Box::new(source) })?;
+    let report = result.map_err(|source| Error::Convert {
+        input: args.input.display().to_string(),
+        source: Box::new(source),
+    })?;
     for (dropped, kept) in &report.dropped_shared {
-        say!("shared storage: wrote `{}`, dropped `{}` (same bytes)", printable(kept), printable(dropped));
+        say!(
+            "shared storage: wrote `{}`, dropped `{}` (same bytes)",
+            printable(kept),
+            printable(dropped)
+        );
     }
-    let files: Vec<String> = report.files_written.iter().map(|p| p.display().to_string()).collect();
+    let files: Vec<String> = report
+        .files_written
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     say!(
         "converted {} tensors into {} ({}){}",
         report.tensors_written,

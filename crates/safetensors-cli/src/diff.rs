@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use crate::error::Error;
 use crate::floats::{format_float, FloatDiff, FloatKind};
 use crate::model::OpenModel;
+use crate::output::say;
 use crate::size::format_count;
 use crate::table::{printable, shape};
-use crate::output::say;
 
 /// Arguments of `safetensors diff`.
 #[derive(Debug, clap::Args)]
@@ -46,11 +46,21 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, Error> {
     let names_b: BTreeSet<&String> = b.tensors.keys().collect();
     for name in names_a.difference(&names_b) {
         let view = a.view(name)?;
-        report(format!("only in A: {} ({} {})", printable(name), view.dtype(), shape(view.shape())));
+        report(format!(
+            "only in A: {} ({} {})",
+            printable(name),
+            view.dtype(),
+            shape(view.shape())
+        ));
     }
     for name in names_b.difference(&names_a) {
         let view = b.view(name)?;
-        report(format!("only in B: {} ({} {})", printable(name), view.dtype(), shape(view.shape())));
+        report(format!(
+            "only in B: {} ({} {})",
+            printable(name),
+            view.dtype(),
+            shape(view.shape())
+        ));
     }
 
     let mut identical = 0usize;
@@ -59,11 +69,19 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, Error> {
         let (va, vb) = (a.view(name)?, b.view(name)?);
         let shown = printable(name);
         if va.dtype() != vb.dtype() {
-            report(format!("dtype differs: {shown}: {} in A, {} in B", va.dtype(), vb.dtype()));
+            report(format!(
+                "dtype differs: {shown}: {} in A, {} in B",
+                va.dtype(),
+                vb.dtype()
+            ));
             continue;
         }
         if va.shape() != vb.shape() {
-            report(format!("shape differs: {shown}: {} in A, {} in B", shape(va.shape()), shape(vb.shape())));
+            report(format!(
+                "shape differs: {shown}: {} in A, {} in B",
+                shape(va.shape()),
+                shape(vb.shape())
+            ));
             continue;
         }
         let (da, db) = (va.data(), vb.data());
@@ -83,7 +101,10 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, Error> {
                     format_float(diff.max_abs_diff)
                 );
                 if diff.nan_mismatches > 0 {
-                    line.push_str(&format!(", {} NaN on one side only", format_count(diff.nan_mismatches)));
+                    line.push_str(&format!(
+                        ", {} NaN on one side only",
+                        format_count(diff.nan_mismatches)
+                    ));
                 }
                 if diff.differing == 0 {
                     line.push_str(" (only the encoding differs: NaN payloads or signed zeros)");
@@ -96,7 +117,11 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, Error> {
                     0 => ("bytes", 1),
                     width => ("elements", width),
                 };
-                let differing = da.chunks_exact(width).zip(db.chunks_exact(width)).filter(|(x, y)| x != y).count();
+                let differing = da
+                    .chunks_exact(width)
+                    .zip(db.chunks_exact(width))
+                    .filter(|(x, y)| x != y)
+                    .count();
                 let total = da.len() / width;
                 report(format!(
                     "data differs: {shown} ({what}): {} of {} {unit} differ",
@@ -112,19 +137,32 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, Error> {
     for key in keys {
         match (meta_a.get(key), meta_b.get(key)) {
             (Some(x), Some(y)) if x == y => {}
-            (Some(x), Some(y)) => report(format!("metadata differs: {}: {:?} in A, {:?} in B", printable(key), x, y)),
+            (Some(x), Some(y)) => report(format!(
+                "metadata differs: {}: {:?} in A, {:?} in B",
+                printable(key),
+                x,
+                y
+            )),
             (Some(x), None) => report(format!("metadata only in A: {}: {:?}", printable(key), x)),
             (None, Some(y)) => report(format!("metadata only in B: {}: {:?}", printable(key), y)),
             (None, None) => {}
         }
     }
-    if a.metadata().0.is_some() != b.metadata().0.is_some() && meta_a.is_empty() && meta_b.is_empty() {
+    if a.metadata().0.is_some() != b.metadata().0.is_some()
+        && meta_a.is_empty()
+        && meta_b.is_empty()
+    {
         let side = if a.metadata().0.is_some() { "A" } else { "B" };
-        report(format!("metadata differs: only {side} has an (empty) __metadata__"));
+        report(format!(
+            "metadata differs: only {side} has an (empty) __metadata__"
+        ));
     }
 
     if differences == 0 {
-        say!("identical: {} tensors, equal dtypes, shapes, bytes and metadata", format_count(identical as u64));
+        say!(
+            "identical: {} tensors, equal dtypes, shapes, bytes and metadata",
+            format_count(identical as u64)
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         say!(

@@ -64,21 +64,39 @@ pub enum Error {
 
 impl Error {
     /// An [`Error::Io`] for `path`.
-    pub fn io(action: &'static str, path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.as_ref().display().to_string(), source }
+    pub fn io(
+        action: &'static str,
+        path: impl AsRef<std::path::Path>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 
     /// Wraps a core error about `path`: an I/O failure reads as one (not as an invalid file).
     pub fn from_core(path: impl std::fmt::Display, source: SafeTensorError) -> Self {
         match source {
-            SafeTensorError::IoError(e) => Error::Io { action: "read", path: path.to_string(), source: e },
-            source => Error::Format { path: path.to_string(), source },
+            SafeTensorError::IoError(e) => Error::Io {
+                action: "read",
+                path: path.to_string(),
+                source: e,
+            },
+            source => Error::Format {
+                path: path.to_string(),
+                source,
+            },
         }
     }
 
     /// An [`Error::Invalid`] for `path`.
     pub fn invalid(path: impl std::fmt::Display, message: impl Into<String>) -> Self {
-        Error::Invalid { path: path.to_string(), message: message.into() }
+        Error::Invalid {
+            path: path.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -100,5 +118,9 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 
 /// `text` with line breaks folded into spaces, so every error is one line.
 pub fn one_line(text: &str) -> String {
-    text.split(['\n', '\r']).map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

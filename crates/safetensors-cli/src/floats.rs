@@ -121,7 +121,11 @@ impl FloatDiff {
                         continue; // +0 and -0
                     }
                     self.differing += 1;
-                    let d = if x.is_infinite() || y.is_infinite() { f64::INFINITY } else { (x - y).abs() };
+                    let d = if x.is_infinite() || y.is_infinite() {
+                        f64::INFINITY
+                    } else {
+                        (x - y).abs()
+                    };
                     if d > self.max_abs_diff {
                         self.max_abs_diff = d;
                     }
@@ -170,7 +174,11 @@ mod tests {
                 assert!(got.is_nan(), "{bits:#06x}");
             } else {
                 assert_eq!(got, expected, "{bits:#06x}");
-                assert_eq!(got.is_sign_negative(), expected.is_sign_negative(), "{bits:#06x}");
+                assert_eq!(
+                    got.is_sign_negative(),
+                    expected.is_sign_negative(),
+                    "{bits:#06x}"
+                );
             }
         }
     }
@@ -200,8 +208,20 @@ mod tests {
     #[test]
     fn diff_reports_max_abs_difference_and_counts() {
         let mut d = FloatDiff::default();
-        d.update(FloatKind::F32, &f32_bytes(&[1.0, 2.0, 3.0, -0.0]), &f32_bytes(&[1.0, 2.5, 1.0, 0.0]));
-        assert_eq!(d, FloatDiff { elements: 4, differing: 2, max_abs_diff: 2.0, nan_mismatches: 0 });
+        d.update(
+            FloatKind::F32,
+            &f32_bytes(&[1.0, 2.0, 3.0, -0.0]),
+            &f32_bytes(&[1.0, 2.5, 1.0, 0.0]),
+        );
+        assert_eq!(
+            d,
+            FloatDiff {
+                elements: 4,
+                differing: 2,
+                max_abs_diff: 2.0,
+                nan_mismatches: 0
+            }
+        );
     }
 
     #[test]
@@ -219,13 +239,25 @@ mod tests {
     #[test]
     fn diff_decodes_each_kind() {
         let mut d = FloatDiff::default();
-        d.update(FloatKind::F16, &0x3c00u16.to_le_bytes(), &0x4000u16.to_le_bytes());
+        d.update(
+            FloatKind::F16,
+            &0x3c00u16.to_le_bytes(),
+            &0x4000u16.to_le_bytes(),
+        );
         assert_eq!(d.max_abs_diff, 1.0);
         let mut d = FloatDiff::default();
-        d.update(FloatKind::BF16, &0x3f80u16.to_le_bytes(), &0x4040u16.to_le_bytes());
+        d.update(
+            FloatKind::BF16,
+            &0x3f80u16.to_le_bytes(),
+            &0x4040u16.to_le_bytes(),
+        );
         assert_eq!(d.max_abs_diff, 2.0);
         let mut d = FloatDiff::default();
-        d.update(FloatKind::F64, &0.25f64.to_le_bytes(), &(-0.5f64).to_le_bytes());
+        d.update(
+            FloatKind::F64,
+            &0.25f64.to_le_bytes(),
+            &(-0.5f64).to_le_bytes(),
+        );
         assert_eq!(d.max_abs_diff, 0.75);
         assert_eq!(FloatKind::from_dtype_name("F8_E4M3"), None);
         assert_eq!(FloatKind::from_dtype_name("BF16"), Some(FloatKind::BF16));

@@ -41,8 +41,15 @@ impl LocalFile {
     /// Opens `path` for reading.
     pub fn open(path: &Path) -> Result<Self, Error> {
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let size = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
-        Ok(LocalFile { file, path: path.display().to_string(), size })
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("stat", path, e))?
+            .len();
+        Ok(LocalFile {
+            file,
+            path: path.display().to_string(),
+            size,
+        })
     }
 }
 
@@ -52,7 +59,11 @@ impl ByteSource for LocalFile {
     }
 
     fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
-        let io = |e| Error::Io { action: "read", path: self.path.clone(), source: e };
+        let io = |e| Error::Io {
+            action: "read",
+            path: self.path.clone(),
+            source: e,
+        };
         self.file.seek(SeekFrom::Start(offset)).map_err(io)?;
         let mut buffer = vec![0u8; len];
         self.file.read_exact(&mut buffer).map_err(io)?;
@@ -75,19 +86,36 @@ impl ByteSource for RemoteFile {
 /// Memory used is bounded by the real file size and the core's 100 MB header limit, never by
 /// the length the file claims.
 pub fn read_header(source: &mut dyn ByteSource, name: &str) -> Result<FileHeader, Error> {
-    let format = |source| Error::Format { path: name.to_string(), source };
+    let format = |source| Error::Format {
+        path: name.to_string(),
+        source,
+    };
     let file_size = source.size();
     let prefix = source.read_at(0, file_size.min(8) as usize)?;
     let header_len = read_header_len(&prefix).map_err(format)?;
     let data_start = 8 + header_len as u64;
     if data_start > file_size {
-        return Err(format(SafeTensorError::InvalidHeaderLength { header_len: header_len as u64, file_len: file_size }));
+        return Err(format(SafeTensorError::InvalidHeaderLength {
+            header_len: header_len as u64,
+            file_len: file_size,
+        }));
     }
     let header = source.read_at(8, header_len)?;
-    let data_len = usize::try_from(file_size - data_start)
-        .map_err(|_| Error::invalid(name, format!("the data section ({} bytes) is too large for this platform", file_size - data_start)))?;
+    let data_len = usize::try_from(file_size - data_start).map_err(|_| {
+        Error::invalid(
+            name,
+            format!(
+                "the data section ({} bytes) is too large for this platform",
+                file_size - data_start
+            ),
+        )
+    })?;
     let metadata = Metadata::from_header_bytes(&header, data_len).map_err(format)?;
-    Ok(FileHeader { file_size, header_len, metadata })
+    Ok(FileHeader {
+        file_size,
+        header_len,
+        metadata,
+    })
 }
 
 /// Reads the header of a local file.

@@ -72,8 +72,11 @@ pub fn write_index_json(total_size: u64, weight_map: &BTreeMap<String, String>) 
         metadata: Meta,
         weight_map: &'a BTreeMap<String, String>,
     }
-    let mut text = serde_json::to_string_pretty(&Index { metadata: Meta { total_size }, weight_map })
-        .expect("a map of strings always serializes");
+    let mut text = serde_json::to_string_pretty(&Index {
+        metadata: Meta { total_size },
+        weight_map,
+    })
+    .expect("a map of strings always serializes");
     text.push('\n');
     text
 }
@@ -96,7 +99,11 @@ pub enum Layout {
 /// index file, or a single safetensors file.
 pub fn locate(path: &Path) -> Result<Layout, Error> {
     let sharded = |index: PathBuf| {
-        let folder = index.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let folder = index
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         Layout::Sharded { index, folder }
     };
     if path.is_dir() {
@@ -107,7 +114,10 @@ pub fn locate(path: &Path) -> Result<Layout, Error> {
         } else if single.is_file() {
             Ok(Layout::Single(single))
         } else {
-            Err(Error::invalid(path.display(), format!("the folder holds neither {INDEX_FILE} nor model.safetensors")))
+            Err(Error::invalid(
+                path.display(),
+                format!("the folder holds neither {INDEX_FILE} nor model.safetensors"),
+            ))
         }
     } else if path.extension().is_some_and(|e| e == "json") {
         Ok(sharded(path.to_path_buf()))
@@ -141,7 +151,9 @@ pub fn check_shard_name(origin: &str, name: &str) -> Result<(), Error> {
 
 /// Deserializes a JSON object into a map, refusing a key that appears twice (instead of
 /// silently keeping the last value).
-fn unique_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+fn unique_map<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
     struct UniqueMap;
     impl<'de> Visitor<'de> for UniqueMap {
         type Value = BTreeMap<String, String>;
@@ -152,7 +164,9 @@ fn unique_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<Str
             let mut map = BTreeMap::new();
             while let Some((key, value)) = access.next_entry::<String, String>()? {
                 if map.contains_key(&key) {
-                    return Err(serde::de::Error::custom(format!("tensor `{key}` is listed twice in weight_map")));
+                    return Err(serde::de::Error::custom(format!(
+                        "tensor `{key}` is listed twice in weight_map"
+                    )));
                 }
                 map.insert(key, value);
             }
@@ -171,7 +185,13 @@ mod tests {
         let json = br#"{"metadata": {"total_size": 1234}, "weight_map": {"b": "model-00002-of-00002.safetensors", "a": "model-00001-of-00002.safetensors", "c": "model-00001-of-00002.safetensors"}}"#;
         let index = ShardIndex::parse(json, "index.json").unwrap();
         assert_eq!(index.total_size(), Some(1234));
-        assert_eq!(index.files(), ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]);
+        assert_eq!(
+            index.files(),
+            [
+                "model-00001-of-00002.safetensors",
+                "model-00002-of-00002.safetensors"
+            ]
+        );
         assert_eq!(index.weight_map["b"], "model-00002-of-00002.safetensors");
     }
 
@@ -179,7 +199,11 @@ mod tests {
     fn total_size_may_be_missing_or_a_string() {
         let index = ShardIndex::parse(br#"{"weight_map": {}}"#, "i").unwrap();
         assert_eq!(index.total_size(), None);
-        let index = ShardIndex::parse(br#"{"metadata": {"total_size": "77"}, "weight_map": {}}"#, "i").unwrap();
+        let index = ShardIndex::parse(
+            br#"{"metadata": {"total_size": "77"}, "weight_map": {}}"#,
+            "i",
+        )
+        .unwrap();
         assert_eq!(index.total_size(), Some(77));
     }
 
@@ -187,13 +211,24 @@ mod tests {
     fn refuses_duplicates_bad_names_and_junk() {
         let dup = br#"{"weight_map": {"a": "x.safetensors", "a": "y.safetensors"}}"#;
         let err = ShardIndex::parse(dup, "dup.json").unwrap_err().to_string();
-        assert!(err.contains("dup.json") && err.contains("`a` is listed twice"), "{err}");
+        assert!(
+            err.contains("dup.json") && err.contains("`a` is listed twice"),
+            "{err}"
+        );
         let escape = br#"{"weight_map": {"a": "../secret.safetensors"}}"#;
         let err = ShardIndex::parse(escape, "e.json").unwrap_err().to_string();
         assert!(err.contains("../secret.safetensors"), "{err}");
-        for junk in [&b"[]"[..], b"{}", b"{\"weight_map\": {\"a\": 3}}", b"not json"] {
+        for junk in [
+            &b"[]"[..],
+            b"{}",
+            b"{\"weight_map\": {\"a\": 3}}",
+            b"not json",
+        ] {
             let err = ShardIndex::parse(junk, "j.json").unwrap_err().to_string();
-            assert!(err.starts_with("j.json: not a valid safetensors index"), "{err}");
+            assert!(
+                err.starts_with("j.json: not a valid safetensors index"),
+                "{err}"
+            );
         }
     }
 

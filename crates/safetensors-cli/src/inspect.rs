@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -16,10 +16,10 @@ use safetensors::Dtype;
 use crate::error::Error;
 use crate::header::{read_header, read_local_header, FileHeader};
 use crate::index::{locate, read_index, Layout, ShardIndex};
+use crate::output::say;
 use crate::remote::{self, RemoteFile};
 use crate::size::{format_bytes, format_count};
 use crate::table::{printable, shape, Align, Table};
-use crate::output::say;
 
 /// Arguments of `safetensors inspect`.
 #[derive(Debug, clap::Args)]
@@ -64,7 +64,8 @@ pub struct Model {
 pub fn run(args: &InspectArgs) -> Result<ExitCode, Error> {
     let model = load(&args.location)?;
     if args.json {
-        let text = serde_json::to_string_pretty(&JsonReport::new(&model)).expect("the report is plain data");
+        let text = serde_json::to_string_pretty(&JsonReport::new(&model))
+            .expect("the report is plain data");
         say!("{text}");
     } else {
         crate::output::write_stdout(&render(&model));
@@ -84,14 +85,22 @@ pub fn load(location: &str) -> Result<Model, Error> {
         Layout::Single(file) => {
             let header = read_local_header(&file)?;
             let name = file.display().to_string();
-            Ok(Model { source: location.to_string(), index: None, files: vec![ShardHeader { name, header }], warnings: Vec::new() })
+            Ok(Model {
+                source: location.to_string(),
+                index: None,
+                files: vec![ShardHeader { name, header }],
+                warnings: Vec::new(),
+            })
         }
         Layout::Sharded { index, folder } => {
             let index = read_index(&index)?;
             let mut files = Vec::new();
             for file in index.files() {
                 let header = read_local_header(&folder.join(file))?;
-                files.push(ShardHeader { name: file.to_string(), header });
+                files.push(ShardHeader {
+                    name: file.to_string(),
+                    header,
+                });
             }
             Ok(sharded(location, index, files))
         }
@@ -104,13 +113,31 @@ fn load_url(url: &str) -> Result<Model, Error> {
     if !path_part.ends_with(".json") {
         let mut file = RemoteFile::open(&agent, url)?;
         let header = read_header(&mut file, url)?;
-        return Ok(Model { source: url.to_string(), index: None, files: vec![ShardHeader { name: url.to_string(), header }], warnings: Vec::new() });
+        return Ok(Model {
+            source: url.to_string(),
+            index: None,
+            files: vec![ShardHeader {
+                name: url.to_string(),
+                header,
+            }],
+            warnings: Vec::new(),
+        });
     }
     let index = ShardIndex::parse(&remote::fetch_document(&agent, url)?, url)?;
     let names = index.files();
-    let urls = names.iter().map(|name| remote::resolve_sibling(url, name)).collect::<Result<Vec<_>, _>>()?;
+    let urls = names
+        .iter()
+        .map(|name| remote::resolve_sibling(url, name))
+        .collect::<Result<Vec<_>, _>>()?;
     let headers = fetch_headers(&agent, &urls)?;
-    let files = names.iter().zip(headers).map(|(name, header)| ShardHeader { name: name.to_string(), header }).collect();
+    let files = names
+        .iter()
+        .zip(headers)
+        .map(|(name, header)| ShardHeader {
+            name: name.to_string(),
+            header,
+        })
+        .collect();
     Ok(sharded(url, index, files))
 }
 
@@ -129,13 +156,17 @@ fn fetch_headers(agent: &ureq::Agent, urls: &[String]) -> Result<Vec<FileHeader>
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(url) = urls.get(i) else { break done };
-                        let header = RemoteFile::open(agent, url).and_then(|mut file| read_header(&mut file, url));
+                        let header = RemoteFile::open(agent, url)
+                            .and_then(|mut file| read_header(&mut file, url));
                         done.push((i, header));
                     }
                 })
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().expect("a header fetch panicked")).collect()
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a header fetch panicked"))
+            .collect()
     });
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, header)| header).collect()
@@ -143,9 +174,20 @@ fn fetch_headers(agent: &ureq::Agent, urls: &[String]) -> Result<Vec<FileHeader>
 
 /// Assembles a sharded model and notes where the index and the shards disagree.
 fn sharded(source: &str, index: ShardIndex, files: Vec<ShardHeader>) -> Model {
-    let headers: Vec<(&str, &Metadata)> = files.iter().map(|s| (s.name.as_str(), &s.header.metadata)).collect();
-    let warnings = index_problems(&index, &headers).iter().map(ToString::to_string).collect();
-    Model { source: source.to_string(), index: Some(index), files, warnings }
+    let headers: Vec<(&str, &Metadata)> = files
+        .iter()
+        .map(|s| (s.name.as_str(), &s.header.metadata))
+        .collect();
+    let warnings = index_problems(&index, &headers)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Model {
+        source: source.to_string(),
+        index: Some(index),
+        files,
+        warnings,
+    }
 }
 
 /// One way an index and its shards disagree.
@@ -179,18 +221,22 @@ pub fn index_problems(index: &ShardIndex, shards: &[(&str, &Metadata)]) -> Vec<I
                     printable(name),
                     printable(file)
                 ))),
-                Some(mapped) if mapped.as_str() != *file => problems.push(IndexProblem::Tensor(format!(
-                    "tensor `{}` is in {} but the index maps it to {}",
-                    printable(name),
-                    printable(file),
-                    printable(mapped)
-                ))),
+                Some(mapped) if mapped.as_str() != *file => {
+                    problems.push(IndexProblem::Tensor(format!(
+                        "tensor `{}` is in {} but the index maps it to {}",
+                        printable(name),
+                        printable(file),
+                        printable(mapped)
+                    )))
+                }
                 Some(_) => {}
             }
         }
     }
     for (name, file) in &index.weight_map {
-        let found = shards.iter().any(|(shard, metadata)| shard == file && metadata.info(name).is_some());
+        let found = shards
+            .iter()
+            .any(|(shard, metadata)| shard == file && metadata.info(name).is_some());
         if !found {
             problems.push(IndexProblem::Tensor(format!(
                 "the index maps tensor `{}` to {} which does not hold it",
@@ -213,7 +259,10 @@ pub type Pairs<'a> = &'a [(String, String)];
 
 /// Elements in a tensor of this shape (1 for a scalar).
 pub fn parameters(shape: &[usize]) -> u64 {
-    shape.iter().map(|&d| d as u64).fold(1u64, u64::saturating_mul)
+    shape
+        .iter()
+        .map(|&d| d as u64)
+        .fold(1u64, u64::saturating_mul)
 }
 
 /// Per-dtype totals.
@@ -257,7 +306,11 @@ pub fn render(model: &Model) -> String {
             format_count(index.weight_map.len() as u64)
         ));
         if let Some(total) = index.total_size() {
-            out.push_str(&format!(", total_size {} = {}", format_count(total), format_bytes(total)));
+            out.push_str(&format!(
+                ", total_size {} = {}",
+                format_count(total),
+                format_bytes(total)
+            ));
         }
         out.push_str(")\n\n");
     }
@@ -307,18 +360,43 @@ pub fn render(model: &Model) -> String {
         ("SIZE", Align::Right),
     ]);
     for (dtype, t) in &by_dtype {
-        table.row(vec![dtype.to_string(), format_count(t.tensors), format_count(t.parameters), format_count(t.bytes), format_bytes(t.bytes)]);
+        table.row(vec![
+            dtype.to_string(),
+            format_count(t.tensors),
+            format_count(t.parameters),
+            format_count(t.bytes),
+            format_bytes(t.bytes),
+        ]);
     }
-    table.row(vec!["total".into(), format_count(all.tensors), format_count(all.parameters), format_count(all.bytes), format_bytes(all.bytes)]);
+    table.row(vec![
+        "total".into(),
+        format_count(all.tensors),
+        format_count(all.parameters),
+        format_count(all.bytes),
+        format_bytes(all.bytes),
+    ]);
     out.push_str(&table.render());
 
     // One metadata section when every file carries the same __metadata__, else one per file.
-    let distinct: BTreeSet<Option<&[(String, String)]>> =
-        model.files.iter().map(|s| s.header.metadata.metadata_ordered()).collect();
+    let distinct: BTreeSet<Option<&[(String, String)]>> = model
+        .files
+        .iter()
+        .map(|s| s.header.metadata.metadata_ordered())
+        .collect();
     let sections: Vec<(Option<&str>, Option<Pairs<'_>>)> = if distinct.len() <= 1 {
-        vec![(None, model.files.first().and_then(|s| s.header.metadata.metadata_ordered()))]
+        vec![(
+            None,
+            model
+                .files
+                .first()
+                .and_then(|s| s.header.metadata.metadata_ordered()),
+        )]
     } else {
-        model.files.iter().map(|s| (Some(s.name.as_str()), s.header.metadata.metadata_ordered())).collect()
+        model
+            .files
+            .iter()
+            .map(|s| (Some(s.name.as_str()), s.header.metadata.metadata_ordered()))
+            .collect()
     };
     for (file, metadata) in sections {
         out.push('\n');
@@ -338,7 +416,10 @@ pub fn render(model: &Model) -> String {
         }
     }
     if !model.warnings.is_empty() {
-        out.push_str(&format!("\n{} warning(s), see stderr\n", model.warnings.len()));
+        out.push_str(&format!(
+            "\n{} warning(s), see stderr\n",
+            model.warnings.len()
+        ));
     }
     out
 }
@@ -423,7 +504,10 @@ impl<'a> JsonReport<'a> {
         JsonReport {
             source: &model.source,
             sharded: model.index.is_some(),
-            index: model.index.as_ref().map(|i| JsonIndex { metadata: &i.metadata, weight_map_len: i.weight_map.len() }),
+            index: model.index.as_ref().map(|i| JsonIndex {
+                metadata: &i.metadata,
+                weight_map_len: i.weight_map.len(),
+            }),
             files: model
                 .files
                 .iter()
@@ -440,7 +524,10 @@ impl<'a> JsonReport<'a> {
                 tensors: all.tensors,
                 parameters: all.parameters,
                 bytes: all.bytes,
-                by_dtype: by_dtype.into_iter().map(|(d, t)| (d.to_string(), t)).collect(),
+                by_dtype: by_dtype
+                    .into_iter()
+                    .map(|(d, t)| (d.to_string(), t))
+                    .collect(),
             },
             warnings: &model.warnings,
         }

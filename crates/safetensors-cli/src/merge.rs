@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use crate::error::Error;
 use crate::index::{locate, Layout, INDEX_FILE};
 use crate::model::OpenModel;
+use crate::output::say;
 use crate::progress::Progress;
 use crate::size::format_bytes;
 use crate::table::printable;
 use crate::write::write_file;
-use crate::output::say;
 
 /// Arguments of `safetensors merge`.
 #[derive(Debug, clap::Args)]

@@ -34,23 +34,43 @@ impl OpenModel {
         match locate(path)? {
             Layout::Single(file) => {
                 let safe = open_file(&file)?;
-                let tensors = safe.metadata().iter().map(|(name, _)| (name.to_string(), 0)).collect();
-                Ok(OpenModel { path: shown.clone(), files: vec![(shown, safe)], tensors, warnings: Vec::new() })
+                let tensors = safe
+                    .metadata()
+                    .iter()
+                    .map(|(name, _)| (name.to_string(), 0))
+                    .collect();
+                Ok(OpenModel {
+                    path: shown.clone(),
+                    files: vec![(shown, safe)],
+                    tensors,
+                    warnings: Vec::new(),
+                })
             }
-            Layout::Sharded { index: index_path, folder } => {
+            Layout::Sharded {
+                index: index_path,
+                folder,
+            } => {
                 let index = read_index(&index_path)?;
                 let mut files = Vec::new();
                 for name in index.files() {
                     files.push((name.to_string(), open_file(&folder.join(name))?));
                 }
-                let headers: Vec<(&str, &Metadata)> = files.iter().map(|(n, f)| (n.as_str(), f.metadata())).collect();
+                let headers: Vec<(&str, &Metadata)> = files
+                    .iter()
+                    .map(|(n, f)| (n.as_str(), f.metadata()))
+                    .collect();
                 let mut warnings = Vec::new();
                 for problem in index_problems(&index, &headers) {
                     match problem {
                         IndexProblem::Tensor(message) => {
-                            return Err(Error::invalid(index_path.display(), format!("index and shards disagree: {message}")))
+                            return Err(Error::invalid(
+                                index_path.display(),
+                                format!("index and shards disagree: {message}"),
+                            ))
                         }
-                        IndexProblem::TotalSize(message) => warnings.push(format!("{}: {message}", index_path.display())),
+                        IndexProblem::TotalSize(message) => {
+                            warnings.push(format!("{}: {message}", index_path.display()))
+                        }
                     }
                 }
                 let mut tensors = BTreeMap::new();
@@ -59,25 +79,33 @@ impl OpenModel {
                         tensors.insert(name.to_string(), position);
                     }
                 }
-                Ok(OpenModel { path: shown, files, tensors, warnings })
+                Ok(OpenModel {
+                    path: shown,
+                    files,
+                    tensors,
+                    warnings,
+                })
             }
         }
     }
 
     /// The header entry and a zero-copy view of tensor `name`.
     pub fn view(&self, name: &str) -> Result<TensorView<'_>, Error> {
-        let position = *self
-            .tensors
-            .get(name)
-            .ok_or_else(|| Error::invalid(&self.path, format!("no tensor `{}`", printable(name))))?;
+        let position = *self.tensors.get(name).ok_or_else(|| {
+            Error::invalid(&self.path, format!("no tensor `{}`", printable(name)))
+        })?;
         let (file, safe) = &self.files[position];
-        safe.tensor(name).map_err(|source| Error::from_core(file, source))
+        safe.tensor(name)
+            .map_err(|source| Error::from_core(file, source))
     }
 
     /// The `__metadata__` to carry over: the first file's (in file name order). The second
     /// value lists files whose metadata differs from it.
     pub fn metadata(&self) -> (Option<Pairs<'_>>, Vec<&str>) {
-        let first = self.files.first().and_then(|(_, f)| f.metadata().metadata_ordered());
+        let first = self
+            .files
+            .first()
+            .and_then(|(_, f)| f.metadata().metadata_ordered());
         let differing = self
             .files
             .iter()
@@ -89,12 +117,20 @@ impl OpenModel {
 
     /// The `__metadata__` of the whole model as a map (for comparisons).
     pub fn metadata_map(&self) -> BTreeMap<&str, &str> {
-        self.metadata().0.unwrap_or(&[]).iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+        self.metadata()
+            .0
+            .unwrap_or(&[])
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 
     /// Tensor names in data order, file by file: the order a reader streaming the files sees.
     pub fn names_in_data_order(&self) -> Vec<String> {
-        self.files.iter().flat_map(|(_, f)| f.metadata().offset_keys()).collect()
+        self.files
+            .iter()
+            .flat_map(|(_, f)| f.metadata().offset_keys())
+            .collect()
     }
 }
 

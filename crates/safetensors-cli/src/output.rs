@@ -7,7 +7,9 @@ use std::io::Write;
 /// Writes `text` to stdout; on a closed pipe exits at once with status 0.
 pub fn write_stdout(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    let result = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    let result = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
     if let Err(err) = result {
         if err.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);

@@ -43,12 +43,19 @@ pub fn resolve_sibling(index_url: &str, name: &str) -> Result<String, Error> {
         .and_then(|authority| without_query[authority..].find('/').map(|p| authority + p));
     let base = match (path_start, without_query.rfind('/')) {
         (Some(_), Some(slash)) => &without_query[..=slash],
-        _ => return Err(Error::invalid(index_url, "cannot tell the folder of this URL")),
+        _ => {
+            return Err(Error::invalid(
+                index_url,
+                "cannot tell the folder of this URL",
+            ))
+        }
     };
     let mut url = String::from(base);
     for byte in name.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => url.push(byte as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                url.push(byte as char)
+            }
             _ => url.push_str(&format!("%{byte:02X}")),
         }
     }
@@ -63,7 +70,10 @@ pub fn fetch_document(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, Error> 
         .into_reader()
         .take(MAX_DOCUMENT_LEN + 1)
         .read_to_end(&mut body)
-        .map_err(|e| Error::Http { url: url.to_string(), message: format!("cannot read the response: {e}") })?;
+        .map_err(|e| Error::Http {
+            url: url.to_string(),
+            message: format!("cannot read the response: {e}"),
+        })?;
     if body.len() as u64 > MAX_DOCUMENT_LEN {
         return Err(Error::Http {
             url: url.to_string(),
@@ -85,16 +95,27 @@ impl RemoteFile {
     /// Requests the first 8 bytes, learning the file's size. Files shorter than 8 bytes are
     /// opened too (the prefix is then the whole file) so the caller's format check reports them.
     pub fn open(agent: &ureq::Agent, url: &str) -> Result<Self, Error> {
-        let request = agent.get(url).set("Range", "bytes=0-7").set("Accept-Encoding", "identity");
+        let request = agent
+            .get(url)
+            .set("Range", "bytes=0-7")
+            .set("Accept-Encoding", "identity");
         let response = match request.call() {
             Ok(response) => response,
             // Only an empty file cannot satisfy bytes=0-7 (a shorter one gets a shorter 206).
             Err(ureq::Error::Status(416, response)) => {
                 let empty = response.header("Content-Range").map(str::trim) == Some("bytes */0");
                 if empty {
-                    return Ok(RemoteFile { agent: agent.clone(), url: url.to_string(), size: 0, prefix: Vec::new() });
+                    return Ok(RemoteFile {
+                        agent: agent.clone(),
+                        url: url.to_string(),
+                        size: 0,
+                        prefix: Vec::new(),
+                    });
                 }
-                return Err(http_error(url, "the server refused the range bytes=0-7 (HTTP 416)"));
+                return Err(http_error(
+                    url,
+                    "the server refused the range bytes=0-7 (HTTP 416)",
+                ));
             }
             Err(err) => return Err(request_error(url, err)),
         };
@@ -102,11 +123,20 @@ impl RemoteFile {
             206 => {
                 let range = content_range(url, &response)?;
                 if range.start != 0 {
-                    return Err(http_error(url, format!("asked for bytes 0-7, the server sent {}-{}", range.start, range.end)));
+                    return Err(http_error(
+                        url,
+                        format!(
+                            "asked for bytes 0-7, the server sent {}-{}",
+                            range.start, range.end
+                        ),
+                    ));
                 }
                 let expected = range.total.min(8);
                 if range.end + 1 != expected {
-                    return Err(http_error(url, format!("asked for bytes 0-7, the server sent 0-{}", range.end)));
+                    return Err(http_error(
+                        url,
+                        format!("asked for bytes 0-7, the server sent 0-{}", range.end),
+                    ));
                 }
                 (range.total, read_body(url, response, 0, expected as usize)?)
             }
@@ -114,9 +144,19 @@ impl RemoteFile {
                 let size = content_length(url, &response)?;
                 (size, read_body(url, response, 0, size.min(8) as usize)?)
             }
-            status => return Err(http_error(url, format!("unexpected HTTP status {status} for a range request"))),
+            status => {
+                return Err(http_error(
+                    url,
+                    format!("unexpected HTTP status {status} for a range request"),
+                ))
+            }
         };
-        Ok(RemoteFile { agent: agent.clone(), url: url.to_string(), size, prefix })
+        Ok(RemoteFile {
+            agent: agent.clone(),
+            url: url.to_string(),
+            size,
+            prefix,
+        })
     }
 
     /// The file's total size in bytes, as the server reported it.
@@ -126,9 +166,19 @@ impl RemoteFile {
 
     /// Reads `len` bytes at `offset`; bytes 0..8 come from the first request.
     pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
-        let end = offset.checked_add(len as u64).filter(|&end| end <= self.size).ok_or_else(|| {
-            http_error(&self.url, format!("bytes {offset}..{} lie past the end of the file ({} bytes)", offset.saturating_add(len as u64), self.size))
-        })?;
+        let end = offset
+            .checked_add(len as u64)
+            .filter(|&end| end <= self.size)
+            .ok_or_else(|| {
+                http_error(
+                    &self.url,
+                    format!(
+                        "bytes {offset}..{} lie past the end of the file ({} bytes)",
+                        offset.saturating_add(len as u64),
+                        self.size
+                    ),
+                )
+            })?;
         if end <= self.prefix.len() as u64 {
             return Ok(self.prefix[offset as usize..end as usize].to_vec());
         }
@@ -145,20 +195,28 @@ impl RemoteFile {
             .get(&self.url)
             .set("Range", &format!("bytes={offset}-{last}"))
             .set("Accept-Encoding", "identity");
-        let response = request.call().map_err(|err| request_error(&self.url, err))?;
+        let response = request
+            .call()
+            .map_err(|err| request_error(&self.url, err))?;
         match response.status() {
             206 => {
                 let range = content_range(&self.url, &response)?;
                 if range.start != offset || range.end != last {
                     return Err(http_error(
                         &self.url,
-                        format!("asked for bytes {offset}-{last}, the server sent {}-{}", range.start, range.end),
+                        format!(
+                            "asked for bytes {offset}-{last}, the server sent {}-{}",
+                            range.start, range.end
+                        ),
                     ));
                 }
                 read_body(&self.url, response, 0, len)
             }
             200 => read_body(&self.url, response, offset, len),
-            status => Err(http_error(&self.url, format!("unexpected HTTP status {status} for a range request"))),
+            status => Err(http_error(
+                &self.url,
+                format!("unexpected HTTP status {status} for a range request"),
+            )),
         }
     }
 }
@@ -185,20 +243,38 @@ fn content_range(url: &str, response: &ureq::Response) -> Result<ContentRange, E
         };
         (range.start <= range.end && range.end < range.total).then_some(range)
     };
-    parse().ok_or_else(|| http_error(url, format!("cannot understand Content-Range `{value}` (the file size must be given)")))
+    parse().ok_or_else(|| {
+        http_error(
+            url,
+            format!("cannot understand Content-Range `{value}` (the file size must be given)"),
+        )
+    })
 }
 
 fn content_length(url: &str, response: &ureq::Response) -> Result<u64, Error> {
     response
         .header("Content-Length")
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| http_error(url, "the server ignored the Range request and did not say how large the file is"))
+        .ok_or_else(|| {
+            http_error(
+                url,
+                "the server ignored the Range request and did not say how large the file is",
+            )
+        })
 }
 
 /// Reads `len` bytes from the body after skipping `skip` bytes, then drops the connection.
 fn read_body(url: &str, response: ureq::Response, skip: u64, len: usize) -> Result<Vec<u8>, Error> {
     let mut reader = response.into_reader();
-    let short = |got: u64| http_error(url, format!("the response ended after {got} bytes, {} expected", skip + len as u64));
+    let short = |got: u64| {
+        http_error(
+            url,
+            format!(
+                "the response ended after {got} bytes, {} expected",
+                skip + len as u64
+            ),
+        )
+    };
     if skip > 0 {
         let skipped = std::io::copy(&mut (&mut reader).take(skip), &mut std::io::sink())
             .map_err(|e| http_error(url, format!("cannot read the response: {e}")))?;
@@ -206,7 +282,7 @@ fn read_body(url: &str, response: ureq::Response, skip: u64, len: usize) -> Resu
             return Err(short(skipped));
         }
     }
-    let mut body = Vec::with_capacity(len);
+    let mut body = Vec::new(); // grows with what arrives, not with what was asked
     reader
         .take(len as u64)
         .read_to_end(&mut body)
@@ -231,7 +307,10 @@ fn request_error(url: &str, err: ureq::Error) -> Error {
 }
 
 fn http_error(url: &str, message: impl Into<String>) -> Error {
-    Error::Http { url: url.to_string(), message: message.into() }
+    Error::Http {
+        url: url.to_string(),
+        message: message.into(),
+    }
 }
 
 #[cfg(test)]
@@ -258,7 +337,14 @@ mod tests {
             resolve_sibling("http://h/a/index.json?download=1", "sub dir/x.safetensors").unwrap(),
             "http://h/a/sub%20dir/x.safetensors"
         );
-        for bad in ["../x.safetensors", "/etc/passwd", "http://evil/x", "a/../../b", "x?y", ""] {
+        for bad in [
+            "../x.safetensors",
+            "/etc/passwd",
+            "http://evil/x",
+            "a/../../b",
+            "x?y",
+            "",
+        ] {
             assert!(resolve_sibling(index, bad).is_err(), "{bad}");
         }
     }

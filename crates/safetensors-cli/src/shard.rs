@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use crate::error::Error;
 use crate::index::{locate, shard_file_name, write_index_json, Layout, INDEX_FILE};
 use crate::model::OpenModel;
+use crate::output::say;
 use crate::progress::Progress;
 use crate::size::{format_bytes, parse_size};
 use crate::write::write_file;
-use crate::output::say;
 
 /// Arguments of `safetensors shard`.
 #[derive(Debug, clap::Args)]
@@ -75,7 +75,8 @@ pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {
     let plan = plan_shards(&sized, args.max_shard_size);
     let count = plan.len();
 
-    std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io("create folder", &args.output_dir, e))?;
+    std::fs::create_dir_all(&args.output_dir)
+        .map_err(|e| Error::io("create folder", &args.output_dir, e))?;
     let progress = Progress::bytes(total, "sharding");
     let mut weight_map = BTreeMap::new();
     for (i, names) in plan.iter().enumerate() {
@@ -86,10 +87,18 @@ pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {
             views.push((name.clone(), model.view(name)?));
             weight_map.insert(name.clone(), file_name.clone());
         }
-        write_file(views, metadata, &args.output_dir.join(&file_name), &progress)?;
+        write_file(
+            views,
+            metadata,
+            &args.output_dir.join(&file_name),
+            &progress,
+        )?;
     }
     // The index goes last: an interrupted run never leaves an index naming missing shards.
-    write_atomically(&args.output_dir.join(INDEX_FILE), write_index_json(total, &weight_map).as_bytes())?;
+    write_atomically(
+        &args.output_dir.join(INDEX_FILE),
+        write_index_json(total, &weight_map).as_bytes(),
+    )?;
     progress.finish();
     say!(
         "wrote {count} shard(s) and {INDEX_FILE} to {} ({} tensors, {})",
@@ -102,7 +111,10 @@ pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
     std::fs::write(&temporary, bytes).map_err(|e| Error::io("write", &temporary, e))?;
     std::fs::rename(&temporary, path).map_err(|e| {
@@ -116,12 +128,19 @@ mod tests {
     use super::*;
 
     fn plan(sizes: &[u64], limit: u64) -> Vec<Vec<String>> {
-        let tensors: Vec<(String, u64)> = sizes.iter().enumerate().map(|(i, &s)| (format!("t{i}"), s)).collect();
+        let tensors: Vec<(String, u64)> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (format!("t{i}"), s))
+            .collect();
         plan_shards(&tensors, limit)
     }
 
     fn names(groups: &[&[usize]]) -> Vec<Vec<String>> {
-        groups.iter().map(|g| g.iter().map(|i| format!("t{i}")).collect()).collect()
+        groups
+            .iter()
+            .map(|g| g.iter().map(|i| format!("t{i}")).collect())
+            .collect()
     }
 
     #[test]

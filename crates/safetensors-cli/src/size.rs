@@ -15,7 +15,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let (number, unit) = trimmed.split_at(split);
     let unit = unit.trim();
     if number.is_empty() {
-        return Err(format!("`{text}` is not a size: expected a number such as 5GB, 500MiB or 1048576"));
+        return Err(format!(
+            "`{text}` is not a size: expected a number such as 5GB, 500MiB or 1048576"
+        ));
     }
     let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -38,7 +40,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         None => (number, ""),
     };
     if fraction.contains('.') || (whole.is_empty() && fraction.is_empty()) {
-        return Err(format!("`{text}` is not a size: `{number}` is not a number"));
+        return Err(format!(
+            "`{text}` is not a size: `{number}` is not a number"
+        ));
     }
     let too_big = || format!("`{text}` is too large: sizes must fit in 64 bits");
     let whole_value: u64 = if whole.is_empty() {
@@ -59,7 +63,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             .ok_or_else(too_big)?;
     }
     if bytes == 0 {
-        return Err(format!("`{text}` is zero bytes: the size must be at least one byte"));
+        return Err(format!(
+            "`{text}` is zero bytes: the size must be at least one byte"
+        ));
     }
     Ok(bytes)
 }
@@ -129,7 +135,19 @@ mod tests {
 
     #[test]
     fn refuses_junk_zero_and_overflow() {
-        for bad in ["", "GB", "5XB", "-5GB", "1.2.3MB", "0", "0GB", "0.0001B", "99999999999999999999", "20000000000TB", "."] {
+        for bad in [
+            "",
+            "GB",
+            "5XB",
+            "-5GB",
+            "1.2.3MB",
+            "0",
+            "0GB",
+            "0.0001B",
+            "99999999999999999999",
+            "20000000000TB",
+            ".",
+        ] {
             let err = parse_size(bad).unwrap_err();
             assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
         }

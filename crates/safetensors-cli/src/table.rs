@@ -74,7 +74,13 @@ pub fn printable(text: &str) -> String {
         return text.to_string();
     }
     text.chars()
-        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
         .collect()
 }
 
@@ -93,7 +99,10 @@ mod tests {
         let mut t = Table::new(&[("NAME", Align::Left), ("N", Align::Right)]);
         t.row(vec!["a".into(), "1,000".into()]);
         t.row(vec!["long_name".into(), "7".into()]);
-        assert_eq!(t.render(), "NAME           N\na          1,000\nlong_name      7\n");
+        assert_eq!(
+            t.render(),
+            "NAME           N\na          1,000\nlong_name      7\n"
+        );
     }
 
     #[test]

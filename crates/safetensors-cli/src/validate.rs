@@ -11,9 +11,9 @@ use safetensors::tensor::Metadata;
 use crate::error::{chain, Error};
 use crate::index::{locate, read_index, Layout};
 use crate::inspect::index_problems;
+use crate::output::say;
 use crate::size::format_count;
 use crate::table::printable;
-use crate::output::say;
 
 /// Arguments of `safetensors validate`.
 #[derive(Debug, clap::Args)]
@@ -56,7 +56,10 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode, Error> {
         }
     }
     if invalid > 0 {
-        eprintln!("safetensors: {invalid} of {} given path(s) invalid", args.paths.len());
+        eprintln!(
+            "safetensors: {invalid} of {} given path(s) invalid",
+            args.paths.len()
+        );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -69,10 +72,16 @@ fn check_file(path: &Path) -> Result<(SafeFile, String), String> {
     let metadata = file.metadata();
     let mut bytes = 0u64;
     for (name, _) in metadata.iter() {
-        let view = file.tensor(name).map_err(|e| format!("tensor `{}`: {}", printable(name), chain(&e)))?;
+        let view = file
+            .tensor(name)
+            .map_err(|e| format!("tensor `{}`: {}", printable(name), chain(&e)))?;
         bytes += view.data_len() as u64;
     }
-    let summary = format!("{} tensors, {} bytes of tensor data", metadata.len(), format_count(bytes));
+    let summary = format!(
+        "{} tensors, {} bytes of tensor data",
+        metadata.len(),
+        format_count(bytes)
+    );
     Ok((file, summary))
 }
 
@@ -95,8 +104,13 @@ fn check_sharded(shown: &str, index_path: &Path, folder: &Path) -> Vec<String> {
         }
     }
     if problems.is_empty() {
-        let headers: Vec<(&str, &Metadata)> = opened.iter().map(|(f, s)| (*f, s.metadata())).collect();
-        problems.extend(index_problems(&index, &headers).iter().map(ToString::to_string));
+        let headers: Vec<(&str, &Metadata)> =
+            opened.iter().map(|(f, s)| (*f, s.metadata())).collect();
+        problems.extend(
+            index_problems(&index, &headers)
+                .iter()
+                .map(ToString::to_string),
+        );
     }
     problems
 }

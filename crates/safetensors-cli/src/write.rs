@@ -50,10 +50,15 @@ pub fn write_file<V: View>(
     path: &Path,
     progress: &Progress,
 ) -> Result<(), Error> {
-    let counted = tensors.into_iter().map(|(name, view)| (name, Counted::new(view, progress)));
+    let counted = tensors
+        .into_iter()
+        .map(|(name, view)| (name, Counted::new(view, progress)));
     let result = match metadata {
         Some(pairs) => serialize_to_file(counted, pairs, path),
         None => serialize_to_file(counted, None, path),
     };
-    result.map_err(|source| Error::Write { path: path.display().to_string(), source })
+    result.map_err(|source| Error::Write {
+        path: path.display().to_string(),
+        source,
+    })
 }

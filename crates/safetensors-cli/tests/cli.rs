@@ -13,7 +13,10 @@ fn every_subcommand_has_help() {
         ("inspect", &["LOCATION", "--json", "Range"][..]),
         ("validate", &["PATH"][..]),
         ("convert", &["IN", "OUT", "--verify", "pickle"][..]),
-        ("shard", &["IN", "OUTDIR", "--max-shard-size", "GiB", "[default: 5GB]"][..]),
+        (
+            "shard",
+            &["IN", "OUTDIR", "--max-shard-size", "GiB", "[default: 5GB]"][..],
+        ),
         ("merge", &["INDIR|INDEX", "OUT"][..]),
         ("diff", &["A", "B", "Exit status"][..]),
     ] {
@@ -21,7 +24,11 @@ fn every_subcommand_has_help() {
         let out = run([sub, "--help"]);
         assert_eq!(out.code, 0, "{sub}: {}", out.stderr);
         for word in words {
-            assert!(out.stdout.contains(word), "`{word}` in `{sub} --help`:\n{}", out.stdout);
+            assert!(
+                out.stdout.contains(word),
+                "`{word}` in `{sub} --help`:\n{}",
+                out.stdout
+            );
         }
     }
 }
@@ -30,7 +37,10 @@ fn every_subcommand_has_help() {
 fn version_is_printed() {
     let out = run(["--version"]);
     assert_eq!(out.code, 0);
-    assert_eq!(out.stdout.trim(), format!("safetensors {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        out.stdout.trim(),
+        format!("safetensors {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]

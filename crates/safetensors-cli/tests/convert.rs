@@ -59,18 +59,34 @@ print(json.dumps({k: {"dtype": names[v.dtype], "shape": list(v.shape),
 /// frameworks are not required (after a note); a panic when they are.
 fn python_run(script: &str, args: &[&Path]) -> Option<String> {
     let python = python();
-    let out = match Command::new(&python).arg("-c").arg(script).args(args).output() {
+    let out = match Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+    {
         Ok(out) => out,
         Err(e) => {
-            assert!(!require_frameworks(), "cannot run {}: {e}", python.display());
+            assert!(
+                !require_frameworks(),
+                "cannot run {}: {e}",
+                python.display()
+            );
             eprintln!("note: cannot run {}: {e}; skipping", python.display());
             return None;
         }
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && stderr.contains("No module named 'torch'") {
-        assert!(!require_frameworks(), "torch is not importable by {} but SAFETENSORS_REQUIRE_FRAMEWORKS=1", python.display());
-        eprintln!("note: torch not importable by {}, skipping (set SAFETENSORS_TEST_PYTHON)", python.display());
+        assert!(
+            !require_frameworks(),
+            "torch is not importable by {} but SAFETENSORS_REQUIRE_FRAMEWORKS=1",
+            python.display()
+        );
+        eprintln!(
+            "note: torch not importable by {}, skipping (set SAFETENSORS_TEST_PYTHON)",
+            python.display()
+        );
         return None;
     }
     assert!(out.status.success(), "python failed: {stderr}");
@@ -95,12 +111,21 @@ fn torch_fixtures() -> Option<&'static Path> {
 
 #[test]
 fn converts_a_real_torch_checkpoint_and_verifies_it() {
-    let Some(fixtures) = torch_fixtures() else { return };
+    let Some(fixtures) = torch_fixtures() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = fixtures.join("state_dict.bin");
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join("expected.json")).unwrap()).unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("expected.json")).unwrap())
+            .unwrap();
     let output = dir.path().join("model.safetensors");
-    let out = run(["convert".as_ref(), checkpoint.as_os_str(), output.as_os_str(), "--verify".as_ref()]);
+    let out = run([
+        "convert".as_ref(),
+        checkpoint.as_os_str(),
+        output.as_os_str(),
+        "--verify".as_ref(),
+    ]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(out.stdout.contains("verified"), "{}", out.stdout);
 
@@ -108,10 +133,22 @@ fn converts_a_real_torch_checkpoint_and_verifies_it() {
     let meta = file.metadata();
     // The tied pair is written once; the report names the dropped one.
     let tied = ["embed.weight", "lm_head.weight"];
-    let present: Vec<&str> = tied.iter().copied().filter(|n| meta.info(n).is_some()).collect();
-    assert_eq!(present.len(), 1, "one of the tied names is kept: {present:?}");
+    let present: Vec<&str> = tied
+        .iter()
+        .copied()
+        .filter(|n| meta.info(n).is_some())
+        .collect();
+    assert_eq!(
+        present.len(),
+        1,
+        "one of the tied names is kept: {present:?}"
+    );
     let dropped = tied.iter().find(|n| **n != present[0]).unwrap();
-    assert!(out.stdout.contains(&format!("dropped `{dropped}`")), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("dropped `{dropped}`")),
+        "{}",
+        out.stdout
+    );
     assert_eq!(meta.len(), expected.as_object().unwrap().len() - 1);
 
     for (name, want) in expected.as_object().unwrap() {
@@ -119,8 +156,17 @@ fn converts_a_real_torch_checkpoint_and_verifies_it() {
             continue;
         }
         let info = meta.info(name).unwrap_or_else(|| panic!("{name} missing"));
-        assert_eq!(info.dtype.to_string(), want["dtype"].as_str().unwrap(), "{name}");
-        let shape: Vec<usize> = want["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        assert_eq!(
+            info.dtype.to_string(),
+            want["dtype"].as_str().unwrap(),
+            "{name}"
+        );
+        let shape: Vec<usize> = want["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
         assert_eq!(info.shape, shape, "{name}");
         let bytes = file.tensor_bytes(name).unwrap();
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -130,7 +176,11 @@ fn converts_a_real_torch_checkpoint_and_verifies_it() {
     // The result passes validate and inspect.
     assert_eq!(run(["validate".as_ref(), output.as_os_str()]).code, 0);
     let out = run(["inspect".as_ref(), output.as_os_str()]);
-    assert!(out.stdout.contains("layer.weight") && out.stdout.contains("[3, 4]"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("layer.weight") && out.stdout.contains("[3, 4]"),
+        "{}",
+        out.stdout
+    );
 }
 
 /// Saves two shards and a `pytorch_model.bin.index.json`, as `transformers` does.
@@ -149,7 +199,9 @@ json.dump({"metadata": {"total_size": 9 * 4 + 3 * 4 + 10 * 2}, "weight_map": wm}
 
 #[test]
 fn converts_a_sharded_checkpoint_folder() {
-    let Some(fixtures) = torch_fixtures() else { return };
+    let Some(fixtures) = torch_fixtures() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let input = fixtures.join("sharded");
     let output = dir.path().join("out");
@@ -160,7 +212,12 @@ fn converts_a_sharded_checkpoint_folder() {
     assert_eq!(out.code, 0, "{}", out.all());
     let out = run(["inspect".as_ref(), output.as_os_str(), "--json".as_ref()]);
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
-    let mut names: Vec<&str> = report["tensors"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> = report["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     names.sort();
     assert_eq!(names, ["a.bias", "a.weight", "b.weight"]);
     assert_eq!(report["totals"]["bytes"], 9 * 4 + 3 * 4 + 10 * 2);
@@ -192,22 +249,43 @@ with open(sys.argv[1], "wb") as f:
 /// nothing, and leaves nothing in `dir` but `keep`.
 fn assert_refused(checkpoint: &Path, marker: &Path, dir: &Path, keep: &[&str]) {
     let output = dir.join("evil.safetensors");
-    let out = run(["convert".as_ref(), checkpoint.as_os_str(), output.as_os_str()]);
+    let out = run([
+        "convert".as_ref(),
+        checkpoint.as_os_str(),
+        output.as_os_str(),
+    ]);
     assert_one_line_error(&out, "evil.bin");
-    assert!(out.stderr.contains("system"), "the refused global is named: {}", out.stderr);
+    assert!(
+        out.stderr.contains("system"),
+        "the refused global is named: {}",
+        out.stderr
+    );
     assert!(!marker.exists(), "the payload ran");
-    let mut left: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     left.sort();
     assert_eq!(left, keep, "no output (not even a temporary file) is left");
 }
 
 #[test]
 fn malicious_torch_checkpoint_is_refused_without_output() {
-    let Some(fixtures) = torch_fixtures() else { return };
+    let Some(fixtures) = torch_fixtures() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(fixtures.join("evil.bin"), dir.path().join("evil.bin")).unwrap();
-    assert!(!fixtures.join("pwned").exists(), "saving must not run the payload");
-    assert_refused(&dir.path().join("evil.bin"), &fixtures.join("pwned"), dir.path(), &["evil.bin"]);
+    assert!(
+        !fixtures.join("pwned").exists(),
+        "saving must not run the payload"
+    );
+    assert_refused(
+        &dir.path().join("evil.bin"),
+        &fixtures.join("pwned"),
+        dir.path(),
+        &["evil.bin"],
+    );
 }
 
 #[test]

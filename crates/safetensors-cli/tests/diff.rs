@@ -20,7 +20,10 @@ fn identical_models_exit_zero() {
     assert!(out.stdout.starts_with("identical: "), "{}", out.stdout);
 
     // Same tensors and metadata written in a different header order: still identical.
-    let out = diff(&vectors().join("valid/unsorted_header.safetensors"), &vectors().join("valid/unsorted_header.safetensors"));
+    let out = diff(
+        &vectors().join("valid/unsorted_header.safetensors"),
+        &vectors().join("valid/unsorted_header.safetensors"),
+    );
     assert_eq!(out.code, 0);
 
     // A sharded copy of a file is identical to it.
@@ -29,7 +32,16 @@ fn identical_models_exit_zero() {
     write_model(&whole, &sample_tensors(5, 64), Some(vec![("format", "pt")]));
     let shards = dir.path().join("shards");
     let limit = "--max-shard-size=300";
-    assert_eq!(run(["shard".as_ref(), whole.as_os_str(), shards.as_os_str(), limit.as_ref()]).code, 0);
+    assert_eq!(
+        run([
+            "shard".as_ref(),
+            whole.as_os_str(),
+            shards.as_os_str(),
+            limit.as_ref()
+        ])
+        .code,
+        0
+    );
     let out = diff(&whole, &shards);
     assert_eq!(out.code, 0, "{}", out.all());
 }
@@ -46,7 +58,12 @@ fn reports_names_dtypes_shapes_and_metadata() {
             ("only_a".into(), Dtype::U8, vec![1], vec![0]),
             ("retyped".into(), Dtype::I16, vec![1], vec![0, 0]),
             ("reshaped".into(), Dtype::U8, vec![2, 2], vec![0; 4]),
-            ("counts".into(), Dtype::I32, vec![3], [1i32, 2, 3].iter().flat_map(|v| v.to_le_bytes()).collect()),
+            (
+                "counts".into(),
+                Dtype::I32,
+                vec![3],
+                [1i32, 2, 3].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
         ],
         Some(vec![("format", "pt"), ("gone", "x")]),
     );
@@ -57,7 +74,12 @@ fn reports_names_dtypes_shapes_and_metadata() {
             ("only_b".into(), Dtype::F32, vec![2, 1], vec![0; 8]),
             ("retyped".into(), Dtype::U16, vec![1], vec![0, 0]),
             ("reshaped".into(), Dtype::U8, vec![4], vec![0; 4]),
-            ("counts".into(), Dtype::I32, vec![3], [1i32, 5, 6].iter().flat_map(|v| v.to_le_bytes()).collect()),
+            (
+                "counts".into(),
+                Dtype::I32,
+                vec![3],
+                [1i32, 5, 6].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
         ],
         Some(vec![("format", "np"), ("new", "y")]),
     );
@@ -75,7 +97,11 @@ fn reports_names_dtypes_shapes_and_metadata() {
         "metadata only in B: new: \"y\"",
         "8 difference(s); 1 of 4 tensors in both are identical",
     ] {
-        assert!(lines.contains(&expected), "missing `{expected}` in:\n{}", out.stdout);
+        assert!(
+            lines.contains(&expected),
+            "missing `{expected}` in:\n{}",
+            out.stdout
+        );
     }
     assert_eq!(lines.len(), 9, "{}", out.stdout);
 }
@@ -90,13 +116,28 @@ fn max_abs_diff_for_every_float_dtype() {
     write_model(
         &a,
         &[
-            ("f32".into(), Dtype::F32, vec![4], f32_bytes(&[1.0, -2.0, 3.5, 0.0])),
+            (
+                "f32".into(),
+                Dtype::F32,
+                vec![4],
+                f32_bytes(&[1.0, -2.0, 3.5, 0.0]),
+            ),
             // 1.0, 2.0, 0.5 in half precision.
-            ("f16".into(), Dtype::F16, vec![3], f16(&[0x3c00, 0x4000, 0x3800])),
+            (
+                "f16".into(),
+                Dtype::F16,
+                vec![3],
+                f16(&[0x3c00, 0x4000, 0x3800]),
+            ),
             // 1.0, -3.0 in bfloat16.
             ("bf16".into(), Dtype::BF16, vec![2], f16(&[0x3f80, 0xc040])),
             ("f64".into(), Dtype::F64, vec![2], f64s(&[0.25, 1e300])),
-            ("nan".into(), Dtype::F32, vec![2], f32_bytes(&[f32::NAN, 1.0])),
+            (
+                "nan".into(),
+                Dtype::F32,
+                vec![2],
+                f32_bytes(&[f32::NAN, 1.0]),
+            ),
             ("signed_zero".into(), Dtype::F32, vec![1], f32_bytes(&[0.0])),
         ],
         None,
@@ -104,14 +145,29 @@ fn max_abs_diff_for_every_float_dtype() {
     write_model(
         &b,
         &[
-            ("f32".into(), Dtype::F32, vec![4], f32_bytes(&[1.0, -2.25, 3.5, 0.125])),
+            (
+                "f32".into(),
+                Dtype::F32,
+                vec![4],
+                f32_bytes(&[1.0, -2.25, 3.5, 0.125]),
+            ),
             // 1.0, 2.5, -0.5
-            ("f16".into(), Dtype::F16, vec![3], f16(&[0x3c00, 0x4100, 0xb800])),
+            (
+                "f16".into(),
+                Dtype::F16,
+                vec![3],
+                f16(&[0x3c00, 0x4100, 0xb800]),
+            ),
             // 1.5, -3.0
             ("bf16".into(), Dtype::BF16, vec![2], f16(&[0x3fc0, 0xc040])),
             ("f64".into(), Dtype::F64, vec![2], f64s(&[0.25, -1e300])),
             ("nan".into(), Dtype::F32, vec![2], f32_bytes(&[2.0, 1.0])),
-            ("signed_zero".into(), Dtype::F32, vec![1], f32_bytes(&[-0.0])),
+            (
+                "signed_zero".into(),
+                Dtype::F32,
+                vec![1],
+                f32_bytes(&[-0.0]),
+            ),
         ],
         None,
     );

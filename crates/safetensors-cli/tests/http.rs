@@ -68,9 +68,17 @@ impl LogEntry {
 }
 
 fn find_nginx() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> =
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).map(|d| d.join("nginx")).collect()).unwrap_or_default();
-    candidates.extend(["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"].map(PathBuf::from));
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("nginx")).collect())
+        .unwrap_or_default();
+    candidates.extend(
+        [
+            "/usr/sbin/nginx",
+            "/usr/local/sbin/nginx",
+            "/usr/local/nginx/sbin/nginx",
+        ]
+        .map(PathBuf::from),
+    );
     candidates.into_iter().find(|p| p.is_file())
 }
 
@@ -78,7 +86,9 @@ fn find_nginx() -> Option<PathBuf> {
 fn start_nginx(root: &Path) -> Option<Nginx> {
     let Some(binary) = find_nginx() else {
         if std::env::var("SAFETENSORS_REQUIRE_NGINX").as_deref() == Ok("1") {
-            panic!("nginx is not installed but SAFETENSORS_REQUIRE_NGINX=1 (apt-get install nginx)");
+            panic!(
+                "nginx is not installed but SAFETENSORS_REQUIRE_NGINX=1 (apt-get install nginx)"
+            );
         }
         eprintln!("note: nginx not found, skipping the HTTP range test (set SAFETENSORS_REQUIRE_NGINX=1 to fail instead)");
         return None;
@@ -86,7 +96,11 @@ fn start_nginx(root: &Path) -> Option<Nginx> {
     // The port is picked free then released, so another process may grab it first: retry.
     for _attempt in 0..5 {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let d = dir.path().display();
         let config = format!(
             "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
@@ -123,11 +137,15 @@ fn start_nginx(root: &Path) -> Option<Nginx> {
                 return Some(nginx);
             }
             if let Some(status) = nginx.child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default();
                 eprintln!("nginx exited ({status}) on port {port}, retrying: {log}");
                 break; // dropping the guard cleans up
             }
-            assert!(Instant::now() < deadline, "nginx did not listen on port {port} within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen on port {port} within 10 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -161,16 +179,28 @@ fn inspect_over_http_transfers_only_headers() {
     std::fs::create_dir(&single_dir).unwrap();
     let single = single_dir.join("model.safetensors");
     let mut tensors = sample_tensors(8, 256 * 1024); // 8 x 1 MiB of F32
-    tensors.push(("embed".into(), Dtype::BF16, vec![1024, 512], noise(1024 * 1024, 77)));
+    tensors.push((
+        "embed".into(),
+        Dtype::BF16,
+        vec![1024, 512],
+        noise(1024 * 1024, 77),
+    ));
     write_model(&single, &tensors, Some(vec![("format", "pt")]));
     let file_size = std::fs::metadata(&single).unwrap().len();
     assert!(file_size > 9_000_000);
     // ...and a sharded copy of it.
     let sharded = root.path().join("sharded");
-    let out = run(["shard".as_ref(), single.as_os_str(), sharded.as_os_str(), "--max-shard-size=3MiB".as_ref()]);
+    let out = run([
+        "shard".as_ref(),
+        single.as_os_str(),
+        sharded.as_os_str(),
+        "--max-shard-size=3MiB".as_ref(),
+    ]);
     assert_eq!(out.code, 0, "{}", out.all());
 
-    let Some(nginx) = start_nginx(root.path()) else { return };
+    let Some(nginx) = start_nginx(root.path()) else {
+        return;
+    };
 
     // Single file: the same report as reading it locally, from two small Range requests.
     let remote = inspect_json(&nginx.url("single/model.safetensors"));
@@ -179,18 +209,28 @@ fn inspect_over_http_transfers_only_headers() {
     let header_len = local["files"][0]["header_len"].as_u64().unwrap();
     let log = nginx.log();
     assert_eq!(log.len(), 2, "{log:?}");
-    assert_eq!((log[0].method.as_str(), log[0].status, log[0].range.as_str()), ("GET", 206, "bytes=0-7"));
+    assert_eq!(
+        (log[0].method.as_str(), log[0].status, log[0].range.as_str()),
+        ("GET", 206, "bytes=0-7")
+    );
     assert_eq!(log[0].body_bytes_sent, 8);
     assert_eq!(log[1].status, 206);
     assert_eq!(log[1].range, format!("bytes=8-{}", 7 + header_len));
     assert_eq!(log[1].body_bytes_sent, header_len);
     let transferred: u64 = log.iter().map(|e| e.bytes_sent).sum();
-    assert!(transferred < 4096 && transferred * 1000 < file_size, "{transferred} bytes sent for a {file_size}-byte file");
+    assert!(
+        transferred < 4096 && transferred * 1000 < file_size,
+        "{transferred} bytes sent for a {file_size}-byte file"
+    );
 
     // The table form works over HTTP too.
     let out = run(["inspect", &nginx.url("single/model.safetensors")]);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("layer.7.weight") && out.stdout.contains("format: pt"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("layer.7.weight") && out.stdout.contains("format: pt"),
+        "{}",
+        out.stdout
+    );
 
     // A redirect (as the Hub answers with) is followed, and the Range header with it.
     let before = nginx.log().len();
@@ -200,9 +240,18 @@ fn inspect_over_http_transfers_only_headers() {
     let statuses: Vec<(u16, &str)> = log.iter().map(|e| (e.status, e.uri.as_str())).collect();
     assert_eq!(
         statuses,
-        [(302, "/moved.safetensors"), (206, "/single/model.safetensors"), (302, "/moved.safetensors"), (206, "/single/model.safetensors")]
+        [
+            (302, "/moved.safetensors"),
+            (206, "/single/model.safetensors"),
+            (302, "/moved.safetensors"),
+            (206, "/single/model.safetensors")
+        ]
     );
-    assert!(log.iter().all(|e| e.body_bytes_sent <= header_len.max(1024)), "{log:?}");
+    assert!(
+        log.iter()
+            .all(|e| e.body_bytes_sent <= header_len.max(1024)),
+        "{log:?}"
+    );
 
     // Sharded: the index in full, then two Range requests per shard.
     let before = nginx.log().len();
@@ -214,15 +263,24 @@ fn inspect_over_http_transfers_only_headers() {
     assert!(shard_count >= 3, "{remote}");
     let log: Vec<LogEntry> = nginx.log().into_iter().skip(before).collect();
     assert_eq!(log.len(), 1 + 2 * shard_count, "{log:?}");
-    assert_eq!((log[0].uri.as_str(), log[0].status), ("/sharded/model.safetensors.index.json", 200));
+    assert_eq!(
+        (log[0].uri.as_str(), log[0].status),
+        ("/sharded/model.safetensors.index.json", 200)
+    );
     for entry in &log[1..] {
         assert!(entry.uri.starts_with("/sharded/model-0000"), "{entry:?}");
         assert_eq!(entry.status, 206, "{entry:?}");
         assert!(entry.range.starts_with("bytes="), "{entry:?}");
-        assert!(entry.body_bytes_sent <= 1024, "{entry:?}: more than a header");
+        assert!(
+            entry.body_bytes_sent <= 1024,
+            "{entry:?}: more than a header"
+        );
     }
     let shard_bytes: u64 = log[1..].iter().map(|e| e.body_bytes_sent).sum();
-    assert!(shard_bytes * 1000 < file_size, "{shard_bytes} body bytes for {file_size} bytes of shards");
+    assert!(
+        shard_bytes * 1000 < file_size,
+        "{shard_bytes} body bytes for {file_size} bytes of shards"
+    );
 }
 
 #[test]
@@ -232,8 +290,14 @@ fn http_errors_are_one_line() {
     std::fs::write(root.path().join("empty.safetensors"), b"").unwrap();
     let bad = std::fs::read(vectors().join("invalid/overlap.safetensors")).unwrap();
     std::fs::write(root.path().join("overlap.safetensors"), bad).unwrap();
-    std::fs::write(root.path().join("broken.index.json"), b"{\"weight_map\": {\"a\": \"missing.safetensors\"}}").unwrap();
-    let Some(nginx) = start_nginx(root.path()) else { return };
+    std::fs::write(
+        root.path().join("broken.index.json"),
+        b"{\"weight_map\": {\"a\": \"missing.safetensors\"}}",
+    )
+    .unwrap();
+    let Some(nginx) = start_nginx(root.path()) else {
+        return;
+    };
 
     let out = run(["inspect", &nginx.url("nothing-here.safetensors")]);
     assert_one_line_error(&out, "404");
@@ -246,7 +310,11 @@ fn http_errors_are_one_line() {
     let out = run(["inspect", &nginx.url("broken.index.json")]);
     assert_one_line_error(&out, "missing.safetensors");
     // Nothing listens on a port we just released.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = run(["inspect", &format!("http://127.0.0.1:{port}/x.safetensors")]);
     assert_one_line_error(&out, &format!("127.0.0.1:{port}"));
 }

@@ -9,9 +9,16 @@ use safetensors::Dtype;
 #[test]
 fn every_valid_vector_is_valid() {
     let files = vector_files("valid");
-    let out = run(std::iter::once("validate".into()).chain(files.iter().map(|p| p.as_os_str().to_owned())));
+    let out =
+        run(std::iter::once("validate".into())
+            .chain(files.iter().map(|p| p.as_os_str().to_owned())));
     assert_eq!(out.code, 0, "{}", out.all());
-    assert_eq!(out.stdout.lines().filter(|l| l.contains(": OK (")).count(), files.len(), "{}", out.stdout);
+    assert_eq!(
+        out.stdout.lines().filter(|l| l.contains(": OK (")).count(),
+        files.len(),
+        "{}",
+        out.stdout
+    );
     assert_eq!(out.stderr, "");
 }
 
@@ -30,7 +37,10 @@ fn expectation(stem: &str) -> (&'static [&'static str], Option<&'static str>) {
         "hole" => (&["hole", "gap"], Some("b")),
         "overlap" => (&["overlap"], Some("b")),
         "trailing_bytes" => (&["trailing", "not fully covered"], None),
-        "offset_past_eof" => (&["past the end", "end of the data", "not fully covered"], Some("a")),
+        "offset_past_eof" => (
+            &["past the end", "end of the data", "not fully covered"],
+            Some("a"),
+        ),
         "size_mismatch" => (&["12"], Some("a")),
         "begin_after_end" => (&["offset"], Some("a")),
         "unknown_dtype" => (&["F128"], Some("a")),
@@ -56,13 +66,22 @@ fn every_invalid_vector_is_rejected_naming_file_and_problem() {
         let out = run(["validate".as_ref(), path.as_os_str()]);
         assert_eq!(out.code, 1, "{stem}: {}", out.all());
         let line = out.stderr.lines().next().unwrap_or_default();
-        assert!(line.contains(&format!("{stem}.safetensors: INVALID: ")), "{stem}: {line}");
+        assert!(
+            line.contains(&format!("{stem}.safetensors: INVALID: ")),
+            "{stem}: {line}"
+        );
         let (words, tensor) = expectation(stem);
         let lower = line.to_lowercase();
-        assert!(words.iter().any(|w| lower.contains(&w.to_lowercase())), "{stem}: none of {words:?} in: {line}");
+        assert!(
+            words.iter().any(|w| lower.contains(&w.to_lowercase())),
+            "{stem}: none of {words:?} in: {line}"
+        );
         if let Some(t) = tensor {
             let named = [format!("\"{t}\""), format!("`{t}`"), format!("'{t}'")];
-            assert!(named.iter().any(|n| line.contains(n.as_str())), "{stem}: tensor {t} not named in: {line}");
+            assert!(
+                named.iter().any(|n| line.contains(n.as_str())),
+                "{stem}: tensor {t} not named in: {line}"
+            );
         }
     }
 }
@@ -71,12 +90,33 @@ fn every_invalid_vector_is_rejected_naming_file_and_problem() {
 fn one_invalid_file_among_valid_ones_fails_the_run() {
     let good = vectors().join("valid/scalar.safetensors");
     let bad = vectors().join("invalid/overlap.safetensors");
-    let out = run(["validate".as_ref(), good.as_os_str(), bad.as_os_str(), "/nonexistent.safetensors".as_ref()]);
+    let out = run([
+        "validate".as_ref(),
+        good.as_os_str(),
+        bad.as_os_str(),
+        "/nonexistent.safetensors".as_ref(),
+    ]);
     assert_eq!(out.code, 1);
-    assert!(out.stdout.contains("scalar.safetensors: OK"), "{}", out.stdout);
-    assert!(out.stderr.contains("overlap.safetensors: INVALID"), "{}", out.stderr);
-    assert!(out.stderr.contains("/nonexistent.safetensors: INVALID"), "{}", out.stderr);
-    assert!(out.stderr.contains("2 of 3 given path(s) invalid"), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("scalar.safetensors: OK"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("overlap.safetensors: INVALID"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("/nonexistent.safetensors: INVALID"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("2 of 3 given path(s) invalid"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -85,7 +125,13 @@ fn sharded_folder_checks_shards_and_index() {
     let whole = dir.path().join("whole.safetensors");
     write_model(&whole, &sample_tensors(4, 1024), None);
     let shards = dir.path().join("shards");
-    let out = run(["shard".as_ref(), whole.as_os_str(), shards.as_os_str(), "--max-shard-size".as_ref(), "5000".as_ref()]);
+    let out = run([
+        "shard".as_ref(),
+        whole.as_os_str(),
+        shards.as_os_str(),
+        "--max-shard-size".as_ref(),
+        "5000".as_ref(),
+    ]);
     assert_eq!(out.code, 0, "{}", out.all());
     let out = run(["validate".as_ref(), shards.as_os_str()]);
     assert_eq!(out.code, 0, "{}", out.all());
@@ -94,7 +140,11 @@ fn sharded_folder_checks_shards_and_index() {
     // A tensor the index does not know about, in a shard: invalid.
     let index_path = shards.join("model.safetensors.index.json");
     let index = std::fs::read_to_string(&index_path).unwrap();
-    write_model(&shards.join("model-00001-of-00004.safetensors"), &[("intruder".into(), Dtype::U8, vec![1], vec![0])], None);
+    write_model(
+        &shards.join("model-00001-of-00004.safetensors"),
+        &[("intruder".into(), Dtype::U8, vec![1], vec![0])],
+        None,
+    );
     let out = run(["validate".as_ref(), shards.as_os_str()]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.stderr.contains("`intruder`"), "{}", out.stderr);
@@ -103,5 +153,9 @@ fn sharded_folder_checks_shards_and_index() {
     std::fs::write(&index_path, &index[..index.len() / 2]).unwrap();
     let out = run(["validate".as_ref(), shards.as_os_str()]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("not a valid safetensors index"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not a valid safetensors index"),
+        "{}",
+        out.stderr
+    );
 }

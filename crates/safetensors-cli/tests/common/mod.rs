@@ -26,7 +26,10 @@ impl Run {
 impl From<Output> for Run {
     fn from(out: Output) -> Self {
         Run {
-            code: out.status.code().expect("the binary was not killed by a signal"),
+            code: out
+                .status
+                .code()
+                .expect("the binary was not killed by a signal"),
             stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
             stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
         }
@@ -39,12 +42,20 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new(env!("CARGO_BIN_EXE_safetensors")).args(args).output().expect("the binary runs").into()
+    Command::new(env!("CARGO_BIN_EXE_safetensors"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+        .into()
 }
 
 /// Asserts an error run: exit status 2 and exactly one line on stderr naming `needle`.
 pub fn assert_one_line_error(run: &Run, needle: &str) {
-    assert_eq!(run.code, 2, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 2,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "the error is one line: {:?}", run.stderr);
     assert!(lines[0].starts_with("safetensors: error: "), "{}", lines[0]);
@@ -53,7 +64,10 @@ pub fn assert_one_line_error(run: &Run, needle: &str) {
 
 /// The repository root (two levels above this crate).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root exists")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root exists")
 }
 
 /// The repository's copy of the conformance vectors.
@@ -103,7 +117,12 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 pub fn write_model(path: &Path, tensors: &[Spec], metadata: Option<Vec<(&str, &str)>>) {
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
-        .map(|(name, dtype, shape, data)| (name.clone(), TensorView::new(*dtype, shape.clone(), data).expect("valid tensor")))
+        .map(|(name, dtype, shape, data)| {
+            (
+                name.clone(),
+                TensorView::new(*dtype, shape.clone(), data).expect("valid tensor"),
+            )
+        })
         .collect();
     match metadata {
         Some(pairs) => serialize_to_file(views, pairs, path),
@@ -116,9 +135,21 @@ pub fn write_model(path: &Path, tensors: &[Spec], metadata: Option<Vec<(&str, &s
 /// F16 and an I64 tensor, with bytes from `noise`.
 pub fn sample_tensors(count: usize, elements: usize) -> Vec<Spec> {
     let mut tensors: Vec<Spec> = (0..count)
-        .map(|i| (format!("layer.{i}.weight"), Dtype::F32, vec![elements / 4, 4], noise(elements * 4, i as u64 + 1)))
+        .map(|i| {
+            (
+                format!("layer.{i}.weight"),
+                Dtype::F32,
+                vec![elements / 4, 4],
+                noise(elements * 4, i as u64 + 1),
+            )
+        })
         .collect();
     tensors.push(("norm.f16".into(), Dtype::F16, vec![8], noise(16, 99)));
-    tensors.push(("step".into(), Dtype::I64, vec![], 7i64.to_le_bytes().to_vec()));
+    tensors.push((
+        "step".into(),
+        Dtype::I64,
+        vec![],
+        7i64.to_le_bytes().to_vec(),
+    ));
     tensors
 }
