@@ -318,3 +318,59 @@ fn http_errors_are_one_line() {
     let out = run(["inspect", &format!("http://127.0.0.1:{port}/x.safetensors")]);
     assert_one_line_error(&out, &format!("127.0.0.1:{port}"));
 }
+
+/// A server that ignores Range and always sends the whole file with `200 OK`: the reader
+/// still gets the right header, reading only what it needs off the stream.
+#[test]
+fn servers_without_range_support_still_work() {
+    use std::io::{Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    write_model(
+        &path,
+        &sample_tensors(4, 65536),
+        Some(vec![("format", "pt")]),
+    );
+    let body = std::fs::read(&path).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        // Exactly two requests are expected: the prefix and the header.
+        // Non-blocking accept with a deadline, so a client making fewer requests cannot hang the test.
+        listener.set_nonblocking(true).unwrap();
+        for _ in 0..2 {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break stream,
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            && Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Err(e) => panic!("expected another request: {e}"),
+                }
+            };
+            stream.set_nonblocking(false).unwrap();
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+                request.push(byte[0]);
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            // The client hangs up early; a failed write is expected then.
+            let _ = stream
+                .write_all(head.as_bytes())
+                .and_then(|()| stream.write_all(&body));
+        }
+    });
+    let remote = inspect_json(&format!("http://127.0.0.1:{port}/m.safetensors"));
+    server.join().unwrap();
+    let local = inspect_json(path.to_str().unwrap());
+    assert_eq!(normalized(&remote), normalized(&local));
+}
