@@ -100,6 +100,14 @@ pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {
         write_index_json(total, &weight_map).as_bytes(),
     )?;
     progress.finish();
+    let stale = stale_shards(&args.output_dir, count);
+    if !stale.is_empty() {
+        eprintln!(
+            "safetensors: warning: {} also holds shards from an earlier run, not in the new index: {}",
+            args.output_dir.display(),
+            stale.join(", ")
+        );
+    }
     say!(
         "wrote {count} shard(s) and {INDEX_FILE} to {} ({} tensors, {})",
         args.output_dir.display(),
@@ -107,6 +115,23 @@ pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {
         format_bytes(total)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `model-*-of-*.safetensors` files in `folder` that are not shards of a `count`-shard split.
+fn stale_shards(folder: &Path, count: usize) -> Vec<String> {
+    let current = format!("-of-{count:05}.safetensors");
+    let mut stale: Vec<String> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| {
+            name.starts_with("model-") && name.contains("-of-") && name.ends_with(".safetensors")
+        })
+        .filter(|name| !name.ends_with(&current))
+        .collect();
+    stale.sort();
+    stale
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.

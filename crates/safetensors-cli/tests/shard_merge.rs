@@ -188,7 +188,16 @@ fn shard_refuses_bad_sizes_and_sharded_input() {
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     }
     let shards = dir.path().join("s");
-    assert_eq!(shard(&whole, &shards, "5GB").code, 0);
+    assert_eq!(shard(&whole, &shards, "70").code, 0);
+    // Re-sharding into the same folder with another count warns about the old shards.
+    let out = shard(&whole, &shards, "5GB");
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr.contains("shards from an earlier run")
+            && out.stderr.contains("model-00004-of-00004.safetensors"),
+        "{}",
+        out.stderr
+    );
     let out = shard(&shards, &dir.path().join("t"), "5GB");
     assert_one_line_error(&out, "already sharded");
     let out = shard(
