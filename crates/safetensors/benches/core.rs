@@ -16,7 +16,10 @@ fn header_parse(c: &mut Criterion) {
     let tensors: Vec<(String, TensorView)> = (0..1000)
         .map(|i| {
             let bytes = &data[i * 256..(i + 1) * 256];
-            (format!("model.layers.{i}.weight"), TensorView::new(Dtype::F32, vec![8, 8], bytes).unwrap())
+            (
+                format!("model.layers.{i}.weight"),
+                TensorView::new(Dtype::F32, vec![8, 8], bytes).unwrap(),
+            )
         })
         .collect();
     let file = serialize(tensors, vec![("format", "pt")]).unwrap();
@@ -37,10 +40,16 @@ fn write_large(c: &mut Criterion) {
         .chunks(chunk)
         .enumerate()
         .filter(|(_, c)| c.len() == chunk)
-        .map(|(i, c)| (format!("h.{i}.weight"), TensorView::new(Dtype::F32, vec![768, 768], c).unwrap()))
+        .map(|(i, c)| {
+            (
+                format!("h.{i}.weight"),
+                TensorView::new(Dtype::F32, vec![768, 768], c).unwrap(),
+            )
+        })
         .collect();
     let total: usize = tensors.iter().map(|(_, t)| t.data_len()).sum();
-    let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
+    let dir =
+        tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
     let path = dir.path().join("bench.safetensors");
     let plain = dir.path().join("plain.bin");
 
@@ -48,7 +57,9 @@ fn write_large(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Bytes(total as u64));
     group.bench_function("serialize_to_file", |b| {
-        b.iter(|| serialize_to_file(tensors.iter().map(|(n, t)| (n.as_str(), t)), None, &path).unwrap())
+        b.iter(|| {
+            serialize_to_file(tensors.iter().map(|(n, t)| (n.as_str(), t)), None, &path).unwrap()
+        })
     });
     group.bench_function("std::fs::write (same bytes)", |b| {
         b.iter(|| std::fs::write(&plain, &data[..total]).unwrap())
@@ -63,7 +74,10 @@ fn slice_rows(c: &mut Criterion) {
     let path = dir.path().join("wte.safetensors");
     let view = TensorView::new(Dtype::F32, vec![rows, cols], &data).unwrap();
     serialize_to_file([("wte", view.clone())], None, &path).unwrap();
-    let block = [TensorIndexer::Narrow(std::ops::Bound::Included(1000), std::ops::Bound::Excluded(2000))];
+    let block = [TensorIndexer::Narrow(
+        std::ops::Bound::Included(1000),
+        std::ops::Bound::Excluded(2000),
+    )];
 
     let mut group = c.benchmark_group("slice 1000 rows of 50257x768 F32");
     group.throughput(Throughput::Bytes((1000 * cols * 4) as u64));
@@ -81,7 +95,8 @@ fn slice_rows(c: &mut Criterion) {
         group.bench_function(format!("SafeFile {backend:?}"), |b| {
             b.iter(|| {
                 let info = file.metadata().info("wte").unwrap();
-                let ranges = safetensors::slice::byte_ranges(info.dtype, &info.shape, &block).unwrap();
+                let ranges =
+                    safetensors::slice::byte_ranges(info.dtype, &info.shape, &block).unwrap();
                 let mut out = vec![0u8; ranges.remaining_byte_len()];
                 let mut at = 0;
                 for r in ranges {
