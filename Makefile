@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: demo test test-rust lint fuzz-check bench-rust ci
+.PHONY: demo test test-rust lint fuzz-check fuzz-smoke bench-rust ci
 
 ## Build everything, write a sample model file, read it back and slice it.
 demo:
@@ -29,9 +29,13 @@ lint:
 fuzz-check:
 	cd fuzz && $(CARGO) check --bins
 
+## A short coverage-guided run of each fuzz target (stable toolchain).
+fuzz-smoke:
+	fuzz/smoke.sh $${FUZZ_SECONDS:-30}
+
 ## Criterion benchmarks of the core (slow; not part of the tests).
 bench-rust:
 	BENCH_DIR=$${BENCH_DIR:-/tmp} $(CARGO) bench -p safetensors --bench core
 
 ## What CI runs.
-ci: lint test
+ci: lint test fuzz-smoke
