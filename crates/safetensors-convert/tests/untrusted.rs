@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use proptest::prelude::*;
-use safetensors_convert::{convert_file, read_checkpoint, ConvertError, ConvertOptions};
+use safetensors_convert::{convert_file, convert_folder, read_checkpoint, ConvertError, ConvertOptions};
 
 fn refuse(bytes: &[u8], tag: &str) -> ConvertError {
     let dir = common::scratch(tag);
@@ -254,4 +254,91 @@ proptest! {
         try_everything(&bytes, &dir);
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+fn write_folder(dir: &Path, shards: &[(&str, Vec<u8>)], index: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, bytes) in shards {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    std::fs::write(dir.join("pytorch_model.bin.index.json"), index).unwrap();
+}
+
+fn float_shard(names: &[(&str, &str)]) -> Vec<u8> {
+    let floats: Vec<u8> = (0..4).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    let tensors: Vec<(&str, &str, u8, u8, u8)> = names.iter().map(|(n, k)| (*n, *k, 4, 0, 4)).collect();
+    let keys: Vec<(&str, &[u8])> = names.iter().map(|(_, k)| (*k, &floats[..])).collect();
+    archive_with_pickle(&common::state_dict_pickle(&tensors), &keys)
+}
+
+#[test]
+fn sharded_folder_converts_and_writes_an_index() {
+    let root = common::scratch("folder");
+    let input = root.join("in");
+    write_folder(
+        &input,
+        &[("a.bin", float_shard(&[("x", "0"), ("y", "1")])), ("b.bin", float_shard(&[("z", "0")]))],
+        r#"{"metadata": {"total_size": 48}, "weight_map": {"x": "a.bin", "y": "a.bin", "z": "b.bin"}}"#,
+    );
+    let out = root.join("out");
+    let report = convert_folder(&input, &out, &ConvertOptions { verify: true, progress: None }).unwrap();
+    assert_eq!(report.tensors_written, 3);
+    let names: Vec<String> = report.files_written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]);
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("model.safetensors.index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index,
+        serde_json::json!({"metadata": {"total_size": 48}, "weight_map": {
+            "x": "model-00001-of-00002.safetensors", "y": "model-00001-of-00002.safetensors",
+            "z": "model-00002-of-00002.safetensors"}})
+    );
+}
+
+#[test]
+fn broken_shard_leaves_no_output_at_all() {
+    let root = common::scratch("folder-bad");
+    let input = root.join("in");
+    let bad = archive_with_pickle(&common::state_dict_pickle(&[("z", "9", 4, 0, 4)]), &[]);
+    write_folder(
+        &input,
+        &[("a.bin", float_shard(&[("x", "0")])), ("b.bin", bad)],
+        r#"{"weight_map": {"x": "a.bin", "z": "b.bin"}}"#,
+    );
+    let out = root.join("out");
+    let err = convert_folder(&input, &out, &ConvertOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("b.bin") && err.to_string().contains("`z`"), "{err}");
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(), "nothing written");
+}
+
+#[test]
+fn index_problems_are_named() {
+    let root = common::scratch("folder-index");
+    let cases = [
+        (r#"{"weight_map": {"x": "../escape.bin"}}"#, "not a file in the same folder"),
+        (r#"{"weight_map": {"x": "a.bin", "ghost": "a.bin"}}"#, "`ghost`"),
+        (r#"{"weight_map": 3}"#, "weight_map"),
+        ("{not json", "invalid JSON"),
+    ];
+    for (i, (index, want)) in cases.iter().enumerate() {
+        let input = root.join(format!("in{i}"));
+        write_folder(&input, &[("a.bin", float_shard(&[("x", "0")]))], index);
+        let out = root.join(format!("out{i}"));
+        let err = convert_folder(&input, &out, &ConvertOptions::default()).unwrap_err();
+        assert!(err.to_string().contains(want) && err.to_string().contains("index.json"), "{err}");
+        assert!(!out.join("model.safetensors.index.json").exists());
+    }
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = convert_folder(&empty, &root.join("o"), &ConvertOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("pytorch_model.bin"), "{err}");
+}
+
+#[test]
+fn folder_with_single_bin_converts_to_model_safetensors() {
+    let root = common::scratch("folder-single");
+    let input = root.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("pytorch_model.bin"), float_shard(&[("x", "0")])).unwrap();
+    let report = convert_folder(&input, &root.join("out"), &ConvertOptions::default()).unwrap();
+    assert_eq!(report.files_written, [root.join("out/model.safetensors")]);
 }
