@@ -230,42 +230,76 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     !c
 }
 
-/// Writes a stored zip archive in memory. For tests (of this crate and its users) that need
-/// hand-made or deliberately broken archives.
+/// Writes a stored zip archive in memory, optionally in zip64 form (every size and offset in
+/// the central directory moved to the zip64 extra field, plus the zip64 end records), as
+/// `torch.save` does for archives over 4 GiB. For tests that need hand-made archives.
 #[cfg(test)]
 pub(crate) fn write_stored_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    write_zip(entries, false)
+}
+
+#[cfg(test)]
+pub(crate) fn write_zip(entries: &[(&str, &[u8])], zip64: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let mut central = Vec::new();
     for (name, body) in entries {
-        let off = out.len() as u32;
+        let off = out.len() as u64;
         let crc = crc32(body);
+        let len = body.len() as u64;
         out.extend_from_slice(&LOCAL_SIG.to_le_bytes());
         out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+        out.extend_from_slice(&(len as u32).to_le_bytes());
         out.extend_from_slice(&(name.len() as u16).to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(body);
+        let (small_len, small_off, extra) = if zip64 {
+            let mut x = vec![1, 0, 24, 0];
+            for v in [len, len, off] {
+                x.extend_from_slice(&v.to_le_bytes());
+            }
+            (u32::MAX, u32::MAX, x)
+        } else {
+            (len as u32, off as u32, Vec::new())
+        };
         central.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
-        central.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        central.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         central.extend_from_slice(&crc.to_le_bytes());
-        central.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        central.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        central.extend_from_slice(&small_len.to_le_bytes());
+        central.extend_from_slice(&small_len.to_le_bytes());
         central.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        central.extend_from_slice(&[0; 12]);
-        central.extend_from_slice(&off.to_le_bytes());
+        central.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+        central.extend_from_slice(&[0; 10]);
+        central.extend_from_slice(&small_off.to_le_bytes());
         central.extend_from_slice(name.as_bytes());
+        central.extend_from_slice(&extra);
     }
-    let cd_off = out.len() as u32;
+    let cd_off = out.len() as u64;
     out.extend_from_slice(&central);
+    let n = entries.len() as u64;
+    if zip64 {
+        let z64 = out.len() as u64;
+        out.extend_from_slice(&ZIP64_EOCD_SIG.to_le_bytes());
+        out.extend_from_slice(&44u64.to_le_bytes());
+        out.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for v in [n, n, central.len() as u64, cd_off] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&ZIP64_LOCATOR_SIG.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&z64.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+    }
+    let (count16, size32, off32) =
+        if zip64 { (u16::MAX, u32::MAX, u32::MAX) } else { (n as u16, central.len() as u32, cd_off as u32) };
     out.extend_from_slice(&EOCD_SIG.to_le_bytes());
     out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    out.extend_from_slice(&cd_off.to_le_bytes());
+    out.extend_from_slice(&count16.to_le_bytes());
+    out.extend_from_slice(&count16.to_le_bytes());
+    out.extend_from_slice(&size32.to_le_bytes());
+    out.extend_from_slice(&off32.to_le_bytes());
     out.extend_from_slice(&[0, 0]);
     out
 }
@@ -288,6 +322,19 @@ mod tests {
         assert_eq!(&z[e.data.clone()], b"\x01\x02\x03");
         assert_eq!(e.crc32, crc32(b"\x01\x02\x03"));
         assert!(a.get("missing").is_none());
+    }
+
+    #[test]
+    fn zip64_archives_resolve_the_same_entries() {
+        let entries: [(&str, &[u8]); 2] = [("a/data.pkl", b"hello"), ("a/data/0", b"\x01\x02\x03")];
+        let z = write_zip(&entries, true);
+        let a = Archive::parse(&z).unwrap();
+        for (name, body) in entries {
+            assert_eq!(&z[a.get(name).unwrap().data.clone()], body);
+        }
+        for cut in 0..z.len() {
+            assert!(Archive::parse(&z[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

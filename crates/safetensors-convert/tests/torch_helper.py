@@ -148,6 +148,14 @@ def shared_and_views():
         "int_scalar": torch.tensor(7, dtype=torch.int64),
         "expanded": torch.tensor([1.0, 2.0]).expand(3, 2),
     }
+    # Python attributes make torch pickle through _rebuild_from_type_v2 (tensors) and
+    # _rebuild_parameter_with_state (parameters).
+    with_attr = torch.randn(2, 2, generator=g)
+    with_attr.note = "hello"
+    sd["tensor_with_attr"] = with_attr
+    param = torch.nn.Parameter(torch.randn(3, generator=g))
+    param.note = 1
+    sd["param_with_state"] = param
     return sd
 
 

@@ -342,3 +342,42 @@ fn folder_with_single_bin_converts_to_model_safetensors() {
     let report = convert_folder(&input, &root.join("out"), &ConvertOptions::default()).unwrap();
     assert_eq!(report.files_written, [root.join("out/model.safetensors")]);
 }
+
+#[test]
+fn big_endian_archive_is_byte_swapped() {
+    let be: Vec<u8> = [1.0f32, -2.5, 3.25, 8.0].iter().flat_map(|f| f.to_be_bytes()).collect();
+    let pkl = common::state_dict_pickle(&[("w", "0", 4, 0, 4)]);
+    let zip = common::stored_zip(&[("archive/data.pkl", &pkl), ("archive/byteorder", b"big"), ("archive/data/0", &be)]);
+    let dir = common::scratch("be");
+    let src = dir.join("be.pt");
+    std::fs::write(&src, zip).unwrap();
+    let ck = read_checkpoint(&src).unwrap();
+    assert!(ck.is_big_endian());
+    assert_eq!(f32s(&ck.tensor_bytes_by_name("w").unwrap()), [1.0, -2.5, 3.25, 8.0]);
+    let out = dir.join("be.safetensors");
+    convert_file(&src, &out, &ConvertOptions { verify: true, progress: None }).unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(f32s(st.tensor("w").unwrap().data()), [1.0, -2.5, 3.25, 8.0]);
+
+    let zip = common::stored_zip(&[("archive/data.pkl", &pkl), ("archive/byteorder", b"middle"), ("archive/data/0", &be)]);
+    let err = refuse(&zip, "byteorder");
+    assert!(err.to_string().contains("byteorder"), "{err}");
+}
+
+#[test]
+fn checkpoint_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<safetensors_convert::Checkpoint>();
+    assert_send_sync::<ConvertError>();
+}
+
+#[test]
+fn missing_output_folder_is_an_error_naming_the_output() {
+    let dir = common::scratch("noparent");
+    let dst = dir.join("no/such/dir/out.safetensors");
+    let err = convert_file(&common::fixture("small.pt"), &dst, &ConvertOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("out.safetensors"), "{err}");
+    let err = convert_file(&common::fixture("small.pt"), &common::fixture("small.pt"), &ConvertOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("input checkpoint itself"), "{err}");
+}
