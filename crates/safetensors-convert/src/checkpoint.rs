@@ -188,16 +188,20 @@ fn gather<'a>(storage: &'a [u8], e: &TensorEntry, big_endian: bool) -> Cow<'a, [
         }
         let run_bytes = run * el;
         let mut out = Vec::with_capacity(e.nbytes);
+        // Walk the outer dims like an odometer, keeping the byte position incrementally.
+        let step: Vec<usize> = e.stride[..k].iter().map(|s| s * el).collect();
         let mut idx = vec![0usize; k];
+        let mut pos = e.start;
         for _ in 0..e.nbytes / run_bytes {
-            let pos = e.start + idx.iter().zip(&e.stride).map(|(i, s)| i * s * el).sum::<usize>();
             out.extend_from_slice(&storage[pos..pos + run_bytes]);
             for d in (0..k).rev() {
                 idx[d] += 1;
                 if idx[d] < e.size[d] {
+                    pos += step[d];
                     break;
                 }
                 idx[d] = 0;
+                pos -= step[d] * (e.size[d] - 1);
             }
         }
         out
@@ -243,6 +247,8 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ConvertError> {
     } else {
         let reason = if data.is_empty() {
             "the file is empty".to_owned()
+        } else if data.get(257..262) == Some(b"ustar") {
+            "it is a tar archive (the torch.save format of PyTorch before 0.4), which is not supported".to_owned()
         } else if data.starts_with(b"\x93NUMPY") {
             "it is a NumPy .npy file".to_owned()
         } else if data.len() >= 8 && data.get(8) == Some(&b'{') {

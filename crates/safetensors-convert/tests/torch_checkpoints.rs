@@ -38,7 +38,7 @@ fn torch_checkpoints_convert_exactly() {
     let opts = ConvertOptions { verify: true, progress: None };
     let mut pairs = Vec::new();
     let mut expected_written = 0;
-    for name in ["all_dtypes.bin", "shared.pt", "legacy.pth", "training.pt", "nested.pt"] {
+    for name in ["all_dtypes.bin", "shared.pt", "proto5.pt", "legacy.pth", "training.pt", "nested.pt"] {
         let src = dir.join(name);
         let dst = out.join(format!("{name}.safetensors"));
         let report = convert_file(&src, &dst, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
