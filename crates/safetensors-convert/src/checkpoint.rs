@@ -187,24 +187,35 @@ fn gather<'a>(storage: &'a [u8], e: &TensorEntry, big_endian: bool) -> Cow<'a, [
             k -= 1;
         }
         let run_bytes = run * el;
-        let mut out = Vec::with_capacity(e.nbytes);
-        // Walk the outer dims like an odometer, keeping the byte position incrementally.
-        let step: Vec<usize> = e.stride[..k].iter().map(|s| s * el).collect();
-        let mut idx = vec![0usize; k];
-        let mut pos = e.start;
-        for _ in 0..e.nbytes / run_bytes {
-            out.extend_from_slice(&storage[pos..pos + run_bytes]);
-            for d in (0..k).rev() {
-                idx[d] += 1;
-                if idx[d] < e.size[d] {
-                    pos += step[d];
-                    break;
+        let mut out = vec![0u8; e.nbytes];
+        if k == 0 {
+            out.copy_from_slice(&storage[e.start..e.start + run_bytes]);
+            out
+        } else {
+            // The last two dims form planes copied in square tiles (a transpose reads columns;
+            // tiling keeps both sides in cache); dims outside them are walked like an odometer,
+            // keeping the byte position incrementally.
+            let inner = (e.size[k - 1], e.stride[k - 1] * el);
+            let rows = if k >= 2 { (e.size[k - 2], e.stride[k - 2] * el) } else { (1, 0) };
+            let outer = k.saturating_sub(2);
+            let plane = rows.0 * inner.0 * run_bytes;
+            let step: Vec<usize> = e.stride[..outer].iter().map(|s| s * el).collect();
+            let mut idx = vec![0usize; outer];
+            let mut pos = e.start;
+            for dst in out.chunks_exact_mut(plane) {
+                copy_plane(storage, pos, rows, inner, run_bytes, dst);
+                for d in (0..outer).rev() {
+                    idx[d] += 1;
+                    if idx[d] < e.size[d] {
+                        pos += step[d];
+                        break;
+                    }
+                    idx[d] = 0;
+                    pos -= step[d] * (e.size[d] - 1);
                 }
-                idx[d] = 0;
-                pos -= step[d] * (e.size[d] - 1);
             }
+            out
         }
-        out
     };
     if big_endian {
         let unit = e.torch_dtype.swap_unit();
@@ -215,6 +226,50 @@ fn gather<'a>(storage: &'a [u8], e: &TensorEntry, big_endian: bool) -> Cow<'a, [
         }
     }
     Cow::Owned(out)
+}
+
+/// Copies a `rows x inner` plane of `run`-byte items (each given as (count, byte step)) from
+/// `src` at `pos` into `dst` in C order, tile by tile.
+fn copy_plane(src: &[u8], pos: usize, rows: (usize, usize), inner: (usize, usize), run: usize, dst: &mut [u8]) {
+    const TILE: usize = 32;
+    let row_bytes = inner.0 * run;
+    for r0 in (0..rows.0).step_by(TILE) {
+        for j0 in (0..inner.0).step_by(TILE) {
+            let j1 = (j0 + TILE).min(inner.0);
+            for r in r0..(r0 + TILE).min(rows.0) {
+                let from = pos + r * rows.1 + j0 * inner.1;
+                let to = r * row_bytes;
+                copy_strided(src, from, inner.1, run, &mut dst[to + j0 * run..to + j1 * run]);
+            }
+        }
+    }
+}
+
+/// Fills `dst` with runs of `run` bytes taken every `step` bytes of `src` from `pos`.
+fn copy_strided(src: &[u8], pos: usize, step: usize, run: usize, dst: &mut [u8]) {
+    fn fixed<const N: usize>(src: &[u8], mut pos: usize, step: usize, dst: &mut [u8]) {
+        for d in dst.chunks_exact_mut(N) {
+            d.copy_from_slice(&src[pos..pos + N]);
+            pos += step;
+        }
+    }
+    match run {
+        1 => {
+            for (i, d) in dst.iter_mut().enumerate() {
+                *d = src[pos + i * step];
+            }
+        }
+        2 => fixed::<2>(src, pos, step, dst),
+        4 => fixed::<4>(src, pos, step, dst),
+        8 => fixed::<8>(src, pos, step, dst),
+        _ => {
+            let mut pos = pos;
+            for d in dst.chunks_exact_mut(run) {
+                d.copy_from_slice(&src[pos..pos + run]);
+                pos += step;
+            }
+        }
+    }
 }
 
 fn pickle_err(path: &Path, stream: &str, e: PickleError) -> ConvertError {
