@@ -617,6 +617,56 @@ mod tests {
         }
     }
 
+    /// Element-by-element reference for `gather`.
+    fn naive(storage: &[u8], e: &TensorEntry) -> Vec<u8> {
+        let el = e.torch_dtype.element_size();
+        let numel: usize = e.size.iter().product();
+        let mut out = Vec::new();
+        for flat in 0..numel {
+            let mut rem = flat;
+            let mut pos = e.start;
+            for d in (0..e.size.len()).rev() {
+                pos += (rem % e.size[d]) * e.stride[d] * el;
+                rem /= e.size[d];
+            }
+            out.extend_from_slice(&storage[pos..pos + el]);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, failure_persistence: None, ..Default::default() })]
+
+        /// Any permutation of a C-contiguous layout (with an offset) gathers like the
+        /// element-by-element reference, including planes larger than one tile.
+        #[test]
+        fn gather_matches_reference(
+            dims in proptest::collection::vec(1usize..70, 1..4),
+            perm_seed in proptest::prelude::any::<u64>(),
+            el in proptest::sample::select(vec![TorchDtype::UInt8, TorchDtype::Int16, TorchDtype::Float32, TorchDtype::Complex64]),
+            offset in 0usize..3,
+        ) {
+            let n = dims.len();
+            let mut c_strides = vec![1usize; n];
+            for d in (0..n - 1).rev() {
+                c_strides[d] = c_strides[d + 1] * dims[d + 1];
+            }
+            let mut order: Vec<usize> = (0..n).collect();
+            let mut seed = perm_seed;
+            for i in (1..n).rev() {
+                order.swap(i, (seed % (i as u64 + 1)) as usize);
+                seed /= i as u64 + 1;
+            }
+            let size: Vec<usize> = order.iter().map(|&d| dims[d]).collect();
+            let stride: Vec<usize> = order.iter().map(|&d| c_strides[d]).collect();
+            let numel: usize = dims.iter().product();
+            let storage: Vec<u8> = (0..(numel + offset) * el.element_size()).map(|i| (i * 7 % 251) as u8).collect();
+            let mut e = entry(&size, &stride, offset * el.element_size(), el);
+            e.contiguous = order.iter().enumerate().all(|(i, &d)| i == d || dims[d] == 1);
+            proptest::prop_assert_eq!(gather(&storage, &e, false).into_owned(), naive(&storage, &e));
+        }
+    }
+
     #[test]
     fn gather_transposed_matrix() {
         // Storage holds a 2x3 matrix row-major; the tensor is its 3x2 transpose.
