@@ -407,7 +407,7 @@ fn read_zip(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
     };
     let loaded = pickle::load(pkl_bytes, &mut |heap, pid| torch::storage_from_pid(heap, pid, false))
         .map_err(|e| pickle_err(path, &pkl.name, e))?;
-    let records = torch::collect_tensors(&loaded.heap, &loaded.value).map_err(|m| structure(path, m))?;
+    let records = torch::collect_tensors(&loaded.heap, &loaded.value, pkl_bytes.len()).map_err(|m| structure(path, m))?;
     let storages =
         resolve_storages(path, &records, |key| archive.get(&format!("{prefix}data/{key}")).map(|e| e.data.clone()))?;
     Ok(Parsed { records, storages, big_endian })
@@ -444,7 +444,11 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
     }
     let (proto, _) = next("protocol version", None)?;
     if !matches!(proto.value, Value::Int(LEGACY_PROTOCOL)) {
-        return Err(structure(path, format!("legacy checkpoint protocol is {:?}, expected {LEGACY_PROTOCOL}", proto.value)));
+        let got = match proto.value {
+            Value::Int(i) => i.to_string(),
+            ref other => format!("a {}", other.kind()),
+        };
+        return Err(structure(path, format!("legacy checkpoint protocol is {got}, expected {LEGACY_PROTOCOL}")));
     }
     let (sys_info, _) = next("sys_info", None)?;
     let mut big_endian = false;
@@ -459,7 +463,7 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
     }
     let mut elsizes: HashMap<Rc<str>, usize> = HashMap::new();
     let (main, _) = next("object pickle", Some(&mut elsizes))?;
-    let records = torch::collect_tensors(&main.heap, &main.value).map_err(|m| structure(path, m))?;
+    let records = torch::collect_tensors(&main.heap, &main.value, main.consumed).map_err(|m| structure(path, m))?;
     let (keys, _) = next("storage key list", None)?;
     let key_list: Vec<Rc<str>> = match keys.value {
         Value::List(l) => keys.heap.lists[l]

@@ -29,7 +29,7 @@ pub(crate) enum Value {
     /// Read by tests and shown in `Debug` error output; no conversion needs it.
     #[allow(dead_code)]
     Bytes(Rc<[u8]>),
-    Tuple(Rc<[Value]>),
+    Tuple(Rc<Tuple>),
     List(usize),
     Dict(usize),
     Global(Global),
@@ -59,6 +59,36 @@ impl Value {
     }
 }
 
+/// Deepest nesting of tuples inside tuples. Tuples are the only values that own other values
+/// (lists and dicts live in the [`Heap`]), so bounding their depth bounds every recursive
+/// walk, print and drop of a value.
+pub(crate) const MAX_TUPLE_DEPTH: u16 = 64;
+
+/// An immutable tuple, with its nesting depth.
+#[derive(Debug)]
+pub(crate) struct Tuple {
+    depth: u16,
+    items: Box<[Value]>,
+}
+
+impl std::ops::Deref for Tuple {
+    type Target = [Value];
+    fn deref(&self) -> &[Value] {
+        &self.items
+    }
+}
+
+impl Value {
+    /// Builds a tuple, refusing nesting deeper than [`MAX_TUPLE_DEPTH`].
+    pub(crate) fn tuple(items: Vec<Value>) -> Result<Value, String> {
+        let inner = items.iter().map(|v| if let Value::Tuple(t) = v { t.depth } else { 0 }).max().unwrap_or(0);
+        if inner >= MAX_TUPLE_DEPTH {
+            return Err(format!("tuples nested more than {MAX_TUPLE_DEPTH} deep"));
+        }
+        Ok(Value::Tuple(Rc::new(Tuple { depth: inner + 1, items: items.into_boxed_slice() })))
+    }
+}
+
 /// The only globals a checkpoint may name. Everything else is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Global {
@@ -77,6 +107,9 @@ pub(crate) enum Global {
     Dtype(TorchDtype),
 }
 
+/// Longest string accepted as a dict key.
+pub(crate) const MAX_KEY_LEN: usize = 4096;
+
 /// A dict that keeps insertion order; string keys are indexed so `SETITEM` replaces in place.
 #[derive(Debug, Default)]
 pub(crate) struct DictObj {
@@ -85,15 +118,21 @@ pub(crate) struct DictObj {
 }
 
 impl DictObj {
-    fn insert(&mut self, key: Value, value: Value) {
+    fn insert(&mut self, key: Value, value: Value) -> Result<(), String> {
         if let Value::Str(s) = &key {
+            // Hashing is paid per insert, and one long key can be inserted many times through
+            // the memo: capping key length keeps the work linear in the input.
+            if s.len() > MAX_KEY_LEN {
+                return Err(format!("dict key of {} bytes (the limit is {MAX_KEY_LEN})", s.len()));
+            }
             if let Some(&i) = self.by_str.get(s) {
                 self.items[i].1 = value;
-                return;
+                return Ok(());
             }
             self.by_str.insert(s.clone(), self.items.len());
         }
         self.items.push((key, value));
+        Ok(())
     }
 }
 
@@ -347,7 +386,7 @@ impl Machine<'_, '_> {
         };
         let mut it = pairs.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            self.heap.dicts[d].insert(k, v);
+            self.heap.dicts[d].insert(k, v).map_err(|m| malformed(at, m))?;
         }
         Ok(())
     }
@@ -389,7 +428,10 @@ impl Machine<'_, '_> {
                     let l = self.heap.new_list();
                     self.push(l, at)?;
                 }
-                b')' => self.push(Value::Tuple(Rc::from(Vec::new())), at)?,
+                b')' => {
+                    let t = Value::tuple(Vec::new()).map_err(|m| malformed(at, m))?;
+                    self.push(t, at)?;
+                }
                 b'(' => {
                     if self.marks.len() >= MAX_MARKS {
                         return Err(malformed(at, format!("more than {MAX_MARKS} nested MARKs")));
@@ -488,7 +530,8 @@ impl Machine<'_, '_> {
                 }
                 b't' => {
                     let items = self.pop_mark(at)?;
-                    self.push(Value::Tuple(Rc::from(items)), at)?;
+                    let t = Value::tuple(items).map_err(|m| malformed(at, m))?;
+                    self.push(t, at)?;
                 }
                 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
@@ -497,7 +540,8 @@ impl Machine<'_, '_> {
                         return Err(malformed(at, "stack underflow"));
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.push(Value::Tuple(Rc::from(items)), at)?;
+                    let t = Value::tuple(items).map_err(|m| malformed(at, m))?;
+                    self.push(t, at)?;
                 }
                 b'q' => {
                     let i = self.reader.u8(at)?;
@@ -710,6 +754,30 @@ mod tests {
     fn reduce_on_non_global_is_refused() {
         let err = run(b"K\x01)R.").err().unwrap();
         assert!(err.to_string().contains("REDUCE on a int"), "{err}");
+    }
+
+    #[test]
+    fn tuple_nesting_is_bounded() {
+        // 100k nested TUPLE1s would overflow the stack when printed or dropped recursively.
+        let mut p = vec![b'N'];
+        p.extend(std::iter::repeat_n(0x85, 100_000));
+        p.push(b'.');
+        let err = run(&p).err().unwrap();
+        assert!(err.to_string().contains("nested more than 64"), "{err}");
+        let mut p = vec![b'N'];
+        p.extend(std::iter::repeat_n(0x85, 64));
+        p.push(b'.');
+        assert!(run(&p).is_ok());
+    }
+
+    #[test]
+    fn long_dict_keys_are_refused() {
+        let mut p = b"}X".to_vec();
+        p.extend_from_slice(&(MAX_KEY_LEN as u32 + 1).to_le_bytes());
+        p.extend(std::iter::repeat_n(b'k', MAX_KEY_LEN + 1));
+        p.extend_from_slice(b"Ns.");
+        let err = run(&p).err().unwrap();
+        assert!(err.to_string().contains("dict key of 4097 bytes"), "{err}");
     }
 
     #[test]

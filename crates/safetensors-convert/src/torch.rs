@@ -319,7 +319,7 @@ pub(crate) fn reduce(heap: &mut Heap, g: Global, args: &[Value]) -> Result<Value
         Global::TorchSize => {
             arity(1, 1, "torch.Size")?;
             let dims = int_tuple(heap, &args[0], "torch.Size argument")?;
-            Ok(Value::Tuple(dims.into_iter().map(|d| Value::Int(d as i64)).collect()))
+            Value::tuple(dims.into_iter().map(|d| Value::Int(d as i64)).collect())
         }
         Global::RebuildTensor => {
             arity(4, 4, "torch._utils._rebuild_tensor")?;
@@ -401,6 +401,9 @@ pub(crate) fn storage_from_pid(heap: &Heap, pid: &Value, legacy: bool) -> Result
         Value::Int(i) => Rc::from(i.to_string()),
         other => return Err(format!("storage key is a {}, expected a string", other.kind())),
     };
+    if key.len() > MAX_STORAGE_KEY_LEN {
+        return Err(format!("storage key of {} bytes (the limit is {MAX_STORAGE_KEY_LEN})", key.len()));
+    }
     if !matches!(t[3], Value::Str(_)) {
         return Err("storage location is not a string".to_owned());
     }
@@ -424,6 +427,12 @@ pub(crate) fn storage_from_pid(heap: &Heap, pid: &Value, legacy: bool) -> Result
     Ok(Value::Storage(Rc::new(StorageRef { key, dtype, byte_offset, view_len })))
 }
 
+/// Longest tensor name produced by flattening (real names are a few dozen bytes).
+const MAX_NAME_LEN: usize = 1024;
+
+/// Longest storage key accepted (torch writes small decimal numbers).
+const MAX_STORAGE_KEY_LEN: usize = 256;
+
 /// Maximum nesting walked when flattening nested dicts/lists into tensor names.
 const MAX_DEPTH: usize = 64;
 
@@ -433,7 +442,14 @@ const MAX_DEPTH: usize = 64;
 /// common training-checkpoint layout) is unwrapped to it. Nested dicts and lists are flattened
 /// with `.`-joined names (`{"model": {"w": t}}` gives `model.w`); leaves that are not tensors
 /// (ints, strings, `None`, ...) carry no tensor data and are skipped.
-pub(crate) fn collect_tensors(heap: &Heap, root: &Value) -> Result<Vec<(String, Rc<TensorRecord>)>, String> {
+///
+/// `visit_budget` caps the number of values visited (pass the pickle's length: a state dict
+/// visits each value once, and each value costs at least one byte).
+pub(crate) fn collect_tensors(
+    heap: &Heap,
+    root: &Value,
+    visit_budget: usize,
+) -> Result<Vec<(String, Rc<TensorRecord>)>, String> {
     let mut root = root;
     if let Value::Dict(d) = root {
         for (k, v) in &heap.dicts[*d].items {
@@ -449,28 +465,46 @@ pub(crate) fn collect_tensors(heap: &Heap, root: &Value) -> Result<Vec<(String, 
     }
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    walk(heap, root, String::new(), 0, &mut out, &mut seen)?;
+    let mut budget = visit_budget;
+    walk(heap, root, String::new(), 0, &mut Walk { out: &mut out, seen: &mut seen, budget: &mut budget })?;
     Ok(out)
 }
 
-fn walk(
-    heap: &Heap,
-    v: &Value,
-    prefix: String,
-    depth: usize,
-    out: &mut Vec<(String, Rc<TensorRecord>)>,
-    seen: &mut HashSet<String>,
-) -> Result<(), String> {
+/// State of one flattening walk.
+struct Walk<'w> {
+    out: &'w mut Vec<(String, Rc<TensorRecord>)>,
+    seen: &'w mut HashSet<String>,
+    /// Values still allowed to be visited: a container referenced from many places (through the
+    /// memo) would otherwise make the walk exponential in the pickle's size.
+    budget: &'w mut usize,
+}
+
+fn walk(heap: &Heap, v: &Value, prefix: String, depth: usize, w: &mut Walk<'_>) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!("checkpoint nests containers more than {MAX_DEPTH} deep"));
     }
-    let join = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") };
+    if *w.budget == 0 {
+        return Err("checkpoint references the same containers too many times (visit budget exhausted)".to_owned());
+    }
+    *w.budget -= 1;
+    // Names are capped so that a long prefix repeated over many entries cannot multiply memory.
+    let join = |k: &str, child: &Value| -> Result<Option<String>, String> {
+        let len = prefix.len() + k.len() + usize::from(!prefix.is_empty());
+        if len > MAX_NAME_LEN {
+            return if matches!(child, Value::Tensor(_) | Value::Dict(_) | Value::List(_) | Value::Tuple(_)) {
+                Err(format!("a tensor name under `{}...` is longer than {MAX_NAME_LEN} bytes", prefix.chars().take(64).collect::<String>()))
+            } else {
+                Ok(None)
+            };
+        }
+        Ok(Some(if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") }))
+    };
     match v {
         Value::Tensor(t) => {
-            if !seen.insert(prefix.clone()) {
+            if !w.seen.insert(prefix.clone()) {
                 return Err(format!("tensor name `{prefix}` occurs twice after flattening nested containers"));
             }
-            out.push((prefix, t.clone()));
+            w.out.push((prefix, t.clone()));
         }
         Value::Dict(d) => {
             for (k, child) in &heap.dicts[*d].items {
@@ -484,17 +518,23 @@ fn walk(
                         continue;
                     }
                 };
-                walk(heap, child, join(&key), depth + 1, out, seen)?;
+                if let Some(name) = join(&key, child)? {
+                    walk(heap, child, name, depth + 1, w)?;
+                }
             }
         }
         Value::List(l) => {
             for (i, child) in heap.lists[*l].iter().enumerate() {
-                walk(heap, child, join(&i.to_string()), depth + 1, out, seen)?;
+                if let Some(name) = join(&i.to_string(), child)? {
+                    walk(heap, child, name, depth + 1, w)?;
+                }
             }
         }
         Value::Tuple(t) => {
             for (i, child) in t.iter().enumerate() {
-                walk(heap, child, join(&i.to_string()), depth + 1, out, seen)?;
+                if let Some(name) = join(&i.to_string(), child)? {
+                    walk(heap, child, name, depth + 1, w)?;
+                }
             }
         }
         _ => {}
@@ -536,10 +576,44 @@ mod tests {
     }
 
     #[test]
+    fn shared_containers_cannot_make_the_walk_exponential() {
+        // L(i+1) = [L(i), L(i)], 60 times: 2^60 paths from a 500-byte pickle.
+        let mut p = b"]q\x00".to_vec();
+        for i in 0u8..60 {
+            p.extend_from_slice(&[b']', b'(', b'h', i, b'h', i, b'e', b'q', i + 1]);
+        }
+        p.push(b'.');
+        let loaded = crate::pickle::load(&p, &mut |_, _| Err("no pid".into())).unwrap();
+        let err = collect_tensors(&loaded.heap, &loaded.value, p.len()).unwrap_err();
+        assert!(err.contains("budget"), "{err}");
+    }
+
+    #[test]
+    fn long_names_are_refused_not_multiplied() {
+        let mut heap = Heap::default();
+        let st = Value::Storage(Rc::new(StorageRef { key: "0".into(), dtype: Some(TorchDtype::Float32), byte_offset: 0, view_len: None }));
+        let t = reduce(&mut heap, Global::RebuildTensor, &[st, Value::Int(0), Value::tuple(vec![]).unwrap(), Value::tuple(vec![]).unwrap()]).unwrap();
+        let inner = heap.new_dict();
+        let Value::Dict(i) = inner else { unreachable!() };
+        heap.dicts[i].items.push((Value::Str("w".into()), t));
+        heap.dicts[i].items.push((Value::Str("n".into()), Value::Int(1)));
+        let outer = heap.new_dict();
+        let Value::Dict(o) = outer else { unreachable!() };
+        heap.dicts[o].items.push((Value::Str("x".repeat(MAX_NAME_LEN).into()), inner.clone()));
+        let err = collect_tensors(&heap, &outer, 100).unwrap_err();
+        assert!(err.contains("longer than 1024"), "{err}");
+        // A long key on a non-tensor leaf is simply skipped.
+        heap.dicts[o].items[0] = (Value::Str("x".repeat(2000).into()), Value::Int(3));
+        heap.dicts[o].items.push((Value::Str("m".into()), inner));
+        let got = collect_tensors(&heap, &outer, 100).unwrap();
+        assert_eq!(got.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["m.w"]);
+    }
+
+    #[test]
     fn rebuild_checks_argument_shapes() {
         let mut heap = Heap::default();
         let st = Value::Storage(Rc::new(StorageRef { key: "0".into(), dtype: Some(TorchDtype::Float32), byte_offset: 0, view_len: None }));
-        let tup = |v: &[i64]| Value::Tuple(v.iter().map(|&i| Value::Int(i)).collect());
+        let tup = |v: &[i64]| Value::tuple(v.iter().map(|&i| Value::Int(i)).collect()).unwrap();
         let hooks = heap.new_dict();
         let ok = reduce(&mut heap, Global::RebuildTensorV2,
             &[st.clone(), Value::Int(2), tup(&[2, 3]), tup(&[3, 1]), Value::Bool(false), hooks.clone()]).unwrap();
