@@ -14,8 +14,21 @@ use std::ops::Range;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) name: String,
+    /// Where the entry's (stored, or else compressed) bytes are.
     pub(crate) data: Range<usize>,
     pub(crate) crc32: u32,
+    /// Why the entry cannot be read (compressed or encrypted); `None` for a stored entry.
+    pub(crate) unreadable: Option<String>,
+}
+
+impl Entry {
+    /// The byte range of a stored entry, or why it cannot be read.
+    pub(crate) fn stored(&self) -> Result<Range<usize>, String> {
+        match &self.unreadable {
+            None => Ok(self.data.clone()),
+            Some(why) => Err(why.clone()),
+        }
+    }
 }
 
 /// The entries of an archive, by name.
@@ -174,16 +187,19 @@ impl Archive {
             x = body + sz;
         }
         *p = next;
-        if flags & 1 != 0 {
-            return Err(format!("zip entry '{name}' is encrypted"));
-        }
-        if method != 0 {
-            return Err(format!(
+        // Compressed and encrypted entries are listed (so the archive can still be recognized,
+        // e.g. as TorchScript) but never inflated: reading one is an error.
+        let unreadable = if flags & 1 != 0 {
+            Some(format!("zip entry '{name}' is encrypted"))
+        } else if method != 0 {
+            Some(format!(
                 "zip entry '{name}' is compressed (method {method}, {comp} bytes declaring {uncomp}); \
                  torch.save writes only stored entries and compressed ones are refused"
-            ));
-        }
-        if comp != uncomp {
+            ))
+        } else {
+            None
+        };
+        if unreadable.is_none() && comp != uncomp {
             return Err(format!("stored zip entry '{name}' declares {uncomp} bytes but occupies {comp}"));
         }
         let local = to_usize(local, &format!("local header of '{name}'"), data_end)?;
@@ -195,7 +211,7 @@ impl Archive {
         let start = local + 30 + l_name + l_extra;
         let end = usize::try_from(comp).ok().and_then(|c| start.checked_add(c));
         match end {
-            Some(end) if end <= data_end => Ok(Entry { name, data: start..end, crc32 }),
+            Some(end) if end <= data_end => Ok(Entry { name, data: start..end, crc32, unreadable }),
             _ => Err(format!(
                 "zip entry '{name}' declares {comp} bytes at byte {start}, past the end of its data area at byte {data_end} \
                  (truncated archive or bogus size)"
@@ -352,7 +368,7 @@ mod tests {
         let cd = z.windows(4).position(|w| w == CENTRAL_SIG.to_le_bytes()).unwrap();
         z[cd + 10] = 8;
         z[cd + 24..cd + 28].copy_from_slice(&u32::MAX.to_le_bytes());
-        let err = Archive::parse(&z).unwrap_err();
+        let err = Archive::parse(&z).unwrap().get("a/data/0").unwrap().stored().unwrap_err();
         assert!(err.contains("a/data/0") && err.contains("compressed"), "{err}");
     }
 

@@ -353,7 +353,7 @@ fn structure(path: &Path, message: impl Into<String>) -> ConvertError {
 fn resolve_storages(
     path: &Path,
     records: &[(String, Rc<TensorRecord>)],
-    mut lookup: impl FnMut(&str) -> Option<Range<usize>>,
+    mut lookup: impl FnMut(&str) -> Option<Result<Range<usize>, String>>,
 ) -> Result<Storages, ConvertError> {
     let mut storages = Vec::new();
     let mut keys = Vec::new();
@@ -363,8 +363,12 @@ fn resolve_storages(
         if index.contains_key(key) {
             continue;
         }
-        let Some(range) = lookup(key) else {
-            return Err(ConvertError::MissingStorage { path: path.to_path_buf(), tensor: name.clone(), key: key.to_string() });
+        let range = match lookup(key) {
+            Some(Ok(range)) => range,
+            Some(Err(message)) => return Err(ConvertError::Archive { path: path.to_path_buf(), message }),
+            None => {
+                return Err(ConvertError::MissingStorage { path: path.to_path_buf(), tensor: name.clone(), key: key.to_string() })
+            }
         };
         index.insert(key.clone(), storages.len());
         storages.push(range);
@@ -391,13 +395,22 @@ fn read_zip(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
         _ => return Err(structure(path, "zip archive has more than one `data.pkl` record")),
     };
     let prefix = &pkl.name[..pkl.name.len() - "data.pkl".len()];
-    let pkl_bytes = &data[pkl.data.clone()];
+    if archive.get(&format!("{prefix}constants.pkl")).is_some()
+        || archive.entries.iter().any(|e| e.name.starts_with(&format!("{prefix}code/")))
+    {
+        return Err(ConvertError::NotACheckpoint {
+            path: path.to_path_buf(),
+            reason: "it is a TorchScript archive (torch.jit.save); convert a torch.save'd state_dict() instead".to_owned(),
+        });
+    }
+    let archive_err = |message| ConvertError::Archive { path: path.to_path_buf(), message };
+    let pkl_bytes = &data[pkl.stored().map_err(archive_err)?];
     if archive::crc32(pkl_bytes) != pkl.crc32 {
         return Err(ConvertError::Archive { path: path.to_path_buf(), message: format!("CRC mismatch in '{}' (corrupt archive)", pkl.name) });
     }
     let big_endian = match archive.get(&format!("{prefix}byteorder")) {
         None => false,
-        Some(e) => match &data[e.data.clone()] {
+        Some(e) => match &data[e.stored().map_err(archive_err)?] {
             b"little" => false,
             b"big" => true,
             other => {
@@ -409,7 +422,7 @@ fn read_zip(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
         .map_err(|e| pickle_err(path, &pkl.name, e))?;
     let records = torch::collect_tensors(&loaded.heap, &loaded.value, pkl_bytes.len()).map_err(|m| structure(path, m))?;
     let storages =
-        resolve_storages(path, &records, |key| archive.get(&format!("{prefix}data/{key}")).map(|e| e.data.clone()))?;
+        resolve_storages(path, &records, |key| archive.get(&format!("{prefix}data/{key}")).map(archive::Entry::stored))?;
     Ok(Parsed { records, storages, big_endian })
 }
 
@@ -505,7 +518,7 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
             }
         }
     }
-    let storages = resolve_storages(path, &records, |key| ranges.get(key).cloned())?;
+    let storages = resolve_storages(path, &records, |key| ranges.get(key).cloned().map(Ok))?;
     Ok(Parsed { records, storages, big_endian })
 }
 

@@ -102,6 +102,8 @@ pub(crate) enum Global {
     TensorClass,
     ParameterClass,
     TorchSize,
+    /// `torch.device`, rebuilt as its string form.
+    Device,
     /// `torch.<X>Storage` (typed, carries a dtype) or `torch.UntypedStorage` (`None`).
     StorageType(Option<TorchDtype>),
     Dtype(TorchDtype),

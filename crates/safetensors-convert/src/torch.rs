@@ -215,6 +215,7 @@ pub(crate) fn lookup_global(module: &str, name: &str) -> Option<Global> {
         ("torch", "Tensor") | ("torch._tensor", "Tensor") => Global::TensorClass,
         ("torch.nn.parameter", "Parameter") => Global::ParameterClass,
         ("torch", "Size") => Global::TorchSize,
+        ("torch", "device") => Global::Device,
         ("torch", "UntypedStorage") | ("torch.storage", "UntypedStorage") => Global::StorageType(None),
         ("torch", n) | ("torch.cuda", n) => {
             if let Some(d) = TorchDtype::from_storage_class(n) {
@@ -358,6 +359,14 @@ pub(crate) fn reduce(heap: &mut Heap, g: Global, args: &[Value]) -> Result<Value
             }
             let inner = inner.clone();
             reduce(heap, *func, &inner)
+        }
+        Global::Device => {
+            // `torch.device("cuda", 0)` in a training checkpoint: kept as its string.
+            match args {
+                [Value::Str(s)] => Ok(Value::Str(s.clone())),
+                [Value::Str(s), Value::Int(i)] => Ok(Value::Str(format!("{s}:{i}").into())),
+                _ => Err("torch.device called with unexpected arguments".to_owned()),
+            }
         }
         Global::TensorClass | Global::ParameterClass | Global::StorageType(_) | Global::Dtype(_) => {
             Err(format!("{g:?} is not callable in a checkpoint"))

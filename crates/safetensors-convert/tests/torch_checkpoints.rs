@@ -158,3 +158,15 @@ fn truncated_torch_archive_is_refused() {
         assert!(!dst.exists(), "cut at {cut}: no output");
     }
 }
+
+#[test]
+fn torchscript_and_sparse_are_refused_with_what_they_are() {
+    let Some((_, dir)) = generated() else { return };
+    let out = common::scratch("ts");
+    let dst = out.join("ts.safetensors");
+    let err = convert_file(&dir.join("torchscript.pt"), &dst, &ConvertOptions::default()).unwrap_err();
+    assert!(matches!(err, ConvertError::NotACheckpoint { .. }));
+    assert_refused(err, "TorchScript", &dst);
+    let err = convert_file(&dir.join("sparse.pt"), &dst, &ConvertOptions::default()).unwrap_err();
+    assert_refused(err, "torch._utils._rebuild_sparse_tensor", &dst);
+}

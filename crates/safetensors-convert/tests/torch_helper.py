@@ -176,7 +176,10 @@ def make(out):
     legacy.update(shared_and_views())
     torch.save(legacy, f"{out}/legacy.pth", _use_new_zipfile_serialization=False)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
-    torch.save({"state_dict": model.state_dict(), "epoch": 3, "lr": 0.1, "note": "x"}, f"{out}/training.pt")
+    torch.save({"state_dict": model.state_dict(), "epoch": 3, "lr": 0.1, "note": "x",
+                "device": torch.device("cuda", 0)}, f"{out}/training.pt")
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), f"{out}/torchscript.pt")
+    torch.save({"s": torch.eye(3).to_sparse()}, f"{out}/sparse.pt")
     torch.save(collections.OrderedDict([("a", torch.ones(2)), ("nested", {"b": torch.zeros(3), "list": [torch.arange(3)]})]),
                f"{out}/nested.pt")
     torch.save({"z": torch.zeros(2, dtype=torch.complex128)}, f"{out}/complex128.pt")
