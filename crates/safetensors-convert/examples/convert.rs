@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         eprintln!("usage: convert [--verify] INPUT OUTPUT");
         return ExitCode::from(2);
     };
-    let opts = ConvertOptions { verify, progress: None };
+    let opts = ConvertOptions {
+        verify,
+        progress: None,
+    };
     let start = Instant::now();
     let result = if Path::new(input).is_dir() {
         convert_folder(Path::new(input), Path::new(output), &opts)

@@ -68,7 +68,9 @@ fn to_usize(v: u64, what: &str, len: usize) -> Result<usize, String> {
     usize::try_from(v)
         .ok()
         .filter(|&v| v <= len)
-        .ok_or_else(|| format!("{what} ({v}) points past the end of the {len}-byte file (truncated archive?)"))
+        .ok_or_else(|| {
+            format!("{what} ({v}) points past the end of the {len}-byte file (truncated archive?)")
+        })
 }
 
 impl Archive {
@@ -96,7 +98,10 @@ impl Archive {
             at -= 1;
         }
         let Some(eocd) = eocd else {
-            return Err("no zip end-of-central-directory record found (truncated or not a zip archive)".to_owned());
+            return Err(
+                "no zip end-of-central-directory record found (truncated or not a zip archive)"
+                    .to_owned(),
+            );
         };
         let disk = rd16(data, eocd + 4).unwrap_or(0);
         let cd_disk = rd16(data, eocd + 6).unwrap_or(0);
@@ -112,7 +117,9 @@ impl Archive {
             let z64 = rd64(data, eocd - 20 + 8).unwrap_or(u64::MAX);
             let z64 = to_usize(z64, "zip64 end-of-central-directory offset", len)?;
             if rd32(data, z64) != Some(ZIP64_EOCD_SIG) || z64 + 56 > eocd - 20 {
-                return Err("zip64 end-of-central-directory record is missing or malformed".to_owned());
+                return Err(
+                    "zip64 end-of-central-directory record is missing or malformed".to_owned(),
+                );
             }
             count = rd64(data, z64 + 32).unwrap_or(0);
             cd_size = rd64(data, z64 + 40).unwrap_or(0);
@@ -142,10 +149,18 @@ impl Archive {
         Ok(Archive { entries, by_name })
     }
 
-    fn central_entry(data: &[u8], p: &mut usize, cd_end: usize, data_end: usize, i: u64) -> Result<Entry, String> {
+    fn central_entry(
+        data: &[u8],
+        p: &mut usize,
+        cd_end: usize,
+        data_end: usize,
+        i: u64,
+    ) -> Result<Entry, String> {
         let at = *p;
         if at + 46 > cd_end || rd32(data, at) != Some(CENTRAL_SIG) {
-            return Err(format!("central directory entry {i} at byte {at} is malformed"));
+            return Err(format!(
+                "central directory entry {i} at byte {at} is malformed"
+            ));
         }
         let flags = rd16(data, at + 8).unwrap_or(0);
         let method = rd16(data, at + 10).unwrap_or(0);
@@ -160,7 +175,9 @@ impl Archive {
         let extra_at = name_at + name_len;
         let next = extra_at + extra_len + comment_len;
         if next > cd_end {
-            return Err(format!("central directory entry {i} at byte {at} overruns the directory"));
+            return Err(format!(
+                "central directory entry {i} at byte {at} overruns the directory"
+            ));
         }
         let name = String::from_utf8_lossy(&data[name_at..extra_at]).into_owned();
         // zip64 extended information: the fields saturated at 0xffffffff follow, in order.
@@ -177,7 +194,9 @@ impl Archive {
                 for field in [&mut uncomp, &mut comp, &mut local] {
                     if *field == 0xffff_ffff {
                         if f + 8 > body + sz {
-                            return Err(format!("zip entry '{name}' has a truncated zip64 extra field"));
+                            return Err(format!(
+                                "zip entry '{name}' has a truncated zip64 extra field"
+                            ));
                         }
                         *field = rd64(data, f).unwrap_or(0);
                         f += 8;
@@ -200,16 +219,22 @@ impl Archive {
             None
         };
         if unreadable.is_none() && comp != uncomp {
-            return Err(format!("stored zip entry '{name}' declares {uncomp} bytes but occupies {comp}"));
+            return Err(format!(
+                "stored zip entry '{name}' declares {uncomp} bytes but occupies {comp}"
+            ));
         }
         let local = to_usize(local, &format!("local header of '{name}'"), data_end)?;
         if local + 30 > data_end || rd32(data, local) != Some(LOCAL_SIG) {
-            return Err(format!("local header of zip entry '{name}' at byte {local} is missing or malformed"));
+            return Err(format!(
+                "local header of zip entry '{name}' at byte {local} is missing or malformed"
+            ));
         }
         let l_name = usize::from(rd16(data, local + 26).unwrap_or(0));
         let l_extra = usize::from(rd16(data, local + 28).unwrap_or(0));
         let start = local + 30 + l_name + l_extra;
-        let end = usize::try_from(comp).ok().and_then(|c| start.checked_add(c));
+        let end = usize::try_from(comp)
+            .ok()
+            .and_then(|c| start.checked_add(c));
         match end {
             Some(end) if end <= data_end => Ok(Entry { name, data: start..end, crc32, unreadable }),
             _ => Err(format!(
@@ -233,7 +258,11 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
         for (i, slot) in t.iter_mut().enumerate() {
             let mut c = i as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
             *slot = c;
         }
@@ -308,8 +337,11 @@ pub(crate) fn write_zip(entries: &[(&str, &[u8])], zip64: bool) -> Vec<u8> {
         out.extend_from_slice(&z64.to_le_bytes());
         out.extend_from_slice(&1u32.to_le_bytes());
     }
-    let (count16, size32, off32) =
-        if zip64 { (u16::MAX, u32::MAX, u32::MAX) } else { (n as u16, central.len() as u32, cd_off as u32) };
+    let (count16, size32, off32) = if zip64 {
+        (u16::MAX, u32::MAX, u32::MAX)
+    } else {
+        (n as u16, central.len() as u32, cd_off as u32)
+    };
     out.extend_from_slice(&EOCD_SIG.to_le_bytes());
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(&count16.to_le_bytes());
@@ -365,17 +397,31 @@ mod tests {
     fn compressed_entry_is_refused_with_its_name() {
         let mut z = write_stored_zip(&[("a/data/0", b"x")]);
         // Set method = 8 (deflate) and a huge declared size in the central entry.
-        let cd = z.windows(4).position(|w| w == CENTRAL_SIG.to_le_bytes()).unwrap();
+        let cd = z
+            .windows(4)
+            .position(|w| w == CENTRAL_SIG.to_le_bytes())
+            .unwrap();
         z[cd + 10] = 8;
         z[cd + 24..cd + 28].copy_from_slice(&u32::MAX.to_le_bytes());
-        let err = Archive::parse(&z).unwrap().get("a/data/0").unwrap().stored().unwrap_err();
-        assert!(err.contains("a/data/0") && err.contains("compressed"), "{err}");
+        let err = Archive::parse(&z)
+            .unwrap()
+            .get("a/data/0")
+            .unwrap()
+            .stored()
+            .unwrap_err();
+        assert!(
+            err.contains("a/data/0") && err.contains("compressed"),
+            "{err}"
+        );
     }
 
     #[test]
     fn size_past_end_is_refused() {
         let mut z = write_stored_zip(&[("a/data/0", b"xyz")]);
-        let cd = z.windows(4).position(|w| w == CENTRAL_SIG.to_le_bytes()).unwrap();
+        let cd = z
+            .windows(4)
+            .position(|w| w == CENTRAL_SIG.to_le_bytes())
+            .unwrap();
         z[cd + 20..cd + 24].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
         z[cd + 24..cd + 28].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
         let err = Archive::parse(&z).unwrap_err();

@@ -196,7 +196,11 @@ fn gather<'a>(storage: &'a [u8], e: &TensorEntry, big_endian: bool) -> Cow<'a, [
             // tiling keeps both sides in cache); dims outside them are walked like an odometer,
             // keeping the byte position incrementally.
             let inner = (e.size[k - 1], e.stride[k - 1] * el);
-            let rows = if k >= 2 { (e.size[k - 2], e.stride[k - 2] * el) } else { (1, 0) };
+            let rows = if k >= 2 {
+                (e.size[k - 2], e.stride[k - 2] * el)
+            } else {
+                (1, 0)
+            };
             let outer = k.saturating_sub(2);
             let plane = rows.0 * inner.0 * run_bytes;
             let step: Vec<usize> = e.stride[..outer].iter().map(|s| s * el).collect();
@@ -230,7 +234,14 @@ fn gather<'a>(storage: &'a [u8], e: &TensorEntry, big_endian: bool) -> Cow<'a, [
 
 /// Copies a `rows x inner` plane of `run`-byte items (each given as (count, byte step)) from
 /// `src` at `pos` into `dst` in C order, tile by tile.
-fn copy_plane(src: &[u8], pos: usize, rows: (usize, usize), inner: (usize, usize), run: usize, dst: &mut [u8]) {
+fn copy_plane(
+    src: &[u8],
+    pos: usize,
+    rows: (usize, usize),
+    inner: (usize, usize),
+    run: usize,
+    dst: &mut [u8],
+) {
     const TILE: usize = 32;
     let row_bytes = inner.0 * run;
     for r0 in (0..rows.0).step_by(TILE) {
@@ -239,7 +250,13 @@ fn copy_plane(src: &[u8], pos: usize, rows: (usize, usize), inner: (usize, usize
             for r in r0..(r0 + TILE).min(rows.0) {
                 let from = pos + r * rows.1 + j0 * inner.1;
                 let to = r * row_bytes;
-                copy_strided(src, from, inner.1, run, &mut dst[to + j0 * run..to + j1 * run]);
+                copy_strided(
+                    src,
+                    from,
+                    inner.1,
+                    run,
+                    &mut dst[to + j0 * run..to + j1 * run],
+                );
             }
         }
     }
@@ -276,15 +293,34 @@ fn pickle_err(path: &Path, stream: &str, e: PickleError) -> ConvertError {
     let path = path.to_path_buf();
     let stream = stream.to_owned();
     match e {
-        PickleError::UnsupportedOpcode { opcode, name, offset } => {
-            ConvertError::UnsupportedOpcode { path, stream, opcode, name, offset: offset as u64 }
-        }
-        PickleError::ForbiddenGlobal { module, name, offset } => {
-            ConvertError::ForbiddenGlobal { path, stream, module, name, offset: offset as u64 }
-        }
-        PickleError::Malformed { offset, message } => {
-            ConvertError::Pickle { path, stream, offset: offset as u64, message }
-        }
+        PickleError::UnsupportedOpcode {
+            opcode,
+            name,
+            offset,
+        } => ConvertError::UnsupportedOpcode {
+            path,
+            stream,
+            opcode,
+            name,
+            offset: offset as u64,
+        },
+        PickleError::ForbiddenGlobal {
+            module,
+            name,
+            offset,
+        } => ConvertError::ForbiddenGlobal {
+            path,
+            stream,
+            module,
+            name,
+            offset: offset as u64,
+        },
+        PickleError::Malformed { offset, message } => ConvertError::Pickle {
+            path,
+            stream,
+            offset: offset as u64,
+            message,
+        },
     }
 }
 
@@ -293,7 +329,10 @@ fn pickle_err(path: &Path, stream: &str, e: PickleError) -> ConvertError {
 /// The file is memory-mapped; it must not be truncated by another process while the returned
 /// [`Checkpoint`] is alive.
 pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ConvertError> {
-    let map = Mapped::open(path).map_err(|source| ConvertError::Io { path: path.to_path_buf(), source })?;
+    let map = Mapped::open(path).map_err(|source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let data = map.bytes();
     let parsed = if archive::looks_like_zip(data) {
         read_zip(path, data)?
@@ -309,11 +348,21 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ConvertError> {
         } else if data.len() >= 8 && data.get(8) == Some(&b'{') {
             "it looks like a safetensors file already".to_owned()
         } else {
-            format!("it starts with bytes {:02x?}, neither a zip archive nor a pickle", &data[..data.len().min(4)])
+            format!(
+                "it starts with bytes {:02x?}, neither a zip archive nor a pickle",
+                &data[..data.len().min(4)]
+            )
         };
-        return Err(ConvertError::NotACheckpoint { path: path.to_path_buf(), reason });
+        return Err(ConvertError::NotACheckpoint {
+            path: path.to_path_buf(),
+            reason,
+        });
     };
-    let Parsed { records, storages, big_endian } = parsed;
+    let Parsed {
+        records,
+        storages,
+        big_endian,
+    } = parsed;
     let mut tensors = Vec::with_capacity(records.len());
     let mut by_name = HashMap::with_capacity(records.len());
     for (name, rec) in records {
@@ -346,7 +395,10 @@ struct Parsed {
 }
 
 fn structure(path: &Path, message: impl Into<String>) -> ConvertError {
-    ConvertError::Structure { path: path.to_path_buf(), message: message.into() }
+    ConvertError::Structure {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 /// Assigns each storage key used by a tensor an index, resolving its bytes with `lookup`.
@@ -365,48 +417,83 @@ fn resolve_storages(
         }
         let range = match lookup(key) {
             Some(Ok(range)) => range,
-            Some(Err(message)) => return Err(ConvertError::Archive { path: path.to_path_buf(), message }),
+            Some(Err(message)) => {
+                return Err(ConvertError::Archive {
+                    path: path.to_path_buf(),
+                    message,
+                })
+            }
             None => {
-                return Err(ConvertError::MissingStorage { path: path.to_path_buf(), tensor: name.clone(), key: key.to_string() })
+                return Err(ConvertError::MissingStorage {
+                    path: path.to_path_buf(),
+                    tensor: name.clone(),
+                    key: key.to_string(),
+                })
             }
         };
         index.insert(key.clone(), storages.len());
         storages.push(range);
         keys.push(key.to_string());
     }
-    Ok(Storages { ranges: storages, keys, index })
+    Ok(Storages {
+        ranges: storages,
+        keys,
+        index,
+    })
 }
 
 fn read_zip(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
-    let archive = Archive::parse(data).map_err(|message| ConvertError::Archive { path: path.to_path_buf(), message })?;
+    let archive = Archive::parse(data).map_err(|message| ConvertError::Archive {
+        path: path.to_path_buf(),
+        message,
+    })?;
     let pkls: Vec<&archive::Entry> = archive
         .entries
         .iter()
-        .filter(|e| e.name.strip_suffix("data.pkl").is_some_and(|p| p.is_empty() || (p.ends_with('/') && p.matches('/').count() == 1)))
+        .filter(|e| {
+            e.name
+                .strip_suffix("data.pkl")
+                .is_some_and(|p| p.is_empty() || (p.ends_with('/') && p.matches('/').count() == 1))
+        })
         .collect();
     let pkl = match pkls.as_slice() {
         [one] => *one,
         [] => {
             return Err(ConvertError::NotACheckpoint {
                 path: path.to_path_buf(),
-                reason: "zip archive has no `<name>/data.pkl` record (not a torch.save archive)".to_owned(),
+                reason: "zip archive has no `<name>/data.pkl` record (not a torch.save archive)"
+                    .to_owned(),
             })
         }
-        _ => return Err(structure(path, "zip archive has more than one `data.pkl` record")),
+        _ => {
+            return Err(structure(
+                path,
+                "zip archive has more than one `data.pkl` record",
+            ))
+        }
     };
     let prefix = &pkl.name[..pkl.name.len() - "data.pkl".len()];
     if archive.get(&format!("{prefix}constants.pkl")).is_some()
-        || archive.entries.iter().any(|e| e.name.starts_with(&format!("{prefix}code/")))
+        || archive
+            .entries
+            .iter()
+            .any(|e| e.name.starts_with(&format!("{prefix}code/")))
     {
         return Err(ConvertError::NotACheckpoint {
             path: path.to_path_buf(),
             reason: "it is a TorchScript archive (torch.jit.save); convert a torch.save'd state_dict() instead".to_owned(),
         });
     }
-    let archive_err = |message| ConvertError::Archive { path: path.to_path_buf(), message };
+    let archive_err = |message| ConvertError::Archive {
+        path: path.to_path_buf(),
+        message,
+    };
     let pkl_bytes = &data[pkl.stored().map_err(archive_err)?];
     if archive::crc32(pkl_bytes) != pkl.crc32 {
-        return Err(ConvertError::Archive { path: path.to_path_buf(), message: format!("CRC mismatch in '{}' (corrupt archive)", pkl.name) });
+        return Err(ConvertError::Archive {
+            path: path.to_path_buf(),
+            message: format!("CRC mismatch in '{}' (corrupt archive)", pkl.name),
+        });
     }
     let big_endian = match archive.get(&format!("{prefix}byteorder")) {
         None => false,
@@ -414,24 +501,44 @@ fn read_zip(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
             b"little" => false,
             b"big" => true,
             other => {
-                return Err(structure(path, format!("byteorder record says {:?}, expected \"little\" or \"big\"", String::from_utf8_lossy(other))))
+                return Err(structure(
+                    path,
+                    format!(
+                        "byteorder record says {:?}, expected \"little\" or \"big\"",
+                        String::from_utf8_lossy(other)
+                    ),
+                ))
             }
         },
     };
-    let loaded = pickle::load(pkl_bytes, &mut |heap, pid| torch::storage_from_pid(heap, pid, false))
-        .map_err(|e| pickle_err(path, &pkl.name, e))?;
-    let records = torch::collect_tensors(&loaded.heap, &loaded.value, pkl_bytes.len()).map_err(|m| structure(path, m))?;
-    let storages =
-        resolve_storages(path, &records, |key| archive.get(&format!("{prefix}data/{key}")).map(archive::Entry::stored))?;
-    Ok(Parsed { records, storages, big_endian })
+    let loaded = pickle::load(pkl_bytes, &mut |heap, pid| {
+        torch::storage_from_pid(heap, pid, false)
+    })
+    .map_err(|e| pickle_err(path, &pkl.name, e))?;
+    let records = torch::collect_tensors(&loaded.heap, &loaded.value, pkl_bytes.len())
+        .map_err(|m| structure(path, m))?;
+    let storages = resolve_storages(path, &records, |key| {
+        archive
+            .get(&format!("{prefix}data/{key}"))
+            .map(archive::Entry::stored)
+    })?;
+    Ok(Parsed {
+        records,
+        storages,
+        big_endian,
+    })
 }
 
 fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
     let mut pos = 0usize;
-    let mut next = |stream: &str, legacy_pid: Option<&mut HashMap<Rc<str>, usize>>| -> Result<(pickle::Loaded, usize), ConvertError> {
+    let mut next = |stream: &str,
+                    legacy_pid: Option<&mut HashMap<Rc<str>, usize>>|
+     -> Result<(pickle::Loaded, usize), ConvertError> {
         let start = pos;
         let loaded = match legacy_pid {
-            None => pickle::load(&data[pos..], &mut |_, _| Err("unexpected persistent id".to_owned())),
+            None => pickle::load(&data[pos..], &mut |_, _| {
+                Err("unexpected persistent id".to_owned())
+            }),
             Some(elsizes) => pickle::load(&data[pos..], &mut |heap, pid| {
                 let v = torch::storage_from_pid(heap, pid, true)?;
                 if let Value::Storage(s) = &v {
@@ -461,7 +568,10 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
             Value::Int(i) => i.to_string(),
             ref other => format!("a {}", other.kind()),
         };
-        return Err(structure(path, format!("legacy checkpoint protocol is {got}, expected {LEGACY_PROTOCOL}")));
+        return Err(structure(
+            path,
+            format!("legacy checkpoint protocol is {got}, expected {LEGACY_PROTOCOL}"),
+        ));
     }
     let (sys_info, _) = next("sys_info", None)?;
     let mut big_endian = false;
@@ -476,32 +586,59 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
     }
     let mut elsizes: HashMap<Rc<str>, usize> = HashMap::new();
     let (main, _) = next("object pickle", Some(&mut elsizes))?;
-    let records = torch::collect_tensors(&main.heap, &main.value, main.consumed).map_err(|m| structure(path, m))?;
+    let records = torch::collect_tensors(&main.heap, &main.value, main.consumed)
+        .map_err(|m| structure(path, m))?;
     let (keys, _) = next("storage key list", None)?;
     let key_list: Vec<Rc<str>> = match keys.value {
         Value::List(l) => keys.heap.lists[l]
             .iter()
             .map(|k| match k {
                 Value::Str(s) => Ok(s.clone()),
-                other => Err(structure(path, format!("legacy storage key is a {}, expected a string", other.kind()))),
+                other => Err(structure(
+                    path,
+                    format!(
+                        "legacy storage key is a {}, expected a string",
+                        other.kind()
+                    ),
+                )),
             })
             .collect::<Result<_, _>>()?,
-        other => return Err(structure(path, format!("legacy storage key list is a {}", other.kind()))),
+        other => {
+            return Err(structure(
+                path,
+                format!("legacy storage key list is a {}", other.kind()),
+            ))
+        }
     };
     // The storages follow, in key-list order: an 8-byte element count, then the bytes.
     let mut ranges: HashMap<Rc<str>, Range<usize>> = HashMap::new();
     for key in key_list {
         let Some(&el) = elsizes.get(&key) else {
-            return Err(structure(path, format!("legacy storage `{key}` is listed but no object uses it")));
+            return Err(structure(
+                path,
+                format!("legacy storage `{key}` is listed but no object uses it"),
+            ));
         };
         let Some(head) = data.get(pos..pos + 8) else {
-            return Err(structure(path, format!("legacy storage `{key}`: file ends at byte {} before its size (truncated?)", data.len())));
+            return Err(structure(
+                path,
+                format!(
+                    "legacy storage `{key}`: file ends at byte {} before its size (truncated?)",
+                    data.len()
+                ),
+            ));
         };
         let mut a = [0u8; 8];
         a.copy_from_slice(head);
-        let count = if big_endian { u64::from_be_bytes(a) } else { u64::from_le_bytes(a) };
+        let count = if big_endian {
+            u64::from_be_bytes(a)
+        } else {
+            u64::from_le_bytes(a)
+        };
         let start = pos + 8;
-        let len = count.checked_mul(el as u64).and_then(|n| usize::try_from(n).ok());
+        let len = count
+            .checked_mul(el as u64)
+            .and_then(|n| usize::try_from(n).ok());
         match len.and_then(|n| start.checked_add(n)).filter(|&end| end <= data.len()) {
             Some(end) => {
                 ranges.insert(key.clone(), start..end);
@@ -519,7 +656,11 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
         }
     }
     let storages = resolve_storages(path, &records, |key| ranges.get(key).cloned().map(Ok))?;
-    Ok(Parsed { records, storages, big_endian })
+    Ok(Parsed {
+        records,
+        storages,
+        big_endian,
+    })
 }
 
 fn validate(
@@ -528,11 +669,23 @@ fn validate(
     rec: &TensorRecord,
     storages: &Storages,
 ) -> Result<TensorEntry, ConvertError> {
-    let invalid = |message: String| ConvertError::InvalidTensor { path: path.to_path_buf(), tensor: name.to_owned(), message };
-    let Some(st_name) = rec.dtype.safetensors_name() else {
-        return Err(ConvertError::UnsupportedDtype { path: path.to_path_buf(), tensor: name.to_owned(), dtype: rec.dtype.name().to_owned() });
+    let invalid = |message: String| ConvertError::InvalidTensor {
+        path: path.to_path_buf(),
+        tensor: name.to_owned(),
+        message,
     };
-    let dtype: safetensors::Dtype = st_name.parse().map_err(|_| invalid(format!("dtype {st_name} is unknown to the safetensors crate")))?;
+    let Some(st_name) = rec.dtype.safetensors_name() else {
+        return Err(ConvertError::UnsupportedDtype {
+            path: path.to_path_buf(),
+            tensor: name.to_owned(),
+            dtype: rec.dtype.name().to_owned(),
+        });
+    };
+    let dtype: safetensors::Dtype = st_name.parse().map_err(|_| {
+        invalid(format!(
+            "dtype {st_name} is unknown to the safetensors crate"
+        ))
+    })?;
     let storage = storages.index[&rec.storage.key];
     let root_len = storages.ranges[storage].len() as u64;
     let view_start = rec.storage.byte_offset;
@@ -542,21 +695,46 @@ fn validate(
     };
     let view_end = match view_end {
         Some(e) if e <= root_len && view_start <= e => e,
-        _ => return Err(invalid(format!("storage view [{view_start}, +{:?}) exceeds its {root_len}-byte storage", rec.storage.view_len))),
+        _ => {
+            return Err(invalid(format!(
+                "storage view [{view_start}, +{:?}) exceeds its {root_len}-byte storage",
+                rec.storage.view_len
+            )))
+        }
     };
     let el = rec.dtype.element_size() as u64;
-    let too_big = || invalid(format!("geometry overflows (size {:?}, stride {:?}, offset {})", rec.size, rec.stride, rec.offset));
-    let numel = rec.size.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(too_big)?;
+    let too_big = || {
+        invalid(format!(
+            "geometry overflows (size {:?}, stride {:?}, offset {})",
+            rec.size, rec.stride, rec.offset
+        ))
+    };
+    let numel = rec
+        .size
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(too_big)?;
     let nbytes = numel.checked_mul(el).ok_or_else(too_big)?;
-    let start = rec.offset.checked_mul(el).and_then(|o| o.checked_add(view_start)).ok_or_else(too_big)?;
+    let start = rec
+        .offset
+        .checked_mul(el)
+        .and_then(|o| o.checked_add(view_start))
+        .ok_or_else(too_big)?;
     let span = if numel == 0 {
         start.min(view_end)..start.min(view_end)
     } else {
         let mut last = rec.offset;
         for (&d, &s) in rec.size.iter().zip(&rec.stride) {
-            last = (d - 1).checked_mul(s).and_then(|x| x.checked_add(last)).ok_or_else(too_big)?;
+            last = (d - 1)
+                .checked_mul(s)
+                .and_then(|x| x.checked_add(last))
+                .ok_or_else(too_big)?;
         }
-        let end = last.checked_add(1).and_then(|x| x.checked_mul(el)).and_then(|x| x.checked_add(view_start)).ok_or_else(too_big)?;
+        let end = last
+            .checked_add(1)
+            .and_then(|x| x.checked_mul(el))
+            .and_then(|x| x.checked_add(view_start))
+            .ok_or_else(too_big)?;
         if end > view_end {
             return Err(invalid(format!(
                 "needs bytes up to {} of storage `{}` but it has only {} (size {:?}, stride {:?}, offset {})",
@@ -589,8 +767,16 @@ fn validate(
         )));
     }
     let to_usize = |v: u64| usize::try_from(v).map_err(|_| too_big());
-    let size: Vec<usize> = rec.size.iter().map(|&d| to_usize(d)).collect::<Result<_, _>>()?;
-    let stride: Vec<usize> = rec.stride.iter().map(|&d| to_usize(d)).collect::<Result<_, _>>()?;
+    let size: Vec<usize> = rec
+        .size
+        .iter()
+        .map(|&d| to_usize(d))
+        .collect::<Result<_, _>>()?;
+    let stride: Vec<usize> = rec
+        .stride
+        .iter()
+        .map(|&d| to_usize(d))
+        .collect::<Result<_, _>>()?;
     let mut shape = size.clone();
     if rec.dtype == TorchDtype::Float4E2M1FnX2 {
         match shape.last_mut() {

@@ -12,6 +12,9 @@ mod pickle;
 mod torch;
 
 pub use checkpoint::{read_checkpoint, Checkpoint, TensorEntry};
-pub use convert::{convert_file, convert_folder, ConvertOptions, ConvertReport, PT_INDEX, SHARED_METADATA_KEY, ST_INDEX};
+pub use convert::{
+    convert_file, convert_folder, ConvertOptions, ConvertReport, PT_INDEX, SHARED_METADATA_KEY,
+    ST_INDEX,
+};
 pub use error::ConvertError;
 pub use torch::TorchDtype;
