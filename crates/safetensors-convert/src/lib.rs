@@ -1,0 +1,20 @@
+//! The `convert` engine of the safetensors tools: PyTorch checkpoints in, safetensors out, no
+//! pickle code run. See the README below for what is accepted and what is written.
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod archive;
+mod checkpoint;
+mod convert;
+mod error;
+mod mmap;
+mod pickle;
+mod torch;
+
+pub use checkpoint::{read_checkpoint, Checkpoint, TensorEntry};
+pub use convert::{
+    convert_file, convert_folder, ConvertOptions, ConvertReport, PT_INDEX, SHARED_METADATA_KEY,
+    ST_INDEX,
+};
+pub use error::ConvertError;
+pub use torch::TorchDtype;
