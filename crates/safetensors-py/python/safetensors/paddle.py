@@ -1,0 +1,123 @@
+"""Save and load PaddlePaddle tensors in the safetensors format."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+import paddle
+
+from . import _common
+from ._safetensors_rust import SafetensorError, TensorSpec
+
+__all__ = ["save", "save_file", "load", "load_file"]
+
+# Header dtype -> (paddle dtype, numpy type holding the same bits).
+_TYPES: Dict[str, Any] = {}
+for _name, _attr, _bits in (
+    ("BOOL", "bool", np.bool_),
+    ("U8", "uint8", np.uint8),
+    ("I8", "int8", np.int8),
+    ("U16", "uint16", np.uint16),
+    ("I16", "int16", np.int16),
+    ("F16", "float16", np.float16),
+    ("BF16", "bfloat16", np.uint16),
+    ("U32", "uint32", np.uint32),
+    ("I32", "int32", np.int32),
+    ("F32", "float32", np.float32),
+    ("C64", "complex64", np.complex64),
+    ("U64", "uint64", np.uint64),
+    ("I64", "int64", np.int64),
+    ("F64", "float64", np.float64),
+    ("F8_E4M3", "float8_e4m3fn", np.uint8),
+    ("F8_E5M2", "float8_e5m2", np.uint8),
+):
+    _dt = getattr(paddle, _attr, None)
+    if _dt is not None:
+        _TYPES[_name] = (_dt, np.dtype(_bits))
+_NAMES = {v[0]: k for k, v in _TYPES.items()}
+# Types numpy cannot hold as such: moved as raw bits and reinterpreted by paddle.
+_VIEWED = {"BF16", "F8_E4M3", "F8_E5M2"}
+
+
+def _specs(tensors: Dict[str, "paddle.Tensor"]):
+    """TensorSpecs over host copies of the tensors, plus the copies that keep them alive."""
+    _common.check_dict(tensors, "paddle.Tensor")
+    specs, keep = {}, []
+    for name, t in tensors.items():
+        if not isinstance(t, paddle.Tensor):
+            raise ValueError(f"Key {name!r} does not map to a paddle.Tensor (got {type(t).__name__})")
+        try:
+            dtype = _NAMES[t.dtype]
+        except KeyError:
+            raise SafetensorError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store") from None
+        if dtype in _VIEWED:
+            t = t.view(paddle.uint16 if dtype == "BF16" else paddle.uint8)
+        arr = np.ascontiguousarray(t.cpu().numpy())
+        keep.append(arr)
+        specs[name] = TensorSpec(
+            dtype=dtype, shape=list(arr.shape), data_ptr=arr.__array_interface__["data"][0], data_len=arr.nbytes
+        )
+    return specs, keep
+
+
+def save(tensors: Dict[str, "paddle.Tensor"], metadata: Optional[Dict[str, str]] = None) -> bytes:
+    """Saves a dict of tensors to bytes in the safetensors format."""
+    specs, keep = _specs(tensors)
+    out = _common.save_specs(specs, metadata)
+    del keep
+    return out
+
+
+def save_file(
+    tensors: Dict[str, "paddle.Tensor"], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
+) -> None:
+    """Saves a dict of tensors to a safetensors file."""
+    specs, keep = _specs(tensors)
+    _common.save_specs_file(specs, filename, metadata)
+    del keep
+
+
+def load(data: bytes, device: str = "cpu") -> Dict[str, "paddle.Tensor"]:
+    """Loads a safetensors file held in memory into tensors on ``device``."""
+    return _common.load_bytes(data, "paddle", device)
+
+
+def load_file(filename: Union[str, os.PathLike], device: str = "cpu") -> Dict[str, "paddle.Tensor"]:
+    """Loads a safetensors file into tensors on ``device`` (one tensor at a time)."""
+    return _common.load_path(filename, "paddle", device)
+
+
+# --- hooks called by the Rust loader -------------------------------------------------------
+
+
+def _st_device(device: Any) -> Any:
+    if device is None or device == "cpu":
+        return paddle.CPUPlace()
+    if isinstance(device, int):
+        return paddle.CUDAPlace(device)
+    if isinstance(device, str):
+        kind, _, index = device.partition(":")
+        if kind in ("cuda", "gpu"):
+            return paddle.CUDAPlace(int(index or 0))
+        raise ValueError(f"unsupported paddle device {device!r}: use 'cpu', 'gpu:N' or 'cuda:N'")
+    return device  # already a paddle Place
+
+
+def _st_empty(dtype: str, shape: list):
+    try:
+        _, bits = _TYPES[dtype]
+    except KeyError:
+        raise _common.unsupported("paddle", dtype) from None
+    arr = np.empty(shape, dtype=bits)
+    return arr, arr.__array_interface__["data"][0], arr.nbytes
+
+
+def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps):
+    if steps is not None:
+        arr = np.ascontiguousarray(arr[_common.steps_index(steps)])
+    t = paddle.to_tensor(arr, place=device)
+    if dtype in _VIEWED:
+        t = t.view(_TYPES[dtype][0])
+    return t
