@@ -169,8 +169,10 @@ impl PySafeSlice {
                 self.name, self.info.dtype
             )));
         }
-        let (newshape, ranges) = byte_ranges(self.info.dtype, shape, &indexers)
+        let plan = byte_ranges(self.info.dtype, shape, &indexers)
             .map_err(|e| slice_error(&self.name, e))?;
+        let newshape = plan.newshape();
+        let ranges: Vec<_> = plan.collect();
         let steps = if any_step {
             let items = steps.iter().map(|s| s.unwrap_or(1));
             Some(PyTuple::new(py, items)?)

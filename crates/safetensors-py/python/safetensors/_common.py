@@ -69,3 +69,9 @@ def unsupported(framework: str, dtype: str) -> SafetensorError:
 def steps_index(steps):
     """A tuple of step ints as an index that takes every step-th element per dimension."""
     return tuple(slice(None, None, s) for s in steps)
+
+
+def c_contiguous(arr):
+    """The numpy array itself when C-contiguous, else a C-ordered copy (keeps 0-d arrays 0-d,
+    unlike ``np.ascontiguousarray``)."""
+    return arr if arr.flags["C_CONTIGUOUS"] else arr.copy(order="C")

@@ -47,7 +47,7 @@ def _specs(tensors: Dict[str, mx.array]):
         except KeyError:
             raise SafetensorError(f"array {name!r} has dtype {t.dtype}, which safetensors cannot store") from None
         # bfloat16 goes through its raw 16-bit words: numpy needs no bfloat16 type for that.
-        arr = np.ascontiguousarray(np.array(t.view(mx.uint16) if dtype == "BF16" else t))
+        arr = _common.c_contiguous(np.array(t.view(mx.uint16) if dtype == "BF16" else t))
         keep.append(arr)
         specs[name] = TensorSpec(
             dtype=dtype, shape=list(arr.shape), data_ptr=arr.__array_interface__["data"][0], data_len=arr.nbytes

@@ -74,7 +74,7 @@ def _header_dtype(arr: np.ndarray, name: str) -> str:
 def _to_le_contiguous(arr: np.ndarray) -> np.ndarray:
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(arr)
+    return _common.c_contiguous(arr)
 
 
 def _specs(tensor_dict: Dict[str, np.ndarray]) -> Tuple[Dict[str, TensorSpec], list]:
@@ -134,5 +134,5 @@ def _st_empty(dtype: str, shape: list):
 
 def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps):
     if steps is not None:
-        arr = np.ascontiguousarray(arr[_common.steps_index(steps)])
+        arr = _common.c_contiguous(arr[_common.steps_index(steps)])
     return arr

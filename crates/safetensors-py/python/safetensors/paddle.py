@@ -54,7 +54,7 @@ def _specs(tensors: Dict[str, "paddle.Tensor"]):
             raise SafetensorError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store") from None
         if dtype in _VIEWED:
             t = t.view(paddle.uint16 if dtype == "BF16" else paddle.uint8)
-        arr = np.ascontiguousarray(t.cpu().numpy())
+        arr = _common.c_contiguous(t.cpu().numpy())
         keep.append(arr)
         specs[name] = TensorSpec(
             dtype=dtype, shape=list(arr.shape), data_ptr=arr.__array_interface__["data"][0], data_len=arr.nbytes
@@ -116,7 +116,7 @@ def _st_empty(dtype: str, shape: list):
 
 def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps):
     if steps is not None:
-        arr = np.ascontiguousarray(arr[_common.steps_index(steps)])
+        arr = _common.c_contiguous(arr[_common.steps_index(steps)])
     t = paddle.to_tensor(arr, place=device)
     if dtype in _VIEWED:
         t = t.view(_TYPES[dtype][0])
