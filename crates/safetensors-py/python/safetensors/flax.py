@@ -15,6 +15,8 @@ from jax import Array
 
 from . import _common
 from . import numpy as _np
+# Re-exported: code written for the reference imports these from the framework modules.
+from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
 __all__ = ["save", "save_file", "load", "load_file"]
 
@@ -54,10 +56,8 @@ def _st_device(device: Any) -> str:
 
 
 def _st_empty(dtype: str, shape: list):
-    try:
-        _np._np_dtype(dtype)
-    except Exception:
-        raise _common.unsupported("jax", dtype) from None
+    if dtype not in _np._TYPES:
+        raise _common.unsupported("jax", dtype)
     return _np._st_empty(dtype, shape)
 
 

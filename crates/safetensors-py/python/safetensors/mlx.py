@@ -11,6 +11,8 @@ import numpy as np
 from . import _common
 from . import numpy as _np
 from ._safetensors_rust import SafetensorError, TensorSpec
+# Re-exported: code written for the reference imports these from the framework modules.
+from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
 __all__ = ["save", "save_file", "load", "load_file"]
 
@@ -100,7 +102,7 @@ def _st_empty(dtype: str, shape: list):
 
 def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps) -> mx.array:
     arr = _np._st_finish(arr, dtype, shape, device, steps)
-    out = mx.array(arr)
     if dtype == "BF16":
-        out = out.view(mx.bfloat16)
-    return out
+        return mx.array(arr, dtype=mx.uint16).view(mx.bfloat16)
+    # The explicit dtype keeps 64-bit arrays 64-bit (mlx narrows float64 by default).
+    return mx.array(arr, dtype=_TYPES[dtype])

@@ -10,24 +10,24 @@ import paddle
 
 from . import _common
 from ._safetensors_rust import SafetensorError, TensorSpec
+# Re-exported: code written for the reference imports these from the framework modules.
+from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
 __all__ = ["save", "save_file", "load", "load_file"]
 
-# Header dtype -> (paddle dtype, numpy type holding the same bits).
+# Header dtype -> (paddle dtype, numpy type holding the same bits). No unsigned types wider
+# than 8 bits: paddle reads a numpy uint16 array as bfloat16 and has no uint32/uint64 tensors.
 _TYPES: Dict[str, Any] = {}
 for _name, _attr, _bits in (
     ("BOOL", "bool", np.bool_),
     ("U8", "uint8", np.uint8),
     ("I8", "int8", np.int8),
-    ("U16", "uint16", np.uint16),
     ("I16", "int16", np.int16),
     ("F16", "float16", np.float16),
     ("BF16", "bfloat16", np.uint16),
-    ("U32", "uint32", np.uint32),
     ("I32", "int32", np.int32),
     ("F32", "float32", np.float32),
     ("C64", "complex64", np.complex64),
-    ("U64", "uint64", np.uint64),
     ("I64", "int64", np.int64),
     ("F64", "float64", np.float64),
     ("F8_E4M3", "float8_e4m3fn", np.uint8),

@@ -10,6 +10,8 @@ import tensorflow as tf
 
 from . import _common
 from . import numpy as _np
+# Re-exported: code written for the reference imports these from the framework modules.
+from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
 __all__ = ["save", "save_file", "load", "load_file"]
 
@@ -55,11 +57,13 @@ def _st_device(device: Any) -> str:
     return _common.check_cpu_device("tensorflow", device)
 
 
+# Header dtypes numpy can hold (through ml_dtypes) but TensorFlow cannot.
+_UNSUPPORTED = {"F8_E8M0"}
+
+
 def _st_empty(dtype: str, shape: list):
-    try:
-        _np._np_dtype(dtype)
-    except Exception:
-        raise _common.unsupported("tensorflow", dtype) from None
+    if dtype in _UNSUPPORTED or dtype not in _np._TYPES:
+        raise _common.unsupported("tensorflow", dtype)
     return _np._st_empty(dtype, shape)
 
 

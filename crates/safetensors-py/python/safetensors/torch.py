@@ -15,7 +15,9 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 import torch
 
 from . import _common
-from ._safetensors_rust import SafetensorError, TensorSpec, safe_open
+from ._safetensors_rust import SafetensorError, TensorSpec
+# Re-exported: code written for the reference imports these from the framework modules.
+from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
 __all__ = ["save", "save_file", "load", "load_file", "save_model", "load_model"]
 
