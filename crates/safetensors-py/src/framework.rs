@@ -80,7 +80,11 @@ pub struct Hooks {
 impl Hooks {
     /// Imports the framework's module (which imports the framework itself) and normalizes
     /// `device` through its `_st_device` hook.
-    pub fn load(py: Python<'_>, framework: Framework, device: &Bound<'_, PyAny>) -> PyResult<Hooks> {
+    pub fn load(
+        py: Python<'_>,
+        framework: Framework,
+        device: &Bound<'_, PyAny>,
+    ) -> PyResult<Hooks> {
         let module = py.import(framework.module())?;
         let device = module.call_method1("_st_device", (device,))?;
         Ok(Hooks {
@@ -115,7 +119,9 @@ impl Hooks {
             )));
         }
         if want > 0 && addr == 0 {
-            return Err(st_err(format!("tensor {name}: the framework returned a null buffer")));
+            return Err(st_err(format!(
+                "tensor {name}: the framework returned a null buffer"
+            )));
         }
         // SAFETY: `holder` owns `nbytes` bytes at `addr`, freshly allocated by `_st_empty` and
         // not yet visible to any other Python code; `holder` stays alive (bound here) until
@@ -126,8 +132,12 @@ impl Hooks {
             Some(t) => t.into_any(),
             None => py.None().into_bound(py),
         };
-        self.finish
-            .bind(py)
-            .call1((holder, dtype.name(), shape.to_vec(), self.device.bind(py), steps))
+        self.finish.bind(py).call1((
+            holder,
+            dtype.name(),
+            shape.to_vec(),
+            self.device.bind(py),
+            steps,
+        ))
     }
 }

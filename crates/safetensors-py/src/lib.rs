@@ -28,7 +28,10 @@ fn _safetensors_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serialize::serialize, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::serialize_file, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::deserialize, m)?)?;
-    m.add("SafetensorError", m.py().get_type::<error::SafetensorError>())?;
+    m.add(
+        "SafetensorError",
+        m.py().get_type::<error::SafetensorError>(),
+    )?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -39,7 +39,8 @@ impl Inner {
         let len = info.data_offsets.1 - info.data_offsets.0;
         #[allow(clippy::single_range_in_vec_init)]
         let ranges = [0..len];
-        self.hooks.build(py, &self.source, name, info, &info.shape, &ranges, None)
+        self.hooks
+            .build(py, &self.source, name, info, &info.shape, &ranges, None)
     }
 }
 
@@ -63,7 +64,9 @@ impl SafeOpen {
     ) -> PyResult<SafeOpen> {
         let framework = Framework::parse(framework)?;
         let hooks = Hooks::load(py, framework, device)?;
-        Ok(SafeOpen { inner: Arc::new(Inner { source, hooks }) })
+        Ok(SafeOpen {
+            inner: Arc::new(Inner { source, hooks }),
+        })
     }
 }
 
@@ -95,10 +98,9 @@ impl SafeOpen {
         let file = py
             .detach(|| SafeFile::open(&filename, backend))
             .map_err(|e| match e {
-                safetensors::SafeTensorError::IoError(io) => crate::error::io_error(
-                    io,
-                    &format!("cannot open {}", filename.display()),
-                ),
+                safetensors::SafeTensorError::IoError(io) => {
+                    crate::error::io_error(io, &format!("cannot open {}", filename.display()))
+                }
                 other => to_pyerr(other),
             })?;
         let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
@@ -108,7 +110,13 @@ impl SafeOpen {
 
     /// The tensor names, sorted.
     fn keys(&self) -> Vec<String> {
-        self.inner.source.metadata().names_sorted().into_iter().map(str::to_owned).collect()
+        self.inner
+            .source
+            .metadata()
+            .names_sorted()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The tensor names in the order of their data in the file.
@@ -171,7 +179,10 @@ impl SafeOpen {
     }
 
     fn __repr__(&self) -> String {
-        format!("<safe_open with {} tensors>", self.inner.source.metadata().len())
+        format!(
+            "<safe_open with {} tensors>",
+            self.inner.source.metadata().len()
+        )
     }
 }
 

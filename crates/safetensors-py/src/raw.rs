@@ -29,7 +29,12 @@ impl RawView {
     /// be readable memory that nothing writes to and nothing frees. `addr` may be anything
     /// when `len == 0`. Callers keep the owning Python objects alive for the whole write.
     pub unsafe fn new(dtype: Dtype, shape: Vec<usize>, addr: usize, len: usize) -> Self {
-        RawView { dtype, shape, addr, len }
+        RawView {
+            dtype,
+            shape,
+            addr,
+            len,
+        }
     }
 }
 

@@ -31,7 +31,12 @@ impl TensorSpec {
     #[new]
     #[pyo3(signature = (*, dtype, shape, data_ptr, data_len))]
     fn new(dtype: String, shape: Vec<usize>, data_ptr: usize, data_len: usize) -> Self {
-        TensorSpec { dtype, shape, data_ptr, data_len }
+        TensorSpec {
+            dtype,
+            shape,
+            data_ptr,
+            data_len,
+        }
     }
 
     /// The dtype, as given.
@@ -106,7 +111,8 @@ fn prepare(tensor_dict: &Bound<'_, PyDict>) -> PyResult<Prepared> {
             // SAFETY: the caller of `serialize` promises (documented on TensorSpec) that
             // `data_ptr..data_ptr+data_len` is its tensor's live memory, unchanged until the
             // call returns; the length matches dtype and shape (checked above).
-            let view = unsafe { RawView::new(dtype, spec.shape.clone(), spec.data_ptr, spec.data_len) };
+            let view =
+                unsafe { RawView::new(dtype, spec.shape.clone(), spec.data_ptr, spec.data_len) };
             views.push((name, view));
         } else if let Ok(d) = value.cast::<PyDict>() {
             let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
@@ -116,14 +122,20 @@ fn prepare(tensor_dict: &Bound<'_, PyDict>) -> PyResult<Prepared> {
             };
             let dtype = parse_dtype(&get("dtype")?.extract::<String>()?)?;
             let shape: Vec<usize> = get("shape")?.extract().map_err(|_| {
-                st_err(format!("tensor {name}: \"shape\" must be a list of non-negative ints"))
+                st_err(format!(
+                    "tensor {name}: \"shape\" must be a list of non-negative ints"
+                ))
             })?;
             let data = get("data")?;
             let buf = PyUntypedBuffer::get(&data).map_err(|_| {
-                PyTypeError::new_err(format!("tensor {name}: \"data\" must be a bytes-like object"))
+                PyTypeError::new_err(format!(
+                    "tensor {name}: \"data\" must be a bytes-like object"
+                ))
             })?;
             if !buf.is_c_contiguous() {
-                return Err(st_err(format!("tensor {name}: \"data\" must be a contiguous buffer")));
+                return Err(st_err(format!(
+                    "tensor {name}: \"data\" must be a contiguous buffer"
+                )));
             }
             let bytes = buffer_bytes(&buf);
             check_len(&name, dtype, &shape, bytes.len())?;
@@ -218,7 +230,10 @@ pub fn serialize_file(
 /// `deserialize(bytes)`: every tensor, in data order, as `(name, {"dtype", "shape", "data"})`
 /// with the header's dtype spelling and the bytes copied into a `bytearray`.
 #[pyfunction]
-pub fn deserialize<'py>(py: Python<'py>, bytes: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+pub fn deserialize<'py>(
+    py: Python<'py>,
+    bytes: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
     let buf = PyUntypedBuffer::get(bytes)?;
     if !buf.is_c_contiguous() {
         return Err(st_err("deserialize needs a contiguous bytes-like object"));

@@ -53,7 +53,9 @@ fn parse_item(obj: &Bound<'_, PyAny>, dim_size: Option<usize>) -> PyResult<Item>
     }
     Err(st_err(format!(
         "cannot index a tensor slice with {}: use ints, slices (a:b:c), ... or a tuple of these",
-        obj.repr().map(|r| r.to_string()).unwrap_or_else(|_| "this object".into())
+        obj.repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "this object".into())
     )))
 }
 
@@ -88,7 +90,10 @@ impl PySafeSlice {
             Ok(t) => t.iter().collect(),
             Err(_) => vec![key.clone()],
         };
-        let ellipses = entries.iter().filter(|e| e.is_instance_of::<PyEllipsis>()).count();
+        let ellipses = entries
+            .iter()
+            .filter(|e| e.is_instance_of::<PyEllipsis>())
+            .count();
         if ellipses > 1 {
             return Err(st_err(format!(
                 "Invalid slice of tensor {}: an index can only have a single ellipsis ('...')",
@@ -141,7 +146,10 @@ impl PySafeSlice {
                     }
                     let start = start.max(0) as usize;
                     if len == 0 {
-                        indexers.push(TensorIndexer::Narrow(B::Included(start), B::Excluded(start)));
+                        indexers.push(TensorIndexer::Narrow(
+                            B::Included(start),
+                            B::Excluded(start),
+                        ));
                         steps.push(None);
                     } else {
                         let step = step as usize;
@@ -179,9 +187,15 @@ impl PySafeSlice {
         } else {
             None
         };
-        self.inner
-            .hooks
-            .build(py, &self.inner.source, &self.name, &self.info, &newshape, &ranges, steps)
+        self.inner.hooks.build(
+            py,
+            &self.inner.source,
+            &self.name,
+            &self.info,
+            &newshape,
+            &ranges,
+            steps,
+        )
     }
 
     fn __repr__(&self) -> String {

@@ -59,11 +59,17 @@ impl Source {
     pub fn from_buffer(data: &Bound<'_, PyAny>) -> PyResult<Source> {
         let buf = PyUntypedBuffer::get(data)?;
         if !buf.is_c_contiguous() {
-            return Err(st_err("the safetensors data must be a contiguous bytes-like object"));
+            return Err(st_err(
+                "the safetensors data must be a contiguous bytes-like object",
+            ));
         }
         let bytes = buffer_bytes(&buf);
         let (n, meta) = SafeTensors::read_metadata(bytes).map_err(to_pyerr)?;
-        Ok(Source::Buffer { buf, meta, data_start: 8 + n })
+        Ok(Source::Buffer {
+            buf,
+            meta,
+            data_start: 8 + n,
+        })
     }
 
     /// Validates the header of a Python file object (anything with `seek` and `read`).
@@ -115,7 +121,9 @@ impl Source {
                     Ok(())
                 })
                 .map_err(to_pyerr),
-            Source::Buffer { buf, data_start, .. } => {
+            Source::Buffer {
+                buf, data_start, ..
+            } => {
                 let tensor = &buffer_bytes(buf)
                     [data_start + info.data_offsets.0..data_start + info.data_offsets.1];
                 let copy = |dst: &mut [u8]| {
@@ -132,7 +140,12 @@ impl Source {
                 }
                 Ok(())
             }
-            Source::Handle { file, data_start, lock, .. } => {
+            Source::Handle {
+                file,
+                data_start,
+                lock,
+                ..
+            } => {
                 let _guard = lock.lock_py_attached(py).map_err(|_| {
                     st_err("a previous read of this file object failed midway; open it again")
                 })?;
