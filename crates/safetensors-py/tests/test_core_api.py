@@ -174,7 +174,7 @@ def test_get_slice_matches_numpy(sliced_file, backend, index):
         assert got.flags["C_CONTIGUOUS"]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(data=st.data())
 def test_get_slice_property(sliced_file, data):
     p, arr = sliced_file
