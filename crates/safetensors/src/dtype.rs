@@ -1,0 +1,236 @@
+//! Element types: their header spelling, their width in bits, and byte sizes of tensors.
+
+use core::fmt;
+use core::str::FromStr;
+
+use crate::error::SafeTensorError;
+
+/// The element type of a tensor, spelled in headers exactly as the variant name.
+///
+/// The variants are declared in increasing alignment order; the writer lays tensors out in
+/// descending order of this enum so every tensor starts aligned to its own element size.
+#[non_exhaustive]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dtype {
+    /// Boolean, one byte per element.
+    BOOL,
+    /// 4-bit float (e2m1), two elements per byte.
+    F4,
+    /// 6-bit float (e2m3), four elements per three bytes.
+    F6_E2M3,
+    /// 6-bit float (e3m2), four elements per three bytes.
+    F6_E3M2,
+    /// Unsigned 8-bit integer.
+    U8,
+    /// Signed 8-bit integer.
+    I8,
+    /// 8-bit float, 5 exponent bits and 2 mantissa bits.
+    F8_E5M2,
+    /// 8-bit float, 4 exponent bits and 3 mantissa bits.
+    F8_E4M3,
+    /// 8-bit exponent-only float (scale factors).
+    F8_E8M0,
+    /// 8-bit float e4m3, finite and unsigned-zero variant.
+    F8_E4M3FNUZ,
+    /// 8-bit float e5m2, finite and unsigned-zero variant.
+    F8_E5M2FNUZ,
+    /// Signed 16-bit integer.
+    I16,
+    /// Unsigned 16-bit integer.
+    U16,
+    /// IEEE half precision float.
+    F16,
+    /// Brain float 16.
+    BF16,
+    /// Signed 32-bit integer.
+    I32,
+    /// Unsigned 32-bit integer.
+    U32,
+    /// IEEE single precision float.
+    F32,
+    /// Complex number of two F32 (real, imaginary).
+    C64,
+    /// IEEE double precision float.
+    F64,
+    /// Signed 64-bit integer.
+    I64,
+    /// Unsigned 64-bit integer.
+    U64,
+}
+
+/// Every dtype, in declaration (increasing alignment) order.
+pub const ALL_DTYPES: [Dtype; 22] = [
+    Dtype::BOOL,
+    Dtype::F4,
+    Dtype::F6_E2M3,
+    Dtype::F6_E3M2,
+    Dtype::U8,
+    Dtype::I8,
+    Dtype::F8_E5M2,
+    Dtype::F8_E4M3,
+    Dtype::F8_E8M0,
+    Dtype::F8_E4M3FNUZ,
+    Dtype::F8_E5M2FNUZ,
+    Dtype::I16,
+    Dtype::U16,
+    Dtype::F16,
+    Dtype::BF16,
+    Dtype::I32,
+    Dtype::U32,
+    Dtype::F32,
+    Dtype::C64,
+    Dtype::F64,
+    Dtype::I64,
+    Dtype::U64,
+];
+
+impl Dtype {
+    /// Width of one element in bits.
+    pub const fn bitsize(&self) -> usize {
+        match self {
+            Dtype::F4 => 4,
+            Dtype::F6_E2M3 | Dtype::F6_E3M2 => 6,
+            Dtype::BOOL
+            | Dtype::U8
+            | Dtype::I8
+            | Dtype::F8_E5M2
+            | Dtype::F8_E4M3
+            | Dtype::F8_E8M0
+            | Dtype::F8_E4M3FNUZ
+            | Dtype::F8_E5M2FNUZ => 8,
+            Dtype::I16 | Dtype::U16 | Dtype::F16 | Dtype::BF16 => 16,
+            Dtype::I32 | Dtype::U32 | Dtype::F32 => 32,
+            Dtype::C64 | Dtype::F64 | Dtype::I64 | Dtype::U64 => 64,
+        }
+    }
+
+    /// Bytes per element for byte-sized dtypes; 0 for the sub-byte ones (`F4`, `F6_*`).
+    pub const fn size(&self) -> usize {
+        if self.bitsize() % 8 == 0 {
+            self.bitsize() / 8
+        } else {
+            0
+        }
+    }
+
+    /// True for the dtypes whose elements are narrower than a byte.
+    pub const fn is_sub_byte(&self) -> bool {
+        self.bitsize() % 8 != 0
+    }
+
+    /// Byte length of `numel` elements: `ceil(numel * bits / 8)`.
+    ///
+    /// Returns `None` when the bit count overflows or, for sub-byte dtypes, when it is not
+    /// a whole number of bytes (such a tensor cannot be stored).
+    pub fn byte_len(&self, numel: usize) -> Option<usize> {
+        let bits = numel.checked_mul(self.bitsize())?;
+        if bits % 8 != 0 {
+            return None;
+        }
+        Some(bits / 8)
+    }
+
+    /// The header spelling, e.g. `"F32"`.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Dtype::BOOL => "BOOL",
+            Dtype::F4 => "F4",
+            Dtype::F6_E2M3 => "F6_E2M3",
+            Dtype::F6_E3M2 => "F6_E3M2",
+            Dtype::U8 => "U8",
+            Dtype::I8 => "I8",
+            Dtype::F8_E5M2 => "F8_E5M2",
+            Dtype::F8_E4M3 => "F8_E4M3",
+            Dtype::F8_E8M0 => "F8_E8M0",
+            Dtype::F8_E4M3FNUZ => "F8_E4M3FNUZ",
+            Dtype::F8_E5M2FNUZ => "F8_E5M2FNUZ",
+            Dtype::I16 => "I16",
+            Dtype::U16 => "U16",
+            Dtype::F16 => "F16",
+            Dtype::BF16 => "BF16",
+            Dtype::I32 => "I32",
+            Dtype::U32 => "U32",
+            Dtype::F32 => "F32",
+            Dtype::C64 => "C64",
+            Dtype::F64 => "F64",
+            Dtype::I64 => "I64",
+            Dtype::U64 => "U64",
+        }
+    }
+
+    /// True for floating point dtypes (including the 8-, 6- and 4-bit floats and `C64`).
+    pub const fn is_float(&self) -> bool {
+        !matches!(
+            self,
+            Dtype::BOOL
+                | Dtype::U8
+                | Dtype::I8
+                | Dtype::I16
+                | Dtype::U16
+                | Dtype::I32
+                | Dtype::U32
+                | Dtype::I64
+                | Dtype::U64
+        )
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Dtype {
+    type Err = SafeTensorError;
+
+    /// Parses the exact header spelling; anything else (including lowercase) is an error.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ALL_DTYPES
+            .iter()
+            .copied()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| SafeTensorError::UnknownDtype {
+                tensor: None,
+                dtype: s.into(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn names_round_trip() {
+        for d in ALL_DTYPES {
+            assert_eq!(d.to_string().parse::<Dtype>().unwrap(), d);
+        }
+        assert!("f32".parse::<Dtype>().is_err());
+    }
+
+    #[test]
+    fn declaration_order_is_the_spec_writer_order_reversed() {
+        let spec = "U64 I64 F64 C64 F32 U32 I32 BF16 F16 U16 I16 F8_E5M2FNUZ F8_E4M3FNUZ \
+                    F8_E8M0 F8_E4M3 F8_E5M2 I8 U8 F6_E3M2 F6_E2M3 F4 BOOL";
+        let mut ours: alloc::vec::Vec<Dtype> = ALL_DTYPES.to_vec();
+        ours.sort_by(|a, b| b.cmp(a));
+        let ours: alloc::vec::Vec<&str> = ours.iter().map(|d| d.name()).collect();
+        assert_eq!(
+            ours,
+            spec.split_whitespace().collect::<alloc::vec::Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn sub_byte_lengths() {
+        assert_eq!(Dtype::F4.byte_len(4), Some(2));
+        assert_eq!(Dtype::F4.byte_len(3), None);
+        assert_eq!(Dtype::F6_E2M3.byte_len(4), Some(3));
+        assert_eq!(Dtype::F6_E3M2.byte_len(2), None);
+        assert_eq!(Dtype::F32.byte_len(usize::MAX), None);
+        assert_eq!(Dtype::C64.byte_len(3), Some(24));
+    }
+}

@@ -1,0 +1,238 @@
+//! The one error type of the crate. Every message names what is wrong and where: the
+//! tensor, the offending numbers, and what was expected.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::dtype::Dtype;
+use crate::slice::InvalidSlice;
+
+/// Everything that can go wrong reading, slicing or writing a safetensors file.
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum SafeTensorError {
+    /// The buffer is shorter than the 8-byte length prefix.
+    HeaderTooSmall {
+        /// Bytes available.
+        len: usize,
+    },
+    /// The declared header length is above [`crate::MAX_HEADER_SIZE`].
+    HeaderTooLarge {
+        /// Declared header length.
+        header_len: u64,
+    },
+    /// `8 + header_len` goes past the end of the file.
+    InvalidHeaderLength {
+        /// Declared header length.
+        header_len: u64,
+        /// Size of the whole file or buffer.
+        file_len: u64,
+    },
+    /// The header is not valid UTF-8.
+    InvalidHeader {
+        /// Offset in the header of the first invalid byte.
+        valid_up_to: usize,
+    },
+    /// The header does not start with `{`.
+    InvalidHeaderStart,
+    /// The header is not a JSON object, or is not valid JSON.
+    InvalidHeaderDeserialization(String),
+    /// A tensor name (or `__metadata__`) appears twice in the header.
+    DuplicateTensor(String),
+    /// A tensor entry does not have exactly `dtype`, `shape` and `data_offsets` with the
+    /// right JSON types.
+    InvalidTensorEntry {
+        /// Tensor name.
+        tensor: String,
+        /// What is wrong with the entry.
+        reason: String,
+    },
+    /// A dtype string is not one of the known names.
+    UnknownDtype {
+        /// Tensor name, when known.
+        tensor: Option<String>,
+        /// The unknown spelling.
+        dtype: String,
+    },
+    /// `__metadata__` is not an object of strings to strings.
+    InvalidMetadata(String),
+    /// The element count or bit count of a tensor overflows 64 bits.
+    ValidationOverflow {
+        /// Tensor name.
+        tensor: String,
+        /// The shape that overflows.
+        shape: Vec<usize>,
+    },
+    /// A sub-byte tensor whose bits do not fill whole bytes.
+    MisalignedSubByte {
+        /// Tensor name.
+        tensor: String,
+        /// Its dtype.
+        dtype: Dtype,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
+    /// `end - begin` does not equal the size computed from dtype and shape, or `begin > end`.
+    TensorInvalidInfo {
+        /// Tensor name.
+        tensor: String,
+        /// Byte size computed from dtype and shape.
+        expected: usize,
+        /// Declared `data_offsets`.
+        data_offsets: (usize, usize),
+    },
+    /// Tensors do not tile the data section: a hole, an overlap or a tensor past the end.
+    InvalidOffset {
+        /// Tensor name.
+        tensor: String,
+        /// Declared `data_offsets`.
+        data_offsets: (usize, usize),
+        /// Where this tensor had to begin for the data to be packed.
+        expected_begin: usize,
+        /// Length of the data section.
+        data_len: usize,
+    },
+    /// Bytes after the last tensor: the data section is longer than the tensors need.
+    MetadataIncompleteBuffer {
+        /// Where the last tensor ends.
+        covered: usize,
+        /// Length of the data section.
+        data_len: usize,
+    },
+    /// No tensor with that name.
+    TensorNotFound(String),
+    /// A `TensorView` whose data length does not match its dtype and shape.
+    InvalidTensorView {
+        /// Its dtype.
+        dtype: Dtype,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// Length of the data given.
+        data_len: usize,
+    },
+    /// A slice request that does not fit the tensor.
+    InvalidSlice(InvalidSlice),
+    /// An I/O error, with what was being done.
+    #[cfg(feature = "std")]
+    IoError(std::io::Error),
+    /// The file changed size after it was opened.
+    #[cfg(feature = "std")]
+    FileChanged {
+        /// Size when opened.
+        expected_len: u64,
+        /// Size now.
+        actual_len: u64,
+    },
+    /// A write was refused before anything was written.
+    InvalidWrite(String),
+    /// A call's argument does not fit the file (a byte range, a buffer size, a backend).
+    InvalidArgument(String),
+}
+
+impl fmt::Display for SafeTensorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use SafeTensorError::*;
+        match self {
+            HeaderTooSmall { len } => write!(
+                f,
+                "file too small: {len} bytes, a safetensors file needs at least the 8-byte header length"
+            ),
+            HeaderTooLarge { header_len } => write!(
+                f,
+                "header too large: {header_len} bytes declared, the limit is {}",
+                crate::MAX_HEADER_SIZE
+            ),
+            InvalidHeaderLength { header_len, file_len } => write!(
+                f,
+                "header length {header_len} goes past the end of the file: 8 + {header_len} > {file_len} bytes"
+            ),
+            InvalidHeader { valid_up_to } => write!(
+                f,
+                "header is not valid UTF-8 (invalid byte at header offset {valid_up_to})"
+            ),
+            InvalidHeaderStart => f.write_str("header does not start with '{': not a JSON object"),
+            InvalidHeaderDeserialization(e) => write!(f, "header is not a valid JSON object: {e}"),
+            DuplicateTensor(name) => write!(f, "tensor {name:?} appears more than once in the header"),
+            InvalidTensorEntry { tensor, reason } => write!(f, "tensor {tensor:?}: {reason}"),
+            UnknownDtype { tensor: Some(t), dtype } => write!(f, "tensor {t:?}: unknown dtype {dtype:?}"),
+            UnknownDtype { tensor: None, dtype } => write!(f, "unknown dtype {dtype:?}"),
+            InvalidMetadata(reason) => write!(f, "invalid __metadata__: {reason}"),
+            ValidationOverflow { tensor, shape } => write!(
+                f,
+                "tensor {tensor:?}: the size of shape {shape:?} overflows 64 bits"
+            ),
+            MisalignedSubByte { tensor, dtype, shape } => write!(
+                f,
+                "tensor {tensor:?}: {dtype} shape {shape:?} does not fill a whole number of bytes"
+            ),
+            TensorInvalidInfo { tensor, expected, data_offsets: (b, e) } => write!(
+                f,
+                "tensor {tensor:?}: data_offsets [{b}, {e}] span {} bytes but dtype and shape need {expected}",
+                if e >= b { (e - b) as i128 } else { *e as i128 - *b as i128 }
+            ),
+            InvalidOffset { tensor, data_offsets: (b, e), expected_begin, data_len } => {
+                if *e > *data_len {
+                    write!(
+                        f,
+                        "tensor {tensor:?}: data_offsets [{b}, {e}] go past the end of the data section ({data_len} bytes)"
+                    )
+                } else if b > expected_begin {
+                    write!(
+                        f,
+                        "tensor {tensor:?}: data_offsets [{b}, {e}] leave a hole: the previous tensor ends at {expected_begin}"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "tensor {tensor:?}: data_offsets [{b}, {e}] overlap the previous tensor, which ends at {expected_begin}"
+                    )
+                }
+            }
+            MetadataIncompleteBuffer { covered, data_len } => write!(
+                f,
+                "{} trailing bytes: the tensors cover {covered} bytes of a {data_len}-byte data section",
+                data_len - covered
+            ),
+            TensorNotFound(name) => write!(f, "no tensor named {name:?}"),
+            InvalidTensorView { dtype, shape, data_len } => write!(
+                f,
+                "a {dtype} tensor of shape {shape:?} cannot hold {data_len} bytes"
+            ),
+            InvalidSlice(e) => write!(f, "invalid slice: {e}"),
+            #[cfg(feature = "std")]
+            IoError(e) => write!(f, "I/O error: {e}"),
+            #[cfg(feature = "std")]
+            FileChanged { expected_len, actual_len } => write!(
+                f,
+                "the file changed under the reader: it was {expected_len} bytes when opened and is {actual_len} now"
+            ),
+            InvalidWrite(reason) => write!(f, "cannot write: {reason}"),
+            InvalidArgument(reason) => f.write_str(reason),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for SafeTensorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SafeTensorError::IoError(e) => Some(e),
+            SafeTensorError::InvalidSlice(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl From<std::io::Error> for SafeTensorError {
+    fn from(e: std::io::Error) -> Self {
+        SafeTensorError::IoError(e)
+    }
+}
+
+impl From<InvalidSlice> for SafeTensorError {
+    fn from(e: InvalidSlice) -> Self {
+        SafeTensorError::InvalidSlice(e)
+    }
+}

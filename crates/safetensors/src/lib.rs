@@ -1,0 +1,32 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(not(feature = "std"), no_std)]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+#[cfg(feature = "std")]
+mod atomic;
+pub mod dtype;
+mod error;
+#[cfg(feature = "std")]
+pub mod file;
+mod header;
+#[cfg(feature = "std")]
+mod mmap;
+mod serialize;
+pub mod slice;
+pub mod tensor;
+
+#[cfg(not(feature = "std"))]
+pub(crate) use hashbrown::HashMap;
+#[cfg(feature = "std")]
+pub(crate) use std::collections::HashMap;
+
+pub use dtype::Dtype;
+pub use error::SafeTensorError;
+pub use header::TensorInfo;
+pub use header::{MAX_HEADER_SIZE, METADATA_KEY};
+#[cfg(feature = "std")]
+pub use serialize::serialize_to_file;
+pub use serialize::{serialize, MetadataArg};
+pub use tensor::{SafeTensors, View};

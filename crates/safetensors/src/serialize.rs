@@ -1,0 +1,335 @@
+//! Writing: the layout rule (descending alignment, then name), the compact JSON header
+//! padded to 8 bytes, and the metadata argument that keeps the caller's order.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Display;
+
+use crate::error::SafeTensorError;
+use crate::header::METADATA_KEY;
+use crate::tensor::View;
+use crate::HashMap;
+
+/// What `serialize` accepts as metadata: `None`, `&None`, `Some(HashMap)`, `&Some(HashMap)`
+/// (the reference crate's forms; keys are written sorted so output is deterministic), or an
+/// ordered collection of string pairs (`Vec<(K, V)>`, `&[(K, V)]`, `[(K, V); N]`,
+/// `BTreeMap<K, V>`) whose order is kept.
+///
+/// There is exactly one `Option` form so that a bare `None` needs no type annotation.
+pub trait MetadataArg {
+    /// The pairs to write, in order; `None` writes no `__metadata__` entry.
+    fn into_pairs(self) -> Option<Vec<(String, String)>>;
+}
+
+fn sorted_pairs(map: &HashMap<String, String>) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> =
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    pairs.sort();
+    pairs
+}
+
+impl MetadataArg for Option<HashMap<String, String>> {
+    fn into_pairs(self) -> Option<Vec<(String, String)>> {
+        self.as_ref().map(sorted_pairs)
+    }
+}
+
+impl MetadataArg for &Option<HashMap<String, String>> {
+    fn into_pairs(self) -> Option<Vec<(String, String)>> {
+        self.as_ref().map(sorted_pairs)
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> MetadataArg for Vec<(K, V)> {
+    fn into_pairs(self) -> Option<Vec<(String, String)>> {
+        Some(
+            self.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> MetadataArg for &[(K, V)] {
+    fn into_pairs(self) -> Option<Vec<(String, String)>> {
+        Some(
+            self.iter()
+                .map(|(k, v)| (k.as_ref().into(), v.as_ref().into()))
+                .collect(),
+        )
+    }
+}
+
+impl<K: Into<String>, V: Into<String>, const N: usize> MetadataArg for [(K, V); N] {
+    fn into_pairs(self) -> Option<Vec<(String, String)>> {
+        Some(
+            self.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> MetadataArg for BTreeMap<K, V> {
+    fn into_pairs(self) -> Option<Vec<(String, String)>> {
+        Some(
+            self.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+/// Tensors in file order with the header that describes them.
+pub(crate) struct Prepared<V> {
+    pub header: Vec<u8>,
+    pub tensors: Vec<V>,
+    pub data_len: usize,
+}
+
+/// Orders the tensors, checks them, and builds the padded header (length prefix included).
+pub(crate) fn prepare<S, V, I, M>(data: I, metadata: M) -> Result<Prepared<V>, SafeTensorError>
+where
+    S: AsRef<str> + Ord + Display,
+    V: View,
+    I: IntoIterator<Item = (S, V)>,
+    M: MetadataArg,
+{
+    let mut items: Vec<(S, V)> = data.into_iter().collect();
+    // Largest alignment first so each tensor starts aligned; then byte-wise by name.
+    items.sort_by(|(an, a), (bn, b)| {
+        b.dtype()
+            .cmp(&a.dtype())
+            .then_with(|| an.as_ref().as_bytes().cmp(bn.as_ref().as_bytes()))
+    });
+    for pair in items.windows(2) {
+        if pair[0].0.as_ref() == pair[1].0.as_ref() {
+            return Err(SafeTensorError::DuplicateTensor(pair[0].0.as_ref().into()));
+        }
+    }
+
+    let mut json = String::with_capacity(64 + items.len() * 96);
+    json.push('{');
+    let mut first = true;
+    if let Some(pairs) = metadata.into_pairs() {
+        json_string(&mut json, METADATA_KEY);
+        json.push_str(":{");
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(earlier, _)| earlier == k) {
+                return Err(SafeTensorError::InvalidWrite(format!(
+                    "metadata key {k:?} given twice"
+                )));
+            }
+            if i > 0 {
+                json.push(',');
+            }
+            json_string(&mut json, k);
+            json.push(':');
+            json_string(&mut json, v);
+        }
+        json.push('}');
+        first = false;
+    }
+
+    let mut offset = 0usize;
+    for (name, view) in &items {
+        let name = name.as_ref();
+        if name == METADATA_KEY {
+            return Err(SafeTensorError::InvalidWrite(format!(
+                "{METADATA_KEY:?} is reserved and cannot name a tensor"
+            )));
+        }
+        let expected = view
+            .shape()
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .and_then(|numel| view.dtype().byte_len(numel));
+        let len = view.data_len();
+        if expected != Some(len) {
+            return Err(SafeTensorError::InvalidWrite(format!(
+                "tensor {name:?}: a {} tensor of shape {:?} cannot hold {len} bytes",
+                view.dtype(),
+                view.shape()
+            )));
+        }
+        if !first {
+            json.push(',');
+        }
+        first = false;
+        json_string(&mut json, name);
+        json.push_str(":{\"dtype\":\"");
+        json.push_str(view.dtype().name());
+        json.push_str("\",\"shape\":[");
+        for (i, d) in view.shape().iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(itoa(*d, &mut [0u8; 20]));
+        }
+        json.push_str("],\"data_offsets\":[");
+        json.push_str(itoa(offset, &mut [0u8; 20]));
+        json.push(',');
+        offset += len;
+        json.push_str(itoa(offset, &mut [0u8; 20]));
+        json.push_str("]}");
+    }
+    json.push('}');
+
+    // Pad with spaces so the data section starts 8-byte aligned.
+    let padded = json.len().next_multiple_of(8);
+    let mut header = Vec::with_capacity(8 + padded);
+    header.extend_from_slice(&(padded as u64).to_le_bytes());
+    header.extend_from_slice(json.as_bytes());
+    header.resize(8 + padded, b' ');
+    Ok(Prepared {
+        header,
+        tensors: items.into_iter().map(|(_, v)| v).collect(),
+        data_len: offset,
+    })
+}
+
+/// A tensor's bytes, refused if they are not as long as its header entry says: a `View`
+/// whose `data()` disagrees with its `data_len()` would otherwise corrupt the file.
+fn checked_data<V: View>(view: &V) -> Result<alloc::borrow::Cow<'_, [u8]>, SafeTensorError> {
+    let data = view.data();
+    if data.len() != view.data_len() {
+        return Err(SafeTensorError::InvalidWrite(format!(
+            "a tensor's data() gave {} bytes but its data_len() promised {}",
+            data.len(),
+            view.data_len()
+        )));
+    }
+    Ok(data)
+}
+
+/// Writes `s` as a JSON string, escaping only what JSON requires (as serde_json does).
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(HEX[(c as usize) >> 4] as char);
+                out.push(HEX[(c as usize) & 0xf] as char);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Formats an integer without going through `core::fmt`.
+fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // The buffer holds ASCII digits only.
+    core::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+/// Serializes tensors to an owned buffer: the length prefix, the header, then the data.
+///
+/// `data_info` is the `__metadata__`: see [`MetadataArg`] for the accepted forms.
+pub fn serialize<S, V, I, M>(data: I, data_info: M) -> Result<Vec<u8>, SafeTensorError>
+where
+    S: AsRef<str> + Ord + Display,
+    V: View,
+    I: IntoIterator<Item = (S, V)>,
+    M: MetadataArg,
+{
+    let prepared = prepare(data, data_info)?;
+    let mut out = Vec::with_capacity(prepared.header.len() + prepared.data_len);
+    out.extend_from_slice(&prepared.header);
+    for view in &prepared.tensors {
+        out.extend_from_slice(&checked_data(view)?);
+    }
+    Ok(out)
+}
+
+/// Serializes tensors straight to a file, never holding the whole file in memory.
+///
+/// The bytes go to a temporary file in the same folder that is renamed over `filename`
+/// only once complete: an error midway leaves any existing file untouched.
+#[cfg(feature = "std")]
+pub fn serialize_to_file<S, V, I, M>(
+    data: I,
+    data_info: M,
+    filename: &std::path::Path,
+) -> Result<(), SafeTensorError>
+where
+    S: AsRef<str> + Ord + Display,
+    V: View,
+    I: IntoIterator<Item = (S, V)>,
+    M: MetadataArg,
+{
+    use std::io::Write;
+    let prepared = prepare(data, data_info)?;
+    let mut out = crate::atomic::AtomicFile::create(filename)?;
+    out.write_all(&prepared.header)?;
+    for view in &prepared.tensors {
+        out.write_all(&checked_data(view)?)?;
+    }
+    out.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{tensor::TensorView, Dtype};
+    use alloc::vec;
+
+    #[test]
+    fn json_escapes_like_serde_json() {
+        for s in [
+            "plain",
+            "quo\"te",
+            "back\\slash",
+            "ctl\u{01}\u{1f}\n\t\r\u{08}\u{0c}",
+            "ünï ☃",
+            "\u{7f}",
+        ] {
+            let mut ours = String::new();
+            json_string(&mut ours, s);
+            assert_eq!(ours, serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn itoa_matches_display() {
+        for n in [0usize, 7, 10, 12345, usize::MAX] {
+            assert_eq!(itoa(n, &mut [0u8; 20]), alloc::format!("{n}"));
+        }
+    }
+
+    #[test]
+    fn none_needs_no_annotation_and_order_is_kept() {
+        let data = [0u8; 4];
+        let view = TensorView::new(Dtype::F32, vec![1], &data).unwrap();
+        let plain = serialize([("a", view.clone())], None).unwrap();
+        let by_ref = serialize([("a", view.clone())], &None).unwrap();
+        assert_eq!(plain, by_ref);
+        let ordered = serialize([("a", view)], vec![("z", "1"), ("a", "2")]).unwrap();
+        let header = core::str::from_utf8(&ordered[8..]).unwrap();
+        assert!(
+            header.starts_with(r#"{"__metadata__":{"z":"1","a":"2"},"a":"#),
+            "{header}"
+        );
+    }
+}

@@ -1,0 +1,457 @@
+//! Selecting part of a tensor without copying it: one indexer per dimension turns into
+//! the few contiguous byte runs that hold the selection, in row-major order.
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::{Bound, Range, RangeBounds};
+
+use crate::dtype::Dtype;
+use crate::tensor::TensorView;
+
+/// How to index one dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TensorIndexer {
+    /// Keep one index; the dimension disappears from the result.
+    Select(usize),
+    /// Keep a range; the dimension stays with the range's length.
+    Narrow(Bound<usize>, Bound<usize>),
+}
+
+impl From<usize> for TensorIndexer {
+    fn from(index: usize) -> Self {
+        TensorIndexer::Select(index)
+    }
+}
+
+macro_rules! indexer_from_range {
+    ($($t:ty),*) => {$(
+        impl From<$t> for TensorIndexer {
+            fn from(range: $t) -> Self {
+                TensorIndexer::Narrow(range.start_bound().cloned(), range.end_bound().cloned())
+            }
+        }
+    )*};
+}
+indexer_from_range!(
+    Range<usize>,
+    core::ops::RangeFrom<usize>,
+    core::ops::RangeTo<usize>,
+    core::ops::RangeFull,
+    core::ops::RangeInclusive<usize>,
+    core::ops::RangeToInclusive<usize>
+);
+
+impl fmt::Display for TensorIndexer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TensorIndexer::Select(i) => write!(f, "{i}"),
+            TensorIndexer::Narrow(start, end) => {
+                match start {
+                    Bound::Included(s) => write!(f, "{s}")?,
+                    Bound::Excluded(s) => write!(f, "{}", s + 1)?,
+                    Bound::Unbounded => {}
+                }
+                f.write_str("..")?;
+                match end {
+                    Bound::Included(e) => write!(f, "={e}"),
+                    Bound::Excluded(e) => write!(f, "{e}"),
+                    Bound::Unbounded => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Why a selection does not fit a tensor.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvalidSlice {
+    /// More indexers than the tensor has dimensions.
+    TooManySlices {
+        /// Indexers given.
+        given: usize,
+        /// Dimensions of the tensor.
+        rank: usize,
+    },
+    /// An index or range end past the dimension's size, or a reversed range.
+    SliceOutOfRange {
+        /// Which dimension.
+        dim_index: usize,
+        /// The indexer, as written.
+        asked: alloc::string::String,
+        /// The dimension's size.
+        dim_size: usize,
+    },
+    /// The selection starts or ends inside a byte of a sub-byte dtype.
+    SplitsSubByteElement {
+        /// The tensor's dtype.
+        dtype: Dtype,
+    },
+}
+
+impl fmt::Display for InvalidSlice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidSlice::TooManySlices { given, rank } => write!(
+                f,
+                "{given} indices given for a tensor with {rank} dimensions"
+            ),
+            InvalidSlice::SliceOutOfRange { dim_index, asked, dim_size } => write!(
+                f,
+                "index {asked} is out of range for dimension {dim_index} of size {dim_size}"
+            ),
+            InvalidSlice::SplitsSubByteElement { dtype } => write!(
+                f,
+                "the selection does not start and end on byte boundaries, which {dtype} elements need"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for InvalidSlice {}
+
+/// The selection worked out once: the shape it yields and how its bytes are laid out.
+#[derive(Debug, Clone)]
+struct Plan {
+    newshape: Vec<usize>,
+    /// Dimensions before the contiguous run: (first index, count, stride in bytes).
+    outer: Vec<(usize, usize, usize)>,
+    /// Byte offset of the first run.
+    base: usize,
+    /// Bytes in each run.
+    run_len: usize,
+    /// Number of runs (0 when the selection is empty).
+    runs: usize,
+}
+
+impl Plan {
+    fn new(dtype: Dtype, shape: &[usize], slices: &[TensorIndexer]) -> Result<Plan, InvalidSlice> {
+        if slices.len() > shape.len() {
+            return Err(InvalidSlice::TooManySlices {
+                given: slices.len(),
+                rank: shape.len(),
+            });
+        }
+        // (start, count) per dimension, and the resulting shape.
+        let mut spans = Vec::with_capacity(shape.len());
+        let mut newshape = Vec::with_capacity(shape.len());
+        for (dim_index, &dim_size) in shape.iter().enumerate() {
+            let out_of_range = |ix: &TensorIndexer| InvalidSlice::SliceOutOfRange {
+                dim_index,
+                asked: alloc::format!("{ix}"),
+                dim_size,
+            };
+            match slices.get(dim_index) {
+                None => {
+                    spans.push((0, dim_size));
+                    newshape.push(dim_size);
+                }
+                Some(ix @ TensorIndexer::Select(i)) => {
+                    if *i >= dim_size {
+                        return Err(out_of_range(ix));
+                    }
+                    spans.push((*i, 1));
+                }
+                Some(ix @ TensorIndexer::Narrow(start, end)) => {
+                    let start = match start {
+                        Bound::Included(s) => Some(*s),
+                        Bound::Excluded(s) => s.checked_add(1),
+                        Bound::Unbounded => Some(0),
+                    };
+                    let end = match end {
+                        Bound::Included(e) => e.checked_add(1),
+                        Bound::Excluded(e) => Some(*e),
+                        Bound::Unbounded => Some(dim_size),
+                    };
+                    match (start, end) {
+                        (Some(s), Some(e)) if s <= e && e <= dim_size => {
+                            spans.push((s, e - s));
+                            newshape.push(e - s);
+                        }
+                        _ => return Err(out_of_range(ix)),
+                    }
+                }
+            }
+        }
+
+        // Strides in bits; shape products fit since the tensor exists in memory.
+        let bits = dtype.bitsize();
+        let mut strides = alloc::vec![0usize; shape.len()];
+        let mut acc = bits;
+        for d in (0..shape.len()).rev() {
+            strides[d] = acc;
+            acc = acc.saturating_mul(shape[d]);
+        }
+
+        let total_elems: usize = spans.iter().map(|&(_, count)| count).product();
+        // The last dimension that is not taken whole decides where runs break.
+        let split = spans
+            .iter()
+            .zip(shape)
+            .rposition(|(&(start, count), &size)| !(start == 0 && count == size));
+        let (outer_dims, run_bits, base_bits) = match split {
+            None => (0, total_elems * bits, 0),
+            Some(k) => {
+                let base: usize = (0..=k).map(|d| spans[d].0 * strides[d]).sum();
+                (k, spans[k].1 * strides[k], base)
+            }
+        };
+        let outer: Vec<(usize, usize, usize)> = (0..outer_dims)
+            .map(|d| (spans[d].0, spans[d].1, strides[d]))
+            .collect();
+        let aligned = base_bits % 8 == 0
+            && run_bits % 8 == 0
+            && outer
+                .iter()
+                .all(|&(_, count, stride)| count <= 1 || stride % 8 == 0);
+        if total_elems > 0 && !aligned {
+            return Err(InvalidSlice::SplitsSubByteElement { dtype });
+        }
+        let runs = if total_elems == 0 {
+            0
+        } else {
+            outer.iter().map(|&(_, count, _)| count).product()
+        };
+        Ok(Plan {
+            newshape,
+            outer: outer
+                .into_iter()
+                .map(|(start, count, stride)| (start, count, stride / 8))
+                .collect(),
+            base: base_bits / 8,
+            run_len: run_bits / 8,
+            runs,
+        })
+    }
+}
+
+/// The byte ranges (relative to the tensor's first byte) of a selection, in order.
+/// A lazy iterator, so a selection with many runs costs no memory up front.
+#[derive(Debug, Clone)]
+pub struct ByteRanges {
+    plan: Plan,
+    /// Current index offset (0..count) per outer dimension.
+    counters: Vec<usize>,
+    emitted: usize,
+}
+
+impl ByteRanges {
+    fn new(plan: Plan) -> Self {
+        let counters = alloc::vec![0; plan.outer.len()];
+        ByteRanges {
+            plan,
+            counters,
+            emitted: 0,
+        }
+    }
+
+    /// Shape of the selection.
+    pub fn newshape(&self) -> Vec<usize> {
+        self.plan.newshape.clone()
+    }
+
+    /// Bytes still to come.
+    pub fn remaining_byte_len(&self) -> usize {
+        (self.plan.runs - self.emitted) * self.plan.run_len
+    }
+}
+
+impl Iterator for ByteRanges {
+    type Item = Range<usize>;
+
+    fn next(&mut self) -> Option<Range<usize>> {
+        if self.emitted == self.plan.runs {
+            return None;
+        }
+        let start = self.plan.base
+            + self
+                .counters
+                .iter()
+                .zip(&self.plan.outer)
+                .map(|(&i, &(_, _, stride))| i * stride)
+                .sum::<usize>();
+        self.emitted += 1;
+        // Odometer step, last outer dimension fastest.
+        for (counter, &(_, count, _)) in self.counters.iter_mut().zip(&self.plan.outer).rev() {
+            *counter += 1;
+            if *counter < count {
+                break;
+            }
+            *counter = 0;
+        }
+        Some(start..start + self.plan.run_len)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.plan.runs - self.emitted;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for ByteRanges {}
+
+/// Works out which bytes of a tensor a selection covers, without touching its data:
+/// the shape of the result and its byte ranges (relative to the tensor's first byte).
+/// Dimensions without an indexer are taken whole.
+pub fn byte_ranges(
+    dtype: Dtype,
+    shape: &[usize],
+    slices: &[TensorIndexer],
+) -> Result<ByteRanges, InvalidSlice> {
+    Ok(ByteRanges::new(Plan::new(dtype, shape, slices)?))
+}
+
+/// The selected bytes of a tensor, as borrowed contiguous chunks in row-major order.
+#[derive(Debug, Clone)]
+pub struct SliceIterator<'data> {
+    data: &'data [u8],
+    ranges: ByteRanges,
+}
+
+impl<'data> SliceIterator<'data> {
+    pub(crate) fn new(
+        view: &TensorView<'data>,
+        slices: &[TensorIndexer],
+    ) -> Result<Self, InvalidSlice> {
+        Ok(SliceIterator {
+            data: view.data(),
+            ranges: byte_ranges(view.dtype(), view.shape(), slices)?,
+        })
+    }
+
+    /// Bytes still to come.
+    pub fn remaining_byte_len(&self) -> usize {
+        self.ranges.remaining_byte_len()
+    }
+
+    /// Shape of the selection.
+    pub fn newshape(&self) -> Vec<usize> {
+        self.ranges.newshape()
+    }
+}
+
+impl<'data> Iterator for SliceIterator<'data> {
+    type Item = &'data [u8];
+
+    fn next(&mut self) -> Option<&'data [u8]> {
+        self.ranges.next().map(|r| &self.data[r])
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ranges.size_hint()
+    }
+}
+
+/// Numpy-like indexing of a tensor view: `view.slice((0, 1..3))`.
+pub trait IndexOp<'data, T> {
+    /// Selects part of the tensor; see [`TensorIndexer`].
+    fn slice(&'data self, index: T) -> Result<SliceIterator<'data>, InvalidSlice>;
+}
+
+impl<'data, A: Into<TensorIndexer>> IndexOp<'data, A> for TensorView<'data> {
+    fn slice(&'data self, index: A) -> Result<SliceIterator<'data>, InvalidSlice> {
+        self.sliced_data(&[index.into()])
+    }
+}
+
+macro_rules! index_op_tuple {
+    ($($name:ident),+) => {
+        impl<'data, $($name: Into<TensorIndexer>),+> IndexOp<'data, ($($name,)+)> for TensorView<'data> {
+            #[allow(non_snake_case)]
+            fn slice(&'data self, index: ($($name,)+)) -> Result<SliceIterator<'data>, InvalidSlice> {
+                let ($($name,)+) = index;
+                self.sliced_data(&[$($name.into()),+])
+            }
+        }
+    };
+}
+index_op_tuple!(A);
+index_op_tuple!(A, B);
+index_op_tuple!(A, B, C);
+index_op_tuple!(A, B, C, D);
+index_op_tuple!(A, B, C, D, E);
+index_op_tuple!(A, B, C, D, E, F);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn ranges(dtype: Dtype, shape: &[usize], s: &[TensorIndexer]) -> Vec<Range<usize>> {
+        byte_ranges(dtype, shape, s).unwrap().collect()
+    }
+
+    #[test]
+    fn whole_tensor_is_one_run() {
+        assert_eq!(ranges(Dtype::F32, &[2, 3], &[]), vec![0..24]);
+        assert_eq!(ranges(Dtype::F32, &[], &[]), vec![0..4]);
+    }
+
+    #[test]
+    fn row_block_is_one_run() {
+        assert_eq!(ranges(Dtype::F32, &[4, 3], &[(1..3).into()]), vec![12..36]);
+    }
+
+    #[test]
+    fn column_is_one_run_per_row() {
+        let r = ranges(Dtype::U8, &[3, 4], &[(..).into(), (1..3).into()]);
+        assert_eq!(r, vec![1..3, 5..7, 9..11]);
+    }
+
+    #[test]
+    fn select_drops_dimension() {
+        let it = byte_ranges(Dtype::F32, &[4, 3], &[TensorIndexer::Select(2)]).unwrap();
+        assert_eq!(it.newshape(), vec![3]);
+        assert_eq!(it.collect::<Vec<_>>(), vec![24..36]);
+    }
+
+    #[test]
+    fn empty_selection_has_no_runs() {
+        let it = byte_ranges(Dtype::F32, &[4, 3], &[(2..2).into()]).unwrap();
+        assert_eq!(it.newshape(), vec![0, 3]);
+        assert_eq!(it.count(), 0);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(
+            byte_ranges(Dtype::F32, &[4], &[0.into(), 0.into()]),
+            Err(InvalidSlice::TooManySlices { .. })
+        ));
+        assert!(matches!(
+            byte_ranges(Dtype::F32, &[4], &[4.into()]),
+            Err(InvalidSlice::SliceOutOfRange { .. })
+        ));
+        assert!(matches!(
+            byte_ranges(
+                Dtype::F32,
+                &[4],
+                &[TensorIndexer::Narrow(
+                    Bound::Included(3),
+                    Bound::Excluded(2)
+                )]
+            ),
+            Err(InvalidSlice::SliceOutOfRange { .. })
+        ));
+        assert!(matches!(
+            byte_ranges(Dtype::F32, &[4], &[(0..5).into()]),
+            Err(InvalidSlice::SliceOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn sub_byte_cuts() {
+        // F4 [2, 3]: rows are 12 bits, so row 1 starts mid-byte...
+        assert!(matches!(
+            byte_ranges(Dtype::F4, &[2, 3], &[1.into()]),
+            Err(InvalidSlice::SplitsSubByteElement { .. })
+        ));
+        // ...but elements (1,1) and (1,2) are bits 16..24: exactly byte 2.
+        assert_eq!(
+            ranges(Dtype::F4, &[2, 3], &[1.into(), (1..3).into()]),
+            vec![2..3]
+        );
+        assert_eq!(ranges(Dtype::F4, &[4, 2], &[(1..3).into()]), vec![1..3]);
+    }
+}

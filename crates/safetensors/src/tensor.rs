@@ -1,0 +1,216 @@
+//! Zero-copy reading of a whole file held in memory: [`SafeTensors`] over a caller's
+//! buffer, [`TensorView`]s into it, and the [`View`] trait the writer consumes.
+
+use alloc::borrow::Cow;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::slice::{InvalidSlice, SliceIterator, TensorIndexer};
+
+/// Anything the writer can store as a tensor: a dtype, a shape and little-endian,
+/// row-major bytes.
+pub trait View {
+    /// Element type.
+    fn dtype(&self) -> Dtype;
+    /// Shape.
+    fn shape(&self) -> &[usize];
+    /// The bytes, borrowed where possible.
+    fn data(&self) -> Cow<'_, [u8]>;
+    /// Number of bytes `data()` returns, known without producing them.
+    fn data_len(&self) -> usize;
+}
+
+/// A tensor whose bytes are borrowed from a buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorView<'data> {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data: &'data [u8],
+}
+
+impl<'data> TensorView<'data> {
+    /// Wraps `data` as a tensor, checking its length against dtype and shape.
+    pub fn new(
+        dtype: Dtype,
+        shape: Vec<usize>,
+        data: &'data [u8],
+    ) -> Result<Self, SafeTensorError> {
+        let expected = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .and_then(|numel| dtype.byte_len(numel));
+        if expected != Some(data.len()) {
+            return Err(SafeTensorError::InvalidTensorView {
+                dtype,
+                shape,
+                data_len: data.len(),
+            });
+        }
+        Ok(TensorView { dtype, shape, data })
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// Shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The tensor's bytes.
+    pub fn data(&self) -> &'data [u8] {
+        self.data
+    }
+
+    /// Number of bytes.
+    pub fn data_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The bytes of a selection, as contiguous chunks, without copying.
+    pub fn sliced_data(
+        &self,
+        slices: &[TensorIndexer],
+    ) -> Result<SliceIterator<'data>, InvalidSlice> {
+        SliceIterator::new(self, slices)
+    }
+}
+
+impl View for TensorView<'_> {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+impl View for &TensorView<'_> {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// A validated safetensors file over a borrowed buffer (for example a memory map).
+/// Tensors are views into that buffer: nothing is copied.
+#[derive(Debug, Clone)]
+pub struct SafeTensors<'data> {
+    metadata: Metadata,
+    data: &'data [u8],
+}
+
+impl<'data> SafeTensors<'data> {
+    /// Parses and validates the header of a whole file held in `buffer`; returns the
+    /// header length `N` and the header.
+    pub fn read_metadata(buffer: &'data [u8]) -> Result<(usize, Metadata), SafeTensorError> {
+        let n = read_header_len(buffer)?;
+        let data_start = 8 + n;
+        if data_start > buffer.len() {
+            return Err(SafeTensorError::InvalidHeaderLength {
+                header_len: n as u64,
+                file_len: buffer.len() as u64,
+            });
+        }
+        let metadata =
+            Metadata::from_header_bytes(&buffer[8..data_start], buffer.len() - data_start)?;
+        Ok((n, metadata))
+    }
+
+    /// Parses and validates a whole file held in `buffer`.
+    ///
+    /// ```
+    /// use safetensors::{serialize, Dtype, SafeTensors};
+    /// use safetensors::tensor::TensorView;
+    ///
+    /// let bytes: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    /// let view = TensorView::new(Dtype::F32, vec![2], &bytes).unwrap();
+    /// let file = serialize([("weight", view)], None).unwrap();
+    ///
+    /// let st = SafeTensors::deserialize(&file).unwrap();
+    /// let weight = st.tensor("weight").unwrap();
+    /// assert_eq!(weight.shape(), &[2]);
+    /// assert_eq!(weight.data(), &bytes[..]);
+    /// ```
+    pub fn deserialize(buffer: &'data [u8]) -> Result<Self, SafeTensorError> {
+        let (n, metadata) = Self::read_metadata(buffer)?;
+        Ok(SafeTensors {
+            metadata,
+            data: &buffer[8 + n..],
+        })
+    }
+
+    fn view(&self, info: &crate::TensorInfo) -> TensorView<'data> {
+        TensorView {
+            dtype: info.dtype,
+            shape: info.shape.clone(),
+            data: &self.data[info.data_offsets.0..info.data_offsets.1],
+        }
+    }
+
+    /// Every tensor, in data order.
+    pub fn tensors(&self) -> Vec<(String, TensorView<'data>)> {
+        self.iter()
+            .map(|(name, view)| (name.into(), view))
+            .collect()
+    }
+
+    /// Every tensor, in data order, without allocating names.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, TensorView<'data>)> + '_ {
+        self.metadata
+            .iter()
+            .map(|(name, info)| (name, self.view(info)))
+    }
+
+    /// One tensor by name.
+    pub fn tensor(&self, name: &str) -> Result<TensorView<'data>, SafeTensorError> {
+        self.metadata
+            .info(name)
+            .map(|info| self.view(info))
+            .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))
+    }
+
+    /// Tensor names, in data order.
+    pub fn names(&self) -> Vec<&String> {
+        self.metadata.iter_names().collect()
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.metadata.len()
+    }
+
+    /// True when the file holds no tensor.
+    pub fn is_empty(&self) -> bool {
+        self.metadata.is_empty()
+    }
+
+    /// The header: tensor entries and the `__metadata__` map.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+}
+
+// The reference crate exposes these under `safetensors::tensor`; keep the paths.
+pub use crate::dtype::Dtype;
+pub use crate::error::SafeTensorError;
+pub use crate::header::{read_header_len, Metadata, TensorInfo};
+#[cfg(feature = "std")]
+pub use crate::serialize::serialize_to_file;
+pub use crate::serialize::{serialize, MetadataArg};

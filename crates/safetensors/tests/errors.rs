@@ -1,0 +1,317 @@
+//! One test per error kind, through the public API, checking the message names the
+//! tensor and the numbers.
+
+mod common;
+
+use std::borrow::Cow;
+
+use common::file_with_header;
+use safetensors::slice::{InvalidSlice, TensorIndexer};
+use safetensors::tensor::TensorView;
+use safetensors::{serialize, Dtype, SafeTensorError, SafeTensors, View};
+
+fn err(bytes: &[u8]) -> SafeTensorError {
+    SafeTensors::deserialize(bytes).expect_err("must be rejected")
+}
+
+fn err_for(header: &str, data_len: usize) -> SafeTensorError {
+    err(&file_with_header(header, &vec![0u8; data_len]))
+}
+
+#[test]
+fn header_too_small() {
+    let e = err(&[1, 2, 3]);
+    assert!(
+        matches!(e, SafeTensorError::HeaderTooSmall { len: 3 }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("3 bytes"));
+}
+
+#[test]
+fn header_too_large() {
+    let e = err(&(200_000_000u64).to_le_bytes());
+    assert!(matches!(
+        e,
+        SafeTensorError::HeaderTooLarge {
+            header_len: 200_000_000
+        }
+    ));
+    assert!(e.to_string().contains("200000000"));
+}
+
+#[test]
+fn header_length_past_end() {
+    let mut f = 100u64.to_le_bytes().to_vec();
+    f.extend_from_slice(b"{}");
+    let e = err(&f);
+    assert!(
+        matches!(
+            e,
+            SafeTensorError::InvalidHeaderLength {
+                header_len: 100,
+                file_len: 10
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn header_not_utf8() {
+    let mut f = 8u64.to_le_bytes().to_vec();
+    f.extend_from_slice(b"{\"\xff\":1}  ");
+    assert!(matches!(
+        err(&f),
+        SafeTensorError::InvalidHeader { valid_up_to: 2 }
+    ));
+}
+
+#[test]
+fn header_not_an_object() {
+    assert!(matches!(
+        err_for("[1,2]", 0),
+        SafeTensorError::InvalidHeaderStart
+    ));
+    assert!(matches!(
+        err_for("{\"a\":", 0),
+        SafeTensorError::InvalidHeaderDeserialization(_)
+    ));
+}
+
+#[test]
+fn duplicate_tensor() {
+    let h = r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#;
+    let e = err_for(h, 2);
+    assert!(
+        matches!(&e, SafeTensorError::DuplicateTensor(n) if n == "a"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("\"a\""));
+}
+
+#[test]
+fn duplicate_field_or_metadata_key() {
+    let h = r#"{"a":{"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]}}"#;
+    assert!(matches!(
+        err_for(h, 1),
+        SafeTensorError::InvalidTensorEntry { .. }
+    ));
+    let h = r#"{"__metadata__":{"k":"1","k":"2"}}"#;
+    assert!(matches!(err_for(h, 0), SafeTensorError::InvalidMetadata(_)));
+}
+
+#[test]
+fn invalid_tensor_entry() {
+    for (h, needle) in [
+        (
+            r#"{"a":{"dtype":"U8","shape":[1]}}"#,
+            "missing field \"data_offsets\"",
+        ),
+        (
+            r#"{"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,0]}}"#,
+            "shape",
+        ),
+        (
+            r#"{"a":{"dtype":"U8","shape":[1.0],"data_offsets":[0,1]}}"#,
+            "shape",
+        ),
+        (
+            r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":1}}"#,
+            "unexpected field \"x\"",
+        ),
+        (
+            r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0]}}"#,
+            "exactly 2",
+        ),
+        (
+            r#"{"a":{"dtype":8,"shape":[1],"data_offsets":[0,1]}}"#,
+            "dtype must be a string",
+        ),
+        (r#"{"a":[1]}"#, "must be an object"),
+    ] {
+        let e = err_for(h, 1);
+        assert!(
+            matches!(e, SafeTensorError::InvalidTensorEntry { .. }),
+            "{h}: {e:?}"
+        );
+        assert!(
+            e.to_string().contains(needle) && e.to_string().contains("\"a\""),
+            "{h}: {e}"
+        );
+    }
+}
+
+#[test]
+fn unknown_dtype() {
+    let e = err_for(
+        r#"{"a":{"dtype":"f32","shape":[1],"data_offsets":[0,4]}}"#,
+        4,
+    );
+    assert!(matches!(&e, SafeTensorError::UnknownDtype { dtype, .. } if dtype == "f32"));
+    assert!(e.to_string().contains("\"a\""));
+}
+
+#[test]
+fn invalid_metadata() {
+    assert!(matches!(
+        err_for(r#"{"__metadata__":"x"}"#, 0),
+        SafeTensorError::InvalidMetadata(_)
+    ));
+    let e = err_for(r#"{"__metadata__":{"k":1}}"#, 0);
+    assert!(matches!(e, SafeTensorError::InvalidMetadata(_)));
+    assert!(e.to_string().contains("\"k\""));
+}
+
+#[test]
+fn validation_overflow() {
+    let h = r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#;
+    assert!(matches!(
+        err_for(h, 4),
+        SafeTensorError::ValidationOverflow { .. }
+    ));
+}
+
+#[test]
+fn misaligned_sub_byte() {
+    let e = err_for(
+        r#"{"a":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}}"#,
+        2,
+    );
+    assert!(
+        matches!(
+            e,
+            SafeTensorError::MisalignedSubByte {
+                dtype: Dtype::F4,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn tensor_invalid_info() {
+    let e = err_for(
+        r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+        8,
+    );
+    assert!(matches!(
+        e,
+        SafeTensorError::TensorInvalidInfo {
+            expected: 12,
+            data_offsets: (0, 8),
+            ..
+        }
+    ));
+    assert!(
+        e.to_string().contains("12") && e.to_string().contains("[0, 8]"),
+        "{e}"
+    );
+    let e = err_for(
+        r#"{"a":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}}"#,
+        4,
+    );
+    assert!(
+        matches!(e, SafeTensorError::TensorInvalidInfo { .. }),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn invalid_offset_hole_overlap_past_end() {
+    let hole = r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}}"#;
+    let e = err_for(hole, 6);
+    assert!(
+        matches!(&e, SafeTensorError::InvalidOffset { tensor, expected_begin: 2, .. } if tensor == "b")
+    );
+    assert!(e.to_string().contains("hole"), "{e}");
+    let overlap = r#"{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}}"#;
+    assert!(err_for(overlap, 4).to_string().contains("overlap"));
+    let past = r#"{"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}}"#;
+    let e = err_for(past, 4);
+    assert!(e.to_string().contains("past the end"), "{e}");
+}
+
+#[test]
+fn trailing_bytes() {
+    let e = err_for(
+        r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#,
+        6,
+    );
+    assert!(matches!(
+        e,
+        SafeTensorError::MetadataIncompleteBuffer {
+            covered: 2,
+            data_len: 6
+        }
+    ));
+    assert!(e.to_string().contains("4 trailing bytes"), "{e}");
+}
+
+#[test]
+fn tensor_not_found() {
+    let f = file_with_header("{}", &[]);
+    let st = SafeTensors::deserialize(&f).unwrap();
+    let e = st.tensor("missing").unwrap_err();
+    assert!(matches!(&e, SafeTensorError::TensorNotFound(n) if n == "missing"));
+}
+
+#[test]
+fn invalid_tensor_view() {
+    let e = TensorView::new(Dtype::F32, vec![2], &[0u8; 7]).unwrap_err();
+    assert!(matches!(
+        e,
+        SafeTensorError::InvalidTensorView { data_len: 7, .. }
+    ));
+    assert!(TensorView::new(Dtype::F4, vec![3], &[0u8; 2]).is_err());
+}
+
+#[test]
+fn invalid_slice() {
+    let data = [0u8; 24];
+    let v = TensorView::new(Dtype::F32, vec![2, 3], &data).unwrap();
+    let e = v.sliced_data(&[TensorIndexer::Select(2)]).unwrap_err();
+    assert!(matches!(
+        e,
+        InvalidSlice::SliceOutOfRange {
+            dim_index: 0,
+            dim_size: 2,
+            ..
+        }
+    ));
+    assert!(e.to_string().contains("dimension 0 of size 2"), "{e}");
+    let as_error: SafeTensorError = e.into();
+    assert!(matches!(as_error, SafeTensorError::InvalidSlice(_)));
+}
+
+#[test]
+fn invalid_write() {
+    let data = [0u8; 4];
+    let v = TensorView::new(Dtype::F32, vec![1], &data).unwrap();
+    let e = serialize([("__metadata__", v.clone())], None).unwrap_err();
+    assert!(matches!(e, SafeTensorError::InvalidWrite(_)));
+    let e = serialize(vec![("a", v.clone()), ("a", v)], None).unwrap_err();
+    assert!(matches!(e, SafeTensorError::DuplicateTensor(_)));
+
+    /// A view that claims more bytes than it has.
+    struct Liar;
+    impl View for Liar {
+        fn dtype(&self) -> Dtype {
+            Dtype::U8
+        }
+        fn shape(&self) -> &[usize] {
+            &[4]
+        }
+        fn data(&self) -> Cow<'_, [u8]> {
+            Cow::Borrowed(&[1, 2])
+        }
+        fn data_len(&self) -> usize {
+            4
+        }
+    }
+    assert!(matches!(
+        serialize([("x", Liar)], None),
+        Err(SafeTensorError::InvalidWrite(_))
+    ));
+}

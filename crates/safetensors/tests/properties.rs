@@ -1,0 +1,180 @@
+//! Property tests: random tensor sets of every dtype round-trip; random selections equal
+//! a naive element-by-element slice; random corruptions of a valid file never panic.
+
+mod common;
+
+use proptest::prelude::*;
+use safetensors::dtype::ALL_DTYPES;
+use safetensors::slice::{byte_ranges, TensorIndexer};
+use safetensors::tensor::TensorView;
+use safetensors::{serialize, Dtype, SafeTensors};
+use std::ops::Bound;
+
+/// A shape whose element count makes whole bytes for `dtype`.
+fn shape_for(dtype: Dtype) -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(0usize..5, 0..4).prop_map(move |mut shape| {
+        // Sub-byte dtypes need numel * bits to be a multiple of 8: scale the last dim.
+        let numel: usize = shape.iter().product();
+        if dtype.byte_len(numel).is_none() {
+            let factor = 8 / gcd(dtype.bitsize(), 8);
+            match shape.last_mut() {
+                Some(d) => *d *= factor,
+                None => shape.push(factor),
+            }
+        }
+        shape
+    })
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn tensor_strategy() -> impl Strategy<Value = (String, Dtype, Vec<usize>, Vec<u8>)> {
+    (
+        "[a-zA-Z0-9._\u{e9}\"\\\\ ]{1,12}",
+        prop::sample::select(ALL_DTYPES.to_vec()),
+    )
+        .prop_flat_map(|(name, dtype)| {
+            shape_for(dtype).prop_flat_map(move |shape| {
+                let len = dtype.byte_len(shape.iter().product()).unwrap();
+                let name = name.clone();
+                prop::collection::vec(any::<u8>(), len)
+                    .prop_map(move |data| (name.clone(), dtype, shape.clone(), data))
+            })
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn round_trip_any_tensor_set(
+        tensors in prop::collection::btree_map("[a-z0-9_.]{1,8}", tensor_strategy(), 0..8),
+        metadata in prop::collection::vec(("[a-z\u{e9}\"]{0,6}", "[ -~\u{2713}]{0,8}"), 0..4),
+    ) {
+        let mut metadata = metadata;
+        metadata.sort();
+        metadata.dedup_by(|a, b| a.0 == b.0);
+        let views: Vec<(String, TensorView)> = tensors
+            .iter()
+            .map(|(name, (_, dtype, shape, data))| (name.clone(), TensorView::new(*dtype, shape.clone(), data).unwrap()))
+            .collect();
+        let bytes = serialize(views.clone(), metadata.clone()).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        prop_assert_eq!(st.len(), views.len());
+        for (name, view) in &views {
+            let back = st.tensor(name).unwrap();
+            prop_assert_eq!(back.dtype(), view.dtype());
+            prop_assert_eq!(back.shape(), view.shape());
+            prop_assert_eq!(back.data(), view.data());
+        }
+        prop_assert_eq!(st.metadata().metadata_ordered().unwrap(), &metadata[..]);
+        // Writing what was read gives the same bytes again.
+        let again = serialize(st.tensors(), metadata).unwrap();
+        prop_assert_eq!(again, bytes);
+    }
+
+    #[test]
+    fn header_is_padded_and_data_aligned(tensors in prop::collection::btree_map("[a-z]{1,6}", tensor_strategy(), 1..6)) {
+        let views: Vec<(String, TensorView)> = tensors
+            .iter()
+            .map(|(name, (_, dtype, shape, data))| (name.clone(), TensorView::new(*dtype, shape.clone(), data).unwrap()))
+            .collect();
+        let bytes = serialize(views, None).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        prop_assert_eq!((8 + n) % 8, 0);
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        // Each byte-sized tensor starts at a multiple of its element size (alignment-first layout).
+        for (name, info) in st.metadata().iter() {
+            let size = info.dtype.size().max(1);
+            prop_assert_eq!(info.data_offsets.0 % size, 0, "{} {:?}", name, info);
+        }
+    }
+
+    #[test]
+    fn random_slices_equal_the_naive_slice(
+        shape in prop::collection::vec(1usize..6, 1..4),
+        picks in prop::collection::vec((0usize..6, 0usize..6, any::<bool>()), 0..4),
+        dtype in prop::sample::select(vec![Dtype::U8, Dtype::F16, Dtype::F32, Dtype::C64]),
+    ) {
+        let size = dtype.size();
+        let numel: usize = shape.iter().product();
+        let data: Vec<u8> = (0..numel * size).map(|i| (i * 7 % 251) as u8).collect();
+        let view = TensorView::new(dtype, shape.clone(), &data).unwrap();
+        // Build indexers that fit the shape.
+        let indexers: Vec<TensorIndexer> = picks
+            .iter()
+            .zip(&shape)
+            .map(|(&(a, b, select), &dim)| {
+                if select {
+                    TensorIndexer::Select(a % dim)
+                } else {
+                    let (s, e) = (a % (dim + 1), b % (dim + 1));
+                    let (s, e) = (s.min(e), s.max(e));
+                    TensorIndexer::Narrow(Bound::Included(s), Bound::Excluded(e))
+                }
+            })
+            .collect();
+        let got: Vec<u8> = view.sliced_data(&indexers).unwrap().flatten().copied().collect();
+
+        // Naive: walk every element index and keep the selected ones, in order.
+        let mut expected = Vec::new();
+        let mut expected_shape = Vec::new();
+        let spans: Vec<(usize, usize)> = shape.iter().enumerate().map(|(d, &dim)| match indexers.get(d) {
+            None => { expected_shape.push(dim); (0, dim) }
+            Some(TensorIndexer::Select(i)) => (*i, i + 1),
+            Some(TensorIndexer::Narrow(Bound::Included(s), Bound::Excluded(e))) => { expected_shape.push(e - s); (*s, *e) }
+            _ => unreachable!(),
+        }).collect();
+        for flat in 0..numel {
+            let mut rem = flat;
+            let mut keep = true;
+            for d in (0..shape.len()).rev() {
+                let i = rem % shape[d];
+                rem /= shape[d];
+                keep &= spans[d].0 <= i && i < spans[d].1;
+            }
+            if keep {
+                expected.extend_from_slice(&data[flat * size..(flat + 1) * size]);
+            }
+        }
+        prop_assert_eq!(&got, &expected);
+        let ranges = byte_ranges(dtype, &shape, &indexers).unwrap();
+        prop_assert_eq!(ranges.newshape(), expected_shape);
+        prop_assert_eq!(ranges.remaining_byte_len(), expected.len());
+    }
+
+    #[test]
+    fn mutated_files_never_panic(
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let a: Vec<u8> = (0..64).collect();
+        let b: Vec<u8> = (0..6).collect();
+        let valid = serialize(
+            [("alpha", TensorView::new(Dtype::F32, vec![4, 4], &a).unwrap()),
+             ("beta", TensorView::new(Dtype::F4, vec![3, 4], &b).unwrap())],
+            vec![("format", "pt")],
+        ).unwrap();
+        let mut bytes = valid.clone();
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        if truncate {
+            bytes.truncate(cut.index(bytes.len() + 1));
+        }
+        // Must return (Ok or Err), never panic; and whatever is accepted must be readable.
+        if let Ok(st) = SafeTensors::deserialize(&bytes) {
+            for (_, view) in st.iter() {
+                let _ = view.sliced_data(&[TensorIndexer::Select(0)]).map(|it| it.count());
+            }
+        }
+    }
+}
