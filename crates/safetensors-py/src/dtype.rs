@@ -37,11 +37,13 @@ pub fn parse_dtype(name: &str) -> PyResult<Dtype> {
         "float4_e2m1fn" => Dtype::F4,
         "float6_e2m3fn" => Dtype::F6_E2M3,
         "float6_e3m2fn" => Dtype::F6_E3M2,
-        _ => return Err(st_err(format!(
+        _ => {
+            return Err(st_err(format!(
             "Unknown dtype {name:?}: use a header name (BOOL, U8, I8, U16, I16, F16, BF16, U32, \
                  I32, F32, C64, U64, I64, F64, F8_E5M2, F8_E4M3, F8_E4M3FNUZ, F8_E5M2FNUZ, \
                  F8_E8M0, F4, F6_E2M3, F6_E3M2) or its numpy/torch name (e.g. \"float32\")"
-        ))),
+        )))
+        }
     };
     Ok(dtype)
 }
