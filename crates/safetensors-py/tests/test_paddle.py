@@ -68,6 +68,18 @@ def test_values_slices_and_device(tmp_path):
         st_paddle.load_file(p, device="tpu")
 
 
+@pytest.mark.parametrize("header", ["BF16", "F8_E4M3", "BOOL", "C64"])
+def test_stepped_slices_every_kind(header, tmp_path):
+    t = make(header, (4, 6))
+    p = tmp_path / "s.safetensors"
+    st_paddle.save_file({"t": t}, p)
+    bits = np.frombuffer(paddle_bytes(t), dtype=DTYPES[header][1]).reshape(4, 6)
+    with safe_open(p, "paddle") as f:
+        got = f.get_slice("t")[1::2, ::4]
+        assert got.dtype == t.dtype and tuple(got.shape) == (2, 2)
+        assert paddle_bytes(got) == bits[1::2, ::4].tobytes()
+
+
 def test_unsupported_dtypes_are_clear():
     with pytest.raises(SafetensorError, match="cannot be loaded as a paddle"):
         st_paddle.load(serialize({"x": {"dtype": "U32", "shape": [1], "data": b"\0\0\0\0"}}))

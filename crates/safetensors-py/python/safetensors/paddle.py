@@ -107,17 +107,34 @@ def _st_device(device: Any) -> Any:
 
 def _st_empty(dtype: str, shape: list):
     try:
-        _, bits = _TYPES[dtype]
+        pdtype, bits = _TYPES[dtype]
     except KeyError:
         raise _common.unsupported("paddle", dtype) from None
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(bits).itemsize
+    t = paddle.empty(shape, dtype=pdtype)
+    if t.place.is_cpu_place() and nbytes:
+        # The tensor itself: the file bytes are copied straight into it.
+        return t, t.data_ptr(), nbytes
+    # Default device is not the CPU (or nothing to copy): stage in a numpy array.
     arr = np.empty(shape, dtype=bits)
     return arr, arr.__array_interface__["data"][0], arr.nbytes
 
 
-def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps):
+def _st_finish(t, dtype: str, shape: list, device: Any, steps):
+    if isinstance(t, np.ndarray):
+        if steps is not None:
+            t = _common.c_contiguous(t[_common.steps_index(steps)])
+        out = paddle.to_tensor(t, place=device)
+        return out.view(_TYPES[dtype][0]) if dtype in _VIEWED else out
     if steps is not None:
-        arr = _common.c_contiguous(arr[_common.steps_index(steps)])
-    t = paddle.to_tensor(arr, place=device)
-    if dtype in _VIEWED:
-        t = t.view(_TYPES[dtype][0])
+        t = _strided(t, dtype, steps)
+    if not device.is_cpu_place():
+        t = t.to(device)
     return t
+
+
+def _strided(t, dtype: str, steps):
+    """Every step-th element per dimension, as a new dense tensor."""
+    axes = list(range(len(steps)))
+    ends = list(t.shape)
+    return paddle.strided_slice(t, axes=axes, starts=[0] * len(axes), ends=ends, strides=list(steps)).clone()
