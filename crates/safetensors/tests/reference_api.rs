@@ -30,6 +30,8 @@ impl View for &MyTensor {
 }
 
 #[test]
+// The borrowed forms are the point: they are how code written for older releases calls.
+#[allow(clippy::needless_borrows_for_generic_args)]
 fn reference_call_shapes_compile_and_agree() -> Result<(), SafeTensorError> {
     let raw: Vec<u8> = (0..6u8).collect();
     let mut data: HashMap<String, TensorView> = HashMap::new();
