@@ -14,8 +14,21 @@ use std::ops::Range;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) name: String,
+    /// Where the entry's (stored, or else compressed) bytes are.
     pub(crate) data: Range<usize>,
     pub(crate) crc32: u32,
+    /// Why the entry cannot be read (compressed or encrypted); `None` for a stored entry.
+    pub(crate) unreadable: Option<String>,
+}
+
+impl Entry {
+    /// The byte range of a stored entry, or why it cannot be read.
+    pub(crate) fn stored(&self) -> Result<Range<usize>, String> {
+        match &self.unreadable {
+            None => Ok(self.data.clone()),
+            Some(why) => Err(why.clone()),
+        }
+    }
 }
 
 /// The entries of an archive, by name.
@@ -55,7 +68,9 @@ fn to_usize(v: u64, what: &str, len: usize) -> Result<usize, String> {
     usize::try_from(v)
         .ok()
         .filter(|&v| v <= len)
-        .ok_or_else(|| format!("{what} ({v}) points past the end of the {len}-byte file (truncated archive?)"))
+        .ok_or_else(|| {
+            format!("{what} ({v}) points past the end of the {len}-byte file (truncated archive?)")
+        })
 }
 
 impl Archive {
@@ -83,7 +98,10 @@ impl Archive {
             at -= 1;
         }
         let Some(eocd) = eocd else {
-            return Err("no zip end-of-central-directory record found (truncated or not a zip archive)".to_owned());
+            return Err(
+                "no zip end-of-central-directory record found (truncated or not a zip archive)"
+                    .to_owned(),
+            );
         };
         let disk = rd16(data, eocd + 4).unwrap_or(0);
         let cd_disk = rd16(data, eocd + 6).unwrap_or(0);
@@ -99,7 +117,9 @@ impl Archive {
             let z64 = rd64(data, eocd - 20 + 8).unwrap_or(u64::MAX);
             let z64 = to_usize(z64, "zip64 end-of-central-directory offset", len)?;
             if rd32(data, z64) != Some(ZIP64_EOCD_SIG) || z64 + 56 > eocd - 20 {
-                return Err("zip64 end-of-central-directory record is missing or malformed".to_owned());
+                return Err(
+                    "zip64 end-of-central-directory record is missing or malformed".to_owned(),
+                );
             }
             count = rd64(data, z64 + 32).unwrap_or(0);
             cd_size = rd64(data, z64 + 40).unwrap_or(0);
@@ -129,10 +149,18 @@ impl Archive {
         Ok(Archive { entries, by_name })
     }
 
-    fn central_entry(data: &[u8], p: &mut usize, cd_end: usize, data_end: usize, i: u64) -> Result<Entry, String> {
+    fn central_entry(
+        data: &[u8],
+        p: &mut usize,
+        cd_end: usize,
+        data_end: usize,
+        i: u64,
+    ) -> Result<Entry, String> {
         let at = *p;
         if at + 46 > cd_end || rd32(data, at) != Some(CENTRAL_SIG) {
-            return Err(format!("central directory entry {i} at byte {at} is malformed"));
+            return Err(format!(
+                "central directory entry {i} at byte {at} is malformed"
+            ));
         }
         let flags = rd16(data, at + 8).unwrap_or(0);
         let method = rd16(data, at + 10).unwrap_or(0);
@@ -147,7 +175,9 @@ impl Archive {
         let extra_at = name_at + name_len;
         let next = extra_at + extra_len + comment_len;
         if next > cd_end {
-            return Err(format!("central directory entry {i} at byte {at} overruns the directory"));
+            return Err(format!(
+                "central directory entry {i} at byte {at} overruns the directory"
+            ));
         }
         let name = String::from_utf8_lossy(&data[name_at..extra_at]).into_owned();
         // zip64 extended information: the fields saturated at 0xffffffff follow, in order.
@@ -164,7 +194,9 @@ impl Archive {
                 for field in [&mut uncomp, &mut comp, &mut local] {
                     if *field == 0xffff_ffff {
                         if f + 8 > body + sz {
-                            return Err(format!("zip entry '{name}' has a truncated zip64 extra field"));
+                            return Err(format!(
+                                "zip entry '{name}' has a truncated zip64 extra field"
+                            ));
                         }
                         *field = rd64(data, f).unwrap_or(0);
                         f += 8;
@@ -174,28 +206,37 @@ impl Archive {
             x = body + sz;
         }
         *p = next;
-        if flags & 1 != 0 {
-            return Err(format!("zip entry '{name}' is encrypted"));
-        }
-        if method != 0 {
-            return Err(format!(
+        // Compressed and encrypted entries are listed (so the archive can still be recognized,
+        // e.g. as TorchScript) but never inflated: reading one is an error.
+        let unreadable = if flags & 1 != 0 {
+            Some(format!("zip entry '{name}' is encrypted"))
+        } else if method != 0 {
+            Some(format!(
                 "zip entry '{name}' is compressed (method {method}, {comp} bytes declaring {uncomp}); \
                  torch.save writes only stored entries and compressed ones are refused"
+            ))
+        } else {
+            None
+        };
+        if unreadable.is_none() && comp != uncomp {
+            return Err(format!(
+                "stored zip entry '{name}' declares {uncomp} bytes but occupies {comp}"
             ));
-        }
-        if comp != uncomp {
-            return Err(format!("stored zip entry '{name}' declares {uncomp} bytes but occupies {comp}"));
         }
         let local = to_usize(local, &format!("local header of '{name}'"), data_end)?;
         if local + 30 > data_end || rd32(data, local) != Some(LOCAL_SIG) {
-            return Err(format!("local header of zip entry '{name}' at byte {local} is missing or malformed"));
+            return Err(format!(
+                "local header of zip entry '{name}' at byte {local} is missing or malformed"
+            ));
         }
         let l_name = usize::from(rd16(data, local + 26).unwrap_or(0));
         let l_extra = usize::from(rd16(data, local + 28).unwrap_or(0));
         let start = local + 30 + l_name + l_extra;
-        let end = usize::try_from(comp).ok().and_then(|c| start.checked_add(c));
+        let end = usize::try_from(comp)
+            .ok()
+            .and_then(|c| start.checked_add(c));
         match end {
-            Some(end) if end <= data_end => Ok(Entry { name, data: start..end, crc32 }),
+            Some(end) if end <= data_end => Ok(Entry { name, data: start..end, crc32, unreadable }),
             _ => Err(format!(
                 "zip entry '{name}' declares {comp} bytes at byte {start}, past the end of its data area at byte {data_end} \
                  (truncated archive or bogus size)"
@@ -217,7 +258,11 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
         for (i, slot) in t.iter_mut().enumerate() {
             let mut c = i as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
             *slot = c;
         }
@@ -230,42 +275,79 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     !c
 }
 
-/// Writes a stored zip archive in memory. For tests (of this crate and its users) that need
-/// hand-made or deliberately broken archives.
+/// Writes a stored zip archive in memory, optionally in zip64 form (every size and offset in
+/// the central directory moved to the zip64 extra field, plus the zip64 end records), as
+/// `torch.save` does for archives over 4 GiB. For tests that need hand-made archives.
 #[cfg(test)]
 pub(crate) fn write_stored_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    write_zip(entries, false)
+}
+
+#[cfg(test)]
+pub(crate) fn write_zip(entries: &[(&str, &[u8])], zip64: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let mut central = Vec::new();
     for (name, body) in entries {
-        let off = out.len() as u32;
+        let off = out.len() as u64;
         let crc = crc32(body);
+        let len = body.len() as u64;
         out.extend_from_slice(&LOCAL_SIG.to_le_bytes());
         out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+        out.extend_from_slice(&(len as u32).to_le_bytes());
         out.extend_from_slice(&(name.len() as u16).to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(body);
+        let (small_len, small_off, extra) = if zip64 {
+            let mut x = vec![1, 0, 24, 0];
+            for v in [len, len, off] {
+                x.extend_from_slice(&v.to_le_bytes());
+            }
+            (u32::MAX, u32::MAX, x)
+        } else {
+            (len as u32, off as u32, Vec::new())
+        };
         central.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
-        central.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        central.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         central.extend_from_slice(&crc.to_le_bytes());
-        central.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        central.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        central.extend_from_slice(&small_len.to_le_bytes());
+        central.extend_from_slice(&small_len.to_le_bytes());
         central.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        central.extend_from_slice(&[0; 12]);
-        central.extend_from_slice(&off.to_le_bytes());
+        central.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+        central.extend_from_slice(&[0; 10]);
+        central.extend_from_slice(&small_off.to_le_bytes());
         central.extend_from_slice(name.as_bytes());
+        central.extend_from_slice(&extra);
     }
-    let cd_off = out.len() as u32;
+    let cd_off = out.len() as u64;
     out.extend_from_slice(&central);
+    let n = entries.len() as u64;
+    if zip64 {
+        let z64 = out.len() as u64;
+        out.extend_from_slice(&ZIP64_EOCD_SIG.to_le_bytes());
+        out.extend_from_slice(&44u64.to_le_bytes());
+        out.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for v in [n, n, central.len() as u64, cd_off] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&ZIP64_LOCATOR_SIG.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&z64.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+    }
+    let (count16, size32, off32) = if zip64 {
+        (u16::MAX, u32::MAX, u32::MAX)
+    } else {
+        (n as u16, central.len() as u32, cd_off as u32)
+    };
     out.extend_from_slice(&EOCD_SIG.to_le_bytes());
     out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    out.extend_from_slice(&cd_off.to_le_bytes());
+    out.extend_from_slice(&count16.to_le_bytes());
+    out.extend_from_slice(&count16.to_le_bytes());
+    out.extend_from_slice(&size32.to_le_bytes());
+    out.extend_from_slice(&off32.to_le_bytes());
     out.extend_from_slice(&[0, 0]);
     out
 }
@@ -291,6 +373,19 @@ mod tests {
     }
 
     #[test]
+    fn zip64_archives_resolve_the_same_entries() {
+        let entries: [(&str, &[u8]); 2] = [("a/data.pkl", b"hello"), ("a/data/0", b"\x01\x02\x03")];
+        let z = write_zip(&entries, true);
+        let a = Archive::parse(&z).unwrap();
+        for (name, body) in entries {
+            assert_eq!(&z[a.get(name).unwrap().data.clone()], body);
+        }
+        for cut in 0..z.len() {
+            assert!(Archive::parse(&z[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
     fn every_truncation_is_an_error() {
         let z = write_stored_zip(&[("a/data.pkl", b"hello world"), ("a/data/0", &[7u8; 100])]);
         for cut in 0..z.len() {
@@ -302,17 +397,31 @@ mod tests {
     fn compressed_entry_is_refused_with_its_name() {
         let mut z = write_stored_zip(&[("a/data/0", b"x")]);
         // Set method = 8 (deflate) and a huge declared size in the central entry.
-        let cd = z.windows(4).position(|w| w == CENTRAL_SIG.to_le_bytes()).unwrap();
+        let cd = z
+            .windows(4)
+            .position(|w| w == CENTRAL_SIG.to_le_bytes())
+            .unwrap();
         z[cd + 10] = 8;
         z[cd + 24..cd + 28].copy_from_slice(&u32::MAX.to_le_bytes());
-        let err = Archive::parse(&z).unwrap_err();
-        assert!(err.contains("a/data/0") && err.contains("compressed"), "{err}");
+        let err = Archive::parse(&z)
+            .unwrap()
+            .get("a/data/0")
+            .unwrap()
+            .stored()
+            .unwrap_err();
+        assert!(
+            err.contains("a/data/0") && err.contains("compressed"),
+            "{err}"
+        );
     }
 
     #[test]
     fn size_past_end_is_refused() {
         let mut z = write_stored_zip(&[("a/data/0", b"xyz")]);
-        let cd = z.windows(4).position(|w| w == CENTRAL_SIG.to_le_bytes()).unwrap();
+        let cd = z
+            .windows(4)
+            .position(|w| w == CENTRAL_SIG.to_le_bytes())
+            .unwrap();
         z[cd + 20..cd + 24].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
         z[cd + 24..cd + 28].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
         let err = Archive::parse(&z).unwrap_err();

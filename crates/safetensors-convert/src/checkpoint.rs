@@ -187,20 +187,39 @@ fn gather<'a>(storage: &'a [u8], e: &TensorEntry, big_endian: bool) -> Cow<'a, [
             k -= 1;
         }
         let run_bytes = run * el;
-        let mut out = Vec::with_capacity(e.nbytes);
-        let mut idx = vec![0usize; k];
-        for _ in 0..e.nbytes / run_bytes {
-            let pos = e.start + idx.iter().zip(&e.stride).map(|(i, s)| i * s * el).sum::<usize>();
-            out.extend_from_slice(&storage[pos..pos + run_bytes]);
-            for d in (0..k).rev() {
-                idx[d] += 1;
-                if idx[d] < e.size[d] {
-                    break;
+        let mut out = vec![0u8; e.nbytes];
+        if k == 0 {
+            out.copy_from_slice(&storage[e.start..e.start + run_bytes]);
+            out
+        } else {
+            // The last two dims form planes copied in square tiles (a transpose reads columns;
+            // tiling keeps both sides in cache); dims outside them are walked like an odometer,
+            // keeping the byte position incrementally.
+            let inner = (e.size[k - 1], e.stride[k - 1] * el);
+            let rows = if k >= 2 {
+                (e.size[k - 2], e.stride[k - 2] * el)
+            } else {
+                (1, 0)
+            };
+            let outer = k.saturating_sub(2);
+            let plane = rows.0 * inner.0 * run_bytes;
+            let step: Vec<usize> = e.stride[..outer].iter().map(|s| s * el).collect();
+            let mut idx = vec![0usize; outer];
+            let mut pos = e.start;
+            for dst in out.chunks_exact_mut(plane) {
+                copy_plane(storage, pos, rows, inner, run_bytes, dst);
+                for d in (0..outer).rev() {
+                    idx[d] += 1;
+                    if idx[d] < e.size[d] {
+                        pos += step[d];
+                        break;
+                    }
+                    idx[d] = 0;
+                    pos -= step[d] * (e.size[d] - 1);
                 }
-                idx[d] = 0;
             }
+            out
         }
-        out
     };
     if big_endian {
         let unit = e.torch_dtype.swap_unit();
@@ -213,19 +232,95 @@ fn gather<'a>(storage: &'a [u8], e: &TensorEntry, big_endian: bool) -> Cow<'a, [
     Cow::Owned(out)
 }
 
+/// Copies a `rows x inner` plane of `run`-byte items (each given as (count, byte step)) from
+/// `src` at `pos` into `dst` in C order, tile by tile.
+fn copy_plane(
+    src: &[u8],
+    pos: usize,
+    rows: (usize, usize),
+    inner: (usize, usize),
+    run: usize,
+    dst: &mut [u8],
+) {
+    const TILE: usize = 32;
+    let row_bytes = inner.0 * run;
+    for r0 in (0..rows.0).step_by(TILE) {
+        for j0 in (0..inner.0).step_by(TILE) {
+            let j1 = (j0 + TILE).min(inner.0);
+            for r in r0..(r0 + TILE).min(rows.0) {
+                let from = pos + r * rows.1 + j0 * inner.1;
+                let to = r * row_bytes;
+                copy_strided(
+                    src,
+                    from,
+                    inner.1,
+                    run,
+                    &mut dst[to + j0 * run..to + j1 * run],
+                );
+            }
+        }
+    }
+}
+
+/// Fills `dst` with runs of `run` bytes taken every `step` bytes of `src` from `pos`.
+fn copy_strided(src: &[u8], pos: usize, step: usize, run: usize, dst: &mut [u8]) {
+    fn fixed<const N: usize>(src: &[u8], mut pos: usize, step: usize, dst: &mut [u8]) {
+        for d in dst.chunks_exact_mut(N) {
+            d.copy_from_slice(&src[pos..pos + N]);
+            pos += step;
+        }
+    }
+    match run {
+        1 => {
+            for (i, d) in dst.iter_mut().enumerate() {
+                *d = src[pos + i * step];
+            }
+        }
+        2 => fixed::<2>(src, pos, step, dst),
+        4 => fixed::<4>(src, pos, step, dst),
+        8 => fixed::<8>(src, pos, step, dst),
+        _ => {
+            let mut pos = pos;
+            for d in dst.chunks_exact_mut(run) {
+                d.copy_from_slice(&src[pos..pos + run]);
+                pos += step;
+            }
+        }
+    }
+}
+
 fn pickle_err(path: &Path, stream: &str, e: PickleError) -> ConvertError {
     let path = path.to_path_buf();
     let stream = stream.to_owned();
     match e {
-        PickleError::UnsupportedOpcode { opcode, name, offset } => {
-            ConvertError::UnsupportedOpcode { path, stream, opcode, name, offset: offset as u64 }
-        }
-        PickleError::ForbiddenGlobal { module, name, offset } => {
-            ConvertError::ForbiddenGlobal { path, stream, module, name, offset: offset as u64 }
-        }
-        PickleError::Malformed { offset, message } => {
-            ConvertError::Pickle { path, stream, offset: offset as u64, message }
-        }
+        PickleError::UnsupportedOpcode {
+            opcode,
+            name,
+            offset,
+        } => ConvertError::UnsupportedOpcode {
+            path,
+            stream,
+            opcode,
+            name,
+            offset: offset as u64,
+        },
+        PickleError::ForbiddenGlobal {
+            module,
+            name,
+            offset,
+        } => ConvertError::ForbiddenGlobal {
+            path,
+            stream,
+            module,
+            name,
+            offset: offset as u64,
+        },
+        PickleError::Malformed { offset, message } => ConvertError::Pickle {
+            path,
+            stream,
+            offset: offset as u64,
+            message,
+        },
     }
 }
 
@@ -234,7 +329,10 @@ fn pickle_err(path: &Path, stream: &str, e: PickleError) -> ConvertError {
 /// The file is memory-mapped; it must not be truncated by another process while the returned
 /// [`Checkpoint`] is alive.
 pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ConvertError> {
-    let map = Mapped::open(path).map_err(|source| ConvertError::Io { path: path.to_path_buf(), source })?;
+    let map = Mapped::open(path).map_err(|source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let data = map.bytes();
     let parsed = if archive::looks_like_zip(data) {
         read_zip(path, data)?
@@ -243,16 +341,28 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ConvertError> {
     } else {
         let reason = if data.is_empty() {
             "the file is empty".to_owned()
+        } else if data.get(257..262) == Some(b"ustar") {
+            "it is a tar archive (the torch.save format of PyTorch before 0.4), which is not supported".to_owned()
         } else if data.starts_with(b"\x93NUMPY") {
             "it is a NumPy .npy file".to_owned()
         } else if data.len() >= 8 && data.get(8) == Some(&b'{') {
             "it looks like a safetensors file already".to_owned()
         } else {
-            format!("it starts with bytes {:02x?}, neither a zip archive nor a pickle", &data[..data.len().min(4)])
+            format!(
+                "it starts with bytes {:02x?}, neither a zip archive nor a pickle",
+                &data[..data.len().min(4)]
+            )
         };
-        return Err(ConvertError::NotACheckpoint { path: path.to_path_buf(), reason });
+        return Err(ConvertError::NotACheckpoint {
+            path: path.to_path_buf(),
+            reason,
+        });
     };
-    let Parsed { records, storages, big_endian } = parsed;
+    let Parsed {
+        records,
+        storages,
+        big_endian,
+    } = parsed;
     let mut tensors = Vec::with_capacity(records.len());
     let mut by_name = HashMap::with_capacity(records.len());
     for (name, rec) in records {
@@ -285,14 +395,17 @@ struct Parsed {
 }
 
 fn structure(path: &Path, message: impl Into<String>) -> ConvertError {
-    ConvertError::Structure { path: path.to_path_buf(), message: message.into() }
+    ConvertError::Structure {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 /// Assigns each storage key used by a tensor an index, resolving its bytes with `lookup`.
 fn resolve_storages(
     path: &Path,
     records: &[(String, Rc<TensorRecord>)],
-    mut lookup: impl FnMut(&str) -> Option<Range<usize>>,
+    mut lookup: impl FnMut(&str) -> Option<Result<Range<usize>, String>>,
 ) -> Result<Storages, ConvertError> {
     let mut storages = Vec::new();
     let mut keys = Vec::new();
@@ -302,62 +415,130 @@ fn resolve_storages(
         if index.contains_key(key) {
             continue;
         }
-        let Some(range) = lookup(key) else {
-            return Err(ConvertError::MissingStorage { path: path.to_path_buf(), tensor: name.clone(), key: key.to_string() });
+        let range = match lookup(key) {
+            Some(Ok(range)) => range,
+            Some(Err(message)) => {
+                return Err(ConvertError::Archive {
+                    path: path.to_path_buf(),
+                    message,
+                })
+            }
+            None => {
+                return Err(ConvertError::MissingStorage {
+                    path: path.to_path_buf(),
+                    tensor: name.clone(),
+                    key: key.to_string(),
+                })
+            }
         };
         index.insert(key.clone(), storages.len());
         storages.push(range);
         keys.push(key.to_string());
     }
-    Ok(Storages { ranges: storages, keys, index })
+    Ok(Storages {
+        ranges: storages,
+        keys,
+        index,
+    })
 }
 
 fn read_zip(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
-    let archive = Archive::parse(data).map_err(|message| ConvertError::Archive { path: path.to_path_buf(), message })?;
+    let archive = Archive::parse(data).map_err(|message| ConvertError::Archive {
+        path: path.to_path_buf(),
+        message,
+    })?;
     let pkls: Vec<&archive::Entry> = archive
         .entries
         .iter()
-        .filter(|e| e.name.strip_suffix("data.pkl").is_some_and(|p| p.is_empty() || (p.ends_with('/') && p.matches('/').count() == 1)))
+        .filter(|e| {
+            e.name
+                .strip_suffix("data.pkl")
+                .is_some_and(|p| p.is_empty() || (p.ends_with('/') && p.matches('/').count() == 1))
+        })
         .collect();
     let pkl = match pkls.as_slice() {
         [one] => *one,
         [] => {
             return Err(ConvertError::NotACheckpoint {
                 path: path.to_path_buf(),
-                reason: "zip archive has no `<name>/data.pkl` record (not a torch.save archive)".to_owned(),
+                reason: "zip archive has no `<name>/data.pkl` record (not a torch.save archive)"
+                    .to_owned(),
             })
         }
-        _ => return Err(structure(path, "zip archive has more than one `data.pkl` record")),
+        _ => {
+            return Err(structure(
+                path,
+                "zip archive has more than one `data.pkl` record",
+            ))
+        }
     };
     let prefix = &pkl.name[..pkl.name.len() - "data.pkl".len()];
-    let pkl_bytes = &data[pkl.data.clone()];
+    if archive.get(&format!("{prefix}constants.pkl")).is_some()
+        || archive
+            .entries
+            .iter()
+            .any(|e| e.name.starts_with(&format!("{prefix}code/")))
+    {
+        return Err(ConvertError::NotACheckpoint {
+            path: path.to_path_buf(),
+            reason: "it is a TorchScript archive (torch.jit.save); convert a torch.save'd state_dict() instead".to_owned(),
+        });
+    }
+    let archive_err = |message| ConvertError::Archive {
+        path: path.to_path_buf(),
+        message,
+    };
+    let pkl_bytes = &data[pkl.stored().map_err(archive_err)?];
     if archive::crc32(pkl_bytes) != pkl.crc32 {
-        return Err(ConvertError::Archive { path: path.to_path_buf(), message: format!("CRC mismatch in '{}' (corrupt archive)", pkl.name) });
+        return Err(ConvertError::Archive {
+            path: path.to_path_buf(),
+            message: format!("CRC mismatch in '{}' (corrupt archive)", pkl.name),
+        });
     }
     let big_endian = match archive.get(&format!("{prefix}byteorder")) {
         None => false,
-        Some(e) => match &data[e.data.clone()] {
+        Some(e) => match &data[e.stored().map_err(archive_err)?] {
             b"little" => false,
             b"big" => true,
             other => {
-                return Err(structure(path, format!("byteorder record says {:?}, expected \"little\" or \"big\"", String::from_utf8_lossy(other))))
+                return Err(structure(
+                    path,
+                    format!(
+                        "byteorder record says {:?}, expected \"little\" or \"big\"",
+                        String::from_utf8_lossy(other)
+                    ),
+                ))
             }
         },
     };
-    let loaded = pickle::load(pkl_bytes, &mut |heap, pid| torch::storage_from_pid(heap, pid, false))
-        .map_err(|e| pickle_err(path, &pkl.name, e))?;
-    let records = torch::collect_tensors(&loaded.heap, &loaded.value).map_err(|m| structure(path, m))?;
-    let storages =
-        resolve_storages(path, &records, |key| archive.get(&format!("{prefix}data/{key}")).map(|e| e.data.clone()))?;
-    Ok(Parsed { records, storages, big_endian })
+    let loaded = pickle::load(pkl_bytes, &mut |heap, pid| {
+        torch::storage_from_pid(heap, pid, false)
+    })
+    .map_err(|e| pickle_err(path, &pkl.name, e))?;
+    let records = torch::collect_tensors(&loaded.heap, &loaded.value, pkl_bytes.len())
+        .map_err(|m| structure(path, m))?;
+    let storages = resolve_storages(path, &records, |key| {
+        archive
+            .get(&format!("{prefix}data/{key}"))
+            .map(archive::Entry::stored)
+    })?;
+    Ok(Parsed {
+        records,
+        storages,
+        big_endian,
+    })
 }
 
 fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
     let mut pos = 0usize;
-    let mut next = |stream: &str, legacy_pid: Option<&mut HashMap<Rc<str>, usize>>| -> Result<(pickle::Loaded, usize), ConvertError> {
+    let mut next = |stream: &str,
+                    legacy_pid: Option<&mut HashMap<Rc<str>, usize>>|
+     -> Result<(pickle::Loaded, usize), ConvertError> {
         let start = pos;
         let loaded = match legacy_pid {
-            None => pickle::load(&data[pos..], &mut |_, _| Err("unexpected persistent id".to_owned())),
+            None => pickle::load(&data[pos..], &mut |_, _| {
+                Err("unexpected persistent id".to_owned())
+            }),
             Some(elsizes) => pickle::load(&data[pos..], &mut |heap, pid| {
                 let v = torch::storage_from_pid(heap, pid, true)?;
                 if let Value::Storage(s) = &v {
@@ -383,7 +564,14 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
     }
     let (proto, _) = next("protocol version", None)?;
     if !matches!(proto.value, Value::Int(LEGACY_PROTOCOL)) {
-        return Err(structure(path, format!("legacy checkpoint protocol is {:?}, expected {LEGACY_PROTOCOL}", proto.value)));
+        let got = match proto.value {
+            Value::Int(i) => i.to_string(),
+            ref other => format!("a {}", other.kind()),
+        };
+        return Err(structure(
+            path,
+            format!("legacy checkpoint protocol is {got}, expected {LEGACY_PROTOCOL}"),
+        ));
     }
     let (sys_info, _) = next("sys_info", None)?;
     let mut big_endian = false;
@@ -398,32 +586,59 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
     }
     let mut elsizes: HashMap<Rc<str>, usize> = HashMap::new();
     let (main, _) = next("object pickle", Some(&mut elsizes))?;
-    let records = torch::collect_tensors(&main.heap, &main.value).map_err(|m| structure(path, m))?;
+    let records = torch::collect_tensors(&main.heap, &main.value, main.consumed)
+        .map_err(|m| structure(path, m))?;
     let (keys, _) = next("storage key list", None)?;
     let key_list: Vec<Rc<str>> = match keys.value {
         Value::List(l) => keys.heap.lists[l]
             .iter()
             .map(|k| match k {
                 Value::Str(s) => Ok(s.clone()),
-                other => Err(structure(path, format!("legacy storage key is a {}, expected a string", other.kind()))),
+                other => Err(structure(
+                    path,
+                    format!(
+                        "legacy storage key is a {}, expected a string",
+                        other.kind()
+                    ),
+                )),
             })
             .collect::<Result<_, _>>()?,
-        other => return Err(structure(path, format!("legacy storage key list is a {}", other.kind()))),
+        other => {
+            return Err(structure(
+                path,
+                format!("legacy storage key list is a {}", other.kind()),
+            ))
+        }
     };
     // The storages follow, in key-list order: an 8-byte element count, then the bytes.
     let mut ranges: HashMap<Rc<str>, Range<usize>> = HashMap::new();
     for key in key_list {
         let Some(&el) = elsizes.get(&key) else {
-            return Err(structure(path, format!("legacy storage `{key}` is listed but no object uses it")));
+            return Err(structure(
+                path,
+                format!("legacy storage `{key}` is listed but no object uses it"),
+            ));
         };
         let Some(head) = data.get(pos..pos + 8) else {
-            return Err(structure(path, format!("legacy storage `{key}`: file ends at byte {} before its size (truncated?)", data.len())));
+            return Err(structure(
+                path,
+                format!(
+                    "legacy storage `{key}`: file ends at byte {} before its size (truncated?)",
+                    data.len()
+                ),
+            ));
         };
         let mut a = [0u8; 8];
         a.copy_from_slice(head);
-        let count = if big_endian { u64::from_be_bytes(a) } else { u64::from_le_bytes(a) };
+        let count = if big_endian {
+            u64::from_be_bytes(a)
+        } else {
+            u64::from_le_bytes(a)
+        };
         let start = pos + 8;
-        let len = count.checked_mul(el as u64).and_then(|n| usize::try_from(n).ok());
+        let len = count
+            .checked_mul(el as u64)
+            .and_then(|n| usize::try_from(n).ok());
         match len.and_then(|n| start.checked_add(n)).filter(|&end| end <= data.len()) {
             Some(end) => {
                 ranges.insert(key.clone(), start..end);
@@ -440,8 +655,12 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
             }
         }
     }
-    let storages = resolve_storages(path, &records, |key| ranges.get(key).cloned())?;
-    Ok(Parsed { records, storages, big_endian })
+    let storages = resolve_storages(path, &records, |key| ranges.get(key).cloned().map(Ok))?;
+    Ok(Parsed {
+        records,
+        storages,
+        big_endian,
+    })
 }
 
 fn validate(
@@ -450,11 +669,23 @@ fn validate(
     rec: &TensorRecord,
     storages: &Storages,
 ) -> Result<TensorEntry, ConvertError> {
-    let invalid = |message: String| ConvertError::InvalidTensor { path: path.to_path_buf(), tensor: name.to_owned(), message };
-    let Some(st_name) = rec.dtype.safetensors_name() else {
-        return Err(ConvertError::UnsupportedDtype { path: path.to_path_buf(), tensor: name.to_owned(), dtype: rec.dtype.name().to_owned() });
+    let invalid = |message: String| ConvertError::InvalidTensor {
+        path: path.to_path_buf(),
+        tensor: name.to_owned(),
+        message,
     };
-    let dtype: safetensors::Dtype = st_name.parse().map_err(|_| invalid(format!("dtype {st_name} is unknown to the safetensors crate")))?;
+    let Some(st_name) = rec.dtype.safetensors_name() else {
+        return Err(ConvertError::UnsupportedDtype {
+            path: path.to_path_buf(),
+            tensor: name.to_owned(),
+            dtype: rec.dtype.name().to_owned(),
+        });
+    };
+    let dtype: safetensors::Dtype = st_name.parse().map_err(|_| {
+        invalid(format!(
+            "dtype {st_name} is unknown to the safetensors crate"
+        ))
+    })?;
     let storage = storages.index[&rec.storage.key];
     let root_len = storages.ranges[storage].len() as u64;
     let view_start = rec.storage.byte_offset;
@@ -464,21 +695,46 @@ fn validate(
     };
     let view_end = match view_end {
         Some(e) if e <= root_len && view_start <= e => e,
-        _ => return Err(invalid(format!("storage view [{view_start}, +{:?}) exceeds its {root_len}-byte storage", rec.storage.view_len))),
+        _ => {
+            return Err(invalid(format!(
+                "storage view [{view_start}, +{:?}) exceeds its {root_len}-byte storage",
+                rec.storage.view_len
+            )))
+        }
     };
     let el = rec.dtype.element_size() as u64;
-    let too_big = || invalid(format!("geometry overflows (size {:?}, stride {:?}, offset {})", rec.size, rec.stride, rec.offset));
-    let numel = rec.size.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(too_big)?;
+    let too_big = || {
+        invalid(format!(
+            "geometry overflows (size {:?}, stride {:?}, offset {})",
+            rec.size, rec.stride, rec.offset
+        ))
+    };
+    let numel = rec
+        .size
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(too_big)?;
     let nbytes = numel.checked_mul(el).ok_or_else(too_big)?;
-    let start = rec.offset.checked_mul(el).and_then(|o| o.checked_add(view_start)).ok_or_else(too_big)?;
+    let start = rec
+        .offset
+        .checked_mul(el)
+        .and_then(|o| o.checked_add(view_start))
+        .ok_or_else(too_big)?;
     let span = if numel == 0 {
         start.min(view_end)..start.min(view_end)
     } else {
         let mut last = rec.offset;
         for (&d, &s) in rec.size.iter().zip(&rec.stride) {
-            last = (d - 1).checked_mul(s).and_then(|x| x.checked_add(last)).ok_or_else(too_big)?;
+            last = (d - 1)
+                .checked_mul(s)
+                .and_then(|x| x.checked_add(last))
+                .ok_or_else(too_big)?;
         }
-        let end = last.checked_add(1).and_then(|x| x.checked_mul(el)).and_then(|x| x.checked_add(view_start)).ok_or_else(too_big)?;
+        let end = last
+            .checked_add(1)
+            .and_then(|x| x.checked_mul(el))
+            .and_then(|x| x.checked_add(view_start))
+            .ok_or_else(too_big)?;
         if end > view_end {
             return Err(invalid(format!(
                 "needs bytes up to {} of storage `{}` but it has only {} (size {:?}, stride {:?}, offset {})",
@@ -511,8 +767,16 @@ fn validate(
         )));
     }
     let to_usize = |v: u64| usize::try_from(v).map_err(|_| too_big());
-    let size: Vec<usize> = rec.size.iter().map(|&d| to_usize(d)).collect::<Result<_, _>>()?;
-    let stride: Vec<usize> = rec.stride.iter().map(|&d| to_usize(d)).collect::<Result<_, _>>()?;
+    let size: Vec<usize> = rec
+        .size
+        .iter()
+        .map(|&d| to_usize(d))
+        .collect::<Result<_, _>>()?;
+    let stride: Vec<usize> = rec
+        .stride
+        .iter()
+        .map(|&d| to_usize(d))
+        .collect::<Result<_, _>>()?;
     let mut shape = size.clone();
     if rec.dtype == TorchDtype::Float4E2M1FnX2 {
         match shape.last_mut() {
@@ -553,6 +817,56 @@ mod tests {
             nbytes: numel * el_dtype.element_size(),
             span: 0..0,
             contiguous: false,
+        }
+    }
+
+    /// Element-by-element reference for `gather`.
+    fn naive(storage: &[u8], e: &TensorEntry) -> Vec<u8> {
+        let el = e.torch_dtype.element_size();
+        let numel: usize = e.size.iter().product();
+        let mut out = Vec::new();
+        for flat in 0..numel {
+            let mut rem = flat;
+            let mut pos = e.start;
+            for d in (0..e.size.len()).rev() {
+                pos += (rem % e.size[d]) * e.stride[d] * el;
+                rem /= e.size[d];
+            }
+            out.extend_from_slice(&storage[pos..pos + el]);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, failure_persistence: None, ..Default::default() })]
+
+        /// Any permutation of a C-contiguous layout (with an offset) gathers like the
+        /// element-by-element reference, including planes larger than one tile.
+        #[test]
+        fn gather_matches_reference(
+            dims in proptest::collection::vec(1usize..70, 1..4),
+            perm_seed in proptest::prelude::any::<u64>(),
+            el in proptest::sample::select(vec![TorchDtype::UInt8, TorchDtype::Int16, TorchDtype::Float32, TorchDtype::Complex64]),
+            offset in 0usize..3,
+        ) {
+            let n = dims.len();
+            let mut c_strides = vec![1usize; n];
+            for d in (0..n - 1).rev() {
+                c_strides[d] = c_strides[d + 1] * dims[d + 1];
+            }
+            let mut order: Vec<usize> = (0..n).collect();
+            let mut seed = perm_seed;
+            for i in (1..n).rev() {
+                order.swap(i, (seed % (i as u64 + 1)) as usize);
+                seed /= i as u64 + 1;
+            }
+            let size: Vec<usize> = order.iter().map(|&d| dims[d]).collect();
+            let stride: Vec<usize> = order.iter().map(|&d| c_strides[d]).collect();
+            let numel: usize = dims.iter().product();
+            let storage: Vec<u8> = (0..(numel + offset) * el.element_size()).map(|i| (i * 7 % 251) as u8).collect();
+            let mut e = entry(&size, &stride, offset * el.element_size(), el);
+            e.contiguous = order.iter().enumerate().all(|(i, &d)| i == d || dims[d] == 1);
+            proptest::prop_assert_eq!(gather(&storage, &e, false).into_owned(), naive(&storage, &e));
         }
     }
 

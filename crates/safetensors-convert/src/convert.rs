@@ -86,7 +86,11 @@ pub(crate) fn plan_shared(tensors: &[TensorEntry]) -> SharePlan {
             }
         }
         for g in groups.into_iter().filter(|g| g.len() > 1) {
-            let lo = g.iter().map(|&i| tensors[i].span().start).min().unwrap_or(0);
+            let lo = g
+                .iter()
+                .map(|&i| tensors[i].span().start)
+                .min()
+                .unwrap_or(0);
             let hi = g.iter().map(|&i| tensors[i].span().end).max().unwrap_or(0);
             let name = |i: usize| tensors[i].name();
             let dense = |i: usize| tensors[i].is_contiguous();
@@ -99,7 +103,9 @@ pub(crate) fn plan_shared(tensors: &[TensorEntry]) -> SharePlan {
                 .or_else(|| {
                     g.iter().copied().filter(|&i| dense(i)).min_by(|&a, &b| {
                         let (sa, sb) = (tensors[a].span(), tensors[b].span());
-                        (sb.end - sb.start).cmp(&(sa.end - sa.start)).then_with(|| by_name(&a, &b))
+                        (sb.end - sb.start)
+                            .cmp(&(sa.end - sa.start))
+                            .then_with(|| by_name(&a, &b))
                     })
                 })
                 .or_else(|| g.iter().copied().min_by(by_name))
@@ -173,7 +179,11 @@ impl View for SourceView<'_> {
 fn metadata(plan: &SharePlan) -> Vec<(String, String)> {
     let mut meta = vec![("format".to_owned(), "pt".to_owned())];
     if !plan.dropped.is_empty() {
-        let map: BTreeMap<&str, &str> = plan.dropped.iter().map(|(d, k)| (d.as_str(), k.as_str())).collect();
+        let map: BTreeMap<&str, &str> = plan
+            .dropped
+            .iter()
+            .map(|(d, k)| (d.as_str(), k.as_str()))
+            .collect();
         let json = serde_json::to_string(&map).expect("a map of strings serializes");
         meta.push((SHARED_METADATA_KEY.to_owned(), json));
     }
@@ -181,7 +191,10 @@ fn metadata(plan: &SharePlan) -> Vec<(String, String)> {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
-    move |source| ConvertError::Io { path: path.to_path_buf(), source }
+    move |source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Refuses to write over the input itself.
@@ -190,7 +203,10 @@ fn check_distinct(input: &Path, output: &Path) -> Result<(), ConvertError> {
         if a == b {
             return Err(ConvertError::Io {
                 path: output.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "output is the input checkpoint itself"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "output is the input checkpoint itself",
+                ),
             });
         }
     }
@@ -198,26 +214,61 @@ fn check_distinct(input: &Path, output: &Path) -> Result<(), ConvertError> {
 }
 
 /// Writes one checkpoint's kept tensors to `output`; returns the output's size.
-fn write_one(ck: &Checkpoint, plan: &SharePlan, output: &Path, progress: &Progress<'_>) -> Result<u64, ConvertError> {
+fn write_one(
+    ck: &Checkpoint,
+    plan: &SharePlan,
+    output: &Path,
+    progress: &Progress<'_>,
+) -> Result<u64, ConvertError> {
     let tensors = ck.tensors();
-    let views = plan.kept.iter().map(|&i| (tensors[i].name(), SourceView { ck, entry: &tensors[i], progress }));
-    serialize_to_file(views, metadata(plan), output)
-        .map_err(|source| ConvertError::Safetensors { path: output.to_path_buf(), source })?;
+    let views = plan.kept.iter().map(|&i| {
+        (
+            tensors[i].name(),
+            SourceView {
+                ck,
+                entry: &tensors[i],
+                progress,
+            },
+        )
+    });
+    serialize_to_file(views, metadata(plan), output).map_err(|source| {
+        ConvertError::Safetensors {
+            path: output.to_path_buf(),
+            source,
+        }
+    })?;
     Ok(fs::metadata(output).map_err(io_err(output))?.len())
 }
 
 /// Re-reads `output` and compares it, tensor by tensor, with the checkpoint.
 fn verify_one(ck: &Checkpoint, plan: &SharePlan, output: &Path) -> Result<(), ConvertError> {
-    let st_err = |source| ConvertError::Safetensors { path: output.to_path_buf(), source };
+    let st_err = |source| ConvertError::Safetensors {
+        path: output.to_path_buf(),
+        source,
+    };
     let file = SafeFile::open(output, Backend::Mmap).map_err(st_err)?;
-    let verify = |tensor: &str, message: String| ConvertError::Verify { path: output.to_path_buf(), tensor: tensor.to_owned(), message };
+    let verify = |tensor: &str, message: String| ConvertError::Verify {
+        path: output.to_path_buf(),
+        tensor: tensor.to_owned(),
+        message,
+    };
     let meta = file.metadata();
     if meta.len() != plan.kept.len() {
-        return Err(verify("*", format!("file holds {} tensors, expected {}", meta.len(), plan.kept.len())));
+        return Err(verify(
+            "*",
+            format!(
+                "file holds {} tensors, expected {}",
+                meta.len(),
+                plan.kept.len()
+            ),
+        ));
     }
     let want_meta = metadata(plan);
     if meta.metadata_ordered() != Some(&want_meta[..]) {
-        return Err(verify("__metadata__", format!("is {:?}, expected {want_meta:?}", meta.metadata_ordered())));
+        return Err(verify(
+            "__metadata__",
+            format!("is {:?}, expected {want_meta:?}", meta.metadata_ordered()),
+        ));
     }
     for &i in &plan.kept {
         let t = &ck.tensors()[i];
@@ -225,7 +276,16 @@ fn verify_one(ck: &Checkpoint, plan: &SharePlan, output: &Path) -> Result<(), Co
             return Err(verify(t.name(), "missing from the output".to_owned()));
         };
         if info.dtype != t.dtype() || info.shape != t.shape() {
-            return Err(verify(t.name(), format!("is {} {:?}, expected {} {:?}", info.dtype, info.shape, t.dtype(), t.shape())));
+            return Err(verify(
+                t.name(),
+                format!(
+                    "is {} {:?}, expected {} {:?}",
+                    info.dtype,
+                    info.shape,
+                    t.dtype(),
+                    t.shape()
+                ),
+            ));
         }
         let got = file.tensor_bytes(t.name()).map_err(st_err)?;
         if *got != *ck.tensor_bytes(t) {
@@ -239,12 +299,24 @@ fn verify_one(ck: &Checkpoint, plan: &SharePlan, output: &Path) -> Result<(), Co
 /// safetensors file. No pickle code is executed. The output is written atomically: on any
 /// error, including a failed verification, no output file is left behind (an existing file at
 /// `output` is left untouched unless the conversion fully succeeded).
-pub fn convert_file(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<ConvertReport, ConvertError> {
+pub fn convert_file(
+    input: &Path,
+    output: &Path,
+    opts: &ConvertOptions,
+) -> Result<ConvertReport, ConvertError> {
     check_distinct(input, output)?;
     let ck = read_checkpoint(input)?;
     let plan = plan_shared(ck.tensors());
-    let total = plan.kept.iter().map(|&i| ck.tensors()[i].byte_len() as u64).sum();
-    let progress = Progress { done: Cell::new(0), total, callback: opts.progress };
+    let total = plan
+        .kept
+        .iter()
+        .map(|&i| ck.tensors()[i].byte_len() as u64)
+        .sum();
+    let progress = Progress {
+        done: Cell::new(0),
+        total,
+        callback: opts.progress,
+    };
     let bytes = write_one(&ck, &plan, output, &progress)?;
     if opts.verify {
         if let Err(e) = verify_one(&ck, &plan, output) {
@@ -266,23 +338,33 @@ pub const PT_INDEX: &str = "pytorch_model.bin.index.json";
 pub const ST_INDEX: &str = "model.safetensors.index.json";
 
 fn index_err(path: &Path, message: impl Into<String>) -> ConvertError {
-    ConvertError::Index { path: path.to_path_buf(), message: message.into() }
+    ConvertError::Index {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 /// Parses `pytorch_model.bin.index.json` into (tensor name -> shard file name).
 fn read_index(path: &Path) -> Result<BTreeMap<String, String>, ConvertError> {
     let text = fs::read(path).map_err(io_err(path))?;
-    let json: serde_json::Value = serde_json::from_slice(&text).map_err(|e| index_err(path, format!("invalid JSON: {e}")))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| index_err(path, format!("invalid JSON: {e}")))?;
     let Some(map) = json.get("weight_map").and_then(|m| m.as_object()) else {
         return Err(index_err(path, "no \"weight_map\" object"));
     };
     let mut out = BTreeMap::new();
     for (name, file) in map {
         let Some(file) = file.as_str() else {
-            return Err(index_err(path, format!("weight_map entry `{name}` is not a file name string")));
+            return Err(index_err(
+                path,
+                format!("weight_map entry `{name}` is not a file name string"),
+            ));
         };
         let plain = Path::new(file).components().count() == 1
-            && matches!(Path::new(file).components().next(), Some(std::path::Component::Normal(_)));
+            && matches!(
+                Path::new(file).components().next(),
+                Some(std::path::Component::Normal(_))
+            );
         if !plain {
             return Err(index_err(path, format!("weight_map entry `{name}` names `{file}`, which is not a file in the same folder")));
         }
@@ -293,8 +375,14 @@ fn read_index(path: &Path) -> Result<BTreeMap<String, String>, ConvertError> {
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
@@ -304,7 +392,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
     })();
     if let Err(source) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(ConvertError::Io { path: path.to_path_buf(), source });
+        return Err(ConvertError::Io {
+            path: path.to_path_buf(),
+            source,
+        });
     }
     Ok(())
 }
@@ -316,7 +407,11 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
 ///
 /// Every shard is read and validated before anything is written; if writing or verification
 /// fails midway, the files this call already wrote are removed.
-pub fn convert_folder(input_dir: &Path, output_dir: &Path, opts: &ConvertOptions) -> Result<ConvertReport, ConvertError> {
+pub fn convert_folder(
+    input_dir: &Path,
+    output_dir: &Path,
+    opts: &ConvertOptions,
+) -> Result<ConvertReport, ConvertError> {
     let index_path = input_dir.join(PT_INDEX);
     if !index_path.exists() {
         let single = input_dir.join("pytorch_model.bin");
@@ -324,7 +419,10 @@ pub fn convert_folder(input_dir: &Path, output_dir: &Path, opts: &ConvertOptions
             fs::create_dir_all(output_dir).map_err(io_err(output_dir))?;
             return convert_file(&single, &output_dir.join("model.safetensors"), opts);
         }
-        return Err(index_err(input_dir, format!("no {PT_INDEX} or pytorch_model.bin in this folder")));
+        return Err(index_err(
+            input_dir,
+            format!("no {PT_INDEX} or pytorch_model.bin in this folder"),
+        ));
     }
     let weight_map = read_index(&index_path)?;
     let mut shard_files: Vec<&String> = weight_map.values().collect();
@@ -339,7 +437,13 @@ pub fn convert_folder(input_dir: &Path, output_dir: &Path, opts: &ConvertOptions
         let ck = read_checkpoint(&input_dir.join(file))?;
         for name in ck.names() {
             if let Some(&other) = seen.get(name) {
-                return Err(index_err(&index_path, format!("tensor `{name}` is in both {} and {file}", shard_files[other])));
+                return Err(index_err(
+                    &index_path,
+                    format!(
+                        "tensor `{name}` is in both {} and {file}",
+                        shard_files[other]
+                    ),
+                ));
             }
             seen.insert(name.to_owned(), si);
         }
@@ -347,9 +451,15 @@ pub fn convert_folder(input_dir: &Path, output_dir: &Path, opts: &ConvertOptions
         shards.push((ck, plan));
     }
     for (name, file) in &weight_map {
-        let listed_in = shard_files.iter().position(|f| *f == file).expect("file comes from the map");
+        let listed_in = shard_files
+            .iter()
+            .position(|f| *f == file)
+            .expect("file comes from the map");
         if seen.get(name.as_str()) != Some(&listed_in) {
-            return Err(index_err(&index_path, format!("weight_map puts `{name}` in {file}, but that shard does not hold it")));
+            return Err(index_err(
+                &index_path,
+                format!("weight_map puts `{name}` in {file}, but that shard does not hold it"),
+            ));
         }
     }
 
@@ -358,7 +468,11 @@ pub fn convert_folder(input_dir: &Path, output_dir: &Path, opts: &ConvertOptions
         .iter()
         .flat_map(|(ck, plan)| plan.kept.iter().map(|&i| ck.tensors()[i].byte_len() as u64))
         .sum();
-    let progress = Progress { done: Cell::new(0), total, callback: opts.progress };
+    let progress = Progress {
+        done: Cell::new(0),
+        total,
+        callback: opts.progress,
+    };
     let mut report = ConvertReport::default();
     let mut new_map: BTreeMap<&str, String> = BTreeMap::new();
     let result = (|| {

@@ -29,7 +29,7 @@ pub(crate) enum Value {
     /// Read by tests and shown in `Debug` error output; no conversion needs it.
     #[allow(dead_code)]
     Bytes(Rc<[u8]>),
-    Tuple(Rc<[Value]>),
+    Tuple(Rc<Tuple>),
     List(usize),
     Dict(usize),
     Global(Global),
@@ -59,6 +59,43 @@ impl Value {
     }
 }
 
+/// Deepest nesting of tuples inside tuples. Tuples are the only values that own other values
+/// (lists and dicts live in the [`Heap`]), so bounding their depth bounds every recursive
+/// walk, print and drop of a value.
+pub(crate) const MAX_TUPLE_DEPTH: u16 = 64;
+
+/// An immutable tuple, with its nesting depth.
+#[derive(Debug)]
+pub(crate) struct Tuple {
+    depth: u16,
+    items: Box<[Value]>,
+}
+
+impl std::ops::Deref for Tuple {
+    type Target = [Value];
+    fn deref(&self) -> &[Value] {
+        &self.items
+    }
+}
+
+impl Value {
+    /// Builds a tuple, refusing nesting deeper than [`MAX_TUPLE_DEPTH`].
+    pub(crate) fn tuple(items: Vec<Value>) -> Result<Value, String> {
+        let inner = items
+            .iter()
+            .map(|v| if let Value::Tuple(t) = v { t.depth } else { 0 })
+            .max()
+            .unwrap_or(0);
+        if inner >= MAX_TUPLE_DEPTH {
+            return Err(format!("tuples nested more than {MAX_TUPLE_DEPTH} deep"));
+        }
+        Ok(Value::Tuple(Rc::new(Tuple {
+            depth: inner + 1,
+            items: items.into_boxed_slice(),
+        })))
+    }
+}
+
 /// The only globals a checkpoint may name. Everything else is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Global {
@@ -72,10 +109,15 @@ pub(crate) enum Global {
     TensorClass,
     ParameterClass,
     TorchSize,
+    /// `torch.device`, rebuilt as its string form.
+    Device,
     /// `torch.<X>Storage` (typed, carries a dtype) or `torch.UntypedStorage` (`None`).
     StorageType(Option<TorchDtype>),
     Dtype(TorchDtype),
 }
+
+/// Longest string accepted as a dict key.
+pub(crate) const MAX_KEY_LEN: usize = 4096;
 
 /// A dict that keeps insertion order; string keys are indexed so `SETITEM` replaces in place.
 #[derive(Debug, Default)]
@@ -85,15 +127,24 @@ pub(crate) struct DictObj {
 }
 
 impl DictObj {
-    fn insert(&mut self, key: Value, value: Value) {
+    fn insert(&mut self, key: Value, value: Value) -> Result<(), String> {
         if let Value::Str(s) = &key {
+            // Hashing is paid per insert, and one long key can be inserted many times through
+            // the memo: capping key length keeps the work linear in the input.
+            if s.len() > MAX_KEY_LEN {
+                return Err(format!(
+                    "dict key of {} bytes (the limit is {MAX_KEY_LEN})",
+                    s.len()
+                ));
+            }
             if let Some(&i) = self.by_str.get(s) {
                 self.items[i].1 = value;
-                return;
+                return Ok(());
             }
             self.by_str.insert(s.clone(), self.items.len());
         }
         self.items.push((key, value));
+        Ok(())
     }
 }
 
@@ -120,9 +171,17 @@ impl Heap {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum PickleError {
     /// An opcode outside the supported set.
-    UnsupportedOpcode { opcode: u8, name: &'static str, offset: usize },
+    UnsupportedOpcode {
+        opcode: u8,
+        name: &'static str,
+        offset: usize,
+    },
     /// A global outside the allowlist.
-    ForbiddenGlobal { module: String, name: String, offset: usize },
+    ForbiddenGlobal {
+        module: String,
+        name: String,
+        offset: usize,
+    },
     /// Anything else wrong with the stream.
     Malformed { offset: usize, message: String },
 }
@@ -193,7 +252,9 @@ impl<'a> Reader<'a> {
         if n > left {
             return Err(PickleError::Malformed {
                 offset: at,
-                message: format!("{what} needs {n} bytes but only {left} remain (truncated pickle?)"),
+                message: format!(
+                    "{what} needs {n} bytes but only {left} remain (truncated pickle?)"
+                ),
             });
         }
         let s = &self.data[self.pos..self.pos + n];
@@ -225,15 +286,22 @@ impl<'a> Reader<'a> {
     fn line(&mut self, at: usize) -> Result<&'a str, PickleError> {
         let rest = &self.data[self.pos..];
         let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-            return Err(malformed(at, "GLOBAL argument is not terminated by a newline"));
+            return Err(malformed(
+                at,
+                "GLOBAL argument is not terminated by a newline",
+            ));
         };
         self.pos += nl + 1;
-        std::str::from_utf8(&rest[..nl]).map_err(|_| malformed(at, "GLOBAL argument is not valid UTF-8"))
+        std::str::from_utf8(&rest[..nl])
+            .map_err(|_| malformed(at, "GLOBAL argument is not valid UTF-8"))
     }
 }
 
 fn malformed(offset: usize, message: impl Into<String>) -> PickleError {
-    PickleError::Malformed { offset, message: message.into() }
+    PickleError::Malformed {
+        offset,
+        message: message.into(),
+    }
 }
 
 /// The VM state for one pickle stream.
@@ -256,7 +324,10 @@ pub(crate) struct Loaded {
 }
 
 /// Runs the pickle at the start of `data` until `STOP`.
-pub(crate) fn load(data: &[u8], persistent_load: &mut PersistentLoad<'_>) -> Result<Loaded, PickleError> {
+pub(crate) fn load(
+    data: &[u8],
+    persistent_load: &mut PersistentLoad<'_>,
+) -> Result<Loaded, PickleError> {
     let mut m = Machine {
         reader: Reader { data, pos: 0 },
         heap: Heap::default(),
@@ -267,7 +338,11 @@ pub(crate) fn load(data: &[u8], persistent_load: &mut PersistentLoad<'_>) -> Res
         cap: data.len().saturating_add(16),
     };
     let value = m.run()?;
-    Ok(Loaded { value, heap: m.heap, consumed: m.reader.pos })
+    Ok(Loaded {
+        value,
+        heap: m.heap,
+        consumed: m.reader.pos,
+    })
 }
 
 impl Machine<'_, '_> {
@@ -338,23 +413,36 @@ impl Machine<'_, '_> {
         }
     }
 
-    fn set_items(&mut self, target: &Value, pairs: Vec<Value>, at: usize) -> Result<(), PickleError> {
+    fn set_items(
+        &mut self,
+        target: &Value,
+        pairs: Vec<Value>,
+        at: usize,
+    ) -> Result<(), PickleError> {
         if pairs.len() % 2 != 0 {
             return Err(malformed(at, "SETITEMS with an odd number of values"));
         }
         let Value::Dict(d) = *target else {
-            return Err(malformed(at, format!("SETITEM(S) on a {}, expected a dict", target.kind())));
+            return Err(malformed(
+                at,
+                format!("SETITEM(S) on a {}, expected a dict", target.kind()),
+            ));
         };
         let mut it = pairs.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            self.heap.dicts[d].insert(k, v);
+            self.heap.dicts[d]
+                .insert(k, v)
+                .map_err(|m| malformed(at, m))?;
         }
         Ok(())
     }
 
     fn append(&mut self, target: &Value, items: Vec<Value>, at: usize) -> Result<(), PickleError> {
         let Value::List(l) = *target else {
-            return Err(malformed(at, format!("APPEND(S) on a {}, expected a list", target.kind())));
+            return Err(malformed(
+                at,
+                format!("APPEND(S) on a {}, expected a list", target.kind()),
+            ));
         };
         self.heap.lists[l].extend(items);
         Ok(())
@@ -389,7 +477,10 @@ impl Machine<'_, '_> {
                     let l = self.heap.new_list();
                     self.push(l, at)?;
                 }
-                b')' => self.push(Value::Tuple(Rc::from(Vec::new())), at)?,
+                b')' => {
+                    let t = Value::tuple(Vec::new()).map_err(|m| malformed(at, m))?;
+                    self.push(t, at)?;
+                }
                 b'(' => {
                     if self.marks.len() >= MAX_MARKS {
                         return Err(malformed(at, format!("more than {MAX_MARKS} nested MARKs")));
@@ -463,7 +554,9 @@ impl Machine<'_, '_> {
                 b'U' | b'T' => {
                     // SHORT_BINSTRING / BINSTRING: Python 2 `str`; decoded as text (latin-1 when
                     // not UTF-8), as `torch.load` does with its default encoding.
-                    let n = if op == b'U' { u64::from(self.reader.u8(at)?) } else {
+                    let n = if op == b'U' {
+                        u64::from(self.reader.u8(at)?)
+                    } else {
                         let n = self.reader.u32(at)? as i32;
                         if n < 0 {
                             return Err(malformed(at, "BINSTRING with a negative length"));
@@ -488,7 +581,8 @@ impl Machine<'_, '_> {
                 }
                 b't' => {
                     let items = self.pop_mark(at)?;
-                    self.push(Value::Tuple(Rc::from(items)), at)?;
+                    let t = Value::tuple(items).map_err(|m| malformed(at, m))?;
+                    self.push(t, at)?;
                 }
                 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
@@ -497,7 +591,8 @@ impl Machine<'_, '_> {
                         return Err(malformed(at, "stack underflow"));
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.push(Value::Tuple(Rc::from(items)), at)?;
+                    let t = Value::tuple(items).map_err(|m| malformed(at, m))?;
+                    self.push(t, at)?;
                 }
                 b'q' => {
                     let i = self.reader.u8(at)?;
@@ -509,7 +604,8 @@ impl Machine<'_, '_> {
                 }
                 0x94 => {
                     // MEMOIZE
-                    let i = u32::try_from(self.memo.len()).map_err(|_| malformed(at, "memo too large"))?;
+                    let i = u32::try_from(self.memo.len())
+                        .map_err(|_| malformed(at, "memo too large"))?;
                     self.memo_put(i, at)?;
                 }
                 b'h' => {
@@ -560,19 +656,30 @@ impl Machine<'_, '_> {
                 b'Q' => {
                     // BINPERSID
                     let pid = self.pop(at)?;
-                    let v = (self.persistent_load)(&self.heap, &pid).map_err(|m| malformed(at, m))?;
+                    let v =
+                        (self.persistent_load)(&self.heap, &pid).map_err(|m| malformed(at, m))?;
                     self.push(v, at)?;
                 }
                 b'R' => {
                     let args = self.pop(at)?;
                     let func = self.pop(at)?;
                     let Value::Global(g) = func else {
-                        return Err(malformed(at, format!("REDUCE on a {}, expected an allowlisted global", func.kind())));
+                        return Err(malformed(
+                            at,
+                            format!(
+                                "REDUCE on a {}, expected an allowlisted global",
+                                func.kind()
+                            ),
+                        ));
                     };
                     let Value::Tuple(args) = args else {
-                        return Err(malformed(at, format!("REDUCE arguments are a {}, expected a tuple", args.kind())));
+                        return Err(malformed(
+                            at,
+                            format!("REDUCE arguments are a {}, expected a tuple", args.kind()),
+                        ));
                     };
-                    let v = torch::reduce(&mut self.heap, g, &args).map_err(|m| malformed(at, m))?;
+                    let v =
+                        torch::reduce(&mut self.heap, g, &args).map_err(|m| malformed(at, m))?;
                     self.push(v, at)?;
                 }
                 b'b' => {
@@ -583,7 +690,11 @@ impl Machine<'_, '_> {
                     torch::build(&self.heap, &target, &state).map_err(|m| malformed(at, m))?;
                 }
                 other => {
-                    return Err(PickleError::UnsupportedOpcode { opcode: other, name: opcode_name(other), offset: at });
+                    return Err(PickleError::UnsupportedOpcode {
+                        opcode: other,
+                        name: opcode_name(other),
+                        offset: at,
+                    });
                 }
             }
         }
@@ -603,7 +714,9 @@ mod tests {
     use super::*;
 
     fn run(bytes: &[u8]) -> Result<Loaded, PickleError> {
-        load(bytes, &mut |_, _| Err("no persistent ids expected".to_owned()))
+        load(bytes, &mut |_, _| {
+            Err("no persistent ids expected".to_owned())
+        })
     }
 
     #[test]
@@ -611,12 +724,18 @@ mod tests {
         // {} memoized at 0, then SETITEM, then GET 0 -> the same, now filled, dict.
         let p = b"\x80\x02}q\x00X\x01\x00\x00\x00aK\x07sh\x00\x86.";
         let out = run(p).unwrap();
-        let Value::Tuple(t) = out.value else { panic!("expected tuple") };
-        let (Value::Dict(a), Value::Dict(b)) = (&t[0], &t[1]) else { panic!("expected dicts") };
+        let Value::Tuple(t) = out.value else {
+            panic!("expected tuple")
+        };
+        let (Value::Dict(a), Value::Dict(b)) = (&t[0], &t[1]) else {
+            panic!("expected dicts")
+        };
         assert_eq!(a, b);
         let items = &out.heap.dicts[*a].items;
         assert_eq!(items.len(), 1);
-        assert!(matches!((&items[0].0, &items[0].1), (Value::Str(s), Value::Int(7)) if &**s == "a"));
+        assert!(
+            matches!((&items[0].0, &items[0].1), (Value::Str(s), Value::Int(7)) if &**s == "a")
+        );
         assert_eq!(out.consumed, p.len());
     }
 
@@ -649,7 +768,14 @@ mod tests {
     fn forbidden_global_is_named_and_refused_before_reduce() {
         let p = b"\x80\x02cposix\nsystem\nq\x00X\x05\x00\x00\x00touch\x85R.";
         let err = run(p).err().unwrap();
-        assert_eq!(err, PickleError::ForbiddenGlobal { module: "posix".into(), name: "system".into(), offset: 2 });
+        assert_eq!(
+            err,
+            PickleError::ForbiddenGlobal {
+                module: "posix".into(),
+                name: "system".into(),
+                offset: 2
+            }
+        );
         assert!(err.to_string().contains("posix.system"));
     }
 
@@ -663,15 +789,34 @@ mod tests {
     #[test]
     fn unknown_opcode_names_itself_and_offset() {
         let err = run(b"\x80\x02\x81.").err().unwrap();
-        assert_eq!(err, PickleError::UnsupportedOpcode { opcode: 0x81, name: "NEWOBJ", offset: 2 });
+        assert_eq!(
+            err,
+            PickleError::UnsupportedOpcode {
+                opcode: 0x81,
+                name: "NEWOBJ",
+                offset: 2
+            }
+        );
         assert!(err.to_string().contains("NEWOBJ") && err.to_string().contains("byte 2"));
         let err = run(b"\xff").err().unwrap();
-        assert!(matches!(err, PickleError::UnsupportedOpcode { opcode: 0xff, offset: 0, .. }));
+        assert!(matches!(
+            err,
+            PickleError::UnsupportedOpcode {
+                opcode: 0xff,
+                offset: 0,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn length_claims_beyond_input_are_errors_not_allocations() {
-        for p in [&b"X\xff\xff\xff\xff"[..], b"\x8d\xff\xff\xff\xff\xff\xff\xff\xff", b"\x8b\xff\xff\xff\x7f", b"B\x10\x00\x00\x00ab"] {
+        for p in [
+            &b"X\xff\xff\xff\xff"[..],
+            b"\x8d\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"\x8b\xff\xff\xff\x7f",
+            b"B\x10\x00\x00\x00ab",
+        ] {
             let err = run(p).err().unwrap();
             assert!(err.to_string().contains("truncated"), "{err}");
         }
@@ -684,8 +829,16 @@ mod tests {
         assert!(run(b".").err().unwrap().to_string().contains("underflow"));
         assert!(run(b"(.").err().unwrap().to_string().contains("underflow"));
         assert!(run(b"t.").err().unwrap().to_string().contains("MARK"));
-        assert!(run(b"h\x05.").err().unwrap().to_string().contains("memo key 5"));
-        assert!(run(b"K\x00K\x01K\x02s.").err().unwrap().to_string().contains("expected a dict"));
+        assert!(run(b"h\x05.")
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("memo key 5"));
+        assert!(run(b"K\x00K\x01K\x02s.")
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("expected a dict"));
     }
 
     #[test]
@@ -710,6 +863,30 @@ mod tests {
     fn reduce_on_non_global_is_refused() {
         let err = run(b"K\x01)R.").err().unwrap();
         assert!(err.to_string().contains("REDUCE on a int"), "{err}");
+    }
+
+    #[test]
+    fn tuple_nesting_is_bounded() {
+        // 100k nested TUPLE1s would overflow the stack when printed or dropped recursively.
+        let mut p = vec![b'N'];
+        p.extend(std::iter::repeat_n(0x85, 100_000));
+        p.push(b'.');
+        let err = run(&p).err().unwrap();
+        assert!(err.to_string().contains("nested more than 64"), "{err}");
+        let mut p = vec![b'N'];
+        p.extend(std::iter::repeat_n(0x85, 64));
+        p.push(b'.');
+        assert!(run(&p).is_ok());
+    }
+
+    #[test]
+    fn long_dict_keys_are_refused() {
+        let mut p = b"}X".to_vec();
+        p.extend_from_slice(&(MAX_KEY_LEN as u32 + 1).to_le_bytes());
+        p.extend(std::iter::repeat_n(b'k', MAX_KEY_LEN + 1));
+        p.extend_from_slice(b"Ns.");
+        let err = run(&p).err().unwrap();
+        assert!(err.to_string().contains("dict key of 4097 bytes"), "{err}");
     }
 
     #[test]

@@ -96,8 +96,8 @@ impl TorchDtype {
     pub fn element_size(self) -> usize {
         use TorchDtype::*;
         match self {
-            Bool | UInt8 | Int8 | Float8E4M3Fn | Float8E5M2 | Float8E4M3Fnuz | Float8E5M2Fnuz | Float8E8M0Fnu
-            | Float4E2M1FnX2 => 1,
+            Bool | UInt8 | Int8 | Float8E4M3Fn | Float8E5M2 | Float8E4M3Fnuz | Float8E5M2Fnuz
+            | Float8E8M0Fnu | Float4E2M1FnX2 => 1,
             Int16 | UInt16 | Float16 | BFloat16 => 2,
             Int32 | UInt32 | Float32 | Complex32 => 4,
             Int64 | UInt64 | Float64 | Complex64 => 8,
@@ -110,7 +110,9 @@ impl TorchDtype {
     /// Size of the unit a big-endian checkpoint byte-swaps (complex numbers swap each half).
     pub(crate) fn swap_unit(self) -> usize {
         match self {
-            TorchDtype::Complex32 | TorchDtype::Complex64 | TorchDtype::Complex128 => self.element_size() / 2,
+            TorchDtype::Complex32 | TorchDtype::Complex64 | TorchDtype::Complex128 => {
+                self.element_size() / 2
+            }
             _ => self.element_size(),
         }
     }
@@ -215,7 +217,10 @@ pub(crate) fn lookup_global(module: &str, name: &str) -> Option<Global> {
         ("torch", "Tensor") | ("torch._tensor", "Tensor") => Global::TensorClass,
         ("torch.nn.parameter", "Parameter") => Global::ParameterClass,
         ("torch", "Size") => Global::TorchSize,
-        ("torch", "UntypedStorage") | ("torch.storage", "UntypedStorage") => Global::StorageType(None),
+        ("torch", "device") => Global::Device,
+        ("torch", "UntypedStorage") | ("torch.storage", "UntypedStorage") => {
+            Global::StorageType(None)
+        }
         ("torch", n) | ("torch.cuda", n) => {
             if let Some(d) = TorchDtype::from_storage_class(n) {
                 Global::StorageType(Some(d))
@@ -266,7 +271,12 @@ fn int_tuple(heap: &Heap, v: &Value, what: &str) -> Result<Vec<u64>, String> {
     let items: &[Value] = match v {
         Value::Tuple(t) => t,
         Value::List(l) => &heap.lists[*l],
-        other => return Err(format!("{what} is a {}, expected a tuple of ints", other.kind())),
+        other => {
+            return Err(format!(
+                "{what} is a {}, expected a tuple of ints",
+                other.kind()
+            ))
+        }
     };
     items.iter().map(|x| int_arg(x, what)).collect()
 }
@@ -281,11 +291,19 @@ fn is_empty_mapping(heap: &Heap, v: &Value) -> bool {
 
 fn rebuild(heap: &Heap, args: &[Value], dtype_arg: Option<&Value>) -> Result<Value, String> {
     let Value::Storage(storage) = &args[0] else {
-        return Err(format!("tensor storage argument is a {}, expected a storage", args[0].kind()));
+        return Err(format!(
+            "tensor storage argument is a {}, expected a storage",
+            args[0].kind()
+        ));
     };
     let dtype = match (dtype_arg, storage.dtype) {
         (Some(Value::Global(Global::Dtype(d))), _) => *d,
-        (Some(other), _) => return Err(format!("tensor dtype argument is a {}, expected a torch dtype", other.kind())),
+        (Some(other), _) => {
+            return Err(format!(
+                "tensor dtype argument is a {}, expected a torch dtype",
+                other.kind()
+            ))
+        }
         (None, Some(d)) => d,
         (None, None) => return Err("tensor over an untyped storage without a dtype".to_owned()),
     };
@@ -293,9 +311,19 @@ fn rebuild(heap: &Heap, args: &[Value], dtype_arg: Option<&Value>) -> Result<Val
     let size = int_tuple(heap, &args[2], "tensor size")?;
     let stride = int_tuple(heap, &args[3], "tensor stride")?;
     if size.len() != stride.len() {
-        return Err(format!("tensor size has {} dims but stride has {}", size.len(), stride.len()));
+        return Err(format!(
+            "tensor size has {} dims but stride has {}",
+            size.len(),
+            stride.len()
+        ));
     }
-    Ok(Value::Tensor(Rc::new(TensorRecord { storage: storage.clone(), dtype, offset, size, stride })))
+    Ok(Value::Tensor(Rc::new(TensorRecord {
+        storage: storage.clone(),
+        dtype,
+        offset,
+        size,
+        stride,
+    })))
 }
 
 /// Evaluates `REDUCE` for an allowlisted callable.
@@ -319,7 +347,7 @@ pub(crate) fn reduce(heap: &mut Heap, g: Global, args: &[Value]) -> Result<Value
         Global::TorchSize => {
             arity(1, 1, "torch.Size")?;
             let dims = int_tuple(heap, &args[0], "torch.Size argument")?;
-            Ok(Value::Tuple(dims.into_iter().map(|d| Value::Int(d as i64)).collect()))
+            Value::tuple(dims.into_iter().map(|d| Value::Int(d as i64)).collect())
         }
         Global::RebuildTensor => {
             arity(4, 4, "torch._utils._rebuild_tensor")?;
@@ -334,7 +362,11 @@ pub(crate) fn reduce(heap: &mut Heap, g: Global, args: &[Value]) -> Result<Value
             rebuild(heap, args, Some(&args[6]))
         }
         Global::RebuildParameter | Global::RebuildParameterWithState => {
-            let name = if g == Global::RebuildParameter { "_rebuild_parameter" } else { "_rebuild_parameter_with_state" };
+            let name = if g == Global::RebuildParameter {
+                "_rebuild_parameter"
+            } else {
+                "_rebuild_parameter_with_state"
+            };
             let want = if g == Global::RebuildParameter { 3 } else { 4 };
             arity(want, want, name)?;
             match &args[0] {
@@ -345,23 +377,46 @@ pub(crate) fn reduce(heap: &mut Heap, g: Global, args: &[Value]) -> Result<Value
         Global::RebuildFromTypeV2 => {
             arity(4, 4, "torch._tensor._rebuild_from_type_v2")?;
             let Value::Global(func) = &args[0] else {
-                return Err("_rebuild_from_type_v2 function argument is not an allowlisted global".to_owned());
+                return Err(
+                    "_rebuild_from_type_v2 function argument is not an allowlisted global"
+                        .to_owned(),
+                );
             };
-            if !matches!(args[1], Value::Global(Global::TensorClass | Global::ParameterClass)) {
-                return Err("_rebuild_from_type_v2 builds a type other than torch.Tensor or Parameter".to_owned());
+            if !matches!(
+                args[1],
+                Value::Global(Global::TensorClass | Global::ParameterClass)
+            ) {
+                return Err(
+                    "_rebuild_from_type_v2 builds a type other than torch.Tensor or Parameter"
+                        .to_owned(),
+                );
             }
             let Value::Tuple(inner) = &args[2] else {
                 return Err("_rebuild_from_type_v2 arguments are not a tuple".to_owned());
             };
-            if !matches!(func, Global::RebuildTensor | Global::RebuildTensorV2 | Global::RebuildTensorV3) {
-                return Err("_rebuild_from_type_v2 wraps a function other than a tensor rebuild".to_owned());
+            if !matches!(
+                func,
+                Global::RebuildTensor | Global::RebuildTensorV2 | Global::RebuildTensorV3
+            ) {
+                return Err(
+                    "_rebuild_from_type_v2 wraps a function other than a tensor rebuild".to_owned(),
+                );
             }
             let inner = inner.clone();
             reduce(heap, *func, &inner)
         }
-        Global::TensorClass | Global::ParameterClass | Global::StorageType(_) | Global::Dtype(_) => {
-            Err(format!("{g:?} is not callable in a checkpoint"))
+        Global::Device => {
+            // `torch.device("cuda", 0)` in a training checkpoint: kept as its string.
+            match args {
+                [Value::Str(s)] => Ok(Value::Str(s.clone())),
+                [Value::Str(s), Value::Int(i)] => Ok(Value::Str(format!("{s}:{i}").into())),
+                _ => Err("torch.device called with unexpected arguments".to_owned()),
+            }
         }
+        Global::TensorClass
+        | Global::ParameterClass
+        | Global::StorageType(_)
+        | Global::Dtype(_) => Err(format!("{g:?} is not callable in a checkpoint")),
     }
 }
 
@@ -379,7 +434,10 @@ pub(crate) fn build(heap: &Heap, target: &Value, state: &Value) -> Result<(), St
 /// plus a sixth `view_metadata` entry in legacy ones.
 pub(crate) fn storage_from_pid(heap: &Heap, pid: &Value, legacy: bool) -> Result<Value, String> {
     let Value::Tuple(t) = pid else {
-        return Err(format!("persistent id is a {}, expected a tuple", pid.kind()));
+        return Err(format!(
+            "persistent id is a {}, expected a tuple",
+            pid.kind()
+        ));
     };
     match t.first() {
         Some(Value::Str(s)) if &**s == "storage" => {}
@@ -390,17 +448,36 @@ pub(crate) fn storage_from_pid(heap: &Heap, pid: &Value, legacy: bool) -> Result
     }
     let want = if legacy { 6 } else { 5 };
     if t.len() != want {
-        return Err(format!("storage persistent id has {} fields, expected {want}", t.len()));
+        return Err(format!(
+            "storage persistent id has {} fields, expected {want}",
+            t.len()
+        ));
     }
     let dtype = match &t[1] {
         Value::Global(Global::StorageType(d)) => *d,
-        other => return Err(format!("storage type is a {}, expected a torch storage class", other.kind())),
+        other => {
+            return Err(format!(
+                "storage type is a {}, expected a torch storage class",
+                other.kind()
+            ))
+        }
     };
     let key: Rc<str> = match &t[2] {
         Value::Str(s) => s.clone(),
         Value::Int(i) => Rc::from(i.to_string()),
-        other => return Err(format!("storage key is a {}, expected a string", other.kind())),
+        other => {
+            return Err(format!(
+                "storage key is a {}, expected a string",
+                other.kind()
+            ))
+        }
     };
+    if key.len() > MAX_STORAGE_KEY_LEN {
+        return Err(format!(
+            "storage key of {} bytes (the limit is {MAX_STORAGE_KEY_LEN})",
+            key.len()
+        ));
+    }
     if !matches!(t[3], Value::Str(_)) {
         return Err("storage location is not a string".to_owned());
     }
@@ -421,8 +498,19 @@ pub(crate) fn storage_from_pid(heap: &Heap, pid: &Value, legacy: bool) -> Result
         (0, None)
     };
     let _ = heap;
-    Ok(Value::Storage(Rc::new(StorageRef { key, dtype, byte_offset, view_len })))
+    Ok(Value::Storage(Rc::new(StorageRef {
+        key,
+        dtype,
+        byte_offset,
+        view_len,
+    })))
 }
+
+/// Longest tensor name produced by flattening (real names are a few dozen bytes).
+const MAX_NAME_LEN: usize = 1024;
+
+/// Longest storage key accepted (torch writes small decimal numbers).
+const MAX_STORAGE_KEY_LEN: usize = 256;
 
 /// Maximum nesting walked when flattening nested dicts/lists into tensor names.
 const MAX_DEPTH: usize = 64;
@@ -433,7 +521,14 @@ const MAX_DEPTH: usize = 64;
 /// common training-checkpoint layout) is unwrapped to it. Nested dicts and lists are flattened
 /// with `.`-joined names (`{"model": {"w": t}}` gives `model.w`); leaves that are not tensors
 /// (ints, strings, `None`, ...) carry no tensor data and are skipped.
-pub(crate) fn collect_tensors(heap: &Heap, root: &Value) -> Result<Vec<(String, Rc<TensorRecord>)>, String> {
+///
+/// `visit_budget` caps the number of values visited (pass the pickle's length: a state dict
+/// visits each value once, and each value costs at least one byte).
+pub(crate) fn collect_tensors(
+    heap: &Heap,
+    root: &Value,
+    visit_budget: usize,
+) -> Result<Vec<(String, Rc<TensorRecord>)>, String> {
     let mut root = root;
     if let Value::Dict(d) = root {
         for (k, v) in &heap.dicts[*d].items {
@@ -444,13 +539,40 @@ pub(crate) fn collect_tensors(heap: &Heap, root: &Value) -> Result<Vec<(String, 
     }
     match root {
         Value::Dict(_) | Value::List(_) | Value::Tuple(_) => {}
-        Value::Tensor(_) => return Err("checkpoint is a single tensor, not a state dict".to_owned()),
-        other => return Err(format!("checkpoint holds a {}, expected a state dict", other.kind())),
+        Value::Tensor(_) => {
+            return Err("checkpoint is a single tensor, not a state dict".to_owned())
+        }
+        other => {
+            return Err(format!(
+                "checkpoint holds a {}, expected a state dict",
+                other.kind()
+            ))
+        }
     }
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    walk(heap, root, String::new(), 0, &mut out, &mut seen)?;
+    let mut budget = visit_budget;
+    walk(
+        heap,
+        root,
+        String::new(),
+        0,
+        &mut Walk {
+            out: &mut out,
+            seen: &mut seen,
+            budget: &mut budget,
+        },
+    )?;
     Ok(out)
+}
+
+/// State of one flattening walk.
+struct Walk<'w> {
+    out: &'w mut Vec<(String, Rc<TensorRecord>)>,
+    seen: &'w mut HashSet<String>,
+    /// Values still allowed to be visited: a container referenced from many places (through the
+    /// memo) would otherwise make the walk exponential in the pickle's size.
+    budget: &'w mut usize,
 }
 
 fn walk(
@@ -458,19 +580,50 @@ fn walk(
     v: &Value,
     prefix: String,
     depth: usize,
-    out: &mut Vec<(String, Rc<TensorRecord>)>,
-    seen: &mut HashSet<String>,
+    w: &mut Walk<'_>,
 ) -> Result<(), String> {
     if depth > MAX_DEPTH {
-        return Err(format!("checkpoint nests containers more than {MAX_DEPTH} deep"));
+        return Err(format!(
+            "checkpoint nests containers more than {MAX_DEPTH} deep"
+        ));
     }
-    let join = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") };
+    if *w.budget == 0 {
+        return Err(
+            "checkpoint references the same containers too many times (visit budget exhausted)"
+                .to_owned(),
+        );
+    }
+    *w.budget -= 1;
+    // Names are capped so that a long prefix repeated over many entries cannot multiply memory.
+    let join = |k: &str, child: &Value| -> Result<Option<String>, String> {
+        let len = prefix.len() + k.len() + usize::from(!prefix.is_empty());
+        if len > MAX_NAME_LEN {
+            return if matches!(
+                child,
+                Value::Tensor(_) | Value::Dict(_) | Value::List(_) | Value::Tuple(_)
+            ) {
+                Err(format!(
+                    "a tensor name under `{}...` is longer than {MAX_NAME_LEN} bytes",
+                    prefix.chars().take(64).collect::<String>()
+                ))
+            } else {
+                Ok(None)
+            };
+        }
+        Ok(Some(if prefix.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{prefix}.{k}")
+        }))
+    };
     match v {
         Value::Tensor(t) => {
-            if !seen.insert(prefix.clone()) {
-                return Err(format!("tensor name `{prefix}` occurs twice after flattening nested containers"));
+            if !w.seen.insert(prefix.clone()) {
+                return Err(format!(
+                    "tensor name `{prefix}` occurs twice after flattening nested containers"
+                ));
             }
-            out.push((prefix, t.clone()));
+            w.out.push((prefix, t.clone()));
         }
         Value::Dict(d) => {
             for (k, child) in &heap.dicts[*d].items {
@@ -478,23 +631,35 @@ fn walk(
                     Value::Str(s) => s.to_string(),
                     Value::Int(i) => i.to_string(),
                     other => {
-                        if matches!(child, Value::Tensor(_) | Value::Dict(_) | Value::List(_) | Value::Tuple(_)) {
-                            return Err(format!("a dict key under `{prefix}` is a {}, expected a string", other.kind()));
+                        if matches!(
+                            child,
+                            Value::Tensor(_) | Value::Dict(_) | Value::List(_) | Value::Tuple(_)
+                        ) {
+                            return Err(format!(
+                                "a dict key under `{prefix}` is a {}, expected a string",
+                                other.kind()
+                            ));
                         }
                         continue;
                     }
                 };
-                walk(heap, child, join(&key), depth + 1, out, seen)?;
+                if let Some(name) = join(&key, child)? {
+                    walk(heap, child, name, depth + 1, w)?;
+                }
             }
         }
         Value::List(l) => {
             for (i, child) in heap.lists[*l].iter().enumerate() {
-                walk(heap, child, join(&i.to_string()), depth + 1, out, seen)?;
+                if let Some(name) = join(&i.to_string(), child)? {
+                    walk(heap, child, name, depth + 1, w)?;
+                }
             }
         }
         Value::Tuple(t) => {
             for (i, child) in t.iter().enumerate() {
-                walk(heap, child, join(&i.to_string()), depth + 1, out, seen)?;
+                if let Some(name) = join(&i.to_string(), child)? {
+                    walk(heap, child, name, depth + 1, w)?;
+                }
             }
         }
         _ => {}
@@ -508,24 +673,64 @@ mod tests {
 
     #[test]
     fn allowlist_accepts_state_dict_globals_only() {
-        assert_eq!(lookup_global("torch", "FloatStorage"), Some(Global::StorageType(Some(TorchDtype::Float32))));
-        assert_eq!(lookup_global("torch.cuda", "HalfStorage"), Some(Global::StorageType(Some(TorchDtype::Float16))));
-        assert_eq!(lookup_global("torch", "bfloat16"), Some(Global::Dtype(TorchDtype::BFloat16)));
-        assert_eq!(lookup_global("torch", "UntypedStorage"), Some(Global::StorageType(None)));
-        assert_eq!(lookup_global("torch._utils", "_rebuild_tensor_v2"), Some(Global::RebuildTensorV2));
-        for (m, n) in [("os", "system"), ("posix", "system"), ("builtins", "eval"), ("torch", "load"),
-            ("torch.cuda", "float32"), ("torch", "save"), ("torch._utils", "_rebuild_qtensor"), ("collections", "deque")]
-        {
+        assert_eq!(
+            lookup_global("torch", "FloatStorage"),
+            Some(Global::StorageType(Some(TorchDtype::Float32)))
+        );
+        assert_eq!(
+            lookup_global("torch.cuda", "HalfStorage"),
+            Some(Global::StorageType(Some(TorchDtype::Float16)))
+        );
+        assert_eq!(
+            lookup_global("torch", "bfloat16"),
+            Some(Global::Dtype(TorchDtype::BFloat16))
+        );
+        assert_eq!(
+            lookup_global("torch", "UntypedStorage"),
+            Some(Global::StorageType(None))
+        );
+        assert_eq!(
+            lookup_global("torch._utils", "_rebuild_tensor_v2"),
+            Some(Global::RebuildTensorV2)
+        );
+        for (m, n) in [
+            ("os", "system"),
+            ("posix", "system"),
+            ("builtins", "eval"),
+            ("torch", "load"),
+            ("torch.cuda", "float32"),
+            ("torch", "save"),
+            ("torch._utils", "_rebuild_qtensor"),
+            ("collections", "deque"),
+        ] {
             assert_eq!(lookup_global(m, n), None, "{m}.{n}");
         }
     }
 
     #[test]
     fn every_safetensors_dtype_has_a_name_and_size() {
-        for n in ["bool", "uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float16",
-            "bfloat16", "float32", "float64", "complex64", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
-            "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2"]
-        {
+        for n in [
+            "bool",
+            "uint8",
+            "int8",
+            "int16",
+            "uint16",
+            "int32",
+            "uint32",
+            "int64",
+            "uint64",
+            "float16",
+            "bfloat16",
+            "float32",
+            "float64",
+            "complex64",
+            "float8_e4m3fn",
+            "float8_e5m2",
+            "float8_e4m3fnuz",
+            "float8_e5m2fnuz",
+            "float8_e8m0fnu",
+            "float4_e2m1fn_x2",
+        ] {
             let d = TorchDtype::from_torch_attr(n).unwrap();
             assert_eq!(d.name(), n);
             assert!(d.safetensors_name().is_some(), "{n}");
@@ -536,20 +741,121 @@ mod tests {
     }
 
     #[test]
+    fn shared_containers_cannot_make_the_walk_exponential() {
+        // L(i+1) = [L(i), L(i)], 60 times: 2^60 paths from a 500-byte pickle.
+        let mut p = b"]q\x00".to_vec();
+        for i in 0u8..60 {
+            p.extend_from_slice(&[b']', b'(', b'h', i, b'h', i, b'e', b'q', i + 1]);
+        }
+        p.push(b'.');
+        let loaded = crate::pickle::load(&p, &mut |_, _| Err("no pid".into())).unwrap();
+        let err = collect_tensors(&loaded.heap, &loaded.value, p.len()).unwrap_err();
+        assert!(err.contains("budget"), "{err}");
+    }
+
+    #[test]
+    fn long_names_are_refused_not_multiplied() {
+        let mut heap = Heap::default();
+        let st = Value::Storage(Rc::new(StorageRef {
+            key: "0".into(),
+            dtype: Some(TorchDtype::Float32),
+            byte_offset: 0,
+            view_len: None,
+        }));
+        let t = reduce(
+            &mut heap,
+            Global::RebuildTensor,
+            &[
+                st,
+                Value::Int(0),
+                Value::tuple(vec![]).unwrap(),
+                Value::tuple(vec![]).unwrap(),
+            ],
+        )
+        .unwrap();
+        let inner = heap.new_dict();
+        let Value::Dict(i) = inner else {
+            unreachable!()
+        };
+        heap.dicts[i].items.push((Value::Str("w".into()), t));
+        heap.dicts[i]
+            .items
+            .push((Value::Str("n".into()), Value::Int(1)));
+        let outer = heap.new_dict();
+        let Value::Dict(o) = outer else {
+            unreachable!()
+        };
+        heap.dicts[o]
+            .items
+            .push((Value::Str("x".repeat(MAX_NAME_LEN).into()), inner.clone()));
+        let err = collect_tensors(&heap, &outer, 100).unwrap_err();
+        assert!(err.contains("longer than 1024"), "{err}");
+        // A long key on a non-tensor leaf is simply skipped.
+        heap.dicts[o].items[0] = (Value::Str("x".repeat(2000).into()), Value::Int(3));
+        heap.dicts[o].items.push((Value::Str("m".into()), inner));
+        let got = collect_tensors(&heap, &outer, 100).unwrap();
+        assert_eq!(
+            got.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["m.w"]
+        );
+    }
+
+    #[test]
     fn rebuild_checks_argument_shapes() {
         let mut heap = Heap::default();
-        let st = Value::Storage(Rc::new(StorageRef { key: "0".into(), dtype: Some(TorchDtype::Float32), byte_offset: 0, view_len: None }));
-        let tup = |v: &[i64]| Value::Tuple(v.iter().map(|&i| Value::Int(i)).collect());
+        let st = Value::Storage(Rc::new(StorageRef {
+            key: "0".into(),
+            dtype: Some(TorchDtype::Float32),
+            byte_offset: 0,
+            view_len: None,
+        }));
+        let tup = |v: &[i64]| Value::tuple(v.iter().map(|&i| Value::Int(i)).collect()).unwrap();
         let hooks = heap.new_dict();
-        let ok = reduce(&mut heap, Global::RebuildTensorV2,
-            &[st.clone(), Value::Int(2), tup(&[2, 3]), tup(&[3, 1]), Value::Bool(false), hooks.clone()]).unwrap();
+        let ok = reduce(
+            &mut heap,
+            Global::RebuildTensorV2,
+            &[
+                st.clone(),
+                Value::Int(2),
+                tup(&[2, 3]),
+                tup(&[3, 1]),
+                Value::Bool(false),
+                hooks.clone(),
+            ],
+        )
+        .unwrap();
         let Value::Tensor(t) = ok else { panic!() };
-        assert_eq!((t.offset, t.size.clone(), t.stride.clone(), t.dtype), (2, vec![2, 3], vec![3, 1], TorchDtype::Float32));
-        let err = reduce(&mut heap, Global::RebuildTensorV2,
-            &[st.clone(), Value::Int(0), tup(&[2, 3]), tup(&[1]), Value::Bool(false), hooks.clone()]).unwrap_err();
+        assert_eq!(
+            (t.offset, t.size.clone(), t.stride.clone(), t.dtype),
+            (2, vec![2, 3], vec![3, 1], TorchDtype::Float32)
+        );
+        let err = reduce(
+            &mut heap,
+            Global::RebuildTensorV2,
+            &[
+                st.clone(),
+                Value::Int(0),
+                tup(&[2, 3]),
+                tup(&[1]),
+                Value::Bool(false),
+                hooks.clone(),
+            ],
+        )
+        .unwrap_err();
         assert!(err.contains("stride"), "{err}");
-        let err = reduce(&mut heap, Global::RebuildTensorV2,
-            &[st.clone(), Value::Int(-1), tup(&[2]), tup(&[1]), Value::Bool(false), hooks.clone()]).unwrap_err();
+        let err = reduce(
+            &mut heap,
+            Global::RebuildTensorV2,
+            &[
+                st.clone(),
+                Value::Int(-1),
+                tup(&[2]),
+                tup(&[1]),
+                Value::Bool(false),
+                hooks.clone(),
+            ],
+        )
+        .unwrap_err();
         assert!(err.contains("negative"), "{err}");
         let err = reduce(&mut heap, Global::RebuildTensorV2, &[st]).unwrap_err();
         assert!(err.contains("1 arguments"), "{err}");

@@ -8,7 +8,9 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use safetensors_convert::{convert_file, convert_folder, read_checkpoint, ConvertError, ConvertOptions};
+use safetensors_convert::{
+    convert_file, convert_folder, read_checkpoint, ConvertError, ConvertOptions,
+};
 
 /// Generates the torch checkpoints once per test binary; `None` when torch is unavailable.
 fn generated() -> Option<&'static (PathBuf, PathBuf)> {
@@ -23,8 +25,10 @@ fn generated() -> Option<&'static (PathBuf, PathBuf)> {
 }
 
 fn compare(python: &Path, dir: &Path, pairs: &[(PathBuf, PathBuf)]) -> serde_json::Value {
-    let list: Vec<[String; 2]> =
-        pairs.iter().map(|(a, b)| [a.display().to_string(), b.display().to_string()]).collect();
+    let list: Vec<[String; 2]> = pairs
+        .iter()
+        .map(|(a, b)| [a.display().to_string(), b.display().to_string()])
+        .collect();
     let file = dir.join(format!("pairs-{}.json", pairs.len()));
     std::fs::write(&file, serde_json::to_string(&list).unwrap()).unwrap();
     let out = common::run_helper(python, &[OsStr::new("compare"), file.as_os_str()]);
@@ -33,12 +37,24 @@ fn compare(python: &Path, dir: &Path, pairs: &[(PathBuf, PathBuf)]) -> serde_jso
 
 #[test]
 fn torch_checkpoints_convert_exactly() {
-    let Some((python, dir)) = generated() else { return };
+    let Some((python, dir)) = generated() else {
+        return;
+    };
     let out = common::scratch("torch-out");
-    let opts = ConvertOptions { verify: true, progress: None };
+    let opts = ConvertOptions {
+        verify: true,
+        progress: None,
+    };
     let mut pairs = Vec::new();
     let mut expected_written = 0;
-    for name in ["all_dtypes.bin", "shared.pt", "legacy.pth", "training.pt", "nested.pt"] {
+    for name in [
+        "all_dtypes.bin",
+        "shared.pt",
+        "proto5.pt",
+        "legacy.pth",
+        "training.pt",
+        "nested.pt",
+    ] {
         let src = dir.join(name);
         let dst = out.join(format!("{name}.safetensors"));
         let report = convert_file(&src, &dst, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -46,11 +62,18 @@ fn torch_checkpoints_convert_exactly() {
         assert_eq!(report.bytes_written, std::fs::metadata(&dst).unwrap().len());
         expected_written += report.tensors_written;
         if name == "shared.pt" {
-            let dropped: Vec<(&str, &str)> =
-                report.dropped_shared.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let dropped: Vec<(&str, &str)> = report
+                .dropped_shared
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
             assert_eq!(
                 dropped,
-                [("embed.weight", "alias.weight"), ("lm_head.weight", "alias.weight"), ("row3", "alias.weight")]
+                [
+                    ("embed.weight", "alias.weight"),
+                    ("lm_head.weight", "alias.weight"),
+                    ("row3", "alias.weight")
+                ]
             );
         }
         pairs.push((src, dst));
@@ -63,13 +86,25 @@ fn torch_checkpoints_convert_exactly() {
         assert!(done <= total && done >= seen.get().0);
         seen.set((done, total));
     };
-    let report = convert_folder(&dir.join("sharded"), &shard_out, &ConvertOptions { verify: true, progress: Some(&progress) })
-        .unwrap();
+    let report = convert_folder(
+        &dir.join("sharded"),
+        &shard_out,
+        &ConvertOptions {
+            verify: true,
+            progress: Some(&progress),
+        },
+    )
+    .unwrap();
     assert_eq!(seen.get().0, seen.get().1, "progress ends at the total");
     assert_eq!(report.tensors_written, 6);
-    assert_eq!(report.dropped_shared, vec![("tied.a".to_owned(), "layers.4.weight".to_owned())]);
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(shard_out.join("model.safetensors.index.json")).unwrap()).unwrap();
+    assert_eq!(
+        report.dropped_shared,
+        vec![("tied.a".to_owned(), "layers.4.weight".to_owned())]
+    );
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(shard_out.join("model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(index["metadata"]["total_size"], 5 * 16 * 4 + 4 * 8);
     let map = index["weight_map"].as_object().unwrap();
     assert_eq!(map.len(), 6);
@@ -94,7 +129,10 @@ fn read_checkpoint_reports_torch_geometry() {
     let Some((_, dir)) = generated() else { return };
     let ck = read_checkpoint(&dir.join("shared.pt")).unwrap();
     let t = ck.get("transposed").unwrap();
-    assert_eq!((t.torch_shape(), t.torch_stride(), t.is_contiguous()), (&[5, 3][..], &[1, 5][..], false));
+    assert_eq!(
+        (t.torch_shape(), t.torch_stride(), t.is_contiguous()),
+        (&[5, 3][..], &[1, 5][..], false)
+    );
     let s = ck.get("scalar").unwrap();
     assert_eq!((s.shape(), s.byte_len()), (&[][..], 4));
     assert_eq!(ck.tensor_bytes(s).as_ref(), 3.5f32.to_le_bytes());
@@ -121,7 +159,10 @@ fn os_system_reduce_is_refused_and_never_runs() {
     for name in ["evil.pt", "evil_legacy.pt"] {
         let dst = out.join("evil.safetensors");
         let err = convert_file(&dir.join(name), &dst, &ConvertOptions::default()).unwrap_err();
-        assert!(matches!(&err, ConvertError::ForbiddenGlobal { module, name, .. } if module == "posix" && name == "system"), "{err}");
+        assert!(
+            matches!(&err, ConvertError::ForbiddenGlobal { module, name, .. } if module == "posix" && name == "system"),
+            "{err}"
+        );
         assert_refused(err, "posix.system", &dst);
         assert!(!dir.join("PWNED").exists(), "the payload must never run");
     }
@@ -131,7 +172,12 @@ fn os_system_reduce_is_refused_and_never_runs() {
 fn unknown_global_is_named() {
     let Some((_, dir)) = generated() else { return };
     let dst = common::scratch("unknown").join("x.safetensors");
-    let err = convert_file(&dir.join("unknown_global.pt"), &dst, &ConvertOptions::default()).unwrap_err();
+    let err = convert_file(
+        &dir.join("unknown_global.pt"),
+        &dst,
+        &ConvertOptions::default(),
+    )
+    .unwrap_err();
     assert_refused(err, "collections.deque", &dst);
 }
 
@@ -139,7 +185,8 @@ fn unknown_global_is_named() {
 fn complex128_is_refused_naming_the_tensor() {
     let Some((_, dir)) = generated() else { return };
     let dst = common::scratch("c128").join("x.safetensors");
-    let err = convert_file(&dir.join("complex128.pt"), &dst, &ConvertOptions::default()).unwrap_err();
+    let err =
+        convert_file(&dir.join("complex128.pt"), &dst, &ConvertOptions::default()).unwrap_err();
     assert!(matches!(err, ConvertError::UnsupportedDtype { .. }));
     assert_refused(err, "`z`", &dst);
 }
@@ -149,7 +196,16 @@ fn truncated_torch_archive_is_refused() {
     let Some((_, dir)) = generated() else { return };
     let bytes = std::fs::read(dir.join("all_dtypes.bin")).unwrap();
     let work = common::scratch("trunc");
-    for cut in [0, 1, 10, 100, bytes.len() / 3, bytes.len() / 2, bytes.len() - 30, bytes.len() - 1] {
+    for cut in [
+        0,
+        1,
+        10,
+        100,
+        bytes.len() / 3,
+        bytes.len() / 2,
+        bytes.len() - 30,
+        bytes.len() - 1,
+    ] {
         let src = work.join("cut.bin");
         std::fs::write(&src, &bytes[..cut]).unwrap();
         let dst = work.join("cut.safetensors");
@@ -157,4 +213,21 @@ fn truncated_torch_archive_is_refused() {
         assert!(!err.to_string().is_empty());
         assert!(!dst.exists(), "cut at {cut}: no output");
     }
+}
+
+#[test]
+fn torchscript_and_sparse_are_refused_with_what_they_are() {
+    let Some((_, dir)) = generated() else { return };
+    let out = common::scratch("ts");
+    let dst = out.join("ts.safetensors");
+    let err = convert_file(
+        &dir.join("torchscript.pt"),
+        &dst,
+        &ConvertOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ConvertError::NotACheckpoint { .. }));
+    assert_refused(err, "TorchScript", &dst);
+    let err = convert_file(&dir.join("sparse.pt"), &dst, &ConvertOptions::default()).unwrap_err();
+    assert_refused(err, "torch._utils._rebuild_sparse_tensor", &dst);
 }

@@ -1,18 +1,13 @@
 //! Parsing and validating the header: the 8-byte length, the JSON object, and every
 //! acceptance rule of the format (types, dtypes, sizes, and exact tiling of the data).
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::fmt;
-
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
-use serde_json::Value;
 
 use crate::dtype::Dtype;
 use crate::error::SafeTensorError;
+use crate::json::{Header, RawEntry, RawTensor};
 use crate::HashMap;
 
 /// The largest header a reader accepts, in bytes. Keeps a hostile length prefix from
@@ -52,8 +47,8 @@ pub struct Metadata {
     metadata_pairs: Option<Vec<(String, String)>>,
     /// Tensors sorted by their offsets (data order).
     tensors: Vec<(String, TensorInfo)>,
-    /// Name to position in `tensors`; a BTreeMap so sorted names come for free.
-    index: BTreeMap<String, usize>,
+    /// Positions in `tensors`, sorted by name: lookups by binary search, sorted names for free.
+    by_name: Vec<usize>,
     data_len: usize,
 }
 
@@ -81,35 +76,43 @@ impl Metadata {
         if !text.starts_with('{') {
             return Err(SafeTensorError::InvalidHeaderStart);
         }
-        let entries: Entries<&RawValue> = serde_json::from_str(text)
+        let Header(entries) = serde_json::from_str(text)
             .map_err(|e| SafeTensorError::InvalidHeaderDeserialization(e.to_string()))?;
-        check_unique(&entries.0).map_err(SafeTensorError::DuplicateTensor)?;
 
         let mut metadata_pairs = None;
-        let mut tensors = Vec::with_capacity(entries.0.len());
-        for (name, raw) in entries.0 {
-            if name == METADATA_KEY {
-                metadata_pairs = Some(parse_metadata(raw)?);
-            } else {
-                let info = parse_tensor_entry(&name, raw)?;
-                tensors.push((name, info));
+        let mut tensors = Vec::with_capacity(entries.len());
+        for (name, entry) in entries {
+            match entry {
+                RawEntry::Metadata(_) if metadata_pairs.is_some() => {
+                    return Err(SafeTensorError::DuplicateTensor(name));
+                }
+                RawEntry::Metadata(pairs) => {
+                    metadata_pairs = Some(pairs.map_err(SafeTensorError::InvalidMetadata)?)
+                }
+                RawEntry::Tensor(raw) => {
+                    let info = validate_tensor_entry(&name, raw)?;
+                    tensors.push((name, info));
+                }
             }
         }
-        check_tiling(&mut tensors, data_len)?;
-        Ok(Self::from_parts(metadata_pairs, tensors, data_len))
+        let metadata = Self::from_parts(metadata_pairs, tensors, data_len);
+        metadata.check_unique_names()?;
+        metadata.check_tiling()?;
+        Ok(metadata)
     }
 
-    /// Builds a header from parts already known to be valid (tensors in data order).
+    /// Puts tensors in data order (by offsets; ties, zero-sized tensors, by name) and
+    /// indexes them by name. Validation happens on the result.
     fn from_parts(
         metadata_pairs: Option<Vec<(String, String)>>,
-        tensors: Vec<(String, TensorInfo)>,
+        mut tensors: Vec<(String, TensorInfo)>,
         data_len: usize,
     ) -> Self {
-        let index = tensors
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| (name.clone(), i))
-            .collect();
+        tensors.sort_by(|(an, a), (bn, b)| {
+            a.data_offsets.cmp(&b.data_offsets).then_with(|| an.cmp(bn))
+        });
+        let mut by_name: Vec<usize> = (0..tensors.len()).collect();
+        by_name.sort_unstable_by(|&a, &b| tensors[a].0.cmp(&tensors[b].0));
         let metadata = metadata_pairs
             .as_ref()
             .map(|pairs| pairs.iter().cloned().collect());
@@ -117,7 +120,7 @@ impl Metadata {
             metadata,
             metadata_pairs,
             tensors,
-            index,
+            by_name,
             data_len,
         }
     }
@@ -142,7 +145,10 @@ impl Metadata {
 
     /// One tensor's entry.
     pub fn info(&self, name: &str) -> Option<&TensorInfo> {
-        self.index.get(name).map(|&i| &self.tensors[i].1)
+        self.by_name
+            .binary_search_by(|&i| self.tensors[i].0.as_str().cmp(name))
+            .ok()
+            .map(|pos| &self.tensors[self.by_name[pos]].1)
     }
 
     /// Tensor names in data order (sorted by offsets).
@@ -156,7 +162,10 @@ impl Metadata {
 
     /// Tensor names sorted byte-wise.
     pub fn names_sorted(&self) -> Vec<&str> {
-        self.index.keys().map(String::as_str).collect()
+        self.by_name
+            .iter()
+            .map(|&i| self.tensors[i].0.as_str())
+            .collect()
     }
 
     /// Tensors in data order.
@@ -182,106 +191,42 @@ impl Metadata {
     }
 }
 
-/// A JSON object as an ordered list of entries. Unlike a map, it keeps file order and
-/// repeated keys, so duplicates can be rejected instead of silently overwritten.
-struct Entries<V>(Vec<(String, V)>);
-
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor<V>(core::marker::PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<V> {
-            type Value = Entries<V>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<V>, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    entries.push((key, map.next_value::<V>()?));
-                }
-                Ok(Entries(entries))
-            }
-        }
-        deserializer.deserialize_map(EntriesVisitor(core::marker::PhantomData))
-    }
-}
-
-/// Returns the first key that appears twice.
-fn check_unique<V>(entries: &[(String, V)]) -> Result<(), String> {
-    let mut seen = BTreeSet::new();
-    for (key, _) in entries {
-        if !seen.insert(key.as_str()) {
-            return Err(key.clone());
-        }
-    }
-    Ok(())
-}
-
-fn parse_metadata(raw: &RawValue) -> Result<Vec<(String, String)>, SafeTensorError> {
-    let entries: Entries<Value> = serde_json::from_str(raw.get()).map_err(|_| {
-        SafeTensorError::InvalidMetadata(format!(
-            "expected an object of strings, found {}",
-            raw_kind(raw)
-        ))
-    })?;
-    check_unique(&entries.0)
-        .map_err(|k| SafeTensorError::InvalidMetadata(format!("key {k:?} appears twice")))?;
-    entries
-        .0
-        .into_iter()
-        .map(|(k, v)| match v {
-            Value::String(s) => Ok((k, s)),
-            other => Err(SafeTensorError::InvalidMetadata(format!(
-                "value of {k:?} must be a string, found {}",
-                json_kind(&other)
-            ))),
-        })
-        .collect()
-}
-
-fn parse_tensor_entry(name: &str, raw: &RawValue) -> Result<TensorInfo, SafeTensorError> {
+fn validate_tensor_entry(
+    name: &str,
+    raw: Result<RawTensor, &'static str>,
+) -> Result<TensorInfo, SafeTensorError> {
     let bad = |reason: String| SafeTensorError::InvalidTensorEntry {
         tensor: name.into(),
         reason,
     };
-    let fields: Entries<Value> = serde_json::from_str(raw.get()).map_err(|_| {
+    let raw = raw.map_err(|found| {
         bad(format!(
-            "entry must be an object with dtype, shape and data_offsets, found {}",
-            raw_kind(raw)
+            "entry must be an object with dtype, shape and data_offsets, found {found}"
         ))
     })?;
-    let fields = fields.0;
-    check_unique(&fields).map_err(|k| bad(format!("field {k:?} appears twice")))?;
-    if let Some((extra, _)) = fields
-        .iter()
-        .find(|(k, _)| !matches!(k.as_str(), "dtype" | "shape" | "data_offsets"))
-    {
+    if let Some(field) = raw.duplicate_field {
+        return Err(bad(format!("field {field:?} appears twice")));
+    }
+    if let Some(extra) = raw.unexpected_field {
         return Err(bad(format!("unexpected field {extra:?}")));
     }
-    let field = |key: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-            .ok_or_else(|| bad(format!("missing field {key:?}")))
-    };
-
-    let dtype = match field("dtype")? {
-        Value::String(s) => s
+    let missing = |key: &str| bad(format!("missing field {key:?}"));
+    let dtype = match raw.dtype.ok_or_else(|| missing("dtype"))? {
+        Ok(s) => s
             .parse::<Dtype>()
             .map_err(|_| SafeTensorError::UnknownDtype {
                 tensor: Some(name.into()),
-                dtype: s.clone(),
+                dtype: s,
             })?,
-        other => {
-            return Err(bad(format!(
-                "dtype must be a string, found {}",
-                json_kind(other)
-            )))
-        }
+        Err(found) => return Err(bad(format!("dtype must be a string, found {found}"))),
     };
-    let shape = integer_array(field("shape")?).map_err(|what| bad(format!("shape {what}")))?;
-    let offsets = integer_array(field("data_offsets")?)
+    let shape = raw
+        .shape
+        .ok_or_else(|| missing("shape"))?
+        .map_err(|what| bad(format!("shape {what}")))?;
+    let offsets = raw
+        .data_offsets
+        .ok_or_else(|| missing("data_offsets"))?
         .map_err(|what| bad(format!("data_offsets {what}")))?;
     let [begin, end] = offsets[..] else {
         return Err(bad(format!(
@@ -320,71 +265,40 @@ fn parse_tensor_entry(name: &str, raw: &RawValue) -> Result<TensorInfo, SafeTens
     })
 }
 
-/// Reads a JSON array of non-negative integers that fit a `usize`; on failure returns
-/// the end of a sentence saying what is wrong.
-fn integer_array(value: &Value) -> Result<Vec<usize>, String> {
-    let Value::Array(items) = value else {
-        return Err(format!(
-            "must be an array of non-negative integers, found {}",
-            json_kind(value)
-        ));
-    };
-    items
-        .iter()
-        .map(|item| {
-            item.as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or_else(|| format!("must hold non-negative integers, found {item}"))
-        })
-        .collect()
-}
-
-/// Names the JSON type of an unparsed value from its first character.
-fn raw_kind(raw: &RawValue) -> &'static str {
-    match raw.get().as_bytes().first() {
-        Some(b'{') => "an object",
-        Some(b'[') => "an array",
-        Some(b'"') => "a string",
-        Some(b't' | b'f') => "a boolean",
-        Some(b'n') => "null",
-        _ => "a number",
+impl Metadata {
+    /// Refuses a tensor name that appears twice (adjacent in name order).
+    fn check_unique_names(&self) -> Result<(), SafeTensorError> {
+        for pair in self.by_name.windows(2) {
+            let name = &self.tensors[pair[0]].0;
+            if *name == self.tensors[pair[1]].0 {
+                return Err(SafeTensorError::DuplicateTensor(name.clone()));
+            }
+        }
+        Ok(())
     }
-}
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Sorts tensors into data order and checks they cover `[0, data_len)` exactly: no hole,
-/// no overlap, nothing past the end and no trailing bytes.
-fn check_tiling(
-    tensors: &mut [(String, TensorInfo)],
-    data_len: usize,
-) -> Result<(), SafeTensorError> {
-    tensors
-        .sort_by(|(an, a), (bn, b)| a.data_offsets.cmp(&b.data_offsets).then_with(|| an.cmp(bn)));
-    let mut covered = 0usize;
-    for (name, info) in tensors.iter() {
-        let (begin, end) = info.data_offsets;
-        if begin != covered || end > data_len {
-            return Err(SafeTensorError::InvalidOffset {
-                tensor: name.clone(),
-                data_offsets: (begin, end),
-                expected_begin: covered,
-                data_len,
+    /// Checks the tensors, in data order, cover `[0, data_len)` exactly: no hole, no
+    /// overlap, nothing past the end and no trailing bytes.
+    fn check_tiling(&self) -> Result<(), SafeTensorError> {
+        let mut covered = 0usize;
+        for (name, info) in &self.tensors {
+            let (begin, end) = info.data_offsets;
+            if begin != covered || end > self.data_len {
+                return Err(SafeTensorError::InvalidOffset {
+                    tensor: name.clone(),
+                    data_offsets: (begin, end),
+                    expected_begin: covered,
+                    data_len: self.data_len,
+                });
+            }
+            covered = end;
+        }
+        if covered != self.data_len {
+            return Err(SafeTensorError::MetadataIncompleteBuffer {
+                covered,
+                data_len: self.data_len,
             });
         }
-        covered = end;
+        Ok(())
     }
-    if covered != data_len {
-        return Err(SafeTensorError::MetadataIncompleteBuffer { covered, data_len });
-    }
-    Ok(())
 }

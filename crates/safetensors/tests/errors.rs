@@ -99,6 +99,10 @@ fn duplicate_field_or_metadata_key() {
     ));
     let h = r#"{"__metadata__":{"k":"1","k":"2"}}"#;
     assert!(matches!(err_for(h, 0), SafeTensorError::InvalidMetadata(_)));
+    let h = r#"{"__metadata__":{"k":"1"},"__metadata__":{"j":"2"}}"#;
+    assert!(
+        matches!(err_for(h, 0), SafeTensorError::DuplicateTensor(ref n) if n == "__metadata__")
+    );
 }
 
 #[test]

@@ -9,8 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// A fresh empty folder under cargo's per-target temp dir.
 pub fn scratch(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("convert-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "convert-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -18,7 +21,9 @@ pub fn scratch(tag: &str) -> PathBuf {
 
 /// The committed fixture `tests/data/<name>`.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 pub fn crc32(bytes: &[u8]) -> u32 {
@@ -26,7 +31,11 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -88,7 +97,9 @@ pub fn state_dict_pickle(tensors: &[(&str, &str, u8, u8, u8)]) -> Vec<u8> {
         p.extend_from_slice(b"ctorch\nFloatStorage\n");
         p.extend(unicode(key));
         p.extend(unicode("cpu"));
-        p.extend_from_slice(&[b'K', *numel, b't', b'Q', b'K', *offset, b'K', *size, 0x85, b'K', 1, 0x85, 0x89]);
+        p.extend_from_slice(&[
+            b'K', *numel, b't', b'Q', b'K', *offset, b'K', *size, 0x85, b'K', 1, 0x85, 0x89,
+        ]);
         p.extend_from_slice(b"ccollections\nOrderedDict\n)Rt");
         p.push(b'R');
     }
@@ -114,11 +125,11 @@ pub fn torch_python() -> Option<PathBuf> {
     if ok {
         return Some(python);
     }
-    let msg = format!("torch is not importable with {}; skipping torch checkpoint tests", python.display());
+    let why = format!("torch is not importable with {}", python.display());
     if std::env::var("SAFETENSORS_REQUIRE_FRAMEWORKS").as_deref() == Ok("1") {
-        panic!("{msg} (SAFETENSORS_REQUIRE_FRAMEWORKS=1)");
+        panic!("{why}, and SAFETENSORS_REQUIRE_FRAMEWORKS=1 forbids skipping the torch checkpoint tests");
     }
-    eprintln!("note: {msg}");
+    eprintln!("note: {why}; skipping torch checkpoint tests");
     None
 }
 
@@ -128,7 +139,11 @@ pub fn helper() -> PathBuf {
 
 /// Runs the helper; panics with its stderr on failure; returns stdout.
 pub fn run_helper(python: &Path, args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(python).arg(helper()).args(args).output().expect("run python");
+    let out = Command::new(python)
+        .arg(helper())
+        .args(args)
+        .output()
+        .expect("run python");
     assert!(
         out.status.success(),
         "torch_helper {:?} failed:\n{}",

@@ -1,0 +1,108 @@
+"""Save and load MLX arrays in the safetensors format."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional, Union
+
+import mlx.core as mx
+import numpy as np
+
+from . import _common
+from . import numpy as _np
+from ._safetensors_rust import SafetensorError, TensorSpec
+# Re-exported: code written for the reference imports these from the framework modules.
+from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+
+__all__ = ["save", "save_file", "load", "load_file"]
+
+# Header dtype -> mlx dtype (no float8 / float4 in mlx).
+_TYPES = {
+    "BOOL": mx.bool_,
+    "U8": mx.uint8,
+    "I8": mx.int8,
+    "U16": mx.uint16,
+    "I16": mx.int16,
+    "F16": mx.float16,
+    "BF16": mx.bfloat16,
+    "U32": mx.uint32,
+    "I32": mx.int32,
+    "F32": mx.float32,
+    "C64": mx.complex64,
+    "U64": mx.uint64,
+    "I64": mx.int64,
+}
+if hasattr(mx, "float64"):
+    _TYPES["F64"] = mx.float64
+_NAMES = {v: k for k, v in _TYPES.items()}
+
+
+def _specs(tensors: Dict[str, mx.array]):
+    """TensorSpecs over host copies of the arrays, plus the copies that keep them alive."""
+    _common.check_dict(tensors, "mlx array")
+    specs, keep = {}, []
+    for name, t in tensors.items():
+        if not isinstance(t, mx.array):
+            raise ValueError(f"Key {name!r} does not map to an mlx array (got {type(t).__name__})")
+        try:
+            dtype = _NAMES[t.dtype]
+        except KeyError:
+            raise SafetensorError(f"array {name!r} has dtype {t.dtype}, which safetensors cannot store") from None
+        # bfloat16 goes through its raw 16-bit words: numpy needs no bfloat16 type for that.
+        arr = _common.c_contiguous(np.array(t.view(mx.uint16) if dtype == "BF16" else t))
+        keep.append(arr)
+        specs[name] = TensorSpec(
+            dtype=dtype, shape=list(arr.shape), data_ptr=arr.__array_interface__["data"][0], data_len=arr.nbytes
+        )
+    return specs, keep
+
+
+def save(tensors: Dict[str, mx.array], metadata: Optional[Dict[str, str]] = None) -> bytes:
+    """Saves a dict of arrays to bytes in the safetensors format."""
+    specs, keep = _specs(tensors)
+    out = _common.save_specs(specs, metadata)
+    del keep
+    return out
+
+
+def save_file(
+    tensors: Dict[str, mx.array], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
+) -> None:
+    """Saves a dict of arrays to a safetensors file."""
+    specs, keep = _specs(tensors)
+    _common.save_specs_file(specs, filename, metadata)
+    del keep
+
+
+def load(data: bytes) -> Dict[str, mx.array]:
+    """Loads a safetensors file held in memory into arrays."""
+    return _common.load_bytes(data, "mlx")
+
+
+def load_file(filename: Union[str, os.PathLike]) -> Dict[str, mx.array]:
+    """Loads a safetensors file into arrays."""
+    return _common.load_path(filename, "mlx")
+
+
+# --- hooks called by the Rust loader -------------------------------------------------------
+
+
+def _st_device(device: Any) -> str:
+    return _common.check_cpu_device("mlx", device)
+
+
+def _st_empty(dtype: str, shape: list):
+    if dtype not in _TYPES:
+        raise _common.unsupported("mlx", dtype)
+    if dtype == "BF16":  # filled as raw 16-bit words, reinterpreted in _st_finish
+        arr = np.empty(shape, dtype=np.uint16)
+        return arr, arr.__array_interface__["data"][0], arr.nbytes
+    return _np._st_empty(dtype, shape)
+
+
+def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps) -> mx.array:
+    arr = _np._st_finish(arr, dtype, shape, device, steps)
+    if dtype == "BF16":
+        return mx.array(arr, dtype=mx.uint16).view(mx.bfloat16)
+    # The explicit dtype keeps 64-bit arrays 64-bit (mlx narrows float64 by default).
+    return mx.array(arr, dtype=_TYPES[dtype])

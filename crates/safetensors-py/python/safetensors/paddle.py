@@ -1,0 +1,140 @@
+"""Save and load PaddlePaddle tensors in the safetensors format."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+import paddle
+
+from . import _common
+from ._safetensors_rust import SafetensorError, TensorSpec
+# Re-exported: code written for the reference imports these from the framework modules.
+from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+
+__all__ = ["save", "save_file", "load", "load_file"]
+
+# Header dtype -> (paddle dtype, numpy type holding the same bits). No unsigned types wider
+# than 8 bits: paddle reads a numpy uint16 array as bfloat16 and has no uint32/uint64 tensors.
+_TYPES: Dict[str, Any] = {}
+for _name, _attr, _bits in (
+    ("BOOL", "bool", np.bool_),
+    ("U8", "uint8", np.uint8),
+    ("I8", "int8", np.int8),
+    ("I16", "int16", np.int16),
+    ("F16", "float16", np.float16),
+    ("BF16", "bfloat16", np.uint16),
+    ("I32", "int32", np.int32),
+    ("F32", "float32", np.float32),
+    ("C64", "complex64", np.complex64),
+    ("I64", "int64", np.int64),
+    ("F64", "float64", np.float64),
+    ("F8_E4M3", "float8_e4m3fn", np.uint8),
+    ("F8_E5M2", "float8_e5m2", np.uint8),
+):
+    _dt = getattr(paddle, _attr, None)
+    if _dt is not None:
+        _TYPES[_name] = (_dt, np.dtype(_bits))
+_NAMES = {v[0]: k for k, v in _TYPES.items()}
+# Types numpy cannot hold as such: moved as raw bits and reinterpreted by paddle.
+_VIEWED = {"BF16", "F8_E4M3", "F8_E5M2"}
+
+
+def _specs(tensors: Dict[str, "paddle.Tensor"]):
+    """TensorSpecs over host copies of the tensors, plus the copies that keep them alive."""
+    _common.check_dict(tensors, "paddle.Tensor")
+    specs, keep = {}, []
+    for name, t in tensors.items():
+        if not isinstance(t, paddle.Tensor):
+            raise ValueError(f"Key {name!r} does not map to a paddle.Tensor (got {type(t).__name__})")
+        try:
+            dtype = _NAMES[t.dtype]
+        except KeyError:
+            raise SafetensorError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store") from None
+        if dtype in _VIEWED:
+            t = t.view(paddle.uint16 if dtype == "BF16" else paddle.uint8)
+        arr = _common.c_contiguous(t.cpu().numpy())
+        keep.append(arr)
+        specs[name] = TensorSpec(
+            dtype=dtype, shape=list(arr.shape), data_ptr=arr.__array_interface__["data"][0], data_len=arr.nbytes
+        )
+    return specs, keep
+
+
+def save(tensors: Dict[str, "paddle.Tensor"], metadata: Optional[Dict[str, str]] = None) -> bytes:
+    """Saves a dict of tensors to bytes in the safetensors format."""
+    specs, keep = _specs(tensors)
+    out = _common.save_specs(specs, metadata)
+    del keep
+    return out
+
+
+def save_file(
+    tensors: Dict[str, "paddle.Tensor"], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
+) -> None:
+    """Saves a dict of tensors to a safetensors file."""
+    specs, keep = _specs(tensors)
+    _common.save_specs_file(specs, filename, metadata)
+    del keep
+
+
+def load(data: bytes, device: str = "cpu") -> Dict[str, "paddle.Tensor"]:
+    """Loads a safetensors file held in memory into tensors on ``device``."""
+    return _common.load_bytes(data, "paddle", device)
+
+
+def load_file(filename: Union[str, os.PathLike], device: str = "cpu") -> Dict[str, "paddle.Tensor"]:
+    """Loads a safetensors file into tensors on ``device`` (one tensor at a time)."""
+    return _common.load_path(filename, "paddle", device)
+
+
+# --- hooks called by the Rust loader -------------------------------------------------------
+
+
+def _st_device(device: Any) -> Any:
+    if device is None or device == "cpu":
+        return paddle.CPUPlace()
+    if isinstance(device, int):
+        return paddle.CUDAPlace(device)
+    if isinstance(device, str):
+        kind, _, index = device.partition(":")
+        if kind in ("cuda", "gpu"):
+            return paddle.CUDAPlace(int(index or 0))
+        raise ValueError(f"unsupported paddle device {device!r}: use 'cpu', 'gpu:N' or 'cuda:N'")
+    return device  # already a paddle Place
+
+
+def _st_empty(dtype: str, shape: list):
+    try:
+        pdtype, bits = _TYPES[dtype]
+    except KeyError:
+        raise _common.unsupported("paddle", dtype) from None
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(bits).itemsize
+    t = paddle.empty(shape, dtype=pdtype)
+    if t.place.is_cpu_place() and nbytes:
+        # The tensor itself: the file bytes are copied straight into it.
+        return t, t.data_ptr(), nbytes
+    # Default device is not the CPU (or nothing to copy): stage in a numpy array.
+    arr = np.empty(shape, dtype=bits)
+    return arr, arr.__array_interface__["data"][0], arr.nbytes
+
+
+def _st_finish(t, dtype: str, shape: list, device: Any, steps):
+    if isinstance(t, np.ndarray):
+        if steps is not None:
+            t = _common.c_contiguous(t[_common.steps_index(steps)])
+        out = paddle.to_tensor(t, place=device)
+        return out.view(_TYPES[dtype][0]) if dtype in _VIEWED else out
+    if steps is not None:
+        t = _strided(t, dtype, steps)
+    if not device.is_cpu_place():
+        t = t.to(device)
+    return t
+
+
+def _strided(t, dtype: str, steps):
+    """Every step-th element per dimension, as a new dense tensor."""
+    axes = list(range(len(steps)))
+    ends = list(t.shape)
+    return paddle.strided_slice(t, axes=axes, starts=[0] * len(axes), ends=ends, strides=list(steps)).clone()

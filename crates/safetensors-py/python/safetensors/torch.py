@@ -1,0 +1,341 @@
+"""Save and load PyTorch tensors and models in the safetensors format.
+
+Besides ``save``/``save_file``/``load``/``load_file`` this module has ``save_model`` and
+``load_model`` (which handle tensors that share memory, such as tied embeddings) and the
+helpers other libraries import from it (``storage_ptr``, ``storage_size``,
+``_find_shared_tensors``, ``_remove_duplicate_names``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
+
+import torch
+
+from . import _common
+from ._safetensors_rust import SafetensorError, TensorSpec
+# Re-exported: code written for the reference imports these from the framework modules.
+from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+
+__all__ = ["save", "save_file", "load", "load_file", "save_model", "load_model"]
+
+# Header dtype -> torch dtype, for every type this torch build has.
+_TYPES: Dict[str, torch.dtype] = {}
+for _name, _attr in (
+    ("BOOL", "bool"),
+    ("U8", "uint8"),
+    ("I8", "int8"),
+    ("U16", "uint16"),
+    ("I16", "int16"),
+    ("F16", "float16"),
+    ("BF16", "bfloat16"),
+    ("U32", "uint32"),
+    ("I32", "int32"),
+    ("F32", "float32"),
+    ("C64", "complex64"),
+    ("U64", "uint64"),
+    ("I64", "int64"),
+    ("F64", "float64"),
+    ("F8_E5M2", "float8_e5m2"),
+    ("F8_E4M3", "float8_e4m3fn"),
+    ("F8_E4M3FNUZ", "float8_e4m3fnuz"),
+    ("F8_E5M2FNUZ", "float8_e5m2fnuz"),
+    ("F8_E8M0", "float8_e8m0fnu"),
+    ("F4", "float4_e2m1fn_x2"),
+):
+    if isinstance(getattr(torch, _attr, None), torch.dtype):
+        _TYPES[_name] = getattr(torch, _attr)
+_NAMES: Dict[torch.dtype, str] = {v: k for k, v in _TYPES.items()}
+_F4 = _TYPES.get("F4")
+
+
+# --- storage helpers (imported by other libraries) -----------------------------------------
+
+
+def storage_ptr(tensor: torch.Tensor) -> int:
+    """The address of the tensor's storage (0 for storage-less tensors, e.g. on "meta")."""
+    try:
+        return tensor.untyped_storage().data_ptr()
+    except Exception:
+        try:  # older torch
+            return tensor.storage().data_ptr()
+        except NotImplementedError:
+            return 0
+
+
+def storage_size(tensor: torch.Tensor) -> int:
+    """The size in bytes of the tensor's storage."""
+    try:
+        return tensor.untyped_storage().nbytes()
+    except AttributeError:  # older torch
+        try:
+            return tensor.storage().size() * tensor.element_size()
+        except NotImplementedError:
+            return tensor.nelement() * tensor.element_size()
+
+
+def _end_ptr(tensor: torch.Tensor) -> int:
+    """The address one past the tensor's last byte (its start when it is empty)."""
+    if tensor.nelement() == 0:
+        return tensor.data_ptr()
+    last = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()))
+    return tensor.data_ptr() + (last + 1) * tensor.element_size()
+
+
+def _is_complete(tensor: torch.Tensor) -> bool:
+    """Whether the tensor starts at its storage's start and covers all of it."""
+    return tensor.data_ptr() == storage_ptr(tensor) and (
+        tensor.nelement() * tensor.element_size() == storage_size(tensor)
+    )
+
+
+def _find_shared_tensors(state_dict: Dict[str, torch.Tensor]) -> List[Set[str]]:
+    """Groups of names whose tensors share memory (overlapping bytes of one storage).
+
+    Every tensor is in exactly one group; a group of one shares nothing. Tensors of one
+    storage whose bytes do not overlap (e.g. disjoint views) are in separate groups.
+    """
+    by_storage: Dict[Tuple[Any, int, int], List[str]] = defaultdict(list)
+    groups: List[Set[str]] = []
+    for name, t in state_dict.items():
+        if not isinstance(t, torch.Tensor):
+            continue
+        ptr = storage_ptr(t)
+        if t.device.type == "meta" or ptr == 0 or t.nelement() == 0:
+            groups.append({name})
+            continue
+        by_storage[(t.device, ptr, storage_size(t))].append(name)
+    for names in by_storage.values():
+        spans = sorted((state_dict[n].data_ptr(), _end_ptr(state_dict[n]), n) for n in names)
+        current: Set[str] = set()
+        current_end = -1
+        for start, end, n in spans:
+            if current and start < current_end:
+                current.add(n)
+                current_end = max(current_end, end)
+            else:
+                if current:
+                    groups.append(current)
+                current, current_end = {n}, end
+        if current:
+            groups.append(current)
+    return groups
+
+
+def _remove_duplicate_names(
+    state_dict: Dict[str, torch.Tensor],
+    *,
+    preferred_names: Optional[List[str]] = None,
+    discard_names: Optional[List[str]] = None,
+) -> Dict[str, List[str]]:
+    """For each group of tensors sharing memory: the name to keep -> sorted names to drop.
+
+    The kept name is the first in sorted order among the group's complete tensors (those
+    covering their whole storage), preferring names not in ``discard_names`` and then names
+    in ``preferred_names``. A group with no complete tensor is refused with RuntimeError.
+    """
+    preferred = set(preferred_names or [])
+    discard = set(discard_names or [])
+    to_remove: Dict[str, List[str]] = defaultdict(list)
+    for shared in _find_shared_tensors(state_dict):
+        if len(shared) <= 1:
+            continue
+        complete = {n for n in shared if _is_complete(state_dict[n])}
+        if not complete:
+            raise RuntimeError(
+                f"Error while trying to find names to remove to save state dict, but found no suitable name to keep "
+                f"for saving amongst: {sorted(shared)}. None is covering the entire storage. Refusing to save/load "
+                "the model since you could be storing much more memory than needed. Please refer to "
+                "https://huggingface.co/docs/safetensors/torch_shared_tensors for more information. Or open an issue."
+            )
+        keep = sorted(complete)[0]
+        kept_not_discarded = complete - discard
+        if kept_not_discarded:
+            keep = sorted(kept_not_discarded)[0]
+        kept_preferred = complete & preferred
+        if kept_preferred:
+            keep = sorted(kept_preferred)[0]
+        for name in sorted(shared):
+            if name != keep:
+                to_remove[keep].append(name)
+    return to_remove
+
+
+# --- save -----------------------------------------------------------------------------------
+
+
+def _header(t: torch.Tensor, name: str) -> Tuple[str, List[int]]:
+    try:
+        dtype = _NAMES[t.dtype]
+    except KeyError:
+        raise SafetensorError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store") from None
+    shape = list(t.shape)
+    if t.dtype == _F4 and _F4 is not None:
+        if not shape:
+            raise SafetensorError(f"tensor {name!r}: a scalar float4_e2m1fn_x2 cannot be stored")
+        shape[-1] *= 2  # two 4-bit values a byte: the header counts elements
+    return dtype, shape
+
+
+def _flatten(tensors: Dict[str, torch.Tensor]) -> Tuple[Dict[str, TensorSpec], list]:
+    """TensorSpecs over each tensor's own memory (CPU copies for other devices), plus the
+    tensors that keep that memory alive."""
+    _common.check_dict(tensors, "torch.Tensor")
+    invalid = [k for k, v in tensors.items() if not isinstance(v, torch.Tensor)]
+    if invalid:
+        raise ValueError(f"Key(s) {invalid} do(es) not map to a torch.Tensor: only torch tensors can be saved")
+    shared = [sorted(s) for s in _find_shared_tensors(tensors) if len(s) > 1]
+    if shared:
+        raise RuntimeError(
+            f"Some tensors share memory, this will lead to duplicate memory on disk and potential differences "
+            f"when loading them again: {shared}.\nA potential way to correctly save your model is to use "
+            "`save_model`.\nMore information at https://huggingface.co/docs/safetensors/torch_shared_tensors"
+        )
+    specs, keep = {}, []
+    for name, t in tensors.items():
+        if t.layout != torch.strided:
+            raise ValueError(f"tensor {name!r} has layout {t.layout}: convert it with .to_dense() before saving")
+        if not t.is_contiguous():
+            raise ValueError(
+                f"You are trying to save a non contiguous tensor: `{name}` which is not allowed. It either means you "
+                "are trying to save tensors which are reference of each other in which case it's recommended to save "
+                "only the full tensors, and reslice at load time, or simply call `.contiguous()` on your tensor to "
+                "pack it before saving."
+            )
+        if t.device.type == "meta":
+            raise ValueError(f"tensor {name!r} is on the 'meta' device: it has no data to save")
+        dtype, shape = _header(t, name)
+        if t.device.type != "cpu":
+            t = t.to("cpu")
+        t = t.detach()
+        keep.append(t)
+        nbytes = t.nelement() * t.element_size()
+        specs[name] = TensorSpec(dtype=dtype, shape=shape, data_ptr=t.data_ptr() if nbytes else 0, data_len=nbytes)
+    return specs, keep
+
+
+def save(tensors: Dict[str, torch.Tensor], metadata: Optional[Dict[str, str]] = None) -> bytes:
+    """Saves a dict of tensors to bytes in the safetensors format."""
+    specs, keep = _flatten(tensors)
+    out = _common.save_specs(specs, metadata)
+    del keep
+    return out
+
+
+def save_file(
+    tensors: Dict[str, torch.Tensor], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
+) -> None:
+    """Saves a dict of tensors to a safetensors file (written to a temporary file, then renamed)."""
+    specs, keep = _flatten(tensors)
+    _common.save_specs_file(specs, filename, metadata)
+    del keep
+
+
+def save_model(
+    model: torch.nn.Module, filename: str, metadata: Optional[Dict[str, str]] = None, force_contiguous: bool = True
+) -> None:
+    """Saves a model's state dict, keeping one name per group of tensors that share memory.
+
+    Each dropped name is recorded in the metadata (dropped name -> kept name).
+    """
+    state_dict = model.state_dict()
+    to_removes = _remove_duplicate_names(state_dict)
+    metadata = dict(metadata) if metadata is not None else None
+    for kept_name, dropped in to_removes.items():
+        for name in dropped:
+            if metadata is None:
+                metadata = {}
+            metadata.setdefault(name, kept_name)
+            del state_dict[name]
+    if force_contiguous:
+        state_dict = {k: v.contiguous() for k, v in state_dict.items()}
+    try:
+        save_file(state_dict, filename, metadata=metadata)
+    except ValueError as e:
+        raise ValueError(f"{e}\nOr use save_model(..., force_contiguous=True), read the docs for potential caveats.") from e
+
+
+# --- load -----------------------------------------------------------------------------------
+
+
+def load(data: bytes) -> Dict[str, torch.Tensor]:
+    """Loads a safetensors file held in memory into CPU tensors."""
+    return _common.load_bytes(data, "pt")
+
+
+def load_file(filename: Union[str, os.PathLike], device: Union[str, int, torch.device] = "cpu") -> Dict[str, torch.Tensor]:
+    """Loads a safetensors file into tensors on ``device``, one tensor at a time."""
+    return _common.load_path(filename, "pt", device)
+
+
+def load_model(
+    model: torch.nn.Module,
+    filename: Union[str, os.PathLike],
+    strict: bool = True,
+    device: Union[str, int, torch.device] = "cpu",
+) -> Tuple[List[str], List[str]]:
+    """Loads a file written by ``save_model`` (or ``save_file``) into ``model``.
+
+    Returns ``(missing, unexpected)``: names of the model not found in the file, and names
+    in the file the model does not have. Names dropped at save time because they shared
+    memory with a kept name are restored through that sharing and are not reported missing.
+    With ``strict=True`` any missing or unexpected name raises RuntimeError.
+    """
+    state_dict = load_file(filename, device=device)
+    model_state_dict = model.state_dict()
+    to_removes = _remove_duplicate_names(model_state_dict, preferred_names=list(state_dict.keys()))
+    missing_keys, unexpected_keys = model.load_state_dict(state_dict, strict=False)
+    missing = set(missing_keys)
+    unexpected = list(unexpected_keys)
+    for kept_name, dropped in to_removes.items():
+        for name in dropped:
+            if name in missing and kept_name in state_dict:
+                missing.remove(name)
+    missing_list = sorted(missing)
+    if strict and (missing_list or unexpected):
+        error = f"Error(s) in loading state_dict for {model.__class__.__name__}:"
+        if missing_list:
+            error += "\n    Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing_list)
+        if unexpected:
+            error += "\n    Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in sorted(unexpected))
+        raise RuntimeError(error)
+    return missing_list, unexpected
+
+
+# --- hooks called by the Rust loader -------------------------------------------------------
+
+
+def _st_device(device: Any) -> torch.device:
+    if isinstance(device, int):
+        return torch.device("cuda", device)
+    return torch.device(device)
+
+
+def _storage_shape(dtype: str, shape: list) -> list:
+    if dtype == "F4":
+        if not shape or shape[-1] % 2:
+            raise SafetensorError(
+                f"an F4 tensor of shape {shape} cannot be a torch.float4_e2m1fn_x2 tensor: its last dimension must be even"
+            )
+        return shape[:-1] + [shape[-1] // 2]
+    return shape
+
+
+def _st_empty(dtype: str, shape: list):
+    try:
+        tdtype = _TYPES[dtype]
+    except KeyError:
+        raise _common.unsupported("torch", dtype) from None
+    t = torch.empty(_storage_shape(dtype, shape), dtype=tdtype)
+    nbytes = t.nelement() * t.element_size()
+    return t, t.data_ptr(), nbytes
+
+
+def _st_finish(t: torch.Tensor, dtype: str, shape: list, device: torch.device, steps):
+    if steps is not None:
+        t = t[_common.steps_index(steps)].contiguous()
+    if device.type != "cpu":
+        t = t.to(device)
+    return t

@@ -1,0 +1,52 @@
+//! The one conversion of Rust errors into Python exceptions.
+//!
+//! Format errors (a bad header, a missing tensor, a bad slice) become `SafetensorError`;
+//! a missing file becomes `FileNotFoundError` and a refused permission `PermissionError`, so
+//! Python code can handle them the usual way. Messages come from the core crate (which names
+//! the tensor and the numbers) plus, where it helps, what the caller can do about it.
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyPermissionError};
+use pyo3::PyErr;
+use safetensors::slice::InvalidSlice;
+use safetensors::SafeTensorError;
+use std::io;
+
+create_exception!(
+    safetensors,
+    SafetensorError,
+    PyException,
+    "Raised for any problem with safetensors data: a file that is not valid safetensors, a \
+     tensor that is not in the file, a slice outside the tensor, a dtype that cannot be stored."
+);
+
+/// Converts an I/O error, keeping Python's usual exception classes for the common kinds.
+pub fn io_error(err: io::Error, context: &str) -> PyErr {
+    let msg = format!("{context}: {err}");
+    match err.kind() {
+        io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
+        io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
+        _ => PyOSError::new_err(msg),
+    }
+}
+
+/// Converts a core error into the Python exception a caller expects.
+pub fn to_pyerr(err: SafeTensorError) -> PyErr {
+    match err {
+        SafeTensorError::IoError(e) => io_error(e, "safetensors I/O error"),
+        SafeTensorError::TensorNotFound(ref name) => SafetensorError::new_err(format!(
+            "File does not contain tensor {name}: call keys() to list the tensors it has"
+        )),
+        other => SafetensorError::new_err(other.to_string()),
+    }
+}
+
+/// Converts a refused slice of tensor `name`.
+pub fn slice_error(name: &str, err: InvalidSlice) -> PyErr {
+    SafetensorError::new_err(format!("Invalid slice of tensor {name}: {err}"))
+}
+
+/// A `SafetensorError` with the given message.
+pub fn st_err(msg: impl Into<String>) -> PyErr {
+    SafetensorError::new_err(msg.into())
+}

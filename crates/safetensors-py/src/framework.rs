@@ -1,0 +1,143 @@
+//! The frameworks a tensor can be loaded into, and the two hooks each framework's Python
+//! module provides so that loading copies file bytes exactly once, straight into the final
+//! tensor's memory:
+//!
+//! - `_st_empty(dtype, shape) -> (holder, address, nbytes)` allocates an uninitialized CPU
+//!   tensor (or array) for a header dtype and shape, and reports where its bytes live;
+//! - `_st_finish(holder, dtype, shape, device, steps) -> tensor` turns the filled holder
+//!   into what the user gets: takes every step-th element along each dimension when `steps`
+//!   is a tuple of ints (a sliced read with steps > 1), moves it to the device,
+//!   wraps it in the framework's type.
+//!
+//! `_st_device(device)` checks and normalizes the `device` argument once, at open time.
+
+use crate::error::st_err;
+use crate::raw::RawDst;
+use crate::source::Source;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use safetensors::tensor::TensorInfo;
+use safetensors::Dtype;
+use std::ops::Range;
+
+/// A framework a tensor can be returned as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framework {
+    /// PyTorch (`"pt"`, `"torch"`).
+    Pytorch,
+    /// NumPy (`"np"`, `"numpy"`).
+    Numpy,
+    /// TensorFlow (`"tf"`, `"tensorflow"`).
+    Tensorflow,
+    /// JAX / Flax (`"flax"`, `"jax"`).
+    Flax,
+    /// PaddlePaddle (`"paddle"`).
+    Paddle,
+    /// MLX (`"mlx"`).
+    Mlx,
+}
+
+impl Framework {
+    /// Parses the `framework` argument of `safe_open`.
+    pub fn parse(name: &str) -> PyResult<Framework> {
+        Ok(match name {
+            "pt" | "torch" | "pytorch" => Framework::Pytorch,
+            "np" | "numpy" => Framework::Numpy,
+            "tf" | "tensorflow" => Framework::Tensorflow,
+            "flax" | "jax" => Framework::Flax,
+            "paddle" | "paddlepaddle" => Framework::Paddle,
+            "mlx" => Framework::Mlx,
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "framework {name:?} is not supported: use one of \"pt\" (or \"torch\"), \"np\" \
+                     (\"numpy\"), \"tf\" (\"tensorflow\"), \"flax\" (\"jax\"), \"paddle\", \"mlx\""
+                )))
+            }
+        })
+    }
+
+    /// The Python module that implements the hooks.
+    fn module(self) -> &'static str {
+        match self {
+            Framework::Pytorch => "safetensors.torch",
+            Framework::Numpy => "safetensors.numpy",
+            Framework::Tensorflow => "safetensors.tensorflow",
+            Framework::Flax => "safetensors.flax",
+            Framework::Paddle => "safetensors.paddle",
+            Framework::Mlx => "safetensors.mlx",
+        }
+    }
+}
+
+/// The resolved hooks of one framework plus the normalized device.
+pub struct Hooks {
+    empty: Py<PyAny>,
+    finish: Py<PyAny>,
+    device: Py<PyAny>,
+}
+
+impl Hooks {
+    /// Imports the framework's module (which imports the framework itself) and normalizes
+    /// `device` through its `_st_device` hook.
+    pub fn load(
+        py: Python<'_>,
+        framework: Framework,
+        device: &Bound<'_, PyAny>,
+    ) -> PyResult<Hooks> {
+        let module = py.import(framework.module())?;
+        let device = module.call_method1("_st_device", (device,))?;
+        Ok(Hooks {
+            empty: module.getattr("_st_empty")?.unbind(),
+            finish: module.getattr("_st_finish")?.unbind(),
+            device: device.unbind(),
+        })
+    }
+
+    /// Builds the framework tensor for the byte `ranges` of tensor `name`: allocates it with
+    /// shape `shape`, copies the ranges into it, then finishes it (`steps`: the step to
+    /// take along each dimension afterwards as a tuple of ints, or None when all are 1).
+    #[allow(clippy::too_many_arguments)]
+    pub fn build<'py>(
+        &self,
+        py: Python<'py>,
+        source: &Source,
+        name: &str,
+        info: &TensorInfo,
+        shape: &[usize],
+        ranges: &[Range<usize>],
+        steps: Option<Bound<'py, PyTuple>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let dtype: Dtype = info.dtype;
+        let want: usize = ranges.iter().map(|r| r.len()).sum();
+        let made = self.empty.bind(py).call1((dtype.name(), shape.to_vec()))?;
+        let (holder, addr, nbytes): (Bound<'py, PyAny>, usize, usize) = made.extract()?;
+        if nbytes != want {
+            return Err(st_err(format!(
+                "tensor {name}: the framework allocated {nbytes} bytes for dtype {dtype} and shape \
+                 {shape:?}, expected {want}"
+            )));
+        }
+        if want > 0 && addr == 0 {
+            return Err(st_err(format!(
+                "tensor {name}: the framework returned a null buffer"
+            )));
+        }
+        // SAFETY: `holder` owns `nbytes` bytes at `addr`, freshly allocated by `_st_empty` and
+        // not yet visible to any other Python code; `holder` stays alive (bound here) until
+        // after the copy below.
+        let mut dst = unsafe { RawDst::new(addr, nbytes) };
+        source.read_ranges(py, name, info, ranges, dst.as_mut_slice())?;
+        let steps = match steps {
+            Some(t) => t.into_any(),
+            None => py.None().into_bound(py),
+        };
+        self.finish.bind(py).call1((
+            holder,
+            dtype.name(),
+            shape.to_vec(),
+            self.device.bind(py),
+            steps,
+        ))
+    }
+}

@@ -1,0 +1,39 @@
+//! `_safe_open_handle` (over an open Python file object, such as an fsspec file) and
+//! `_safe_open_bytes` (over an in-memory safetensors file, used by every framework's
+//! `load(bytes)`): the same lazy `safe_open` object over other sources.
+
+use crate::open::SafeOpen;
+use crate::source::Source;
+use pyo3::prelude::*;
+
+/// `_safe_open_handle(fileobj, framework, device="cpu")`: like `safe_open`, reading through
+/// the file object's `seek`/`read` (the object must be opened in binary mode).
+#[pyfunction]
+#[pyo3(name = "_safe_open_handle", signature = (fileobj, framework, device = None))]
+pub fn safe_open_handle(
+    py: Python<'_>,
+    fileobj: &Bound<'_, PyAny>,
+    framework: &str,
+    device: Option<&Bound<'_, PyAny>>,
+) -> PyResult<SafeOpen> {
+    crate::framework::Framework::parse(framework)?;
+    let source = Source::from_handle(fileobj)?;
+    let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
+    SafeOpen::from_source(py, source, framework, device.unwrap_or(&cpu))
+}
+
+/// `_safe_open_bytes(data, framework, device="cpu")`: like `safe_open`, over a bytes-like
+/// object holding a whole safetensors file.
+#[pyfunction]
+#[pyo3(name = "_safe_open_bytes", signature = (data, framework, device = None))]
+pub fn safe_open_bytes(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    framework: &str,
+    device: Option<&Bound<'_, PyAny>>,
+) -> PyResult<SafeOpen> {
+    crate::framework::Framework::parse(framework)?;
+    let source = Source::from_buffer(data)?;
+    let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
+    SafeOpen::from_source(py, source, framework, device.unwrap_or(&cpu))
+}

@@ -1,0 +1,37 @@
+//! The `safetensors._safetensors_rust` extension module: Python bindings over the
+//! `safetensors` core crate. This file only registers the module's contents; each concern
+//! lives in its own file (see the module list below).
+#![deny(missing_docs)]
+
+mod dtype;
+mod error;
+mod framework;
+mod handle;
+mod open;
+mod raw;
+mod serialize;
+mod slice;
+mod source;
+
+use pyo3::prelude::*;
+
+/// The extension module. `gil_used = false`: every exposed class is `Sync` (frozen, with
+/// thread-safe contents) and reads run with the interpreter detached, so the module is
+/// declared safe for free-threaded Python.
+#[pymodule(gil_used = false)]
+fn _safetensors_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<open::SafeOpen>()?;
+    m.add_class::<slice::PySafeSlice>()?;
+    m.add_class::<serialize::TensorSpec>()?;
+    m.add_function(wrap_pyfunction!(handle::safe_open_handle, m)?)?;
+    m.add_function(wrap_pyfunction!(handle::safe_open_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(serialize::serialize, m)?)?;
+    m.add_function(wrap_pyfunction!(serialize::serialize_file, m)?)?;
+    m.add_function(wrap_pyfunction!(serialize::deserialize, m)?)?;
+    m.add(
+        "SafetensorError",
+        m.py().get_type::<error::SafetensorError>(),
+    )?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `safe_open`: lazy, thread-safe access to the tensors of a safetensors container.
+//!
+//! Opening reads and validates only the header. Each `get_tensor` allocates the framework
+//! tensor and copies its bytes once, with the interpreter detached, straight into it.
+
+use crate::error::{st_err, to_pyerr};
+use crate::framework::{Framework, Hooks};
+use crate::slice::PySafeSlice;
+use crate::source::Source;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use safetensors::file::{Backend, SafeFile};
+use safetensors::tensor::TensorInfo;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What a `safe_open` and the slices it hands out share.
+pub struct Inner {
+    /// Where the bytes come from.
+    pub source: Source,
+    /// The framework's hooks and the device.
+    pub hooks: Hooks,
+}
+
+impl Inner {
+    /// The header entry of tensor `name`, or a `SafetensorError` naming it.
+    pub fn info(&self, name: &str) -> PyResult<&TensorInfo> {
+        self.source.metadata().info(name).ok_or_else(|| {
+            st_err(format!(
+                "File does not contain tensor {name}: call keys() to list the tensors it has"
+            ))
+        })
+    }
+
+    /// The whole tensor `name` as a framework tensor.
+    pub fn tensor<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let info = self.info(name)?;
+        let len = info.data_offsets.1 - info.data_offsets.0;
+        #[allow(clippy::single_range_in_vec_init)]
+        let ranges = [0..len];
+        self.hooks
+            .build(py, &self.source, name, info, &info.shape, &ranges, None)
+    }
+}
+
+/// Opens a safetensors file lazily.
+///
+/// `safe_open(filename, framework, device="cpu", *, backend="mmap")`; use it as a context
+/// manager. `framework` picks the tensor type returned ("pt", "np", "tf", "flax", "paddle",
+/// "mlx"), `backend` how the file is read ("mmap" or "pread").
+#[pyclass(frozen, name = "safe_open", module = "safetensors")]
+pub struct SafeOpen {
+    inner: Arc<Inner>,
+}
+
+impl SafeOpen {
+    /// Wraps a validated source for `framework` on `device`.
+    pub fn from_source(
+        py: Python<'_>,
+        source: Source,
+        framework: &str,
+        device: &Bound<'_, PyAny>,
+    ) -> PyResult<SafeOpen> {
+        let framework = Framework::parse(framework)?;
+        let hooks = Hooks::load(py, framework, device)?;
+        Ok(SafeOpen {
+            inner: Arc::new(Inner { source, hooks }),
+        })
+    }
+}
+
+fn parse_backend(name: &str) -> PyResult<Backend> {
+    match name {
+        "mmap" => Ok(Backend::Mmap),
+        "pread" => Ok(Backend::Pread),
+        _ => Err(PyValueError::new_err(format!(
+            "backend {name:?} is not supported: use \"mmap\" (map the file) or \"pread\" (read \
+             each tensor with positioned reads)"
+        ))),
+    }
+}
+
+#[pymethods]
+impl SafeOpen {
+    #[new]
+    #[pyo3(signature = (filename, framework, device = None, *, backend = "mmap"))]
+    fn new(
+        py: Python<'_>,
+        filename: PathBuf,
+        framework: &str,
+        device: Option<&Bound<'_, PyAny>>,
+        backend: &str,
+    ) -> PyResult<Self> {
+        // Check the cheap arguments before touching the file system.
+        Framework::parse(framework)?;
+        let backend = parse_backend(backend)?;
+        let file = py
+            .detach(|| SafeFile::open(&filename, backend))
+            .map_err(|e| match e {
+                safetensors::SafeTensorError::IoError(io) => {
+                    crate::error::io_error(io, &format!("cannot open {}", filename.display()))
+                }
+                other => to_pyerr(other),
+            })?;
+        let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
+        let device = device.unwrap_or(&cpu);
+        SafeOpen::from_source(py, Source::File(file), framework, device)
+    }
+
+    /// The tensor names, sorted.
+    fn keys(&self) -> Vec<String> {
+        self.inner
+            .source
+            .metadata()
+            .names_sorted()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The tensor names in the order of their data in the file.
+    fn offset_keys(&self) -> Vec<String> {
+        self.inner.source.metadata().offset_keys()
+    }
+
+    /// The `__metadata__` of the header as a dict (in file order), or None.
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(pairs) = self.inner.source.metadata().metadata_ordered() else {
+            return Ok(None);
+        };
+        let dict = PyDict::new(py);
+        for (k, v) in pairs {
+            dict.set_item(k, v)?;
+        }
+        Ok(Some(dict))
+    }
+
+    /// Loads the tensor `name` (whole).
+    fn get_tensor<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.inner.tensor(py, name)
+    }
+
+    /// Loads every tensor, as a dict keyed by name (sorted order).
+    fn get_tensors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for name in self.inner.source.metadata().names_sorted() {
+            dict.set_item(name, self.inner.tensor(py, name)?)?;
+        }
+        Ok(dict)
+    }
+
+    /// A lazy view of tensor `name`: index it to read only part of it.
+    fn get_slice(&self, name: &str) -> PyResult<PySafeSlice> {
+        let info = self.inner.info(name)?.clone();
+        Ok(PySafeSlice::new(self.inner.clone(), name.to_owned(), info))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (_exc_type = None, _exc_value = None, _traceback = None))]
+    fn __exit__(
+        &self,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        _exc_value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> bool {
+        false
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.source.metadata().len()
+    }
+
+    fn __contains__(&self, name: &str) -> bool {
+        self.inner.source.metadata().info(name).is_some()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<safe_open with {} tensors>",
+            self.inner.source.metadata().len()
+        )
+    }
+}
+
+/// Helper used by slices: a list of Python ints.
+pub fn shape_list<'py>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, shape)
+}

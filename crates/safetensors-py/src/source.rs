@@ -1,0 +1,203 @@
+//! Where a lazily opened safetensors container reads its bytes from: a file on disk (the
+//! core's `SafeFile`, mmap or pread), an in-memory Python buffer (`load(bytes)`), or a Python
+//! file object (`_safe_open_handle`, e.g. an fsspec file) driven through `seek`/`read`.
+//!
+//! Every source validates the header with the core crate and copies the selected byte
+//! ranges of a tensor straight into a destination slice.
+
+use crate::error::{io_error, st_err, to_pyerr};
+use crate::raw::buffer_bytes;
+use pyo3::buffer::PyUntypedBuffer;
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::PyBytes;
+use safetensors::file::SafeFile;
+use safetensors::tensor::{read_header_len, Metadata, TensorInfo};
+use safetensors::SafeTensors;
+use std::ops::Range;
+use std::sync::Mutex;
+
+/// Copies above this size run with the interpreter detached.
+const DETACH_ABOVE: usize = 1 << 16;
+
+/// A validated safetensors container and the means to read its tensors' bytes.
+pub enum Source {
+    /// A file opened by the core crate.
+    File(SafeFile),
+    /// A Python buffer holding a whole safetensors file.
+    Buffer {
+        /// The pinned buffer.
+        buf: PyUntypedBuffer,
+        /// The validated header.
+        meta: Metadata,
+        /// Offset of the data part in the buffer (8 + header length).
+        data_start: usize,
+    },
+    /// A Python file object read through `seek`/`read`.
+    Handle {
+        /// The file object.
+        file: Py<PyAny>,
+        /// The validated header.
+        meta: Metadata,
+        /// Offset of the data part in the file.
+        data_start: u64,
+        /// Serializes the seek+read pairs of concurrent readers.
+        lock: Mutex<()>,
+    },
+}
+
+impl Source {
+    /// The validated header.
+    pub fn metadata(&self) -> &Metadata {
+        match self {
+            Source::File(f) => f.metadata(),
+            Source::Buffer { meta, .. } | Source::Handle { meta, .. } => meta,
+        }
+    }
+
+    /// Validates a whole safetensors file held in a Python buffer.
+    pub fn from_buffer(data: &Bound<'_, PyAny>) -> PyResult<Source> {
+        let buf = PyUntypedBuffer::get(data)?;
+        if !buf.is_c_contiguous() {
+            return Err(st_err(
+                "the safetensors data must be a contiguous bytes-like object",
+            ));
+        }
+        let bytes = buffer_bytes(&buf);
+        let (n, meta) = SafeTensors::read_metadata(bytes).map_err(to_pyerr)?;
+        Ok(Source::Buffer {
+            buf,
+            meta,
+            data_start: 8 + n,
+        })
+    }
+
+    /// Validates the header of a Python file object (anything with `seek` and `read`).
+    pub fn from_handle(file: &Bound<'_, PyAny>) -> PyResult<Source> {
+        let size = seek(file, 0, 2)?;
+        seek(file, 0, 0)?;
+        if size < 8 {
+            return Err(st_err(format!(
+                "File is {size} bytes long: too small to be safetensors (at least 8 bytes)"
+            )));
+        }
+        let prefix = read_exact(file, 8)?;
+        let n = read_header_len(&prefix).map_err(to_pyerr)?;
+        if n as u64 > size - 8 {
+            return Err(st_err(format!(
+                "Header length {n} goes past the end of the file ({size} bytes)"
+            )));
+        }
+        let header = read_exact(file, n)?;
+        let data_len = (size - 8 - n as u64) as usize;
+        let meta = Metadata::from_header_bytes(&header, data_len).map_err(to_pyerr)?;
+        Ok(Source::Handle {
+            file: file.clone().unbind(),
+            meta,
+            data_start: 8 + n as u64,
+            lock: Mutex::new(()),
+        })
+    }
+
+    /// Copies the byte `ranges` (relative to the first byte of tensor `name`, described by
+    /// `info`) one after the other into `dst`, whose length is the ranges' total.
+    pub fn read_ranges(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        info: &TensorInfo,
+        ranges: &[Range<usize>],
+        dst: &mut [u8],
+    ) -> PyResult<()> {
+        debug_assert_eq!(dst.len(), ranges.iter().map(|r| r.len()).sum::<usize>());
+        match self {
+            Source::File(file) => py
+                .detach(|| {
+                    let mut off = 0;
+                    for r in ranges {
+                        file.read_into(name, r.clone(), &mut dst[off..off + r.len()])?;
+                        off += r.len();
+                    }
+                    Ok(())
+                })
+                .map_err(to_pyerr),
+            Source::Buffer {
+                buf, data_start, ..
+            } => {
+                let tensor = &buffer_bytes(buf)
+                    [data_start + info.data_offsets.0..data_start + info.data_offsets.1];
+                let copy = |dst: &mut [u8]| {
+                    let mut off = 0;
+                    for r in ranges {
+                        dst[off..off + r.len()].copy_from_slice(&tensor[r.clone()]);
+                        off += r.len();
+                    }
+                };
+                if dst.len() > DETACH_ABOVE {
+                    py.detach(|| copy(dst));
+                } else {
+                    copy(dst);
+                }
+                Ok(())
+            }
+            Source::Handle {
+                file,
+                data_start,
+                lock,
+                ..
+            } => {
+                let _guard = lock.lock_py_attached(py).map_err(|_| {
+                    st_err("a previous read of this file object failed midway; open it again")
+                })?;
+                let file = file.bind(py);
+                let begin = data_start + info.data_offsets.0 as u64;
+                let mut off = 0;
+                for r in ranges {
+                    seek(file, begin + r.start as u64, 0)?;
+                    read_into(file, &mut dst[off..off + r.len()])?;
+                    off += r.len();
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `file.seek(pos, whence)`, returning the new position (from `tell()` when `seek` returns None).
+fn seek(file: &Bound<'_, PyAny>, pos: u64, whence: u8) -> PyResult<u64> {
+    let ret = file.call_method1("seek", (pos, whence))?;
+    if ret.is_none() {
+        return file.call_method0("tell")?.extract();
+    }
+    ret.extract()
+}
+
+/// Reads exactly `n` bytes from the file object's current position.
+fn read_exact(file: &Bound<'_, PyAny>, n: usize) -> PyResult<Vec<u8>> {
+    let mut out = vec![0u8; n];
+    read_into(file, &mut out)?;
+    Ok(out)
+}
+
+/// Fills `dst` from the file object's current position, looping over short reads.
+fn read_into(file: &Bound<'_, PyAny>, dst: &mut [u8]) -> PyResult<()> {
+    let mut off = 0;
+    while off < dst.len() {
+        let want = dst.len() - off;
+        let chunk = file.call_method1("read", (want,))?;
+        let chunk = chunk.cast::<PyBytes>().map_err(|_| {
+            st_err("the file object's read() must return bytes (open the file in binary mode)")
+        })?;
+        let bytes = chunk.as_bytes();
+        if bytes.is_empty() {
+            return Err(io_error(
+                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                &format!("file object ended {} bytes early", dst.len() - off),
+            ));
+        }
+        let take = bytes.len().min(want);
+        dst[off..off + take].copy_from_slice(&bytes[..take]);
+        off += take;
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+"""Shared fixtures: where the conformance vectors are, and the framework-import rule.
+
+A framework test may skip only when the framework is not installed AND the environment
+variable SAFETENSORS_REQUIRE_FRAMEWORKS is unset (CI sets it to 1: there a missing
+framework is a failure, not a skip).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+VECTORS = REPO_ROOT / "tests" / "data" / "vectors"
+
+
+def require(module: str):
+    """Imports a framework module, skipping the test module when it is genuinely missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if os.environ.get("SAFETENSORS_REQUIRE_FRAMEWORKS"):
+            raise RuntimeError(
+                f"{module} is required (SAFETENSORS_REQUIRE_FRAMEWORKS is set) but cannot be imported: {e}"
+            ) from e
+        pytest.skip(f"{module} is not installed", allow_module_level=True)
+
+
+def manifest() -> dict:
+    with open(VECTORS / "manifest.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def valid_vectors():
+    m = manifest()
+    return [(name, VECTORS / "valid" / f"{name}.safetensors", entry) for name, entry in m["valid"].items()]
+
+
+def invalid_vectors():
+    m = manifest()
+    return [(name, VECTORS / "invalid" / f"{name}.safetensors", entry) for name, entry in m["invalid"].items()]
+
+
+def header_of(data: bytes):
+    """(header JSON object, data part) of a safetensors byte string, parsed independently."""
+    n = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + n]), data[8 + n :]

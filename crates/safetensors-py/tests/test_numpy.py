@@ -1,0 +1,100 @@
+"""safetensors.numpy: round trips for every numpy dtype (ml_dtypes for bfloat16/float8),
+metadata, zero-sized and scalar arrays, non-contiguous and big-endian inputs."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load, load_file, save, save_file
+
+from conftest import header_of
+
+DTYPES = {
+    "BOOL": np.bool_,
+    "U8": np.uint8,
+    "I8": np.int8,
+    "U16": np.uint16,
+    "I16": np.int16,
+    "F16": np.float16,
+    "BF16": ml_dtypes.bfloat16,
+    "U32": np.uint32,
+    "I32": np.int32,
+    "F32": np.float32,
+    "C64": np.complex64,
+    "U64": np.uint64,
+    "I64": np.int64,
+    "F64": np.float64,
+    "F8_E5M2": ml_dtypes.float8_e5m2,
+    "F8_E4M3": ml_dtypes.float8_e4m3fn,
+    "F8_E4M3FNUZ": ml_dtypes.float8_e4m3fnuz,
+    "F8_E5M2FNUZ": ml_dtypes.float8_e5m2fnuz,
+    "F8_E8M0": ml_dtypes.float8_e8m0fnu,
+}
+
+
+def make(dtype, shape, seed=0):
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64))
+    if dtype == np.bool_:
+        return rng.integers(0, 2, n).astype(np.bool_).reshape(shape)
+    return rng.integers(0, 256, n * dtype.itemsize, dtype=np.uint8).view(dtype).reshape(shape)
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (), (0,), (2, 0, 3)], ids=str)
+@pytest.mark.parametrize("header", list(DTYPES))
+def test_round_trip_every_dtype(header, shape, tmp_path):
+    a = make(DTYPES[header], shape)
+    p = tmp_path / "a.safetensors"
+    save_file({"a": a}, p, metadata={"k": "v"})
+    h, _ = header_of(p.read_bytes())
+    assert h["a"]["dtype"] == header and h["a"]["shape"] == list(shape)
+    assert h["__metadata__"] == {"k": "v"}
+    for out in (load_file(p)["a"], load(p.read_bytes())["a"], load(save({"a": a}))["a"]):
+        assert out.dtype == a.dtype and out.shape == a.shape
+        assert out.tobytes() == a.tobytes()  # bit-exact, NaNs included
+    with safe_open(p, "np") as f:
+        assert f.metadata() == {"k": "v"}
+
+
+def test_values(tmp_path):
+    tensors = {"embedding": np.zeros((512, 1024)), "attention": np.arange(256 * 256, dtype=np.float32).reshape(256, 256)}
+    p = tmp_path / "model.safetensors"
+    save_file(tensors, p)
+    out = load_file(p)
+    for k, v in tensors.items():
+        np.testing.assert_array_equal(out[k], v)
+        assert out[k].flags.writeable
+
+
+def test_non_contiguous_and_big_endian_are_stored_correctly():
+    a = np.arange(12, dtype=np.int32).reshape(3, 4)
+    out = load(save({"t": a.T, "s": a[:, ::2], "be": a.astype(">i4"), "f": np.asfortranarray(a)}))
+    np.testing.assert_array_equal(out["t"], a.T)
+    np.testing.assert_array_equal(out["s"], a[:, ::2])
+    np.testing.assert_array_equal(out["be"], a)
+    assert out["be"].dtype == np.dtype("<i4")
+    np.testing.assert_array_equal(out["f"], a)
+
+
+def test_unsupported_dtypes_refused(tmp_path):
+    p = tmp_path / "x.safetensors"
+    p.write_bytes(b"old")
+    with pytest.raises(SafetensorError, match="cannot store"):
+        save_file({"o": np.array(["a"], dtype=object)}, p)
+    with pytest.raises(SafetensorError, match="cannot store"):
+        save({"c": np.zeros(2, dtype=np.complex128)})
+    assert p.read_bytes() == b"old"
+
+
+def test_no_device_argument():
+    import inspect
+
+    assert list(inspect.signature(load_file).parameters) == ["filename"]
+    with pytest.raises(ValueError, match="device must be 'cpu'"):
+        from safetensors import _safe_open_bytes
+
+        _safe_open_bytes(save({"a": np.zeros(1)}), "np", device="cuda:0")

@@ -1,0 +1,290 @@
+"""safetensors.torch: save/load round trips for every torch dtype, save_model/load_model
+with tied weights, the shared-storage helpers, errors, and the device path."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import header_of, require
+
+torch = require("torch")
+
+from safetensors import SafetensorError, safe_open  # noqa: E402
+from safetensors.torch import (  # noqa: E402
+    _end_ptr,
+    _find_shared_tensors,
+    _is_complete,
+    _remove_duplicate_names,
+    load,
+    load_file,
+    load_model,
+    save,
+    save_file,
+    save_model,
+    storage_ptr,
+    storage_size,
+)
+
+DTYPES = {
+    "BOOL": torch.bool,
+    "U8": torch.uint8,
+    "I8": torch.int8,
+    "U16": torch.uint16,
+    "I16": torch.int16,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "U32": torch.uint32,
+    "I32": torch.int32,
+    "F32": torch.float32,
+    "C64": torch.complex64,
+    "U64": torch.uint64,
+    "I64": torch.int64,
+    "F64": torch.float64,
+    "F8_E5M2": torch.float8_e5m2,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E4M3FNUZ": torch.float8_e4m3fnuz,
+    "F8_E5M2FNUZ": torch.float8_e5m2fnuz,
+    "F8_E8M0": torch.float8_e8m0fnu,
+    "F4": torch.float4_e2m1fn_x2,
+}
+
+
+def raw(t: torch.Tensor) -> bytes:
+    """The tensor's bytes: exact bit comparison, NaNs included."""
+    return t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def make(dtype: torch.dtype, shape, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if dtype == torch.bool:
+        return torch.randint(0, 2, shape, generator=g).bool()
+    size = torch.empty(0, dtype=dtype).element_size()
+    n = 1
+    for d in shape:
+        n *= d
+    bits = torch.randint(0, 256, (n * size,), dtype=torch.uint8, generator=g)
+    return bits.view(dtype).reshape(shape)
+
+
+SHAPES = [(3, 4), (), (0,), (2, 0, 3), (1, 1, 1, 2)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("header", list(DTYPES))
+def test_round_trip_every_dtype(header, shape, tmp_path):
+    dtype = DTYPES[header]
+    if header == "F4" and (shape == () or shape[-1] == 0 and len(shape) == 1):
+        shape = (2, 0) if shape else (1,)
+    t = make(dtype, shape)
+    p = tmp_path / "t.safetensors"
+    save_file({"t": t}, p, metadata={"framework": "pt"})
+    h, _ = header_of(p.read_bytes())
+    assert h["t"]["dtype"] == header
+    expect_shape = list(shape)
+    if header == "F4":
+        expect_shape[-1] *= 2
+    assert h["t"]["shape"] == expect_shape
+    for loaded in (load_file(p)["t"], load(p.read_bytes())["t"], load_file(p, device="cpu")["t"]):
+        assert loaded.dtype == dtype and loaded.shape == t.shape
+        assert raw(loaded) == raw(t)
+    with safe_open(p, "pt") as f:
+        assert f.metadata() == {"framework": "pt"}
+    assert save({"t": t}, metadata={"framework": "pt"}) == p.read_bytes()
+
+
+def test_values_and_order(tmp_path):
+    tensors = {"b": torch.arange(10, dtype=torch.float32), "a": torch.ones(2, 2, dtype=torch.float64), "c": torch.zeros(3, dtype=torch.int8)}
+    p = tmp_path / "m.safetensors"
+    save_file(tensors, str(p))
+    out = load_file(p)
+    assert list(out) == ["a", "b", "c"]  # data order: F64, F32, I8
+    for k in tensors:
+        assert torch.equal(out[k], tensors[k])
+
+
+def test_loaded_tensors_are_writable_and_independent(tmp_path):
+    p = tmp_path / "w.safetensors"
+    save_file({"x": torch.zeros(4)}, p)
+    a = load_file(p)["x"]
+    a += 1
+    assert torch.equal(load_file(p)["x"], torch.zeros(4))
+
+
+def test_get_slice_torch(tmp_path):
+    t = torch.arange(60, dtype=torch.bfloat16).reshape(3, 4, 5)
+    p = tmp_path / "s.safetensors"
+    save_file({"t": t}, p)
+    with safe_open(p, framework="pt", device="cpu") as f:
+        sl = f.get_slice("t")
+        assert sl.get_shape() == [3, 4, 5] and sl.get_dtype() == "BF16"
+        for index in [(slice(None), slice(None, 2)), (1,), (-1, slice(1, -1), 3), (Ellipsis, slice(None, None, 2)), (slice(0, 3, 2), 1)]:
+            got = sl[index]
+            assert torch.equal(got, t[index]) and got.is_contiguous()
+
+
+def test_get_slice_f4(tmp_path):
+    t = make(torch.float4_e2m1fn_x2, (4, 3))  # header shape [4, 6]
+    p = tmp_path / "f4.safetensors"
+    save_file({"t": t}, p)
+    with safe_open(p, "pt") as f:
+        sl = f.get_slice("t")
+        assert sl.get_shape() == [4, 6]
+        assert raw(sl[1:3]) == raw(t[1:3])
+        assert raw(sl[:, 2:6]) == raw(t[:, 1:3])
+        with pytest.raises(SafetensorError, match="byte"):
+            sl[:, 1:4]
+        with pytest.raises(SafetensorError, match="sub-byte"):
+            sl[::2]
+
+
+def test_non_contiguous_refused_target_untouched(tmp_path):
+    p = tmp_path / "nc.safetensors"
+    p.write_bytes(b"old")
+    with pytest.raises(ValueError, match="non contiguous"):
+        save_file({"t": torch.zeros(4, 5).t()}, p)
+    assert p.read_bytes() == b"old"
+
+
+def test_shared_tensors_refused_target_untouched(tmp_path):
+    p = tmp_path / "sh.safetensors"
+    p.write_bytes(b"old")
+    a = torch.zeros(4, 4)
+    with pytest.raises(RuntimeError, match="save_model"):
+        save_file({"a": a, "b": a}, p)
+    with pytest.raises(RuntimeError, match="share memory"):
+        save({"a": a, "b": a[:2]})
+    assert p.read_bytes() == b"old"
+
+
+def test_disjoint_views_of_one_storage_are_not_shared():
+    base = torch.arange(8.0)
+    sd = {"lo": base[:4], "hi": base[4:]}
+    groups = _find_shared_tensors(sd)
+    assert sorted(map(sorted, groups)) == [["hi"], ["lo"]]
+    assert load(save(sd))["hi"].tolist() == [4.0, 5.0, 6.0, 7.0]
+
+
+def test_other_bad_inputs():
+    with pytest.raises(ValueError, match="torch.Tensor"):
+        save({"a": [1, 2]})
+    with pytest.raises(TypeError, match="dict"):
+        save([torch.zeros(1)])
+    with pytest.raises(TypeError, match="metadata values must be str"):
+        save({"a": torch.zeros(1)}, metadata={"n": 1})
+    with pytest.raises(SafetensorError, match="cannot be loaded as a torch"):
+        from safetensors import serialize
+
+        load(serialize({"x": {"dtype": "F6_E2M3", "shape": [4], "data": b"\0\0\0"}}))
+
+
+def test_storage_helpers():
+    base = torch.zeros(10, dtype=torch.float32)
+    view = base[2:5]
+    assert storage_ptr(view) == storage_ptr(base) == base.data_ptr()
+    assert storage_size(view) == storage_size(base) == 40
+    assert _end_ptr(base) == base.data_ptr() + 40
+    assert _end_ptr(view) == base.data_ptr() + 20
+    assert _is_complete(base) and not _is_complete(view)
+    strided = torch.zeros(4, 6)[:, ::2]
+    assert _end_ptr(strided) == strided.data_ptr() + ((3 * 6 + 2 * 2) + 1) * 4
+    empty = torch.zeros(0)
+    assert _end_ptr(empty) == empty.data_ptr()
+
+
+def test_find_shared_and_remove_duplicate_names():
+    a = torch.zeros(3, 3)
+    sd = {"x": a, "y": a, "z": a[0], "w": torch.ones(2)}
+    groups = _find_shared_tensors(sd)
+    assert {"x", "y", "z"} in groups and {"w"} in groups
+    assert dict(_remove_duplicate_names(sd)) == {"x": ["y", "z"]}
+    assert dict(_remove_duplicate_names(sd, discard_names=["x"])) == {"y": ["x", "z"]}
+    assert dict(_remove_duplicate_names(sd, preferred_names=["y"])) == {"y": ["x", "z"]}
+    with pytest.raises(RuntimeError, match="entire storage"):
+        _remove_duplicate_names({"p": a[0], "q": a[:2]})
+
+
+class Tied(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(10, 4)
+        self.lm_head = torch.nn.Linear(4, 10, bias=False)
+        self.lm_head.weight = self.embed.weight  # tied
+        self.norm = torch.nn.LayerNorm(4)
+
+
+def test_save_model_load_model_tied(tmp_path):
+    torch.manual_seed(0)
+    model = Tied()
+    p = tmp_path / "model.safetensors"
+    with pytest.raises(RuntimeError, match="save_model"):
+        save_file(model.state_dict(), p)
+    save_model(model, p, metadata={"format": "pt"})
+    with safe_open(p, "pt") as f:
+        assert f.keys() == ["embed.weight", "norm.bias", "norm.weight"]
+        assert f.metadata() == {"format": "pt", "lm_head.weight": "embed.weight"}
+    fresh = Tied()
+    missing, unexpected = load_model(fresh, p)
+    assert missing == [] and unexpected == []
+    assert torch.equal(fresh.embed.weight, model.embed.weight)
+    assert fresh.lm_head.weight.data_ptr() == fresh.embed.weight.data_ptr()  # still tied
+    assert torch.equal(fresh.norm.weight, model.norm.weight)
+
+
+def test_load_model_strict_and_non_strict(tmp_path):
+    model = Tied()
+    p = tmp_path / "partial.safetensors"
+    sd = model.state_dict()
+    save_file({"embed.weight": sd["embed.weight"].clone(), "extra": torch.zeros(1)}, p)
+    with pytest.raises(RuntimeError, match='Missing key.*"norm.bias", "norm.weight"(?s:.*)Unexpected key.*"extra"'):
+        load_model(Tied(), p)
+    missing, unexpected = load_model(Tied(), p, strict=False)
+    assert missing == ["norm.bias", "norm.weight"] and unexpected == ["extra"]
+
+
+def test_save_model_force_contiguous(tmp_path):
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("t", torch.arange(12.0).reshape(3, 4).t())
+
+    p = tmp_path / "c.safetensors"
+    with pytest.raises(ValueError, match="force_contiguous"):
+        save_model(M(), p, force_contiguous=False)
+    save_model(M(), p)
+    m = M()
+    m.t.zero_()
+    load_model(m, p)
+    assert torch.equal(m.t, torch.arange(12.0).reshape(3, 4).t())
+
+
+def test_device_argument_forms(tmp_path):
+    p = tmp_path / "d.safetensors"
+    save_file({"x": torch.ones(2)}, p)
+    for device in ("cpu", torch.device("cpu")):
+        assert load_file(p, device=device)["x"].device.type == "cpu"
+    with pytest.raises(RuntimeError):
+        load_file(p, device="nonsense")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_load_file_to_cuda(tmp_path):
+    tensors = {"a": torch.randn(64, 64), "b": torch.arange(10), "c": make(torch.float8_e4m3fn, (3, 3))}
+    p = tmp_path / "g.safetensors"
+    save_file(tensors, p)
+    for device in ("cuda:0", 0, "cuda"):
+        out = load_file(p, device=device)
+        for k, t in tensors.items():
+            assert out[k].device.type == "cuda"
+            assert raw(out[k].cpu()) == raw(t)
+    with safe_open(p, "pt", device="cuda:0") as f:
+        assert f.get_slice("a")[:2].device.type == "cuda"
+    # Saving tensors that live on the GPU copies them to host memory first.
+    cuda_tensors = {k: v.to("cuda:0") for k, v in tensors.items()}
+    assert save(cuda_tensors) == save(tensors)
+    model = Tied().cuda()
+    q = tmp_path / "m.safetensors"
+    save_model(model, q)
+    fresh = Tied().cuda()
+    assert load_model(fresh, q, device="cuda:0") == ([], [])
+    assert torch.equal(fresh.embed.weight, model.embed.weight)
+
