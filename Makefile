@@ -2,8 +2,12 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+# Tests that need torch (checkpoint conversion) find it here.
+export SAFETENSORS_TEST_PYTHON ?= $(PY)
 
-.PHONY: demo test test-rust lint fuzz-check fuzz-smoke bench-rust ci
+.PHONY: demo setup test test-rust test-python lint fuzz-check fuzz-smoke bench-rust bench-python ci
 
 ## Build everything, write a sample model file, read it back and slice it.
 demo:
@@ -11,11 +15,18 @@ demo:
 	mkdir -p target/demo
 	$(CARGO) run -q --release -p safetensors --example write_and_read -- target/demo/demo.safetensors
 
-## Every test: Rust (unit, conformance, property, doc).
-test: test-rust
+## The Python environment: .venv with every framework, and our package built into it.
+setup:
+	bash crates/safetensors-py/scripts/setup-env.sh
+
+## Every test: Rust (unit, conformance, property, doc, convert) and Python (all frameworks).
+test: setup test-rust test-python
 
 test-rust:
 	$(CARGO) test --workspace
+
+test-python:
+	$(PY) -m pytest -q -p no:cacheprovider crates/safetensors-py/tests
 
 ## Formatting, clippy, docs, the no_std build and the fuzz crate.
 lint:
@@ -37,5 +48,6 @@ fuzz-smoke:
 bench-rust:
 	BENCH_DIR=$${BENCH_DIR:-/tmp} $(CARGO) bench -p safetensors --bench core
 
-## What CI runs.
-ci: lint test fuzz-smoke
+## What CI runs. Missing frameworks fail instead of skipping.
+ci: export SAFETENSORS_REQUIRE_FRAMEWORKS = 1
+ci: setup lint test-rust test-python fuzz-smoke

@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use safetensors::file::{Backend, SafeFile};
@@ -373,31 +372,12 @@ fn read_index(path: &Path) -> Result<BTreeMap<String, String>, ConvertError> {
     Ok(out)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` through a temporary file renamed into place (the core's mechanism).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(source) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(ConvertError::Io {
-            path: path.to_path_buf(),
-            source,
-        });
-    }
-    Ok(())
+    safetensors::file::write_atomically(path, bytes).map_err(|source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Converts a folder holding a sharded checkpoint (`pytorch_model.bin.index.json` plus its

@@ -236,3 +236,13 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
+
+/// Replaces `path` with `bytes` the way [`crate::serialize_to_file`] replaces files: through
+/// a temporary file in the same folder renamed into place, so readers see the old content or
+/// the new, never a partial file. For the small files that travel with models (index JSON).
+pub fn write_atomically(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut file = crate::atomic::AtomicFile::create(path.as_ref())?;
+    file.write_all(bytes)?;
+    file.commit()
+}
