@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use safetensors::file::write_atomically;
+
 use crate::error::Error;
 use crate::index::{locate, shard_file_name, write_index_json, Layout, INDEX_FILE};
 use crate::model::OpenModel;
@@ -95,10 +97,9 @@ pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {
         )?;
     }
     // The index goes last: an interrupted run never leaves an index naming missing shards.
-    write_atomically(
-        &args.output_dir.join(INDEX_FILE),
-        write_index_json(total, &weight_map).as_bytes(),
-    )?;
+    let index_path = args.output_dir.join(INDEX_FILE);
+    write_atomically(&index_path, write_index_json(total, &weight_map).as_bytes())
+        .map_err(|e| Error::io("write", &index_path, e))?;
     progress.finish();
     let stale = stale_shards(&args.output_dir, count);
     if !stale.is_empty() {
@@ -132,20 +133,6 @@ fn stale_shards(folder: &Path, count: usize) -> Vec<String> {
         .collect();
     stale.sort();
     stale
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    std::fs::write(&temporary, bytes).map_err(|e| Error::io("write", &temporary, e))?;
-    std::fs::rename(&temporary, path).map_err(|e| {
-        let _ = std::fs::remove_file(&temporary);
-        Error::io("write", path, e)
-    })
 }
 
 #[cfg(test)]
