@@ -114,12 +114,22 @@ def test_get_slice_torch(tmp_path):
     t = torch.arange(60, dtype=torch.bfloat16).reshape(3, 4, 5)
     p = tmp_path / "s.safetensors"
     save_file({"t": t}, p)
-    with safe_open(p, framework="pt", device="cpu") as f:
-        sl = f.get_slice("t")
-        assert sl.get_shape() == [3, 4, 5] and sl.get_dtype() == "BF16"
-        for index in [(slice(None), slice(None, 2)), (1,), (-1, slice(1, -1), 3), (Ellipsis, slice(None, None, 2)), (slice(0, 3, 2), 1)]:
-            got = sl[index]
-            assert torch.equal(got, t[index]) and got.is_contiguous()
+    indices = [(slice(None), slice(None, 2)), (1,), (-1, slice(1, -1), 3), (Ellipsis, slice(None, None, 2)), (slice(0, 3, 2), 1)]
+    for backend in ("mmap", "pread"):
+        with safe_open(p, framework="pt", device="cpu", backend=backend) as f:
+            sl = f.get_slice("t")
+            assert sl.get_shape() == [3, 4, 5] and sl.get_dtype() == "BF16"
+            whole = f.get_tensor("t")
+            for index in indices:
+                got = sl[index]
+                assert torch.equal(got, t[index])
+                if backend == "mmap":
+                    # A view of the mapped tensor, strided like torch's own view of it.
+                    assert got.stride() == t[index].stride()
+                    assert got.untyped_storage().nbytes() == t.nbytes
+                    assert got.data_ptr() - whole.data_ptr() == t[index].data_ptr() - t.data_ptr()
+                else:
+                    assert got.is_contiguous()
 
 
 def test_get_slice_f4(tmp_path):
