@@ -166,7 +166,8 @@ impl PySafeSlice {
                         let end = start + (len - 1) * step + 1;
                         indexers.push(TensorIndexer::Narrow(B::Included(start), B::Excluded(end)));
                         pyindex.push(
-                            PySlice::new(py, start as isize, end as isize, step as isize).into_any(),
+                            PySlice::new(py, start as isize, end as isize, step as isize)
+                                .into_any(),
                         );
                         if step > 1 {
                             any_step = true;

@@ -142,7 +142,8 @@ def _view(buf: Any, npdtype: np.dtype, shape: list, offset: int, nbytes: int, in
     if nbytes == 0 or offset % size or nbytes % size:
         return None
     arr = np.frombuffer(buf, dtype=npdtype, count=nbytes // size, offset=offset).reshape(shape)
-    return arr if index is None else arr[index]
+    # The trailing ``...`` keeps a fully int-indexed result a 0-d array view, not a scalar.
+    return arr if index is None else arr[tuple(index) + (Ellipsis,)]
 
 
 def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: Any, index):
