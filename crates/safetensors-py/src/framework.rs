@@ -9,6 +9,14 @@
 //!   is a tuple of ints (a sliced read with steps > 1), moves it to the device,
 //!   wraps it in the framework's type.
 //!
+//! - `_st_view(map, dtype, shape, offset, nbytes, device, index) -> tensor | None` builds the
+//!   tensor from the bytes `offset..offset + nbytes` of the private file mapping `map` (see
+//!   `mapping.rs`) without copying where the framework can (torch, numpy: a view into the
+//!   mapping), or with a single copy into the framework otherwise; `index` (a tuple of ints
+//!   and positive-step slices, or None) selects part of it, as a view where possible. It
+//!   returns None when no view can be made (an offset not aligned to the element size, a
+//!   tensor with no elements, a dtype the framework cannot view): the loader then copies.
+//!
 //! `_st_device(device)` checks and normalizes the `device` argument once, at open time.
 
 use crate::error::st_err;
@@ -74,6 +82,7 @@ impl Framework {
 pub struct Hooks {
     empty: Py<PyAny>,
     finish: Py<PyAny>,
+    view: Py<PyAny>,
     device: Py<PyAny>,
 }
 
@@ -90,8 +99,39 @@ impl Hooks {
         Ok(Hooks {
             empty: module.getattr("_st_empty")?.unbind(),
             finish: module.getattr("_st_finish")?.unbind(),
+            view: module.getattr("_st_view")?.unbind(),
             device: device.unbind(),
         })
+    }
+
+    /// The framework tensor for the `nbytes` bytes at absolute `offset` of the private file
+    /// mapping `map`, with header `dtype` and `shape`, indexed by `index` when given; None
+    /// when the framework cannot view these bytes (the caller then copies them instead).
+    #[allow(clippy::too_many_arguments)]
+    pub fn view<'py>(
+        &self,
+        py: Python<'py>,
+        map: &Py<PyAny>,
+        dtype: Dtype,
+        shape: &[usize],
+        offset: u64,
+        nbytes: usize,
+        index: Option<Bound<'py, PyTuple>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let index = match index {
+            Some(t) => t.into_any(),
+            None => py.None().into_bound(py),
+        };
+        let made = self.view.bind(py).call1((
+            map.bind(py),
+            dtype.name(),
+            shape.to_vec(),
+            offset,
+            nbytes,
+            self.device.bind(py),
+            index,
+        ))?;
+        Ok(if made.is_none() { None } else { Some(made) })
     }
 
     /// Builds the framework tensor for the byte `ranges` of tensor `name`: allocates it with

@@ -7,6 +7,7 @@ mod dtype;
 mod error;
 mod framework;
 mod handle;
+mod mapping;
 mod open;
 mod raw;
 mod serialize;

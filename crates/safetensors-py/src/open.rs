@@ -1,7 +1,9 @@
 //! `safe_open`: lazy, thread-safe access to the tensors of a safetensors container.
 //!
-//! Opening reads and validates only the header. Each `get_tensor` allocates the framework
-//! tensor and copies its bytes once, with the interpreter detached, straight into it.
+//! Opening reads and validates only the header (and, with the mmap backend, maps the file
+//! privately: see `mapping.rs`). `get_tensor` then returns a view into that mapping where the
+//! framework can make one; otherwise it allocates the framework tensor and copies its bytes
+//! once, with the interpreter detached, straight into it.
 
 use crate::error::{st_err, to_pyerr};
 use crate::framework::{Framework, Hooks};
@@ -21,6 +23,9 @@ pub struct Inner {
     pub source: Source,
     /// The framework's hooks and the device.
     pub hooks: Hooks,
+    /// The private, copy-on-write mapping of the file that tensors are views of (mmap
+    /// backend on a path only).
+    pub map: Option<Py<PyAny>>,
 }
 
 impl Inner {
@@ -33,9 +38,32 @@ impl Inner {
         })
     }
 
+    /// Tensor `name` (described by `info`) as a view of the private mapping, indexed by
+    /// `index` when given; None when there is no mapping or the framework cannot view it.
+    pub fn view<'py>(
+        &self,
+        py: Python<'py>,
+        info: &TensorInfo,
+        index: Option<Bound<'py, pyo3::types::PyTuple>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let (Some(map), Source::File(file)) = (&self.map, &self.source) else {
+            return Ok(None);
+        };
+        // A file that shrank since it was mapped would fault on first touch of a view:
+        // refuse cleanly instead (a shrink after this check is the documented limit).
+        file.check_unchanged().map_err(to_pyerr)?;
+        let (begin, end) = info.data_offsets;
+        let offset = file.data_start() + begin as u64;
+        self.hooks
+            .view(py, map, info.dtype, &info.shape, offset, end - begin, index)
+    }
+
     /// The whole tensor `name` as a framework tensor.
     pub fn tensor<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
         let info = self.info(name)?;
+        if let Some(view) = self.view(py, info, None)? {
+            return Ok(view);
+        }
         let len = info.data_offsets.1 - info.data_offsets.0;
         #[allow(clippy::single_range_in_vec_init)]
         let ranges = [0..len];
@@ -64,8 +92,12 @@ impl SafeOpen {
     ) -> PyResult<SafeOpen> {
         let framework = Framework::parse(framework)?;
         let hooks = Hooks::load(py, framework, device)?;
+        let map = match &source {
+            Source::File(file) => crate::mapping::private_map(py, file)?,
+            Source::Buffer { .. } | Source::Handle { .. } => None,
+        };
         Ok(SafeOpen {
-            inner: Arc::new(Inner { source, hooks }),
+            inner: Arc::new(Inner { source, hooks, map }),
         })
     }
 }

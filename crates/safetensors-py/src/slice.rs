@@ -1,8 +1,11 @@
 //! `get_slice(name)[...]`: reading part of a tensor.
 //!
 //! The Python index (ints, slices with negative bounds, `...`, tuples of these) is turned
-//! into core `TensorIndexer`s; `safetensors::slice::byte_ranges` computes which bytes to read
-//! and the result's shape, and only those bytes are copied. A slice with a step > 1 reads
+//! into core `TensorIndexer`s. With a private file mapping (mmap backend, see `mapping.rs`)
+//! the normalized index is applied to a view of the whole tensor: the result is a view (torch,
+//! numpy) or a copy of just the selected elements (other frameworks). Otherwise
+//! `safetensors::slice::byte_ranges` computes which bytes to read and the result's shape, and
+//! only those bytes are copied. A slice with a step > 1 reads
 //! the covering range and lets the framework take every step-th element; a negative step is
 //! refused (no framework here can represent it as a plain dense tensor without a copy that
 //! the caller can just as well make with a flip).
@@ -112,6 +115,9 @@ impl PySafeSlice {
         let mut indexers = Vec::with_capacity(rank);
         let mut steps: Vec<Option<isize>> = Vec::new(); // one per output dim
         let mut any_step = false;
+        // The same selection as a normalized Python index (ints and slices with resolved,
+        // non-negative bounds and positive steps), for the view path.
+        let mut pyindex: Vec<Bound<'py, PyAny>> = Vec::with_capacity(rank);
         let mut dim = 0;
         for entry in &entries {
             match parse_item(entry, shape.get(dim).copied())? {
@@ -120,6 +126,7 @@ impl PySafeSlice {
                     for _ in 0..fill {
                         indexers.push(TensorIndexer::Narrow(B::Unbounded, B::Unbounded));
                         steps.push(None);
+                        pyindex.push(PySlice::full(py).into_any());
                         dim += 1;
                     }
                 }
@@ -134,6 +141,7 @@ impl PySafeSlice {
                         )));
                     }
                     indexers.push(TensorIndexer::Select(j as usize));
+                    pyindex.push(j.into_pyobject(py)?.into_any());
                     dim += 1;
                 }
                 Item::Slice(start, _stop, step, len) => {
@@ -151,10 +159,16 @@ impl PySafeSlice {
                             B::Excluded(start),
                         ));
                         steps.push(None);
+                        let at = start as isize;
+                        pyindex.push(PySlice::new(py, at, at, 1).into_any());
                     } else {
                         let step = step as usize;
                         let end = start + (len - 1) * step + 1;
                         indexers.push(TensorIndexer::Narrow(B::Included(start), B::Excluded(end)));
+                        pyindex.push(
+                            PySlice::new(py, start as isize, end as isize, step as isize)
+                                .into_any(),
+                        );
                         if step > 1 {
                             any_step = true;
                             steps.push(Some(step as isize));
@@ -169,6 +183,7 @@ impl PySafeSlice {
         while dim < rank {
             indexers.push(TensorIndexer::Narrow(B::Unbounded, B::Unbounded));
             steps.push(None);
+            pyindex.push(PySlice::full(py).into_any());
             dim += 1;
         }
         if any_step && self.info.dtype.bitsize() < 8 {
@@ -176,6 +191,12 @@ impl PySafeSlice {
                 "Invalid slice of tensor {}: a step > 1 is not supported for the sub-byte dtype {}",
                 self.name, self.info.dtype
             )));
+        }
+        if self.info.dtype.bitsize() >= 8 {
+            let index = PyTuple::new(py, pyindex)?;
+            if let Some(view) = self.inner.view(py, &self.info, Some(index))? {
+                return Ok(view);
+            }
         }
         let plan = byte_ranges(self.info.dtype, shape, &indexers)
             .map_err(|e| slice_error(&self.name, e))?;

@@ -98,3 +98,78 @@ def test_no_device_argument():
         from safetensors import _safe_open_bytes
 
         _safe_open_bytes(save({"a": np.zeros(1)}), "np", device="cuda:0")
+
+
+# --- zero-copy loading (mmap backend) -------------------------------------------------------
+
+
+def _arrays():
+    rng = np.random.default_rng(5)
+    return {
+        "a": rng.standard_normal((16, 8)).astype(np.float32),
+        "b": np.arange(10, dtype=np.int64),
+        "h": rng.standard_normal(7).astype(ml_dtypes.bfloat16),
+        "s": np.array(2.5),
+    }
+
+
+def test_load_file_returns_writable_views_of_a_private_mapping(tmp_path):
+    arrays = _arrays()
+    p = tmp_path / "v.safetensors"
+    save_file(arrays, p)
+    before = p.read_bytes()
+    out = load_file(p)
+    for k, a in arrays.items():
+        got = out[k]
+        assert got.dtype == a.dtype and got.shape == a.shape
+        np.testing.assert_array_equal(got, a)
+        assert not got.flags["OWNDATA"] and got.flags["WRITEABLE"]
+    out["a"][:] = 0
+    out["b"][3] = -5
+    with safe_open(p, "np") as f:
+        f.get_slice("a")[1:3, ::2][:] = 9
+    assert p.read_bytes() == before
+    np.testing.assert_array_equal(load_file(p)["a"], arrays["a"])
+
+
+def test_views_outlive_the_handle_numpy(tmp_path):
+    import gc
+
+    arrays = _arrays()
+    p = tmp_path / "v.safetensors"
+    save_file(arrays, p)
+    with safe_open(p, "np") as f:
+        got = f.get_tensors()
+        part = f.get_slice("a")[3, 1::3]
+    del f
+    gc.collect()
+    for k, a in arrays.items():
+        np.testing.assert_array_equal(got[k], a)
+    np.testing.assert_array_equal(part, arrays["a"][3, 1::3])
+    assert not part.flags["OWNDATA"]
+
+
+def test_pread_backend_returns_owned_copies(tmp_path):
+    arrays = _arrays()
+    p = tmp_path / "v.safetensors"
+    save_file(arrays, p)
+    with safe_open(p, "np", backend="pread") as f:
+        got = f.get_tensor("a")
+        part = f.get_slice("a")[::2]
+    assert got.flags["OWNDATA"] and part.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(got, arrays["a"])
+    np.testing.assert_array_equal(part, arrays["a"][::2])
+
+
+def test_unaligned_vector_numpy():
+    from conftest import VECTORS
+
+    p = VECTORS / "valid" / "padded_unaligned.safetensors"
+    _, body = header_of(p.read_bytes())
+    want = np.frombuffer(body[:24], dtype="<f4")
+    for backend in ("mmap", "pread"):
+        with safe_open(p, "np", backend=backend) as f:
+            got = f.get_tensor("t")
+            np.testing.assert_array_equal(got, want)
+            assert got.flags["ALIGNED"]
+    np.testing.assert_array_equal(load_file(p)["t"], want)

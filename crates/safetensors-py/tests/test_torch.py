@@ -3,6 +3,8 @@ with tied weights, the shared-storage helpers, errors, and the device path."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import header_of, require
@@ -114,12 +116,22 @@ def test_get_slice_torch(tmp_path):
     t = torch.arange(60, dtype=torch.bfloat16).reshape(3, 4, 5)
     p = tmp_path / "s.safetensors"
     save_file({"t": t}, p)
-    with safe_open(p, framework="pt", device="cpu") as f:
-        sl = f.get_slice("t")
-        assert sl.get_shape() == [3, 4, 5] and sl.get_dtype() == "BF16"
-        for index in [(slice(None), slice(None, 2)), (1,), (-1, slice(1, -1), 3), (Ellipsis, slice(None, None, 2)), (slice(0, 3, 2), 1)]:
-            got = sl[index]
-            assert torch.equal(got, t[index]) and got.is_contiguous()
+    indices = [(slice(None), slice(None, 2)), (1,), (-1, slice(1, -1), 3), (Ellipsis, slice(None, None, 2)), (slice(0, 3, 2), 1)]
+    for backend in ("mmap", "pread"):
+        with safe_open(p, framework="pt", device="cpu", backend=backend) as f:
+            sl = f.get_slice("t")
+            assert sl.get_shape() == [3, 4, 5] and sl.get_dtype() == "BF16"
+            whole = f.get_tensor("t")
+            for index in indices:
+                got = sl[index]
+                assert torch.equal(got, t[index])
+                if backend == "mmap":
+                    # A view of the mapped tensor, strided like torch's own view of it.
+                    assert got.stride() == t[index].stride()
+                    assert got.untyped_storage().nbytes() == t.nbytes
+                    assert got.data_ptr() - whole.data_ptr() == t[index].data_ptr() - t.data_ptr()
+                else:
+                    assert got.is_contiguous()
 
 
 def test_get_slice_f4(tmp_path):
@@ -288,3 +300,158 @@ def test_load_file_to_cuda(tmp_path):
     assert load_model(fresh, q, device="cuda:0") == ([], [])
     assert torch.equal(fresh.embed.weight, model.embed.weight)
 
+
+
+# --- zero-copy loading (mmap backend) -------------------------------------------------------
+
+
+def _file_mappings(path) -> list:
+    """(start, end, perms) of this process's mappings of ``path`` (Linux /proc/self/maps)."""
+    real = os.path.realpath(path)
+    out = []
+    with open("/proc/self/maps", encoding="utf-8") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            if len(parts) == 6 and parts[5].strip() == real:
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                out.append((lo, hi, parts[1]))
+    return out
+
+
+needs_proc_maps = pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc/self/maps")
+
+
+def _model_file(tmp_path):
+    tensors = {
+        "w": make(torch.float32, (64, 32), seed=1),
+        "b": make(torch.bfloat16, (32,), seed=2),
+        "i": torch.arange(12, dtype=torch.int64).reshape(3, 4),
+        "s": torch.tensor(3.5, dtype=torch.float64),
+        "f8": make(torch.float8_e4m3fn, (5, 3), seed=3),
+    }
+    p = tmp_path / "m.safetensors"
+    save_file(tensors, p)
+    return p, tensors
+
+
+@needs_proc_maps
+def test_load_file_views_private_mapping(tmp_path):
+    p, tensors = _model_file(tmp_path)
+    out = load_file(p)
+    maps = _file_mappings(p)
+    assert maps, "the file is not mapped"
+    storages = set()
+    for k, t in out.items():
+        assert raw(t) == raw(tensors[k])
+        ptr = t.data_ptr()
+        owner = [perms for lo, hi, perms in maps if lo <= ptr and ptr + t.nbytes <= hi]
+        # Inside a private (copy-on-write), writable mapping of the file: no copy was made.
+        assert owner and owner[0].startswith("rw") and owner[0].endswith("p"), (k, owner, maps)
+        # Each tensor has a storage of exactly its own bytes, like torch.frombuffer.
+        assert t.untyped_storage().nbytes() == t.nbytes
+        assert t.untyped_storage().data_ptr() == ptr
+        storages.add(t.untyped_storage().data_ptr())
+    assert len(storages) == len(out)
+    assert _find_shared_tensors(out) == [{k} for k in out]
+
+
+def test_pread_backend_copies(tmp_path):
+    p, tensors = _model_file(tmp_path)
+    with safe_open(p, "pt", backend="pread") as f:
+        got = f.get_tensor("w")
+    assert raw(got) == raw(tensors["w"])
+    if os.path.exists("/proc/self/maps"):
+        ptr = got.data_ptr()
+        assert not any(lo <= ptr < hi for lo, hi, _ in _file_mappings(p))
+
+
+def test_writes_to_loaded_tensors_never_reach_the_file(tmp_path):
+    p, tensors = _model_file(tmp_path)
+    before = p.read_bytes()
+    out = load_file(p)
+    out["w"].fill_(7.0)
+    out["i"][1, 2] = -1
+    with safe_open(p, "pt") as f:
+        t = f.get_tensor("b")
+        t.zero_()
+        sl = f.get_slice("w")[2:4]
+        sl.add_(1)
+    assert p.read_bytes() == before
+    # A new load sees the file, not the private writes of the old one.
+    again = load_file(p)
+    for k, t in tensors.items():
+        assert raw(again[k]) == raw(t)
+    assert torch.all(out["w"] == 7.0) and out["i"][1, 2] == -1
+
+
+def test_views_outlive_the_handle(tmp_path):
+    import gc
+
+    p, tensors = _model_file(tmp_path)
+    with safe_open(p, "pt") as f:
+        got = {k: f.get_tensor(k) for k in f.keys()}
+        part = f.get_slice("w")[::2, 1:5]
+    del f
+    gc.collect()
+    for k, t in tensors.items():
+        assert raw(got[k]) == raw(t)
+    assert torch.equal(part, tensors["w"][::2, 1:5])
+    loaded = load_file(p)
+    gc.collect()
+    ptrs = {k: t.data_ptr() for k, t in loaded.items()}
+    gc.collect()
+    for k, t in tensors.items():  # the load_file handle is gone: the mapping is not
+        assert loaded[k].data_ptr() == ptrs[k] and raw(loaded[k]) == raw(t)
+
+
+def test_resave_loaded_state_dict(tmp_path):
+    p, tensors = _model_file(tmp_path)
+    out = load_file(p)
+    q = tmp_path / "again.safetensors"
+    save_file(out, q)  # views of one mapping are not "shared tensors"
+    assert q.read_bytes() == p.read_bytes()
+    assert save(out) == p.read_bytes()
+
+
+def test_unaligned_vector_loads_through_copy():
+    from conftest import VECTORS, manifest
+
+    entry = manifest()["valid"]["padded_unaligned"]
+    p = VECTORS / "valid" / "padded_unaligned.safetensors"
+    assert (8 + entry["header_len"]) % 4 != 0  # the F32 data really is misaligned
+    data = p.read_bytes()
+    _, body = header_of(data)
+    want = torch.frombuffer(bytearray(body[:24]), dtype=torch.float32)
+    for backend in ("mmap", "pread"):
+        with safe_open(p, "pt", backend=backend) as f:
+            t = f.get_tensor("t")
+            assert torch.equal(t, want)
+            assert t.data_ptr() % 4 == 0
+            assert torch.equal(f.get_slice("t")[1:5:2], want[1:5:2])
+    assert torch.equal(load_file(p)["t"], want)
+
+
+def test_empty_and_f4_tensors_load_through_copy(tmp_path):
+    tensors = {
+        "e": torch.empty((0, 3), dtype=torch.float32),
+        "f4": make(torch.float4_e2m1fn_x2, (2, 3)),
+        "x": torch.arange(6, dtype=torch.int16),
+    }
+    p = tmp_path / "e.safetensors"
+    save_file(tensors, p)
+    out = load_file(p)
+    assert out["e"].shape == (0, 3)
+    assert raw(out["f4"]) == raw(tensors["f4"]) and out["f4"].dtype == torch.float4_e2m1fn_x2
+    assert torch.equal(out["x"], tensors["x"])
+    with safe_open(p, "pt") as f:
+        assert f.get_slice("e")[:, 1:].shape == (0, 2)
+
+
+def test_file_shrunk_after_open_is_refused(tmp_path):
+    p, _ = _model_file(tmp_path)
+    with safe_open(p, "pt") as f:
+        os.truncate(p, 100)
+        with pytest.raises(SafetensorError, match="changed|size|bytes"):
+            f.get_tensor("w")
+        with pytest.raises(SafetensorError, match="changed|size|bytes"):
+            f.get_slice("w")[:1]

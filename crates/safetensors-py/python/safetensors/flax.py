@@ -64,3 +64,11 @@ def _st_empty(dtype: str, shape: list):
 def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps) -> Array:
     arr = _np._st_finish(arr, dtype, shape, device, steps)
     return jnp.asarray(arr)
+
+
+def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: Any, index):
+    # One copy, from the mapped bytes into the JAX array.
+    if dtype not in _np._TYPES:
+        return None
+    arr = _np._st_view(buf, dtype, shape, offset, nbytes, device, index)
+    return None if arr is None else jnp.asarray(_common.c_contiguous(arr))

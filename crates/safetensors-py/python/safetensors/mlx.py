@@ -106,3 +106,14 @@ def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps) -> 
         return mx.array(arr, dtype=mx.uint16).view(mx.bfloat16)
     # The explicit dtype keeps 64-bit arrays 64-bit (mlx narrows float64 by default).
     return mx.array(arr, dtype=_TYPES[dtype])
+
+
+def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: Any, index):
+    # One copy, from the mapped bytes into the MLX array.
+    if dtype not in _TYPES:
+        return None
+    bits = np.dtype(np.uint16) if dtype == "BF16" else _np._TYPES.get(dtype)
+    if bits is None:
+        return None
+    arr = _np._view(buf, bits, shape, offset, nbytes, index)
+    return None if arr is None else _st_finish(_common.c_contiguous(arr), dtype, shape, device, None)

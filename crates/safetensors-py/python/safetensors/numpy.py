@@ -134,6 +134,25 @@ def _st_empty(dtype: str, shape: list):
     return arr, arr.__array_interface__["data"][0], arr.nbytes
 
 
+def _view(buf: Any, npdtype: np.dtype, shape: list, offset: int, nbytes: int, index) -> Optional[np.ndarray]:
+    """The array of ``npdtype`` and ``shape`` over ``buf[offset:offset + nbytes]``, without a
+    copy, indexed by ``index`` (a view too); None when it has no elements or ``offset`` is not
+    a multiple of the element size (the loader then copies instead)."""
+    size = npdtype.itemsize
+    if nbytes == 0 or offset % size or nbytes % size:
+        return None
+    arr = np.frombuffer(buf, dtype=npdtype, count=nbytes // size, offset=offset).reshape(shape)
+    # The trailing ``...`` keeps a fully int-indexed result a 0-d array view, not a scalar.
+    return arr if index is None else arr[tuple(index) + (Ellipsis,)]
+
+
+def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: Any, index):
+    npdtype = _TYPES.get(dtype)
+    if npdtype is None:
+        return None  # the copy path reports the unsupported dtype
+    return _view(buf, npdtype, shape, offset, nbytes, index)
+
+
 def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps):
     if steps is not None:
         arr = _common.c_contiguous(arr[_common.steps_index(steps)])

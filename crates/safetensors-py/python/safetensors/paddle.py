@@ -9,6 +9,7 @@ import numpy as np
 import paddle
 
 from . import _common
+from . import numpy as _np
 from ._safetensors_rust import SafetensorError, TensorSpec
 # Re-exported: code written for the reference imports these from the framework modules.
 from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
@@ -138,3 +139,13 @@ def _strided(t, dtype: str, steps):
     axes = list(range(len(steps)))
     ends = list(t.shape)
     return paddle.strided_slice(t, axes=axes, starts=[0] * len(axes), ends=ends, strides=list(steps)).clone()
+
+
+def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: Any, index):
+    # One copy, from the mapped bytes into the paddle tensor.
+    try:
+        _, bits = _TYPES[dtype]
+    except KeyError:
+        return None
+    arr = _np._view(buf, bits, shape, offset, nbytes, index)
+    return None if arr is None else _st_finish(_common.c_contiguous(arr), dtype, shape, device, None)

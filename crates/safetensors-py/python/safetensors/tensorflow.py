@@ -70,3 +70,11 @@ def _st_empty(dtype: str, shape: list):
 def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps) -> tf.Tensor:
     arr = _np._st_finish(arr, dtype, shape, device, steps)
     return tf.convert_to_tensor(arr)
+
+
+def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: Any, index):
+    # One copy, from the mapped bytes into the TensorFlow tensor.
+    if dtype in _UNSUPPORTED or dtype not in _np._TYPES:
+        return None
+    arr = _np._st_view(buf, dtype, shape, offset, nbytes, device, index)
+    return None if arr is None else tf.convert_to_tensor(_common.c_contiguous(arr))

@@ -266,7 +266,12 @@ def load(data: bytes) -> Dict[str, torch.Tensor]:
 
 
 def load_file(filename: Union[str, os.PathLike], device: Union[str, int, torch.device] = "cpu") -> Dict[str, torch.Tensor]:
-    """Loads a safetensors file into tensors on ``device``, one tensor at a time."""
+    """Loads a safetensors file into tensors on ``device``.
+
+    On the CPU every tensor is a zero-copy view of one private (copy-on-write) memory map of
+    the file: nothing is read until used, and writing to a tensor never changes the file.
+    On another device each tensor is copied there from the mapping, one at a time.
+    """
     return _common.load_path(filename, "pt", device)
 
 
@@ -336,6 +341,24 @@ def _st_empty(dtype: str, shape: list):
 def _st_finish(t: torch.Tensor, dtype: str, shape: list, device: torch.device, steps):
     if steps is not None:
         t = t[_common.steps_index(steps)].contiguous()
+    if device.type != "cpu":
+        t = t.to(device)
+    return t
+
+
+def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: torch.device, index):
+    """A tensor over ``buf[offset:offset + nbytes]`` without a copy (its own storage of exactly
+    those bytes, as ``torch.frombuffer`` makes), indexed by ``index`` (a view as well), then
+    moved to ``device``; None when no view can be made (the loader then copies)."""
+    tdtype = _TYPES.get(dtype)
+    if tdtype is None or dtype == "F4":
+        return None  # unsupported: the copy path reports it; F4: packed pairs, copied
+    size = tdtype.itemsize
+    if nbytes == 0 or offset % size or nbytes % size:
+        return None  # frombuffer refuses empty buffers; unaligned data is copied to aligned memory
+    t = torch.frombuffer(buf, dtype=tdtype, count=nbytes // size, offset=offset).view(shape)
+    if index is not None:
+        t = t[index]
     if device.type != "cpu":
         t = t.to(device)
     return t
