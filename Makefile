@@ -9,17 +9,22 @@ export SAFETENSORS_TEST_PYTHON ?= $(PY)
 
 .PHONY: demo setup test test-rust test-python lint fuzz-check fuzz-smoke bench-rust bench-python ci
 
-## Build everything, write a sample model file, read it back and slice it.
+## Build everything, write a sample model file, read it back and slice it, then look at it
+## (and at a conformance vector) with the command-line tool.
 demo:
 	$(CARGO) build --release --workspace
 	mkdir -p target/demo
 	$(CARGO) run -q --release -p safetensors --example write_and_read -- target/demo/demo.safetensors
+	target/release/safetensors inspect target/demo/demo.safetensors
+	target/release/safetensors validate target/demo/demo.safetensors tests/data/vectors/valid/gpt2_block.safetensors
+	target/release/safetensors inspect tests/data/vectors/valid/gpt2_block.safetensors | tail -n 12
 
 ## The Python environment: .venv with every framework, and our package built into it.
 setup:
 	bash crates/safetensors-py/scripts/setup-env.sh
 
-## Every test: Rust (unit, conformance, property, doc, convert) and Python (all frameworks).
+## Every test: Rust (core, convert, CLI end to end) and Python (every framework).
+## The CLI's HTTP test needs nginx (`apt-get install nginx`); without it that test skips.
 test: setup test-rust test-python
 
 test-rust:
@@ -48,6 +53,7 @@ fuzz-smoke:
 bench-rust:
 	BENCH_DIR=$${BENCH_DIR:-/tmp} $(CARGO) bench -p safetensors --bench core
 
-## What CI runs. Missing frameworks fail instead of skipping.
+## What CI runs. A missing framework or nginx fails instead of skipping.
 ci: export SAFETENSORS_REQUIRE_FRAMEWORKS = 1
+ci: export SAFETENSORS_REQUIRE_NGINX = 1
 ci: setup lint test-rust test-python fuzz-smoke
