@@ -423,6 +423,20 @@ def warm_page_cache(path: Path) -> None:
             pass
 
 
+def describe_git(path: Path) -> str:
+    """`branch@commit` (+ dirty) of the git checkout holding path, if any."""
+    def git(*a: str) -> str:
+        r = subprocess.run(["git", "-C", str(path), *a], capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "not in a git checkout"
+    branch = git("rev-parse", "--abbrev-ref", "HEAD")
+    dirty = " + uncommitted changes" if git("status", "--porcelain", "--", ".") else ""
+    return f"{branch}@{commit}{dirty}"
+
+
 def parse_safetensors_header(path: Path) -> tuple[dict, int]:
     """Our own minimal reader of a safetensors header: (tensors, data start)."""
     with open(path, "rb") as f:
@@ -469,6 +483,7 @@ class Driver:
         self.ours_path = str(Path(args.ours_path).resolve()) if args.ours_path else None
         self.ref_label = f"reference {args.ref_version}"
         self.probes: dict[str, dict] = {}
+        self.ours_source = ""
 
     # ---- subprocess plumbing -------------------------------------------
 
@@ -542,6 +557,22 @@ class Driver:
                 self.log("WARNING: 'ours' is the reference package (--allow-ours-is-ref): debugging the script only")
             if self.probes["ours"]["torch"] != self.probes["ref"]["torch"]:
                 self.log("WARNING: 'ours' and the reference run with different torch versions")
+
+    def snapshot_ours(self) -> None:
+        """Copy ours' package directory (Python files + built extension) into
+        BENCH_DIR/ours-snapshot and import it from there, so a concurrent
+        rebuild of the package cannot change it in the middle of a run."""
+        src = Path(self.probes["ours"]["file"]).parent
+        dest_root = self.bench_dir / "ours-snapshot"
+        if dest_root.exists():
+            shutil.rmtree(dest_root)
+        shutil.copytree(src, dest_root / src.name, ignore=shutil.ignore_patterns("__pycache__"))
+        self.ours_source = describe_git(src)
+        self.ours_path = str(dest_root)
+        info = self.run_worker("ours", {"kind": "probe"})
+        info["snapshot_of"] = str(src)
+        self.probes["ours"] = info
+        self.log(f"[ours ] snapshot of {src} ({self.ours_source}) -> {info['file']}")
 
     def impls_needed(self) -> set[str]:
         return set(self.args.impls) | {"ref"}
@@ -666,8 +697,12 @@ class Driver:
         for impl in ("ours", "ref"):
             if impl in self.probes:
                 q = self.probes[impl]
+                origin = ""
+                if impl == "ours":
+                    snap = f"snapshot of `{q['snapshot_of']}`, " if "snapshot_of" in q else ""
+                    origin = f" ({snap}{self.ours_source})"
                 lines.append(f"- {IMPL_LABEL[impl]}: safetensors {q.get('version', '?')} imported from "
-                             f"`{q.get('file')}` (python `{q['executable']}`, torch {q['torch']})")
+                             f"`{q.get('file')}`{origin} (python `{q['executable']}`, torch {q['torch']})")
         lines.append(f"- command: `{' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}`")
         return lines
 
@@ -802,14 +837,18 @@ class Driver:
                 None if r is None else r >= 1.3)
         if "slice" in self.args.ops:
             r = ratio("slice")
-            row("open + get_slice no slower than reference", f"{r:.2f}x" if r else "n/a",
-                None if r is None else r >= 1.0)
+            rows.append((name, "open + get_slice vs reference (no goal set)", f"{r:.2f}x" if r else "n/a",
+                         "n/a" if r is None else ("at parity or faster" if r >= 1.0 else "slower")))
         return rows
 
     def run(self) -> int:
         self.load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
         self.ensure_reference()
         self.probe()
+        if self.args.snapshot_ours:
+            self.snapshot_ours()
+        elif "ours" in self.probes:
+            self.ours_source = describe_git(Path(self.probes["ours"]["file"]).parent)
         wls = workloads(self.args.quick)
         all_results = {}
         for name in self.args.workloads:
@@ -837,6 +876,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="interpreter with torch+numpy for the reference and torch workers (default: this one)")
     p.add_argument("--ours-python", help="interpreter whose `import safetensors` is ours (default: --python)")
     p.add_argument("--ours-path", help="directory put first on PYTHONPATH of the 'ours' workers")
+    p.add_argument("--snapshot-ours", action="store_true",
+                   help="copy ours' package dir to BENCH_DIR/ours-snapshot first and measure that copy")
     p.add_argument("--allow-ours-is-ref", action="store_true",
                    help="let 'ours' be the reference package: only to debug this script")
     p.add_argument("--bench-dir", default=str(REPO_ROOT / ".bench"), help="data and scratch dir (.bench)")
