@@ -721,7 +721,7 @@ class Driver:
         for name, results in all_results.items():
             m = wls[name]["data"]["manifest"]
             n_params = sum(numel(t["shape"]) for t in m["tensors"])
-            out.append(f"### {name}: {wls[name]['what']}, {n_params / 1e6:.1f}M params, "
+            out.append(f"#### {name}: {wls[name]['what']}, {n_params / 1e6:.1f}M params, "
                        f"{m['total_bytes'] / 1e6:.1f} MB, {len(m['tensors'])} tensors")
             out.append("")
             out.append("| operation | implementation | median s | min s | × ours | peak RSS +MiB | anon +MiB | "
@@ -766,7 +766,7 @@ class Driver:
             out.extend(notes)
             out.append("")
             goals.extend(self.goal_rows(name, results))
-        out.append("### Goals")
+        out.append("#### Goals")
         out.append("")
         out.append("| workload | goal | measured | met |")
         out.append("|---|---|---|---|")
