@@ -189,6 +189,12 @@ def import_safetensors(task: dict):
     return safetensors, where
 
 
+def load_manifest(task: dict) -> dict:
+    """The workload's manifest (passed as a file: argv has a size limit)."""
+    with open(task["manifest_path"]) as f:
+        return json.load(f)["manifest"]
+
+
 def build_tensors(manifest: dict, raw_path: str) -> dict:
     """Read every tensor from the raw data file into its own torch storage."""
     import numpy as np
@@ -235,7 +241,7 @@ def worker_gen(task: dict) -> dict:
     """Generate a workload's deterministic random data to its raw file."""
     import numpy as np
 
-    manifest, raw_path = task["manifest"], task["raw_path"]
+    manifest, raw_path = load_manifest(task), task["raw_path"]
     chunk = 1 << 22
     tmp = raw_path + ".tmp"
     with open(tmp, "wb") as f:
@@ -259,7 +265,7 @@ def worker_prepare(task: dict) -> dict:
     import torch
 
     st, where = import_safetensors(task)
-    tensors = build_tensors(task["manifest"], task["raw_path"])
+    tensors = build_tensors(load_manifest(task), task["raw_path"])
     st.torch.save_file(tensors, task["st_path"] + ".tmp")
     os.replace(task["st_path"] + ".tmp", task["st_path"])
     torch.save(tensors, task["pt_path"] + ".tmp")
@@ -295,7 +301,7 @@ def worker_measure(task: dict) -> dict:
         st, result["file"] = import_safetensors(task)
 
     if op == "save":
-        tensors = build_tensors(task["manifest"], task["raw_path"])
+        tensors = build_tensors(load_manifest(task), task["raw_path"])
         out_path = task["out_path"]
         gc.collect()
         result["hwm_reset"] = reset_peak_rss()
@@ -587,6 +593,7 @@ class Driver:
             "pt_path": str(self.data_dir / f"{name}.pt"),
         }
         mpath = self.data_dir / f"{name}.manifest.json"
+        paths["manifest_path"] = str(mpath)
         stamp = json.dumps({"manifest": manifest, "ref": self.args.ref_version, "torch": self.probes["ref"]["torch"]},
                            sort_keys=True)
         fresh = (
@@ -596,13 +603,14 @@ class Driver:
             and Path(paths["raw_path"]).stat().st_size == manifest["total_bytes"]
         )
         if not fresh:
-            for p in [mpath, *map(Path, paths.values())]:
+            for p in map(Path, paths.values()):
                 p.unlink(missing_ok=True)
             self.log(f"generating {name}: {len(manifest['tensors'])} tensors, {manifest['total_bytes'] / 1e6:.1f} MB")
-            self.run_worker("torch", {"kind": "gen", "manifest": manifest, "raw_path": paths["raw_path"]})
-            self.log(f"writing {name}.safetensors with the reference and {name}.pt with torch.save")
-            self.run_worker("ref", {"kind": "prepare", "manifest": manifest, **paths})
+            # Written first (workers read it); data files only appear once complete.
             mpath.write_text(stamp)
+            self.run_worker("torch", {"kind": "gen", **paths})
+            self.log(f"writing {name}.safetensors with the reference and {name}.pt with torch.save")
+            self.run_worker("ref", {"kind": "prepare", **paths})
         return {"manifest": manifest, **paths}
 
     # ---- measurement -----------------------------------------------------
@@ -634,7 +642,8 @@ class Driver:
                     rec = results[(op, impl)]
                     if rec["errors"] and not rec["runs"] and len(rec["errors"]) >= 2:
                         continue  # failed twice without ever working: stop retrying
-                    task = {"kind": "measure", "op": op, **data,
+                    files = {k: v for k, v in data.items() if k != "manifest"}
+                    task = {"kind": "measure", "op": op, **files,
                             "slice_tensor": wl["slice_tensor"], "slice_rows": wl["slice_rows"],
                             "inner_reps": self.args.inner_reps}
                     if op == "save":
