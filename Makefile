@@ -53,6 +53,11 @@ fuzz-smoke:
 bench-rust:
 	BENCH_DIR=$${BENCH_DIR:-/tmp} $(CARGO) bench -p safetensors --bench core
 
+## The Python benchmark: ours vs the reference package (isolated install) vs torch.
+## Pass options with BENCH_ARGS, e.g. BENCH_ARGS=--quick.
+bench-python: setup
+	bench/python/run.sh --snapshot-ours $${BENCH_ARGS:-}
+
 ## What CI runs. A missing framework or nginx fails instead of skipping.
 ci: export SAFETENSORS_REQUIRE_FRAMEWORKS = 1
 ci: export SAFETENSORS_REQUIRE_NGINX = 1
