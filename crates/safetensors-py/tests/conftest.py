@@ -49,3 +49,32 @@ def header_of(data: bytes):
     """(header JSON object, data part) of a safetensors byte string, parsed independently."""
     n = int.from_bytes(data[:8], "little")
     return json.loads(data[8 : 8 + n]), data[8 + n :]
+
+
+def numpy_dtypes() -> dict:
+    """Header dtype -> numpy dtype, for every dtype numpy can hold (ml_dtypes for the
+    bfloat16 and float8 types). Shared by the numpy-based framework tests."""
+    import ml_dtypes
+    import numpy as np
+
+    return {
+        "BOOL": np.bool_,
+        "U8": np.uint8,
+        "I8": np.int8,
+        "U16": np.uint16,
+        "I16": np.int16,
+        "F16": np.float16,
+        "BF16": ml_dtypes.bfloat16,
+        "U32": np.uint32,
+        "I32": np.int32,
+        "F32": np.float32,
+        "C64": np.complex64,
+        "U64": np.uint64,
+        "I64": np.int64,
+        "F64": np.float64,
+        "F8_E5M2": ml_dtypes.float8_e5m2,
+        "F8_E4M3": ml_dtypes.float8_e4m3fn,
+        "F8_E4M3FNUZ": ml_dtypes.float8_e4m3fnuz,
+        "F8_E5M2FNUZ": ml_dtypes.float8_e5m2fnuz,
+        "F8_E8M0": ml_dtypes.float8_e8m0fnu,
+    }

@@ -5,40 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import require
+from conftest import require, numpy_dtypes
 from frameworks import SHAPES, check_round_trip, random_array
 
 jax = require("jax")
 require("flax")
 
 import jax.numpy as jnp  # noqa: E402
-import ml_dtypes  # noqa: E402
 import numpy as np  # noqa: E402
 
 import safetensors.flax as st_flax  # noqa: E402
 from safetensors import SafetensorError, safe_open, serialize  # noqa: E402
 
-DTYPES = {
-    "BOOL": np.bool_,
-    "U8": np.uint8,
-    "I8": np.int8,
-    "U16": np.uint16,
-    "I16": np.int16,
-    "F16": np.float16,
-    "BF16": ml_dtypes.bfloat16,
-    "U32": np.uint32,
-    "I32": np.int32,
-    "F32": np.float32,
-    "C64": np.complex64,
-    "U64": np.uint64,
-    "I64": np.int64,
-    "F64": np.float64,
-    "F8_E5M2": ml_dtypes.float8_e5m2,
-    "F8_E4M3": ml_dtypes.float8_e4m3fn,
-    "F8_E4M3FNUZ": ml_dtypes.float8_e4m3fnuz,
-    "F8_E5M2FNUZ": ml_dtypes.float8_e5m2fnuz,
-    "F8_E8M0": ml_dtypes.float8_e8m0fnu,
-}
+DTYPES = numpy_dtypes()
 
 
 @pytest.fixture(autouse=True, scope="module")

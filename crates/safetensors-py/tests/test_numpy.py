@@ -10,29 +10,9 @@ import pytest
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load, load_file, save, save_file
 
-from conftest import header_of
+from conftest import header_of, numpy_dtypes
 
-DTYPES = {
-    "BOOL": np.bool_,
-    "U8": np.uint8,
-    "I8": np.int8,
-    "U16": np.uint16,
-    "I16": np.int16,
-    "F16": np.float16,
-    "BF16": ml_dtypes.bfloat16,
-    "U32": np.uint32,
-    "I32": np.int32,
-    "F32": np.float32,
-    "C64": np.complex64,
-    "U64": np.uint64,
-    "I64": np.int64,
-    "F64": np.float64,
-    "F8_E5M2": ml_dtypes.float8_e5m2,
-    "F8_E4M3": ml_dtypes.float8_e4m3fn,
-    "F8_E4M3FNUZ": ml_dtypes.float8_e4m3fnuz,
-    "F8_E5M2FNUZ": ml_dtypes.float8_e5m2fnuz,
-    "F8_E8M0": ml_dtypes.float8_e8m0fnu,
-}
+DTYPES = numpy_dtypes()
 
 
 def make(dtype, shape, seed=0):

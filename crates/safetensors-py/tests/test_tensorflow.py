@@ -4,37 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import require
+from conftest import require, numpy_dtypes
 from frameworks import SHAPES, check_round_trip, random_array
 
 tf = require("tensorflow")
 
-import ml_dtypes  # noqa: E402
 import numpy as np  # noqa: E402
 
 import safetensors.tensorflow as st_tf  # noqa: E402
 from safetensors import SafetensorError, safe_open, serialize  # noqa: E402
 
-DTYPES = {
-    "BOOL": np.bool_,
-    "U8": np.uint8,
-    "I8": np.int8,
-    "U16": np.uint16,
-    "I16": np.int16,
-    "F16": np.float16,
-    "BF16": ml_dtypes.bfloat16,
-    "U32": np.uint32,
-    "I32": np.int32,
-    "F32": np.float32,
-    "C64": np.complex64,
-    "U64": np.uint64,
-    "I64": np.int64,
-    "F64": np.float64,
-    "F8_E5M2": ml_dtypes.float8_e5m2,
-    "F8_E4M3": ml_dtypes.float8_e4m3fn,
-    "F8_E4M3FNUZ": ml_dtypes.float8_e4m3fnuz,
-    "F8_E5M2FNUZ": ml_dtypes.float8_e5m2fnuz,
-}
+# TensorFlow has no F8_E8M0.
+DTYPES = {k: v for k, v in numpy_dtypes().items() if k != "F8_E8M0"}
 
 
 def tf_bytes(t) -> bytes:
