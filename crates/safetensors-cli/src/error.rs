@@ -79,10 +79,14 @@ impl Error {
     /// Wraps a core error about `path`: an I/O failure reads as one (not as an invalid file).
     pub fn from_core(path: impl std::fmt::Display, source: SafeTensorError) -> Self {
         match source {
-            SafeTensorError::IoError(e) => Error::Io {
-                action: "read",
-                path: path.to_string(),
-                source: e,
+            // A CLI error (an HTTP failure) raised inside a `Source` the core was reading.
+            SafeTensorError::IoError(e) => match e.downcast::<Error>() {
+                Ok(inner) => inner,
+                Err(e) => Error::Io {
+                    action: "read",
+                    path: path.to_string(),
+                    source: e,
+                },
             },
             source => Error::Format {
                 path: path.to_string(),

@@ -15,7 +15,7 @@ use safetensors::Dtype;
 
 use crate::error::Error;
 use crate::header::{read_header, read_local_header, FileHeader};
-use crate::index::{locate, read_index, Layout, ShardIndex};
+use crate::index::{locate, parse_index, read_index, Layout, ShardIndex};
 use crate::output::say;
 use crate::remote::{self, RemoteFile};
 use crate::size::{format_bytes, format_count};
@@ -111,8 +111,8 @@ fn load_url(url: &str) -> Result<Model, Error> {
     let agent = remote::agent();
     let path_part = url.split(['?', '#']).next().unwrap_or(url);
     if !path_part.ends_with(".json") {
-        let mut file = RemoteFile::open(&agent, url)?;
-        let header = read_header(&mut file, url)?;
+        let file = RemoteFile::open(&agent, url)?;
+        let header = read_header(&file, url)?;
         return Ok(Model {
             source: url.to_string(),
             index: None,
@@ -123,7 +123,7 @@ fn load_url(url: &str) -> Result<Model, Error> {
             warnings: Vec::new(),
         });
     }
-    let index = ShardIndex::parse(&remote::fetch_document(&agent, url)?, url)?;
+    let index = parse_index(&remote::fetch_document(&agent, url)?, url)?;
     let names = index.files();
     let urls = names
         .iter()
@@ -156,8 +156,8 @@ fn fetch_headers(agent: &ureq::Agent, urls: &[String]) -> Result<Vec<FileHeader>
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(url) = urls.get(i) else { break done };
-                        let header = RemoteFile::open(agent, url)
-                            .and_then(|mut file| read_header(&mut file, url));
+                        let header =
+                            RemoteFile::open(agent, url).and_then(|file| read_header(&file, url));
                         done.push((i, header));
                     }
                 })
@@ -178,7 +178,8 @@ fn sharded(source: &str, index: ShardIndex, files: Vec<ShardHeader>) -> Model {
         .iter()
         .map(|s| (s.name.as_str(), &s.header.metadata))
         .collect();
-    let warnings = index_problems(&index, &headers)
+    let warnings = index
+        .problems(&headers)
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -188,70 +189,6 @@ fn sharded(source: &str, index: ShardIndex, files: Vec<ShardHeader>) -> Model {
         files,
         warnings,
     }
-}
-
-/// One way an index and its shards disagree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IndexProblem {
-    /// A tensor missing from its shard, absent from the weight map, or in another shard.
-    Tensor(String),
-    /// `metadata.total_size` differs from the tensor bytes the shards hold.
-    TotalSize(String),
-}
-
-impl std::fmt::Display for IndexProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IndexProblem::Tensor(m) | IndexProblem::TotalSize(m) => f.write_str(m),
-        }
-    }
-}
-
-/// Where an index and its shards' headers disagree: tensors missing from their shard, tensors
-/// not in the weight map or in another shard than it says, and a wrong `total_size`.
-pub fn index_problems(index: &ShardIndex, shards: &[(&str, &Metadata)]) -> Vec<IndexProblem> {
-    let mut problems = Vec::new();
-    let mut data_bytes = 0u64;
-    for (file, metadata) in shards {
-        for (name, info) in metadata.iter() {
-            data_bytes += (info.data_offsets.1 - info.data_offsets.0) as u64;
-            match index.weight_map.get(name) {
-                None => problems.push(IndexProblem::Tensor(format!(
-                    "tensor `{}` in {} is not in the index's weight_map",
-                    printable(name),
-                    printable(file)
-                ))),
-                Some(mapped) if mapped.as_str() != *file => {
-                    problems.push(IndexProblem::Tensor(format!(
-                        "tensor `{}` is in {} but the index maps it to {}",
-                        printable(name),
-                        printable(file),
-                        printable(mapped)
-                    )))
-                }
-                Some(_) => {}
-            }
-        }
-    }
-    for (name, file) in &index.weight_map {
-        let found = shards
-            .iter()
-            .any(|(shard, metadata)| shard == file && metadata.info(name).is_some());
-        if !found {
-            problems.push(IndexProblem::Tensor(format!(
-                "the index maps tensor `{}` to {} which does not hold it",
-                printable(name),
-                printable(file)
-            )));
-        }
-    }
-    match index.total_size() {
-        Some(total) if total != data_bytes => problems.push(IndexProblem::TotalSize(format!(
-            "the index says total_size {total} but the shards hold {data_bytes} bytes of tensor data"
-        ))),
-        _ => {}
-    }
-    problems
 }
 
 /// A `__metadata__` in file order.
@@ -319,8 +256,8 @@ pub fn render(model: &Model) -> String {
         out.push_str(&format!(
             "File: {} ({} bytes = {}, header {} bytes, {} tensors)\n",
             printable(&shard.name),
-            format_count(header.file_size),
-            format_bytes(header.file_size),
+            format_count(header.file_len),
+            format_bytes(header.file_len),
             format_count(header.header_len as u64),
             header.metadata.len()
         ));
@@ -513,7 +450,7 @@ impl<'a> JsonReport<'a> {
                 .iter()
                 .map(|s| JsonFile {
                     file: &s.name,
-                    file_size: s.header.file_size,
+                    file_size: s.header.file_len,
                     header_len: s.header.header_len,
                     tensors: s.header.metadata.len(),
                     metadata: s.header.metadata.metadata_ordered().map(OrderedMap),

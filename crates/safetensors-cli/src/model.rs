@@ -9,8 +9,9 @@ use safetensors::file::{Backend, SafeFile};
 use safetensors::tensor::{Metadata, TensorView};
 
 use crate::error::Error;
+use crate::index::IndexProblem;
 use crate::index::{locate, read_index, Layout};
-use crate::inspect::{index_problems, IndexProblem, Pairs};
+use crate::inspect::Pairs;
 use crate::table::printable;
 
 /// The open files of a model.
@@ -60,7 +61,7 @@ impl OpenModel {
                     .map(|(n, f)| (n.as_str(), f.metadata()))
                     .collect();
                 let mut warnings = Vec::new();
-                for problem in index_problems(&index, &headers) {
+                for problem in index.problems(&headers) {
                     match problem {
                         IndexProblem::Tensor(message) => {
                             return Err(Error::invalid(

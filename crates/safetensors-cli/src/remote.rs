@@ -9,6 +9,8 @@
 use std::io::Read;
 use std::time::Duration;
 
+use safetensors::SafeTensorError;
+
 use crate::error::Error;
 
 /// The most bytes read off one response when fetching a whole small document (index json).
@@ -159,13 +161,8 @@ impl RemoteFile {
         })
     }
 
-    /// The file's total size in bytes, as the server reported it.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     /// Reads `len` bytes at `offset`; bytes 0..8 come from the first request.
-    pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+    fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
         let end = offset
             .checked_add(len as u64)
             .filter(|&end| end <= self.size)
@@ -218,6 +215,21 @@ impl RemoteFile {
                 format!("unexpected HTTP status {status} for a range request"),
             )),
         }
+    }
+}
+
+/// The core reads a remote file like any other; HTTP errors travel through it wrapped in its
+/// I/O error and come out unchanged (`Error::from_core`).
+impl safetensors::source::Source for RemoteFile {
+    fn size(&self) -> Result<u64, SafeTensorError> {
+        Ok(self.size)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError> {
+        let bytes = RemoteFile::read_at(self, offset, buf.len())
+            .map_err(|e| SafeTensorError::IoError(std::io::Error::other(e)))?;
+        buf.copy_from_slice(&bytes);
+        Ok(())
     }
 }
 

@@ -10,7 +10,6 @@ use safetensors::tensor::Metadata;
 
 use crate::error::{chain, Error};
 use crate::index::{locate, read_index, Layout};
-use crate::inspect::index_problems;
 use crate::output::say;
 use crate::size::format_count;
 use crate::table::printable;
@@ -106,11 +105,7 @@ fn check_sharded(shown: &str, index_path: &Path, folder: &Path) -> Vec<String> {
     if problems.is_empty() {
         let headers: Vec<(&str, &Metadata)> =
             opened.iter().map(|(f, s)| (*f, s.metadata())).collect();
-        problems.extend(
-            index_problems(&index, &headers)
-                .iter()
-                .map(ToString::to_string),
-        );
+        problems.extend(index.problems(&headers).iter().map(ToString::to_string));
     }
     problems
 }

@@ -8,6 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use safetensors::file::{Backend, SafeFile};
+use safetensors::index::{
+    shard_file_name, write_index_json, IndexProblem, ShardContents, ShardIndex,
+};
 use safetensors::{serialize_to_file, Dtype, View};
 
 use crate::checkpoint::{read_checkpoint, Checkpoint, TensorEntry};
@@ -334,7 +337,7 @@ pub fn convert_file(
 /// Name of the index file of a sharded PyTorch checkpoint.
 pub const PT_INDEX: &str = "pytorch_model.bin.index.json";
 /// Name of the index file written for sharded safetensors output.
-pub const ST_INDEX: &str = "model.safetensors.index.json";
+pub const ST_INDEX: &str = safetensors::index::INDEX_FILE;
 
 fn index_err(path: &Path, message: impl Into<String>) -> ConvertError {
     ConvertError::Index {
@@ -343,33 +346,24 @@ fn index_err(path: &Path, message: impl Into<String>) -> ConvertError {
     }
 }
 
-/// Parses `pytorch_model.bin.index.json` into (tensor name -> shard file name).
-fn read_index(path: &Path) -> Result<BTreeMap<String, String>, ConvertError> {
+/// Reads `pytorch_model.bin.index.json` with the core's index rules (the same as for
+/// safetensors indexes: a tensor listed twice or a shard name outside the folder is refused).
+fn read_index(path: &Path) -> Result<ShardIndex, ConvertError> {
     let text = fs::read(path).map_err(io_err(path))?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| index_err(path, format!("invalid JSON: {e}")))?;
-    let Some(map) = json.get("weight_map").and_then(|m| m.as_object()) else {
-        return Err(index_err(path, "no \"weight_map\" object"));
-    };
-    let mut out = BTreeMap::new();
-    for (name, file) in map {
-        let Some(file) = file.as_str() else {
-            return Err(index_err(
-                path,
-                format!("weight_map entry `{name}` is not a file name string"),
-            ));
-        };
-        let plain = Path::new(file).components().count() == 1
-            && matches!(
-                Path::new(file).components().next(),
-                Some(std::path::Component::Normal(_))
-            );
-        if !plain {
-            return Err(index_err(path, format!("weight_map entry `{name}` names `{file}`, which is not a file in the same folder")));
-        }
-        out.insert(name.clone(), file.to_owned());
+    ShardIndex::parse(&text).map_err(|e| index_err(path, e.to_string()))
+}
+
+/// A PyTorch shard, as the core's index check sees it: tensor names and sizes.
+impl ShardContents for &Checkpoint {
+    fn tensor_sizes(&self) -> impl Iterator<Item = (&str, u64)> {
+        Checkpoint::tensors(self)
+            .iter()
+            .map(|t| (t.name(), t.byte_len() as u64))
     }
-    Ok(out)
+
+    fn holds(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file renamed into place (the core's mechanism).
@@ -404,44 +398,32 @@ pub fn convert_folder(
             format!("no {PT_INDEX} or pytorch_model.bin in this folder"),
         ));
     }
-    let weight_map = read_index(&index_path)?;
-    let mut shard_files: Vec<&String> = weight_map.values().collect();
-    shard_files.sort();
-    shard_files.dedup();
+    let index = read_index(&index_path)?;
+    let shard_files = index.files();
     let n = shard_files.len();
 
     // Read and plan every shard before writing anything.
-    let mut shards = Vec::with_capacity(n);
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for (si, file) in shard_files.iter().enumerate() {
-        let ck = read_checkpoint(&input_dir.join(file))?;
-        for name in ck.names() {
-            if let Some(&other) = seen.get(name) {
-                return Err(index_err(
-                    &index_path,
-                    format!(
-                        "tensor `{name}` is in both {} and {file}",
-                        shard_files[other]
-                    ),
-                ));
-            }
-            seen.insert(name.to_owned(), si);
-        }
-        let plan = plan_shared(ck.tensors());
-        shards.push((ck, plan));
+    let mut checkpoints = Vec::with_capacity(n);
+    for file in &shard_files {
+        checkpoints.push(read_checkpoint(&input_dir.join(file))?);
     }
-    for (name, file) in &weight_map {
-        let listed_in = shard_files
-            .iter()
-            .position(|f| *f == file)
-            .expect("file comes from the map");
-        if seen.get(name.as_str()) != Some(&listed_in) {
-            return Err(index_err(
-                &index_path,
-                format!("weight_map puts `{name}` in {file}, but that shard does not hold it"),
-            ));
-        }
+    let contents: Vec<(&str, &Checkpoint)> =
+        shard_files.iter().copied().zip(&checkpoints).collect();
+    // A wrong total_size is not an error: PyTorch writers count shared storage differently.
+    if let Some(IndexProblem::Tensor(problem)) = index
+        .problems(&contents)
+        .into_iter()
+        .find(|p| matches!(p, IndexProblem::Tensor(_)))
+    {
+        return Err(index_err(
+            &index_path,
+            format!("index and shards disagree: {problem}"),
+        ));
     }
+    let shards: Vec<(&Checkpoint, SharePlan)> = checkpoints
+        .iter()
+        .map(|ck| (ck, plan_shared(ck.tensors())))
+        .collect();
 
     fs::create_dir_all(output_dir).map_err(io_err(output_dir))?;
     let total = shards
@@ -457,7 +439,7 @@ pub fn convert_folder(
     let mut new_map: BTreeMap<&str, String> = BTreeMap::new();
     let result = (|| {
         for (si, (ck, plan)) in shards.iter().enumerate() {
-            let out_name = format!("model-{:05}-of-{:05}.safetensors", si + 1, n);
+            let out_name = shard_file_name(si + 1, n);
             let out = output_dir.join(&out_name);
             check_distinct(ck.path(), &out)?;
             report.bytes_written += write_one(ck, plan, &out, &progress)?;
@@ -471,12 +453,7 @@ pub fn convert_folder(
                 new_map.insert(ck.tensors()[i].name(), out_name.clone());
             }
         }
-        let index = serde_json::json!({
-            "metadata": { "total_size": total },
-            "weight_map": new_map,
-        });
-        let mut text = serde_json::to_string_pretty(&index).expect("JSON values serialize");
-        text.push('\n');
+        let text = write_index_json(total, &new_map);
         let index_out = output_dir.join(ST_INDEX);
         write_atomic(&index_out, text.as_bytes())?;
         report.bytes_written += text.len() as u64;

@@ -446,14 +446,14 @@ fn index_problems_are_named() {
     let cases = [
         (
             r#"{"weight_map": {"x": "../escape.bin"}}"#,
-            "not a file in the same folder",
+            "must be a relative path inside the index's folder",
         ),
         (
             r#"{"weight_map": {"x": "a.bin", "ghost": "a.bin"}}"#,
             "`ghost`",
         ),
         (r#"{"weight_map": 3}"#, "weight_map"),
-        ("{not json", "invalid JSON"),
+        ("{not json", "not a valid safetensors index"),
     ];
     for (i, (index, want)) in cases.iter().enumerate() {
         let input = root.join(format!("in{i}"));

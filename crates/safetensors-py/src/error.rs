@@ -33,7 +33,12 @@ pub fn io_error(err: io::Error, context: &str) -> PyErr {
 /// Converts a core error into the Python exception a caller expects.
 pub fn to_pyerr(err: SafeTensorError) -> PyErr {
     match err {
-        SafeTensorError::IoError(e) => io_error(e, "safetensors I/O error"),
+        // A Python exception raised by a file object's `seek`/`read` travels through the
+        // core's reader wrapped in an I/O error: raise it as it was.
+        SafeTensorError::IoError(e) => match e.downcast::<PyErr>() {
+            Ok(err) => err,
+            Err(e) => io_error(e, "safetensors I/O error"),
+        },
         SafeTensorError::TensorNotFound(ref name) => SafetensorError::new_err(format!(
             "File does not contain tensor {name}: call keys() to list the tensors it has"
         )),

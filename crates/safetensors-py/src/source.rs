@@ -12,7 +12,9 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyBytes;
 use safetensors::file::SafeFile;
-use safetensors::tensor::{read_header_len, Metadata, TensorInfo};
+use safetensors::source::{read_header, Source as CoreSource};
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::SafeTensorError;
 use safetensors::SafeTensors;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -36,13 +38,11 @@ pub enum Source {
     /// A Python file object read through `seek`/`read`.
     Handle {
         /// The file object.
-        file: Py<PyAny>,
+        file: FileObject,
         /// The validated header.
         meta: Metadata,
         /// Offset of the data part in the file.
         data_start: u64,
-        /// Serializes the seek+read pairs of concurrent readers.
-        lock: Mutex<()>,
     },
 }
 
@@ -72,30 +72,18 @@ impl Source {
         })
     }
 
-    /// Validates the header of a Python file object (anything with `seek` and `read`).
+    /// Validates the header of a Python file object (anything with `seek` and `read`)
+    /// with the core's header reader, the same one that reads paths and buffers.
     pub fn from_handle(file: &Bound<'_, PyAny>) -> PyResult<Source> {
-        let size = seek(file, 0, 2)?;
-        seek(file, 0, 0)?;
-        if size < 8 {
-            return Err(st_err(format!(
-                "File is {size} bytes long: too small to be safetensors (at least 8 bytes)"
-            )));
-        }
-        let prefix = read_exact(file, 8)?;
-        let n = read_header_len(&prefix).map_err(to_pyerr)?;
-        if n as u64 > size - 8 {
-            return Err(st_err(format!(
-                "Header length {n} goes past the end of the file ({size} bytes)"
-            )));
-        }
-        let header = read_exact(file, n)?;
-        let data_len = (size - 8 - n as u64) as usize;
-        let meta = Metadata::from_header_bytes(&header, data_len).map_err(to_pyerr)?;
-        Ok(Source::Handle {
+        let file = FileObject {
             file: file.clone().unbind(),
-            meta,
-            data_start: 8 + n as u64,
             lock: Mutex::new(()),
+        };
+        let header = read_header(&file).map_err(to_pyerr)?;
+        Ok(Source::Handle {
+            file,
+            data_start: header.data_start(),
+            meta: header.metadata,
         })
     }
 
@@ -141,25 +129,59 @@ impl Source {
                 Ok(())
             }
             Source::Handle {
-                file,
-                data_start,
-                lock,
-                ..
+                file, data_start, ..
             } => {
-                let _guard = lock.lock_py_attached(py).map_err(|_| {
-                    st_err("a previous read of this file object failed midway; open it again")
-                })?;
-                let file = file.bind(py);
                 let begin = data_start + info.data_offsets.0 as u64;
                 let mut off = 0;
                 for r in ranges {
-                    seek(file, begin + r.start as u64, 0)?;
-                    read_into(file, &mut dst[off..off + r.len()])?;
+                    file.read_at(begin + r.start as u64, &mut dst[off..off + r.len()])
+                        .map_err(to_pyerr)?;
                     off += r.len();
                 }
                 Ok(())
             }
         }
+    }
+}
+
+/// A Python file object as a core [`CoreSource`]: each read is a `seek` then `read`s,
+/// serialized by a lock so concurrent readers do not move each other's position. Python
+/// errors travel through the core wrapped in its I/O error and come out unchanged (see
+/// `error::to_pyerr`).
+pub struct FileObject {
+    file: Py<PyAny>,
+    lock: Mutex<()>,
+}
+
+impl FileObject {
+    fn with_file<T>(
+        &self,
+        f: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<T>,
+    ) -> Result<T, SafeTensorError> {
+        Python::attach(|py| {
+            let _guard = self.lock.lock_py_attached(py).map_err(|_| {
+                st_err("a previous read of this file object failed midway; open it again")
+            })?;
+            f(self.file.bind(py))
+        })
+        .map_err(|e| SafeTensorError::IoError(std::io::Error::other(e)))
+    }
+}
+
+impl CoreSource for FileObject {
+    fn size(&self) -> Result<u64, SafeTensorError> {
+        self.with_file(|file| {
+            let size = seek(file, 0, 2)?;
+            seek(file, 0, 0)?;
+            Ok(size)
+        })
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError> {
+        self.with_file(|file| {
+            seek(file, offset, 0)?;
+            read_into(file, buf)
+        })
     }
 }
 
@@ -170,13 +192,6 @@ fn seek(file: &Bound<'_, PyAny>, pos: u64, whence: u8) -> PyResult<u64> {
         return file.call_method0("tell")?.extract();
     }
     ret.extract()
-}
-
-/// Reads exactly `n` bytes from the file object's current position.
-fn read_exact(file: &Bound<'_, PyAny>, n: usize) -> PyResult<Vec<u8>> {
-    let mut out = vec![0u8; n];
-    read_into(file, &mut out)?;
-    Ok(out)
 }
 
 /// Fills `dst` from the file object's current position, looping over short reads.

@@ -126,6 +126,9 @@ pub enum SafeTensorError {
     },
     /// A write was refused before anything was written.
     InvalidWrite(String),
+    /// A sharded model's index json that cannot be used (not JSON, a tensor listed twice,
+    /// a shard name outside the index's folder); the message says which.
+    InvalidIndex(String),
     /// A call's argument does not fit the file (a byte range, a buffer size, a backend).
     InvalidArgument(String),
 }
@@ -208,7 +211,7 @@ impl fmt::Display for SafeTensorError {
                 "the file changed under the reader: it was {expected_len} bytes when opened and is {actual_len} now"
             ),
             InvalidWrite(reason) => write!(f, "cannot write: {reason}"),
-            InvalidArgument(reason) => f.write_str(reason),
+            InvalidIndex(reason) | InvalidArgument(reason) => f.write_str(reason),
         }
     }
 }

@@ -11,17 +11,47 @@ use std::path::Path;
 use memmap2::Mmap;
 
 use crate::error::SafeTensorError;
-use crate::header::{read_header_len, Metadata, TensorInfo};
+use crate::header::{Metadata, TensorInfo};
 use crate::mmap::map_file;
+use crate::source::pread::read_exact_at;
+use crate::source::{read_header, FileHeader};
 use crate::tensor::TensorView;
 
-/// How [`SafeFile`] gets tensor bytes.
+/// How [`SafeFile`] gets tensor bytes: positioned reads ([`Backend::Pread`], always safe)
+/// or a memory map ([`Backend::mmap`], which the caller opts into with `unsafe`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Backend {
+pub struct Backend {
+    mmap: bool,
+}
+
+impl Backend {
+    /// Positioned reads (`pread`) into the caller's buffers: no mapping at all, so nothing
+    /// another process does to the file can change bytes already handed out.
+    // Named like the enum variant it replaced, so `Backend::Pread` reads as before.
+    #[allow(non_upper_case_globals)]
+    pub const Pread: Backend = Backend { mmap: false };
+
     /// Map the file into memory: zero-copy views, pages read on first touch.
-    Mmap,
-    /// Positioned reads (`pread`) into the caller's buffers: no mapping at all.
-    Pread,
+    ///
+    /// The map is shared with the file: bytes borrowed from it (`SafeFile::tensor`,
+    /// `SafeFile::tensor_bytes`) are the file's current contents, not a copy. The same opt-in
+    /// as ripgrep's `MmapChoice::auto`.
+    ///
+    /// # Safety
+    /// While a `SafeFile` opened with this backend (or anything borrowed from it) lives, no
+    /// one may modify the file in place or truncate it: another process writing to it would
+    /// change bytes behind a `&[u8]`, which Rust assumes immutable, and truncation makes
+    /// reads of the lost pages fault (SIGBUS). `SafeFile` checks the file's size before every
+    /// read and refuses a file that shrank, which narrows but cannot close that window;
+    /// replacing the file by rename (as this crate's writers do) is always fine.
+    pub const unsafe fn mmap() -> Backend {
+        Backend { mmap: true }
+    }
+
+    /// True for the memory-map backend.
+    pub const fn is_mmap(self) -> bool {
+        self.mmap
+    }
 }
 
 /// An open, validated safetensors file. `Send + Sync`: many threads may read at once.
@@ -43,30 +73,16 @@ impl SafeFile {
 
     /// Validates the header of an already open file.
     pub fn from_file(file: File, backend: Backend) -> Result<Self, SafeTensorError> {
-        let file_len = file.metadata()?.len();
-        let mut prefix = [0u8; 8];
-        let got = read_at_most(&file, &mut prefix, 0)?;
-        let header_len = read_header_len(&prefix[..got])?;
-        let data_start = 8 + header_len as u64;
-        if data_start > file_len {
-            return Err(SafeTensorError::InvalidHeaderLength {
-                header_len: header_len as u64,
-                file_len,
-            });
-        }
-        // Bounded by MAX_HEADER_SIZE and by the file's real size, checked just above.
-        let mut header = vec![0u8; header_len];
-        read_exact_at(&file, &mut header, 8)?;
-        let data_len = usize::try_from(file_len - data_start).map_err(|_| {
-            SafeTensorError::InvalidHeaderLength {
-                header_len: header_len as u64,
-                file_len,
-            }
-        })?;
-        let metadata = Metadata::from_header_bytes(&header, data_len)?;
-        let map = match backend {
-            Backend::Mmap if file_len > 0 => Some(map_file(&file)?),
-            _ => None,
+        let FileHeader {
+            file_len,
+            header_len,
+            metadata,
+        } = read_header(&file)?;
+        let map = match backend.is_mmap() && file_len > 0 {
+            // SAFETY: the caller opted into mapping with the unsafe `Backend::mmap`, whose
+            // contract (no in-place writer, no truncation while open) is `map_file`'s.
+            true => Some(unsafe { map_file(&file) }?),
+            false => None,
         };
         Ok(SafeFile {
             file,
@@ -201,40 +217,6 @@ impl SafeFile {
         }
         SafeTensorError::IoError(e)
     }
-}
-
-/// Reads up to `buf.len()` bytes at `offset`, stopping early only at end of file.
-fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match read_at(file, &mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
-}
-
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    if read_at_most(file, buf, offset)? != buf.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "file ended early",
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
 /// Replaces `path` with `bytes` the way [`crate::serialize_to_file`] replaces files: through

@@ -11,11 +11,14 @@ mod error;
 #[cfg(feature = "std")]
 pub mod file;
 mod header;
+#[cfg(feature = "std")]
+pub mod index;
 mod json;
 #[cfg(feature = "std")]
 mod mmap;
 mod serialize;
 pub mod slice;
+pub mod source;
 pub mod tensor;
 
 #[cfg(not(feature = "std"))]

@@ -120,17 +120,8 @@ impl<'data> SafeTensors<'data> {
     /// Parses and validates the header of a whole file held in `buffer`; returns the
     /// header length `N` and the header.
     pub fn read_metadata(buffer: &'data [u8]) -> Result<(usize, Metadata), SafeTensorError> {
-        let n = read_header_len(buffer)?;
-        let data_start = 8 + n;
-        if data_start > buffer.len() {
-            return Err(SafeTensorError::InvalidHeaderLength {
-                header_len: n as u64,
-                file_len: buffer.len() as u64,
-            });
-        }
-        let metadata =
-            Metadata::from_header_bytes(&buffer[8..data_start], buffer.len() - data_start)?;
-        Ok((n, metadata))
+        let header = crate::source::read_header(buffer)?;
+        Ok((header.header_len, header.metadata))
     }
 
     /// Parses and validates a whole file held in `buffer`.

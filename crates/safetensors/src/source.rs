@@ -1,0 +1,205 @@
+//! Where a reader gets its bytes, and the one header reader over it.
+//!
+//! A [`Source`] is anything that knows its size and can copy bytes from a position: a
+//! buffer in memory, a file on disk (positioned reads), and outside this crate a Python
+//! file object or an HTTP server answering Range requests. [`read_header`] reads the
+//! 8-byte length and the JSON header of any source with the same bounds checks, so every
+//! entry point (buffer, file, file object, URL) refuses the same bad file with the same
+//! error. Sources are `&self` so that one can serve many readers at once.
+
+use alloc::format;
+use alloc::vec;
+
+use crate::error::SafeTensorError;
+use crate::header::{read_header_len, Metadata};
+
+/// Bytes readable by position: the one thing a reader needs from where a file lives.
+pub trait Source {
+    /// The total size in bytes.
+    fn size(&self) -> Result<u64, SafeTensorError>;
+
+    /// Fills `buf` with the bytes at `offset..offset + buf.len()`. A source that ends
+    /// before filling `buf` is an error, never a short read.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError>;
+}
+
+/// A whole file held in memory.
+impl Source for [u8] {
+    fn size(&self) -> Result<u64, SafeTensorError> {
+        Ok(self.len() as u64)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError> {
+        let bytes = usize::try_from(offset)
+            .ok()
+            .and_then(|start| Some(start..start.checked_add(buf.len())?))
+            .and_then(|range| self.get(range))
+            .ok_or_else(|| {
+                SafeTensorError::InvalidArgument(format!(
+                    "bytes {offset}..{} lie past the end of a {}-byte buffer",
+                    offset.saturating_add(buf.len() as u64),
+                    self.len()
+                ))
+            })?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// A file on disk, read with positioned reads (`pread`): no shared cursor, so one open
+/// file serves many threads.
+#[cfg(feature = "std")]
+impl Source for std::fs::File {
+    fn size(&self) -> Result<u64, SafeTensorError> {
+        Ok(self.metadata()?.len())
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError> {
+        Ok(pread::read_exact_at(self, buf, offset)?)
+    }
+}
+
+impl<S: Source + ?Sized> Source for &S {
+    fn size(&self) -> Result<u64, SafeTensorError> {
+        (**self).size()
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError> {
+        (**self).read_at(offset, buf)
+    }
+}
+
+/// What the first `8 + N` bytes of a file say, checked against the file's size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileHeader {
+    /// The whole file's size in bytes.
+    pub file_len: u64,
+    /// `N`, the header's length in bytes (padding included).
+    pub header_len: usize,
+    /// The validated header.
+    pub metadata: Metadata,
+}
+
+impl FileHeader {
+    /// Absolute offset of the data section (`8 + N`).
+    pub fn data_start(&self) -> u64 {
+        8 + self.header_len as u64
+    }
+}
+
+/// Reads and validates the header of `source`: the 8-byte length (at most
+/// [`crate::MAX_HEADER_SIZE`]), the header bytes, which must lie inside the file, then every
+/// rule of the format against the real size of the data section.
+///
+/// Memory used is bounded by the real file size and the header limit, never by the length
+/// the file claims.
+///
+/// ```
+/// use safetensors::source::read_header;
+/// use safetensors::SafeTensorError;
+///
+/// let file: &[u8] = b"\x02\0\0\0\0\0\0\0{}";
+/// let header = read_header(file).unwrap();
+/// assert_eq!((header.file_len, header.header_len, header.metadata.len()), (10, 2, 0));
+///
+/// let short: &[u8] = b"\x02\0\0\0";
+/// assert!(matches!(read_header(short), Err(SafeTensorError::HeaderTooSmall { len: 4 })));
+/// ```
+pub fn read_header<S: Source + ?Sized>(source: &S) -> Result<FileHeader, SafeTensorError> {
+    let file_len = source.size()?;
+    let mut prefix = [0u8; 8];
+    let got = file_len.min(8) as usize;
+    source.read_at(0, &mut prefix[..got])?;
+    let header_len = read_header_len(&prefix[..got])?;
+    let data_start = 8 + header_len as u64;
+    let past_end = || SafeTensorError::InvalidHeaderLength {
+        header_len: header_len as u64,
+        file_len,
+    };
+    if data_start > file_len {
+        return Err(past_end());
+    }
+    // Bounded by MAX_HEADER_SIZE and by the file's real size, checked just above.
+    let mut header = vec![0u8; header_len];
+    source.read_at(8, &mut header)?;
+    let data_len = usize::try_from(file_len - data_start).map_err(|_| past_end())?;
+    let metadata = Metadata::from_header_bytes(&header, data_len)?;
+    Ok(FileHeader {
+        file_len,
+        header_len,
+        metadata,
+    })
+}
+
+/// Positioned reads of a file, on every platform.
+#[cfg(feature = "std")]
+pub(crate) mod pread {
+    use std::fs::File;
+    use std::io;
+
+    /// Reads up to `buf.len()` bytes at `offset`, stopping early only at end of file.
+    pub(crate) fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match read_at(file, &mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Fills `buf` from `offset`; a file that ends first is `UnexpectedEof`.
+    pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if read_at_most(file, buf, offset)? != buf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file ended early",
+            ));
+        }
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(file, buf, offset)
+    }
+
+    #[cfg(windows)]
+    fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_refuses_reads_past_its_end() {
+        let bytes: &[u8] = b"0123";
+        let mut buf = [0u8; 2];
+        bytes.read_at(2, &mut buf).unwrap();
+        assert_eq!(&buf, b"23");
+        let err = bytes.read_at(3, &mut buf).unwrap_err().to_string();
+        assert!(
+            err.contains("bytes 3..5 lie past the end of a 4-byte buffer"),
+            "{err}"
+        );
+        assert!(bytes.read_at(u64::MAX, &mut buf).is_err());
+    }
+
+    #[test]
+    fn header_length_past_the_end_is_refused_before_reading_it() {
+        let bytes: &[u8] = b"\x10\0\0\0\0\0\0\0{}";
+        assert!(matches!(
+            read_header(bytes),
+            Err(SafeTensorError::InvalidHeaderLength {
+                header_len: 16,
+                file_len: 10
+            })
+        ));
+    }
+}
