@@ -73,15 +73,13 @@ impl TensorSpec {
 
 /// Checks that `len` is exactly the byte size of a `dtype` tensor of `shape`.
 fn check_len(name: &str, dtype: Dtype, shape: &[usize], len: usize) -> PyResult<()> {
-    let numel = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    let want = numel.and_then(|n| dtype.byte_len(n));
-    match want {
-        Some(w) if w == len => Ok(()),
-        Some(w) => Err(st_err(format!(
+    match dtype.byte_size(shape) {
+        Ok(w) if w == len => Ok(()),
+        Ok(w) => Err(st_err(format!(
             "tensor {name}: dtype {dtype} with shape {shape:?} takes {w} bytes, but {len} bytes \
              were given"
         ))),
-        None => Err(st_err(format!(
+        Err(_) => Err(st_err(format!(
             "tensor {name}: shape {shape:?} with dtype {dtype} has no whole byte size (the shape \
              overflows, or the sub-byte elements do not fill whole bytes)"
         ))),

@@ -119,16 +119,33 @@ impl Dtype {
         self.bitsize() % 8 != 0
     }
 
-    /// Byte length of `numel` elements: `ceil(numel * bits / 8)`.
+    /// Byte length of `numel` elements: `numel * bits / 8`.
     ///
     /// Returns `None` when the bit count overflows or, for sub-byte dtypes, when it is not
     /// a whole number of bytes (such a tensor cannot be stored).
     pub fn byte_len(&self, numel: usize) -> Option<usize> {
-        let bits = numel.checked_mul(self.bitsize())?;
+        self.byte_size(&[numel]).ok()
+    }
+
+    /// Byte size of a tensor of this dtype and `shape`: the one size rule of the format,
+    /// used by the header validator, the writer, tensor views and the bindings.
+    ///
+    /// ```
+    /// use safetensors::dtype::{Dtype, ShapeSizeError};
+    /// assert_eq!(Dtype::F32.byte_size(&[2, 3]), Ok(24));
+    /// assert_eq!(Dtype::F4.byte_size(&[3]), Err(ShapeSizeError::PartialByte));
+    /// assert_eq!(Dtype::U8.byte_size(&[usize::MAX, 2]), Err(ShapeSizeError::Overflow));
+    /// ```
+    pub fn byte_size(&self, shape: &[usize]) -> Result<usize, ShapeSizeError> {
+        let bits = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .and_then(|numel| numel.checked_mul(self.bitsize()))
+            .ok_or(ShapeSizeError::Overflow)?;
         if bits % 8 != 0 {
-            return None;
+            return Err(ShapeSizeError::PartialByte);
         }
-        Some(bits / 8)
+        Ok(bits / 8)
     }
 
     /// The header spelling, e.g. `"F32"`.
@@ -174,6 +191,15 @@ impl Dtype {
                 | Dtype::U64
         )
     }
+}
+
+/// Why a shape has no byte size for a dtype (see [`Dtype::byte_size`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShapeSizeError {
+    /// The element count or the bit count overflows `usize`.
+    Overflow,
+    /// Sub-byte elements that do not fill a whole number of bytes.
+    PartialByte,
 }
 
 impl fmt::Display for Dtype {

@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use crate::dtype::Dtype;
+use crate::dtype::{Dtype, ShapeSizeError};
 use crate::error::SafeTensorError;
 use crate::json::{Header, RawEntry, RawTensor};
 use crate::HashMap;
@@ -235,22 +235,17 @@ fn validate_tensor_entry(
         )));
     };
 
-    let expected = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .and_then(|numel| numel.checked_mul(dtype.bitsize()))
-        .ok_or_else(|| SafeTensorError::ValidationOverflow {
+    let expected = dtype.byte_size(&shape).map_err(|e| match e {
+        ShapeSizeError::Overflow => SafeTensorError::ValidationOverflow {
             tensor: name.into(),
             shape: shape.clone(),
-        })?;
-    if expected % 8 != 0 {
-        return Err(SafeTensorError::MisalignedSubByte {
+        },
+        ShapeSizeError::PartialByte => SafeTensorError::MisalignedSubByte {
             tensor: name.into(),
             dtype,
-            shape,
-        });
-    }
-    let expected = expected / 8;
+            shape: shape.clone(),
+        },
+    })?;
     if begin > end || end - begin != expected {
         return Err(SafeTensorError::TensorInvalidInfo {
             tensor: name.into(),

@@ -141,13 +141,8 @@ where
                 "{METADATA_KEY:?} is reserved and cannot name a tensor"
             )));
         }
-        let expected = view
-            .shape()
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .and_then(|numel| view.dtype().byte_len(numel));
         let len = view.data_len();
-        if expected != Some(len) {
+        if view.dtype().byte_size(view.shape()) != Ok(len) {
             return Err(SafeTensorError::InvalidWrite(format!(
                 "tensor {name:?}: a {} tensor of shape {:?} cannot hold {len} bytes",
                 view.dtype(),

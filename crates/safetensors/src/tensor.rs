@@ -35,11 +35,7 @@ impl<'data> TensorView<'data> {
         shape: Vec<usize>,
         data: &'data [u8],
     ) -> Result<Self, SafeTensorError> {
-        let expected = shape
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .and_then(|numel| dtype.byte_len(numel));
-        if expected != Some(data.len()) {
+        if dtype.byte_size(&shape) != Ok(data.len()) {
             return Err(SafeTensorError::InvalidTensorView {
                 dtype,
                 shape,
