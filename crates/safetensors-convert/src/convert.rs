@@ -248,7 +248,7 @@ fn verify_one(ck: &Checkpoint, plan: &SharePlan, output: &Path) -> Result<(), Co
         path: output.to_path_buf(),
         source,
     };
-    let file = SafeFile::open(output, Backend::Mmap).map_err(st_err)?;
+    let file = SafeFile::open(output, Backend::Pread).map_err(st_err)?;
     let verify = |tensor: &str, message: String| ConvertError::Verify {
         path: output.to_path_buf(),
         tensor: tensor.to_owned(),

@@ -7,11 +7,17 @@
 //! (`torch.frombuffer`, `numpy.frombuffer`): loading copies nothing, pages are read from the
 //! page cache on first touch, writes to a tensor stay private to the process (copy-on-write)
 //! and never reach the file, and the mapping lives as long as any tensor references it.
+//!
+//! "Private" is about our writes only: a page this process has not written still shows the
+//! file, so another process writing the file in place changes the tensors' values (and a
+//! truncation makes touching them fault). That is `safe_open`'s contract with its caller, as
+//! for any mmap loader; Python's `mmap` module owns this mapping, so no Rust reference ever
+//! points into it.
 
 use crate::error::{st_err, to_pyerr};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use safetensors::file::{Backend, SafeFile};
+use safetensors::file::SafeFile;
 
 /// Maps `file` privately for zero-copy views, or returns None where views are not offered
 /// (the pread backend, which never maps; platforms without POSIX file descriptors).
@@ -20,7 +26,7 @@ use safetensors::file::{Backend, SafeFile};
 /// header's data length) and the file must still have that length: otherwise the file changed
 /// since it was validated and the open fails rather than hand out views of other bytes.
 pub fn private_map(py: Python<'_>, file: &SafeFile) -> PyResult<Option<Py<PyAny>>> {
-    if file.backend() != Backend::Mmap {
+    if !file.backend().is_mmap() {
         return Ok(None);
     }
     map_fd(py, file)

@@ -91,6 +91,7 @@ impl RawDst {
 }
 
 /// The bytes of a C-contiguous Python buffer (bytes, bytearray, memoryview, numpy array...).
+/// Panics on a buffer that is not C-contiguous (callers check first).
 ///
 /// The buffer export keeps the memory pinned (a `bytearray` cannot be resized while
 /// exported), so the returned slice is valid for as long as `buf` is borrowed.
@@ -99,7 +100,12 @@ pub fn buffer_bytes(buf: &PyUntypedBuffer) -> &[u8] {
     if len == 0 {
         return &[];
     }
-    debug_assert!(buf.is_c_contiguous());
+    // Checked in release builds too: the slice below is only sound for a contiguous export.
+    // Every caller checks first and reports a clear error, so this never fires in practice.
+    assert!(
+        buf.is_c_contiguous(),
+        "buffer_bytes needs a C-contiguous buffer; callers check before calling"
+    );
     // SAFETY: a C-contiguous buffer export covers `len_bytes()` bytes from `buf_ptr()`,
     // pinned until the export is released, which happens no earlier than when `buf` drops.
     unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, len) }

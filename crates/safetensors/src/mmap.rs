@@ -5,15 +5,16 @@ use std::io;
 
 use memmap2::{Mmap, MmapOptions};
 
-/// Maps the whole of `file` read-only.
+/// Maps the whole of `file` read-only, shared with the file (`MAP_SHARED`): the map shows
+/// the file's current contents, including later writes by other processes.
 ///
-/// A mapped file that another process truncates makes reads of the lost pages fault
-/// (SIGBUS). Callers check the file's size before handing out bytes (see
-/// `SafeFile::check_unchanged`), which catches every truncation that happens before a
-/// read; one that races with a read in progress cannot be caught by any mmap reader.
-pub(crate) fn map_file(file: &File) -> io::Result<Mmap> {
-    // SAFETY: the map is read-only and private to this process's view; the crate never
-    // writes through it. The remaining hazard, the file being truncated by someone else,
-    // is documented above and checked for before every read.
+/// # Safety
+/// While the map (or any slice borrowed from it) lives, the file must not be modified in
+/// place or truncated by anyone: a write would change bytes behind a `&[u8]`, and a
+/// truncation makes reads of the lost pages fault (SIGBUS). Callers pass this contract on
+/// to their users (see `Backend::mmap`) and check the file's size before each read.
+pub(crate) unsafe fn map_file(file: &File) -> io::Result<Mmap> {
+    // SAFETY: the map is read-only and this crate never writes through it; that nobody
+    // else writes to or truncates the file is this function's contract, stated above.
     unsafe { MmapOptions::new().map(file) }
 }
