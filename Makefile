@@ -24,11 +24,13 @@ setup:
 	bash crates/safetensors-py/scripts/setup-env.sh
 
 ## Every test: Rust (core, convert, CLI end to end) and Python (every framework).
-## The CLI's HTTP test needs nginx (`apt-get install nginx`); without it that test skips.
 test: setup test-rust test-python
 
+## Rust tests that need torch (checkpoint conversion) or nginx (the CLI's HTTP test,
+## `apt-get install nginx`) are #[ignore]d, so a plain `cargo test` reports them as ignored;
+## this target runs them too, and there a missing torch or nginx fails them.
 test-rust:
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace -- --include-ignored
 
 test-python:
 	$(PY) -m pytest -q -p no:cacheprovider crates/safetensors-py/tests

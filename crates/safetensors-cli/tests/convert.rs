@@ -1,7 +1,8 @@
 //! `safetensors convert` end to end on checkpoints written by real `torch.save` (the Python
 //! interpreter comes from SAFETENSORS_TEST_PYTHON, else `<repo>/.venv/bin/python`, else
-//! `python3`), and a malicious pickle refused with nothing written. Without torch the torch
-//! tests are skipped with a note, unless SAFETENSORS_REQUIRE_FRAMEWORKS=1.
+//! `python3`), and a malicious pickle refused with nothing written. The torch tests are
+//! `#[ignore]`d (reported as ignored by a plain `cargo test`); `make test-rust` runs them, and
+//! there a missing torch fails them.
 //! The conversion library has the deep tests; these check the command's wiring.
 
 mod common;
@@ -23,10 +24,6 @@ fn python() -> PathBuf {
         return venv;
     }
     PathBuf::from("python3")
-}
-
-fn require_frameworks() -> bool {
-    std::env::var("SAFETENSORS_REQUIRE_FRAMEWORKS").as_deref() == Ok("1")
 }
 
 /// Saves a state dict with every common dtype, a tied weight, a non-contiguous tensor and a
@@ -55,65 +52,44 @@ print(json.dumps({k: {"dtype": names[v.dtype], "shape": list(v.shape),
                   for k, v in sd.items()}))
 "#;
 
-/// Runs a Python script with arguments. None when Python or torch is missing and the
-/// frameworks are not required (after a note); a panic when they are.
-fn python_run(script: &str, args: &[&Path]) -> Option<String> {
+/// Runs a Python script with arguments; panics when Python or torch is missing.
+fn python_run(script: &str, args: &[&Path]) -> String {
     let python = python();
-    let out = match Command::new(&python)
+    let out = Command::new(&python)
         .arg("-c")
         .arg(script)
         .args(args)
         .output()
-    {
-        Ok(out) => out,
-        Err(e) => {
-            assert!(
-                !require_frameworks(),
-                "cannot run {}: {e}",
-                python.display()
-            );
-            eprintln!("note: cannot run {}: {e}; skipping", python.display());
-            return None;
-        }
-    };
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && stderr.contains("No module named 'torch'") {
-        assert!(
-            !require_frameworks(),
-            "torch is not importable by {} but SAFETENSORS_REQUIRE_FRAMEWORKS=1",
-            python.display()
-        );
-        eprintln!(
-            "note: torch not importable by {}, skipping (set SAFETENSORS_TEST_PYTHON)",
-            python.display()
-        );
-        return None;
-    }
+    assert!(
+        out.status.success() || !stderr.contains("No module named 'torch'"),
+        "torch is not importable by {} (set SAFETENSORS_TEST_PYTHON, or run `make setup`)",
+        python.display()
+    );
     assert!(out.status.success(), "python failed: {stderr}");
-    Some(String::from_utf8(out.stdout).unwrap())
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Checkpoints written by torch, made once per test run (importing torch takes seconds):
 /// `state_dict.bin` (+ `expected.json`), `sharded/`, and `evil.bin`.
-fn torch_fixtures() -> Option<&'static Path> {
-    static FIXTURES: OnceLock<Option<tempfile::TempDir>> = OnceLock::new();
+fn torch_fixtures() -> &'static Path {
+    static FIXTURES: OnceLock<tempfile::TempDir> = OnceLock::new();
     FIXTURES
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             let script = format!("{SAVE_STATE_DICT}\n{SAVE_SHARDED}\n{SAVE_MALICIOUS_TORCH}");
-            let expected = python_run(&script, &[dir.path()])?;
+            let expected = python_run(&script, &[dir.path()]);
             std::fs::write(dir.path().join("expected.json"), expected).unwrap();
-            Some(dir)
+            dir
         })
-        .as_ref()
-        .map(|d| d.path())
+        .path()
 }
 
 #[test]
+#[ignore = "needs torch: runs under `make test-rust` (cargo test -- --include-ignored)"]
 fn converts_a_real_torch_checkpoint_and_verifies_it() {
-    let Some(fixtures) = torch_fixtures() else {
-        return;
-    };
+    let fixtures = torch_fixtures();
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = fixtures.join("state_dict.bin");
     let expected: Value =
@@ -198,10 +174,9 @@ json.dump({"metadata": {"total_size": 9 * 4 + 3 * 4 + 10 * 2}, "weight_map": wm}
 "#;
 
 #[test]
+#[ignore = "needs torch: runs under `make test-rust` (cargo test -- --include-ignored)"]
 fn converts_a_sharded_checkpoint_folder() {
-    let Some(fixtures) = torch_fixtures() else {
-        return;
-    };
+    let fixtures = torch_fixtures();
     let dir = tempfile::tempdir().unwrap();
     let input = fixtures.join("sharded");
     let output = dir.path().join("out");
@@ -270,10 +245,9 @@ fn assert_refused(checkpoint: &Path, marker: &Path, dir: &Path, keep: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs torch: runs under `make test-rust` (cargo test -- --include-ignored)"]
 fn malicious_torch_checkpoint_is_refused_without_output() {
-    let Some(fixtures) = torch_fixtures() else {
-        return;
-    };
+    let fixtures = torch_fixtures();
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(fixtures.join("evil.bin"), dir.path().join("evil.bin")).unwrap();
     assert!(
@@ -289,12 +263,11 @@ fn malicious_torch_checkpoint_is_refused_without_output() {
 }
 
 #[test]
+#[ignore = "needs torch: runs under `make test-rust` (cargo test -- --include-ignored)"]
 fn malicious_legacy_pickle_is_refused_without_output() {
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = dir.path().join("evil.bin");
     let marker = dir.path().join("pwned");
-    if python_run(SAVE_MALICIOUS_LEGACY, &[&checkpoint, &marker]).is_none() {
-        return;
-    }
+    python_run(SAVE_MALICIOUS_LEGACY, &[&checkpoint, &marker]);
     assert_refused(&checkpoint, &marker, dir.path(), &["evil.bin"]);
 }
