@@ -118,31 +118,13 @@ impl TorchDtype {
     }
 
     /// The safetensors header spelling, or `None` when safetensors cannot hold this type.
+    /// Read off the core's one table of framework names (`Dtype::from_framework_name`).
     pub fn safetensors_name(self) -> Option<&'static str> {
-        use TorchDtype::*;
-        Some(match self {
-            Bool => "BOOL",
-            UInt8 => "U8",
-            Int8 => "I8",
-            Int16 => "I16",
-            UInt16 => "U16",
-            Int32 => "I32",
-            UInt32 => "U32",
-            Int64 => "I64",
-            UInt64 => "U64",
-            Float16 => "F16",
-            BFloat16 => "BF16",
-            Float32 => "F32",
-            Float64 => "F64",
-            Complex64 => "C64",
-            Float8E4M3Fn => "F8_E4M3",
-            Float8E5M2 => "F8_E5M2",
-            Float8E4M3Fnuz => "F8_E4M3FNUZ",
-            Float8E5M2Fnuz => "F8_E5M2FNUZ",
-            Float8E8M0Fnu => "F8_E8M0",
-            Float4E2M1FnX2 => "F4",
-            Complex32 | Complex128 | Quantized(_) => return None,
-        })
+        match self {
+            // Two 4-bit floats a byte in torch; safetensors stores them as F4 elements.
+            TorchDtype::Float4E2M1FnX2 => Some(safetensors::Dtype::F4.name()),
+            _ => safetensors::Dtype::from_framework_name(self.name()).map(|d| d.name()),
+        }
     }
 
     fn from_torch_attr(name: &str) -> Option<Self> {

@@ -85,6 +85,32 @@ pub const ALL_DTYPES: [Dtype; 22] = [
     Dtype::U64,
 ];
 
+/// Each dtype and the name torch and numpy/`ml_dtypes` give it.
+const FRAMEWORK_NAMES: [(Dtype, &str); 22] = [
+    (Dtype::BOOL, "bool"),
+    (Dtype::F4, "float4_e2m1fn"),
+    (Dtype::F6_E2M3, "float6_e2m3fn"),
+    (Dtype::F6_E3M2, "float6_e3m2fn"),
+    (Dtype::U8, "uint8"),
+    (Dtype::I8, "int8"),
+    (Dtype::F8_E5M2, "float8_e5m2"),
+    (Dtype::F8_E4M3, "float8_e4m3fn"),
+    (Dtype::F8_E8M0, "float8_e8m0fnu"),
+    (Dtype::F8_E4M3FNUZ, "float8_e4m3fnuz"),
+    (Dtype::F8_E5M2FNUZ, "float8_e5m2fnuz"),
+    (Dtype::I16, "int16"),
+    (Dtype::U16, "uint16"),
+    (Dtype::F16, "float16"),
+    (Dtype::BF16, "bfloat16"),
+    (Dtype::I32, "int32"),
+    (Dtype::U32, "uint32"),
+    (Dtype::F32, "float32"),
+    (Dtype::C64, "complex64"),
+    (Dtype::F64, "float64"),
+    (Dtype::I64, "int64"),
+    (Dtype::U64, "uint64"),
+];
+
 impl Dtype {
     /// Width of one element in bits.
     pub const fn bitsize(&self) -> usize {
@@ -176,6 +202,36 @@ impl Dtype {
         }
     }
 
+    /// The name PyTorch and numpy (with `ml_dtypes`) give this element type, e.g. `"float32"`,
+    /// `"bfloat16"`, `"float8_e4m3fn"`: the one table of framework spellings in Rust.
+    /// (Torch packs `F4` two to a byte as `float4_e2m1fn_x2`; this is the per-element name.)
+    pub fn framework_name(&self) -> &'static str {
+        FRAMEWORK_NAMES
+            .iter()
+            .find(|(d, _)| d == self)
+            .map(|(_, name)| *name)
+            .expect("FRAMEWORK_NAMES lists every dtype")
+    }
+
+    /// Parses a framework spelling: [`Dtype::framework_name`] or one of torch's aliases
+    /// (`half`, `float`, `double`, `short`, `int`, `long`, `cfloat`).
+    pub fn from_framework_name(name: &str) -> Option<Dtype> {
+        let name = match name {
+            "half" => "float16",
+            "float" => "float32",
+            "double" => "float64",
+            "short" => "int16",
+            "int" => "int32",
+            "long" => "int64",
+            "cfloat" => "complex64",
+            other => other,
+        };
+        FRAMEWORK_NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(d, _)| *d)
+    }
+
     /// True for floating point dtypes (including the 8-, 6- and 4-bit floats and `C64`).
     pub const fn is_float(&self) -> bool {
         !matches!(
@@ -248,6 +304,18 @@ mod tests {
             ours,
             spec.split_whitespace().collect::<alloc::vec::Vec<_>>()
         );
+    }
+
+    #[test]
+    fn framework_names_round_trip() {
+        for d in ALL_DTYPES {
+            assert_eq!(Dtype::from_framework_name(d.framework_name()), Some(d));
+        }
+        assert_eq!(Dtype::from_framework_name("long"), Some(Dtype::I64));
+        assert_eq!(Dtype::from_framework_name("half"), Some(Dtype::F16));
+        assert_eq!(Dtype::BF16.framework_name(), "bfloat16");
+        assert_eq!(Dtype::from_framework_name("F32"), None);
+        assert_eq!(Dtype::from_framework_name("complex128"), None);
     }
 
     #[test]

@@ -13,6 +13,35 @@ from typing import Any, Dict, Optional, Union
 from ._safetensors_rust import SafetensorError, _safe_open_bytes, safe_open, serialize, serialize_file
 
 
+# Header dtype -> the name torch, numpy (with ml_dtypes) and paddle give the element type: the
+# one table of dtype names in Python (the Rust one is ``safetensors::Dtype::framework_name``).
+# Torch packs F4 two to a byte under another name (see ``safetensors.torch``).
+DTYPE_NAMES: Dict[str, str] = {
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "U16": "uint16",
+    "I16": "int16",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "U32": "uint32",
+    "I32": "int32",
+    "F32": "float32",
+    "C64": "complex64",
+    "U64": "uint64",
+    "I64": "int64",
+    "F64": "float64",
+    "F8_E5M2": "float8_e5m2",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E4M3FNUZ": "float8_e4m3fnuz",
+    "F8_E5M2FNUZ": "float8_e5m2fnuz",
+    "F8_E8M0": "float8_e8m0fnu",
+    "F4": "float4_e2m1fn",
+    "F6_E2M3": "float6_e2m3fn",
+    "F6_E3M2": "float6_e3m2fn",
+}
+
+
 def check_cpu_device(framework: str, device: Any) -> str:
     """The device check of frameworks that load to host memory only."""
     if device is None or device == "cpu":

@@ -18,35 +18,20 @@ from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file
 try:  # bfloat16 / float8 dtypes for numpy
     import ml_dtypes as _ml
 except ImportError:  # pragma: no cover - exercised only without ml_dtypes
-    _ml = None
+    _ml = None  # type: ignore[assignment]  # checked with `_ml is None` below
 
 __all__ = ["save", "save_file", "load", "load_file"]
 
-_TYPES: Dict[str, Any] = {
-    "BOOL": np.dtype(np.bool_),
-    "U8": np.dtype(np.uint8),
-    "I8": np.dtype(np.int8),
-    "U16": np.dtype("<u2"),
-    "I16": np.dtype("<i2"),
-    "F16": np.dtype("<f2"),
-    "U32": np.dtype("<u4"),
-    "I32": np.dtype("<i4"),
-    "F32": np.dtype("<f4"),
-    "C64": np.dtype("<c8"),
-    "U64": np.dtype("<u8"),
-    "I64": np.dtype("<i8"),
-    "F64": np.dtype("<f8"),
-}
-if _ml is not None:
-    for _name, _attr in (
-        ("BF16", "bfloat16"),
-        ("F8_E5M2", "float8_e5m2"),
-        ("F8_E4M3", "float8_e4m3fn"),
-        ("F8_E4M3FNUZ", "float8_e4m3fnuz"),
-        ("F8_E5M2FNUZ", "float8_e5m2fnuz"),
-        ("F8_E8M0", "float8_e8m0fnu"),
-    ):
-        if hasattr(_ml, _attr):
+# Header dtype -> numpy dtype (little-endian). Numpy's own types, then the ml_dtypes ones
+# (bfloat16, float8) when installed; no sub-byte types (numpy stores one element a byte).
+_TYPES: Dict[str, Any] = {}
+for _name, _attr in _common.DTYPE_NAMES.items():
+    if _name in ("F4", "F6_E2M3", "F6_E3M2"):
+        continue
+    try:
+        _TYPES[_name] = np.dtype(_attr).newbyteorder("<")
+    except TypeError:
+        if _ml is not None and hasattr(_ml, _attr):
             _TYPES[_name] = np.dtype(getattr(_ml, _attr))
 
 _NAMES: Dict[Any, str] = {v: k for k, v in _TYPES.items()}

@@ -19,22 +19,22 @@ __all__ = ["save", "save_file", "load", "load_file"]
 # Header dtype -> (paddle dtype, numpy type holding the same bits). No unsigned types wider
 # than 8 bits: paddle reads a numpy uint16 array as bfloat16 and has no uint32/uint64 tensors.
 _TYPES: Dict[str, Any] = {}
-for _name, _attr, _bits in (
-    ("BOOL", "bool", np.bool_),
-    ("U8", "uint8", np.uint8),
-    ("I8", "int8", np.int8),
-    ("I16", "int16", np.int16),
-    ("F16", "float16", np.float16),
-    ("BF16", "bfloat16", np.uint16),
-    ("I32", "int32", np.int32),
-    ("F32", "float32", np.float32),
-    ("C64", "complex64", np.complex64),
-    ("I64", "int64", np.int64),
-    ("F64", "float64", np.float64),
-    ("F8_E4M3", "float8_e4m3fn", np.uint8),
-    ("F8_E5M2", "float8_e5m2", np.uint8),
-):
-    _dt = getattr(paddle, _attr, None)
+for _name, _bits in {
+    "BOOL": np.bool_,
+    "U8": np.uint8,
+    "I8": np.int8,
+    "I16": np.int16,
+    "F16": np.float16,
+    "BF16": np.uint16,
+    "I32": np.int32,
+    "F32": np.float32,
+    "C64": np.complex64,
+    "I64": np.int64,
+    "F64": np.float64,
+    "F8_E4M3": np.uint8,
+    "F8_E5M2": np.uint8,
+}.items():
+    _dt = getattr(paddle, _common.DTYPE_NAMES[_name], None)
     if _dt is not None:
         _TYPES[_name] = (_dt, np.dtype(_bits))
 _NAMES = {v[0]: k for k, v in _TYPES.items()}

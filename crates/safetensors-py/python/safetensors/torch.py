@@ -23,28 +23,8 @@ __all__ = ["save", "save_file", "load", "load_file", "save_model", "load_model"]
 
 # Header dtype -> torch dtype, for every type this torch build has.
 _TYPES: Dict[str, torch.dtype] = {}
-for _name, _attr in (
-    ("BOOL", "bool"),
-    ("U8", "uint8"),
-    ("I8", "int8"),
-    ("U16", "uint16"),
-    ("I16", "int16"),
-    ("F16", "float16"),
-    ("BF16", "bfloat16"),
-    ("U32", "uint32"),
-    ("I32", "int32"),
-    ("F32", "float32"),
-    ("C64", "complex64"),
-    ("U64", "uint64"),
-    ("I64", "int64"),
-    ("F64", "float64"),
-    ("F8_E5M2", "float8_e5m2"),
-    ("F8_E4M3", "float8_e4m3fn"),
-    ("F8_E4M3FNUZ", "float8_e4m3fnuz"),
-    ("F8_E5M2FNUZ", "float8_e5m2fnuz"),
-    ("F8_E8M0", "float8_e8m0fnu"),
-    ("F4", "float4_e2m1fn_x2"),
-):
+# F4: torch holds two 4-bit floats a byte (float4_e2m1fn_x2); no F6 types in torch.
+for _name, _attr in {**_common.DTYPE_NAMES, "F4": "float4_e2m1fn_x2"}.items():
     if isinstance(getattr(torch, _attr, None), torch.dtype):
         _TYPES[_name] = getattr(torch, _attr)
 _NAMES: Dict[torch.dtype, str] = {v: k for k, v in _TYPES.items()}
