@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Tests that need torch (checkpoint conversion) find it here.
 export SAFETENSORS_TEST_PYTHON ?= $(PY)
 
-.PHONY: demo setup test test-rust test-python lint fuzz-check fuzz-smoke bench-rust bench-python ci
+.PHONY: demo setup test test-rust test-python lint lint-rust lint-python fmt fuzz-check fuzz-smoke bench-rust bench-python ci
 
 ## Build everything, write a sample model file, read it back and slice it, then look at it
 ## (and at a conformance vector) with the command-line tool.
@@ -35,13 +35,32 @@ test-rust:
 test-python:
 	$(PY) -m pytest -q -p no:cacheprovider crates/safetensors-py/tests
 
-## Formatting, clippy, docs, the no_std build and the fuzz crate.
-lint:
+## Every check that reads code: Rust and Python.
+lint: lint-rust lint-python
+
+## Rust: formatting, clippy, docs, the no_std build and the fuzz crate.
+lint-rust:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 	$(CARGO) build -p safetensors --no-default-features
 	$(MAKE) fuzz-check
+
+PY_LINTED := crates/safetensors-py bench/python
+
+## Python (needs `make setup`): ruff lint and format, mypy on the package, and the extension
+## module's stub checked against the built module by stubtest.
+lint-python:
+	$(PY) -m ruff check $(PY_LINTED)
+	$(PY) -m ruff format --check $(PY_LINTED)
+	cd crates/safetensors-py && $(PY) -m mypy
+	cd crates/safetensors-py && $(PY) -m mypy.stubtest safetensors._safetensors_rust
+
+## Fix what the formatters can: rustfmt, ruff format and ruff's safe fixes.
+fmt:
+	$(CARGO) fmt --all
+	$(PY) -m ruff check --fix $(PY_LINTED)
+	$(PY) -m ruff format $(PY_LINTED)
 
 ## Fuzz targets must at least build (cargo fuzz run needs nightly).
 fuzz-check:

@@ -1,20 +1,39 @@
-"""Type stubs for the safetensors package (the Rust extension's public surface)."""
+"""Type stubs for the Rust extension module ``safetensors._safetensors_rust``.
+
+Checked against the built module by ``mypy.stubtest`` (``make lint``): names, parameters,
+defaults and kinds must match the runtime.
+"""
 
 import os
-from typing import Any, Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union, final
+
+
+__all__ = [
+    "safe_open",
+    "PySafeSlice",
+    "TensorSpec",
+    "_safe_open_handle",
+    "_safe_open_bytes",
+    "serialize",
+    "serialize_file",
+    "deserialize",
+    "SafetensorError",
+    "__version__",
+]
 
 __version__: str
 
 class SafetensorError(Exception):
     """Any problem with safetensors data: invalid file, missing tensor, bad slice, bad dtype."""
 
+@final
 class TensorSpec:
     """A tensor to serialize: dtype, header shape, address and length of its bytes.
 
     The memory must stay alive and unchanged until ``serialize``/``serialize_file`` returns.
     """
 
-    def __init__(self, *, dtype: str, shape: List[int], data_ptr: int, data_len: int) -> None: ...
+    def __new__(cls, *, dtype: str, shape: List[int], data_ptr: int, data_len: int) -> "TensorSpec": ...
     @property
     def dtype(self) -> str: ...
     @property
@@ -24,27 +43,32 @@ class TensorSpec:
     @property
     def data_len(self) -> int: ...
 
-_Framework = Literal["pt", "torch", "np", "numpy", "tf", "tensorflow", "flax", "jax", "paddle", "mlx"]
+# One of "pt" ("torch", "pytorch"), "np" ("numpy"), "tf" ("tensorflow"), "flax" ("jax"),
+# "paddle" ("paddlepaddle"), "mlx"; anything else raises ValueError.
+_Framework = str
+_Device = Union[str, int, Any]
 
+@final
 class PySafeSlice:
     """A lazy view of one tensor: index it to read only the selected part."""
 
     def get_shape(self) -> List[int]: ...
     def get_dtype(self) -> str: ...
     def __len__(self) -> int: ...
-    def __getitem__(self, index: Any) -> Any: ...
+    def __getitem__(self, key: Any, /) -> Any: ...
 
+@final
 class safe_open:
     """Opens a safetensors file lazily (reads the header only). Usable as a context manager."""
 
-    def __init__(
-        self,
-        filename: Union[str, os.PathLike],
+    def __new__(
+        cls,
+        filename: Union[str, os.PathLike[str]],
         framework: _Framework,
-        device: Union[str, int, Any] = "cpu",
+        device: Optional[_Device] = None,
         *,
         backend: Literal["mmap", "pread"] = "mmap",
-    ) -> None: ...
+    ) -> "safe_open": ...
     def keys(self) -> List[str]: ...
     def offset_keys(self) -> List[str]: ...
     def metadata(self) -> Optional[Dict[str, str]]: ...
@@ -52,18 +76,18 @@ class safe_open:
     def get_tensors(self) -> Dict[str, Any]: ...
     def get_slice(self, name: str) -> PySafeSlice: ...
     def __enter__(self) -> "safe_open": ...
-    def __exit__(self, exc_type: Any = None, exc_value: Any = None, traceback: Any = None) -> bool: ...
+    def __exit__(self, _exc_type: Any = None, _exc_value: Any = None, _traceback: Any = None) -> bool: ...
     def __len__(self) -> int: ...
-    def __contains__(self, name: str) -> bool: ...
+    def __contains__(self, name: str, /) -> bool: ...
 
-def _safe_open_handle(fileobj: Any, framework: _Framework, device: Union[str, int, Any] = "cpu") -> safe_open: ...
-def _safe_open_bytes(data: bytes, framework: _Framework, device: Union[str, int, Any] = "cpu") -> safe_open: ...
+def _safe_open_handle(fileobj: Any, framework: _Framework, device: Optional[_Device] = None) -> safe_open: ...
+def _safe_open_bytes(data: Any, framework: _Framework, device: Optional[_Device] = None) -> safe_open: ...
 def serialize(
     tensor_dict: Dict[str, Union[TensorSpec, Dict[str, Any]]], metadata: Optional[Dict[str, str]] = None
 ) -> bytes: ...
 def serialize_file(
     tensor_dict: Dict[str, Union[TensorSpec, Dict[str, Any]]],
-    filename: Union[str, os.PathLike],
+    filename: Union[str, os.PathLike[str]],
     metadata: Optional[Dict[str, str]] = None,
 ) -> None: ...
-def deserialize(bytes: bytes) -> List[Tuple[str, Dict[str, Any]]]: ...
+def deserialize(bytes: Any) -> List[Tuple[str, Dict[str, Any]]]: ...
