@@ -302,7 +302,8 @@ def _storage_shape(dtype: str, shape: list) -> list:
     if dtype == "F4":
         if not shape or shape[-1] % 2:
             raise SafetensorError(
-                f"an F4 tensor of shape {shape} cannot be a torch.float4_e2m1fn_x2 tensor: its last dimension must be even"
+                f"an F4 tensor of shape {shape} cannot be a torch.float4_e2m1fn_x2 tensor: "
+                "its last dimension must be even"
             )
         return shape[:-1] + [shape[-1] // 2]
     return shape
