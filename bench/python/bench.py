@@ -183,8 +183,7 @@ def import_safetensors(task: dict):
             raise SystemExit(f"reference worker imported safetensors from {where}, not from {ref_dir}")
     elif task["impl"] == "ours" and where.startswith(ref_dir) and not task.get("allow_ours_is_ref"):
         raise SystemExit(
-            f"'ours' worker imported the reference from {where}; pass --allow-ours-is-ref "
-            "only to debug this script"
+            f"'ours' worker imported the reference from {where}; pass --allow-ours-is-ref only to debug this script"
         )
     return safetensors, where
 
@@ -431,6 +430,7 @@ def warm_page_cache(path: Path) -> None:
 
 def describe_git(path: Path) -> str:
     """`branch@commit` (+ dirty) of the git checkout holding path, if any."""
+
     def git(*a: str) -> str:
         r = subprocess.run(["git", "-C", str(path), *a], capture_output=True, text=True)
         return r.stdout.strip() if r.returncode == 0 else ""
@@ -542,8 +542,17 @@ class Driver:
         if self.ref_dir.exists():
             shutil.rmtree(self.ref_dir)
         subprocess.run(
-            [self.python, "-m", "pip", "install", "--quiet", "--target", str(self.ref_dir),
-             f"safetensors=={self.args.ref_version}", "--no-deps"],
+            [
+                self.python,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--target",
+                str(self.ref_dir),
+                f"safetensors=={self.args.ref_version}",
+                "--no-deps",
+            ],
             check=True,
         )
         if not marker.is_dir():
@@ -556,8 +565,10 @@ class Driver:
             info = self.run_worker(impl, {"kind": "probe"})
             self.probes[impl] = info
             where = info.get("file", "(safetensors not imported)")
-            self.log(f"[{impl:5}] python {info['python']} ({info['executable']}), torch {info['torch']}, "
-                     f"safetensors {info.get('version', '-')} from {where}")
+            self.log(
+                f"[{impl:5}] python {info['python']} ({info['executable']}), torch {info['torch']}, "
+                f"safetensors {info.get('version', '-')} from {where}"
+            )
         if "ours" in self.probes and "ref" in self.probes:
             if self.probes["ours"]["file"] == self.probes["ref"]["file"]:
                 self.log("WARNING: 'ours' is the reference package (--allow-ours-is-ref): debugging the script only")
@@ -594,8 +605,9 @@ class Driver:
         }
         mpath = self.data_dir / f"{name}.manifest.json"
         paths["manifest_path"] = str(mpath)
-        stamp = json.dumps({"manifest": manifest, "ref": self.args.ref_version, "torch": self.probes["ref"]["torch"]},
-                           sort_keys=True)
+        stamp = json.dumps(
+            {"manifest": manifest, "ref": self.args.ref_version, "torch": self.probes["ref"]["torch"]}, sort_keys=True
+        )
         fresh = (
             mpath.exists()
             and mpath.read_text() == stamp
@@ -643,9 +655,14 @@ class Driver:
                     if rec["errors"] and not rec["runs"] and len(rec["errors"]) >= 2:
                         continue  # failed twice without ever working: stop retrying
                     files = {k: v for k, v in data.items() if k != "manifest"}
-                    task = {"kind": "measure", "op": op, **files,
-                            "slice_tensor": wl["slice_tensor"], "slice_rows": wl["slice_rows"],
-                            "inner_reps": self.args.inner_reps}
+                    task = {
+                        "kind": "measure",
+                        "op": op,
+                        **files,
+                        "slice_tensor": wl["slice_tensor"],
+                        "slice_rows": wl["slice_rows"],
+                        "inner_reps": self.args.inner_reps,
+                    }
                     if op == "save":
                         out = self.out_dir / f"{name}.{impl}.{'pt' if impl == 'torch' else 'safetensors'}"
                         out.unlink(missing_ok=True)
@@ -663,8 +680,10 @@ class Driver:
                         self.log(f"  {name} {op} {impl} rep {rep}: ERROR {e}")
                         continue
                     rec["runs"].append(r)
-                    self.log(f"  {name} {op:9} {impl:10} rep {rep}: {r['seconds']:.4f} s, "
-                             f"peak +{r['peak_extra'] / 2**20:.0f} MiB")
+                    self.log(
+                        f"  {name} {op:9} {impl:10} rep {rep}: {r['seconds']:.4f} s, "
+                        f"peak +{r['peak_extra'] / 2**20:.0f} MiB"
+                    )
             if op == "save":
                 self.compare_save_outputs(name, results)
         return results
@@ -710,19 +729,23 @@ class Driver:
                 if impl == "ours":
                     snap = f"snapshot of `{q['snapshot_of']}`, " if "snapshot_of" in q else ""
                     origin = f" ({snap}{self.ours_source})"
-                lines.append(f"- {IMPL_LABEL[impl]}: safetensors {q.get('version', '?')} imported from "
-                             f"`{q.get('file')}`{origin} (python `{q['executable']}`, torch {q['torch']})")
+                lines.append(
+                    f"- {IMPL_LABEL[impl]}: safetensors {q.get('version', '?')} imported from "
+                    f"`{q.get('file')}`{origin} (python `{q['executable']}`, torch {q['torch']})"
+                )
         lines.append(f"- command: `{' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}`")
         return lines
 
     def report(self, all_results: dict, wls: dict) -> tuple[str, list[tuple[str, str, str]]]:
         a = self.args
         out = []
-        out.append(f"Medians of {a.runs} runs, each in a fresh subprocess"
-                   f"{' (--quick sizes)' if a.quick else ''}. `× ours` = that implementation's median time / "
-                   "ours (above 1: ours is faster). Peak RSS +MiB = VmHWM during the operation minus RSS just "
-                   "before it (tensors already built for save_file; nothing loaded for loads). Anon +MiB = "
-                   "anonymous (heap) RSS growth kept after it; file-backed mmap pages are not anonymous.")
+        out.append(
+            f"Medians of {a.runs} runs, each in a fresh subprocess"
+            f"{' (--quick sizes)' if a.quick else ''}. `× ours` = that implementation's median time / "
+            "ours (above 1: ours is faster). Peak RSS +MiB = VmHWM during the operation minus RSS just "
+            "before it (tensors already built for save_file; nothing loaded for loads). Anon +MiB = "
+            "anonymous (heap) RSS growth kept after it; file-backed mmap pages are not anonymous."
+        )
         out.append("")
         out.extend(self.machine_info())
         out.append("")
@@ -730,11 +753,15 @@ class Driver:
         for name, results in all_results.items():
             m = wls[name]["data"]["manifest"]
             n_params = sum(numel(t["shape"]) for t in m["tensors"])
-            out.append(f"#### {name}: {wls[name]['what']}, {n_params / 1e6:.1f}M params, "
-                       f"{m['total_bytes'] / 1e6:.1f} MB, {len(m['tensors'])} tensors")
+            out.append(
+                f"#### {name}: {wls[name]['what']}, {n_params / 1e6:.1f}M params, "
+                f"{m['total_bytes'] / 1e6:.1f} MB, {len(m['tensors'])} tensors"
+            )
             out.append("")
-            out.append("| operation | implementation | median s | min s | × ours | peak RSS +MiB | anon +MiB | "
-                       "input in page cache (min) |")
+            out.append(
+                "| operation | implementation | median s | min s | × ours | peak RSS +MiB | anon +MiB | "
+                "input in page cache (min) |"
+            )
             out.append("|---|---|---:|---:|---:|---:|---:|---:|")
             notes = []
             for op in a.ops:
@@ -754,22 +781,29 @@ class Driver:
                     anon = statistics.median(r["anon_extra"] for r in rec["runs"]) / 2**20
                     caches = [r["cache"] for r in rec["runs"] if "cache" in r]
                     cache = f"{min(caches) * 100:.0f}%" if caches else "n/a"
-                    out.append(f"| {label} | {self.impl_label(op, impl)} | {med:.4f} | {mn:.4f} | {ratio} | "
-                               f"{peak:.0f} | {anon:.0f} | {cache} |")
+                    out.append(
+                        f"| {label} | {self.impl_label(op, impl)} | {med:.4f} | {mn:.4f} | {ratio} | "
+                        f"{peak:.0f} | {anon:.0f} | {cache} |"
+                    )
                     if len(rec["errors"]):
-                        notes.append(f"- {label}, {self.impl_label(op, impl)}: {len(rec['errors'])} of "
-                                     f"{a.runs} runs failed")
+                        notes.append(
+                            f"- {label}, {self.impl_label(op, impl)}: {len(rec['errors'])} of {a.runs} runs failed"
+                        )
                 if op == "slice":
                     inner = []
                     for impl in self.op_impls(op):
                         rs = results[(op, impl)]["runs"]
                         if rs:
-                            inner.append(f"{self.impl_label(op, impl)} "
-                                         f"{statistics.median(r['inner_median'] for r in rs) * 1e6:.0f} µs")
+                            inner.append(
+                                f"{self.impl_label(op, impl)} "
+                                f"{statistics.median(r['inner_median'] for r in rs) * 1e6:.0f} µs"
+                            )
                     rows = wls[name]["slice_rows"]
-                    notes.append(f"- slice = open the file + `get_slice('{wls[name]['slice_tensor']}')"
-                                 f"[{rows[0]}:{rows[1]}]` (torch: `torch.load(mmap=True)` + index + clone); "
-                                 f"per call once open (median of {a.inner_reps}): " + ", ".join(inner))
+                    notes.append(
+                        f"- slice = open the file + `get_slice('{wls[name]['slice_tensor']}')"
+                        f"[{rows[0]}:{rows[1]}]` (torch: `torch.load(mmap=True)` + index + clone); "
+                        f"per call once open (median of {a.inner_reps}): " + ", ".join(inner)
+                    )
             notes.extend(self.consistency_notes(results))
             out.append("")
             out.extend(notes)
@@ -791,8 +825,12 @@ class Driver:
         return statistics.median(r["seconds"] for r in rec["runs"])
 
     def op_label(self, op: str, impl: str) -> str:
-        return {"save": "save", "load": "load (lazy dict)", "load_read": "load + read every byte",
-                "slice": "open + slice rows"}[op]
+        return {
+            "save": "save",
+            "load": "load (lazy dict)",
+            "load_read": "load + read every byte",
+            "slice": "open + slice rows",
+        }[op]
 
     def impl_label(self, op: str, impl: str) -> str:
         if impl == "ours":
@@ -838,21 +876,36 @@ class Driver:
                 row("save_file peak extra RSS <= 64 MiB", f"{peak:.0f} MiB", peak <= 64)
         if "load" in self.args.ops:
             r = ratio("load")
-            row("load_file (lazy) no slower than reference", f"{r:.2f}x" if r else "n/a",
-                None if r is None else r >= 1.0)
+            row(
+                "load_file (lazy) no slower than reference",
+                f"{r:.2f}x" if r else "n/a",
+                None if r is None else r >= 1.0,
+            )
         if "load_read" in self.args.ops:
             r = ratio("load_read")
-            row("load_file + read all >= 1.3x faster than reference", f"{r:.2f}x" if r else "n/a",
-                None if r is None else r >= 1.3)
+            row(
+                "load_file + read all >= 1.3x faster than reference",
+                f"{r:.2f}x" if r else "n/a",
+                None if r is None else r >= 1.3,
+            )
             # The goal's wording leaves its baseline open; show torch.load too.
             if "torch" in self.args.impls:
                 r = ratio("load_read", "torch")
-                row("load_file + read all >= 1.3x faster than torch.load (other reading of that goal)",
-                    f"{r:.2f}x" if r else "n/a", None if r is None else r >= 1.3)
+                row(
+                    "load_file + read all >= 1.3x faster than torch.load (other reading of that goal)",
+                    f"{r:.2f}x" if r else "n/a",
+                    None if r is None else r >= 1.3,
+                )
         if "slice" in self.args.ops:
             r = ratio("slice")
-            rows.append((name, "open + get_slice vs reference (no goal set)", f"{r:.2f}x" if r else "n/a",
-                         "n/a" if r is None else ("at parity or faster" if r >= 1.0 else "slower")))
+            rows.append(
+                (
+                    name,
+                    "open + get_slice vs reference (no goal set)",
+                    f"{r:.2f}x" if r else "n/a",
+                    "n/a" if r is None else ("at parity or faster" if r >= 1.0 else "slower"),
+                )
+            )
         return rows
 
     def run(self) -> int:
@@ -886,20 +939,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small workloads for a smoke run")
     p.add_argument("--out", help="also write the Markdown report to this file")
     p.add_argument("--json", help="also write every raw measurement as JSON to this file")
-    p.add_argument("--python", default=sys.executable,
-                   help="interpreter with torch+numpy for the reference and torch workers (default: this one)")
+    p.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter with torch+numpy for the reference and torch workers (default: this one)",
+    )
     p.add_argument("--ours-python", help="interpreter whose `import safetensors` is ours (default: --python)")
     p.add_argument("--ours-path", help="directory put first on PYTHONPATH of the 'ours' workers")
-    p.add_argument("--snapshot-ours", action="store_true",
-                   help="copy ours' package dir to BENCH_DIR/ours-snapshot first and measure that copy")
-    p.add_argument("--allow-ours-is-ref", action="store_true",
-                   help="let 'ours' be the reference package: only to debug this script")
+    p.add_argument(
+        "--snapshot-ours",
+        action="store_true",
+        help="copy ours' package dir to BENCH_DIR/ours-snapshot first and measure that copy",
+    )
+    p.add_argument(
+        "--allow-ours-is-ref",
+        action="store_true",
+        help="let 'ours' be the reference package: only to debug this script",
+    )
     p.add_argument("--bench-dir", default=str(REPO_ROOT / ".bench"), help="data and scratch dir (.bench)")
     p.add_argument("--ref-dir", help="where the reference is pip-installed with --target (BENCH_DIR/ref)")
     p.add_argument("--ref-version", default="0.8.0", help="reference safetensors version (0.8.0)")
     p.add_argument("--workloads", default="gpt2,bf16", type=lambda s: s.split(","), help="gpt2,bf16")
-    p.add_argument("--ops", default="save,load,load_read,slice", type=lambda s: s.split(","),
-                   help="save,load,load_read,slice")
+    p.add_argument(
+        "--ops", default="save,load,load_read,slice", type=lambda s: s.split(","), help="save,load,load_read,slice"
+    )
     p.add_argument("--impls", default="ours,ref,torch", type=lambda s: s.split(","), help="ours,ref,torch")
     p.add_argument("--inner-reps", type=int, default=100, help="in-process repetitions for the per-call slice time")
     p.add_argument("--seed", type=int, default=20260101)

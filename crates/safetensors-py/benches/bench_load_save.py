@@ -42,7 +42,12 @@ def bench_torch(tmp, mib, repeat):
     n = mib * (1 << 20) // 4 // 4096
     tensors = {f"layer.{i}.weight": torch.randn(n // 16, 4096) for i in range(16)}
     st, pt = os.path.join(tmp, "m.safetensors"), os.path.join(tmp, "m.pt")
-    report("torch save", best(lambda: save_file(tensors, st), repeat), best(lambda: torch.save(tensors, pt), repeat), "torch.save")
+    report(
+        "torch save",
+        best(lambda: save_file(tensors, st), repeat),
+        best(lambda: torch.save(tensors, pt), repeat),
+        "torch.save",
+    )
     warm(st)
     warm(pt)
     report(
@@ -61,7 +66,12 @@ def bench_numpy(tmp, mib, repeat):
     n = mib * (1 << 20) // 4 // 4096
     arrays = {f"a{i}": np.random.default_rng(i).standard_normal((n // 16, 4096), dtype=np.float32) for i in range(16)}
     st, npz = os.path.join(tmp, "m.safetensors"), os.path.join(tmp, "m.npz")
-    report("numpy save", best(lambda: save_file(arrays, st), repeat), best(lambda: np.savez(npz, **arrays), repeat), "np.savez")
+    report(
+        "numpy save",
+        best(lambda: save_file(arrays, st), repeat),
+        best(lambda: np.savez(npz, **arrays), repeat),
+        "np.savez",
+    )
     warm(st)
     warm(npz)
 

@@ -4,10 +4,9 @@ round-trip check through every save/load entry point of a framework module."""
 from __future__ import annotations
 
 import numpy as np
+from conftest import header_of
 
 from safetensors import safe_open
-
-from conftest import header_of
 
 SHAPES = [(3, 4), (), (0,), (2, 0, 3)]
 

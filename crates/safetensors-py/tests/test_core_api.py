@@ -8,14 +8,13 @@ import struct
 
 import numpy as np
 import pytest
+from conftest import header_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import safetensors
 from safetensors import SafetensorError, TensorSpec, deserialize, safe_open, serialize, serialize_file
 from safetensors.numpy import save_file
-
-from conftest import header_of
 
 
 def spec_of(arr: np.ndarray, dtype: str) -> TensorSpec:
@@ -35,7 +34,10 @@ def test_serialize_tensorspec_matches_dict_form():
     b = np.array([1, 2, 3], dtype=np.int64)
     via_spec = serialize({"a": spec_of(a, "F32"), "b": spec_of(b, "I64")}, metadata={"k": "v"})
     via_dict = serialize(
-        {"a": {"dtype": "float32", "shape": [3, 4], "data": a.tobytes()}, "b": {"dtype": "int64", "shape": [3], "data": b.tobytes()}},
+        {
+            "a": {"dtype": "float32", "shape": [3, 4], "data": a.tobytes()},
+            "b": {"dtype": "int64", "shape": [3], "data": b.tobytes()},
+        },
         metadata={"k": "v"},
     )
     assert via_spec == via_dict
@@ -183,11 +185,15 @@ def test_get_slice_matches_numpy(sliced_file, backend, index):
 @given(data=st.data())
 def test_get_slice_property(sliced_file, data):
     p, arr = sliced_file
+
     def one(size):
         return st.one_of(
             st.integers(-size, size - 1),
-            st.builds(slice, st.none() | st.integers(-8, 8), st.none() | st.integers(-8, 8), st.none() | st.integers(1, 4)),
+            st.builds(
+                slice, st.none() | st.integers(-8, 8), st.none() | st.integers(-8, 8), st.none() | st.integers(1, 4)
+            ),
         )
+
     n = data.draw(st.integers(0, 3))
     index = tuple(data.draw(one(arr.shape[i])) for i in range(n))
     with safe_open(p, "np") as f:

@@ -4,8 +4,7 @@ jax_enable_x64, as JAX itself requires)."""
 from __future__ import annotations
 
 import pytest
-
-from conftest import require, numpy_dtypes
+from conftest import numpy_dtypes, require
 from frameworks import SHAPES, check_round_trip, random_array
 
 jax = require("jax")
@@ -47,7 +46,9 @@ def test_values_and_slices(tmp_path):
         assert isinstance(out[k], jax.Array)
         np.testing.assert_array_equal(np.asarray(out[k]), np.asarray(v))
     with safe_open(p, "jax") as f:
-        np.testing.assert_array_equal(np.asarray(f.get_slice("attention")[::3, -2:]), np.asarray(tensors["attention"])[::3, -2:])
+        np.testing.assert_array_equal(
+            np.asarray(f.get_slice("attention")[::3, -2:]), np.asarray(tensors["attention"])[::3, -2:]
+        )
 
 
 def test_unsupported_dtype_is_clear():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import require
 from frameworks import SHAPES, check_round_trip, random_array
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
+from conftest import header_of, numpy_dtypes
 
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load, load_file, save, save_file
-
-from conftest import header_of, numpy_dtypes
 
 DTYPES = numpy_dtypes()
 
@@ -41,7 +40,10 @@ def test_round_trip_every_dtype(header, shape, tmp_path):
 
 
 def test_values(tmp_path):
-    tensors = {"embedding": np.zeros((512, 1024)), "attention": np.arange(256 * 256, dtype=np.float32).reshape(256, 256)}
+    tensors = {
+        "embedding": np.zeros((512, 1024)),
+        "attention": np.arange(256 * 256, dtype=np.float32).reshape(256, 256),
+    }
     p = tmp_path / "model.safetensors"
     save_file(tensors, p)
     out = load_file(p)

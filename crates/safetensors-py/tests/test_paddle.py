@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import require
 from frameworks import SHAPES, check_round_trip, random_array
 
@@ -87,7 +86,9 @@ def test_unsupported_dtypes_are_clear():
         st_paddle.save({"x": np.zeros(2)})
 
 
-@pytest.mark.skipif(not paddle.device.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0, reason="needs a CUDA device")
+@pytest.mark.skipif(
+    not paddle.device.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0, reason="needs a CUDA device"
+)
 def test_load_to_gpu(tmp_path):
     p = tmp_path / "g.safetensors"
     st_paddle.save_file({"t": paddle.ones([3])}, p)

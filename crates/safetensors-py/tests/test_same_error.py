@@ -14,12 +14,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 
 import safetensors
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load, load_file
-
-from conftest import REPO_ROOT
 
 
 def _header(text: bytes, length: int | None = None) -> bytes:

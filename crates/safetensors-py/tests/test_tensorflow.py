@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from conftest import require, numpy_dtypes
+from conftest import numpy_dtypes, require
 from frameworks import SHAPES, check_round_trip, random_array
 
 tf = require("tensorflow")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from conftest import header_of, require
 
 torch = require("torch")
@@ -95,7 +94,11 @@ def test_round_trip_every_dtype(header, shape, tmp_path):
 
 
 def test_values_and_order(tmp_path):
-    tensors = {"b": torch.arange(10, dtype=torch.float32), "a": torch.ones(2, 2, dtype=torch.float64), "c": torch.zeros(3, dtype=torch.int8)}
+    tensors = {
+        "b": torch.arange(10, dtype=torch.float32),
+        "a": torch.ones(2, 2, dtype=torch.float64),
+        "c": torch.zeros(3, dtype=torch.int8),
+    }
     p = tmp_path / "m.safetensors"
     save_file(tensors, str(p))
     out = load_file(p)
@@ -116,7 +119,13 @@ def test_get_slice_torch(tmp_path):
     t = torch.arange(60, dtype=torch.bfloat16).reshape(3, 4, 5)
     p = tmp_path / "s.safetensors"
     save_file({"t": t}, p)
-    indices = [(slice(None), slice(None, 2)), (1,), (-1, slice(1, -1), 3), (Ellipsis, slice(None, None, 2)), (slice(0, 3, 2), 1)]
+    indices = [
+        (slice(None), slice(None, 2)),
+        (1,),
+        (-1, slice(1, -1), 3),
+        (Ellipsis, slice(None, None, 2)),
+        (slice(0, 3, 2), 1),
+    ]
     for backend in ("mmap", "pread"):
         with safe_open(p, framework="pt", device="cpu", backend=backend) as f:
             sl = f.get_slice("t")
@@ -299,7 +308,6 @@ def test_load_file_to_cuda(tmp_path):
     fresh = Tied().cuda()
     assert load_model(fresh, q, device="cuda:0") == ([], [])
     assert torch.equal(fresh.embed.weight, model.embed.weight)
-
 
 
 # --- zero-copy loading (mmap backend) -------------------------------------------------------

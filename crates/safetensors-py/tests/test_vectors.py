@@ -14,15 +14,13 @@ import io
 
 import numpy as np
 import pytest
+from conftest import header_of, invalid_vectors, valid_vectors
 
 import safetensors
 from safetensors import SafetensorError, deserialize, safe_open, serialize, serialize_file
 
-from conftest import header_of, invalid_vectors, valid_vectors
-
 VALID = valid_vectors()
 INVALID = invalid_vectors()
-
 
 
 def _unpadded(path) -> bool:
@@ -136,7 +134,9 @@ def test_numpy_save_file_is_byte_identical(name, path, entry, tmp_path):
     assert_same_file(out.read_bytes(), path.read_bytes(), entry)
 
 
-@pytest.mark.parametrize("name, path, entry", [v for v in VALID if v[0] in HAND_MADE], ids=[v[0] for v in VALID if v[0] in HAND_MADE])
+@pytest.mark.parametrize(
+    "name, path, entry", [v for v in VALID if v[0] in HAND_MADE], ids=[v[0] for v in VALID if v[0] in HAND_MADE]
+)
 def test_hand_made_files_round_trip_values(name, path, entry, tmp_path):
     tensors = dict(deserialize(path.read_bytes()))
     again = dict(deserialize(serialize(tensors, metadata=entry["metadata"])))

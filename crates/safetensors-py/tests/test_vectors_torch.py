@@ -6,15 +6,14 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
 from conftest import require
 
 torch = require("torch")
 
+from test_vectors import HAND_MADE, TORCH_CANNOT_HOLD, VALID, assert_same_file, ids  # noqa: E402
+
 from safetensors import SafetensorError, safe_open  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
-
-from test_vectors import HAND_MADE, TORCH_CANNOT_HOLD, VALID, assert_same_file, ids  # noqa: E402
 
 
 def torch_bytes(t: "torch.Tensor") -> bytes:
@@ -40,7 +39,11 @@ def test_valid_file_loads_torch(name, path, entry, backend):
             assert hashlib.sha256(torch_bytes(x)).hexdigest() == t["sha256"], k
 
 
-WRITTEN = [v for v in VALID if v[0] not in HAND_MADE and not any(t["dtype"] in TORCH_CANNOT_HOLD for t in v[2]["tensors"].values())]
+WRITTEN = [
+    v
+    for v in VALID
+    if v[0] not in HAND_MADE and not any(t["dtype"] in TORCH_CANNOT_HOLD for t in v[2]["tensors"].values())
+]
 
 
 @pytest.mark.parametrize("name, path, entry", WRITTEN, ids=ids(WRITTEN))

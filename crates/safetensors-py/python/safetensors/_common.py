@@ -12,7 +12,6 @@ from typing import Any, Dict, Optional, Union
 
 from ._safetensors_rust import SafetensorError, _safe_open_bytes, safe_open, serialize, serialize_file
 
-
 # Header dtype -> the name torch, numpy (with ml_dtypes) and paddle give the element type: the
 # one table of dtype names in Python (the Rust one is ``safetensors::Dtype::framework_name``).
 # Torch packs F4 two to a byte under another name (see ``safetensors.torch``).
@@ -46,9 +45,7 @@ def check_cpu_device(framework: str, device: Any) -> str:
     """The device check of frameworks that load to host memory only."""
     if device is None or device == "cpu":
         return "cpu"
-    raise ValueError(
-        f"safetensors.{framework} loads tensors to host memory only: device must be 'cpu', got {device!r}"
-    )
+    raise ValueError(f"safetensors.{framework} loads tensors to host memory only: device must be 'cpu', got {device!r}")
 
 
 def save_specs(specs: Dict[str, Any], metadata: Optional[Dict[str, str]]) -> bytes:

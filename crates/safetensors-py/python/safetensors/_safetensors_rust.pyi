@@ -7,7 +7,6 @@ defaults and kinds must match the runtime.
 import os
 from typing import Any, Dict, List, Literal, Optional, Tuple, Union, final
 
-
 __all__ = [
     "safe_open",
     "PySafeSlice",

@@ -15,6 +15,7 @@ from jax import Array
 
 from . import _common
 from . import numpy as _np
+
 # Re-exported: code written for the reference imports these from the framework modules.
 from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 

@@ -11,9 +11,9 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 
 from . import _common
-from ._safetensors_rust import SafetensorError, TensorSpec
+
 # Re-exported: code written for the reference imports these from the framework modules.
-from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+from ._safetensors_rust import SafetensorError, TensorSpec, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
 try:  # bfloat16 / float8 dtypes for numpy
     import ml_dtypes as _ml

@@ -10,9 +10,9 @@ import paddle
 
 from . import _common
 from . import numpy as _np
-from ._safetensors_rust import SafetensorError, TensorSpec
+
 # Re-exported: code written for the reference imports these from the framework modules.
-from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+from ._safetensors_rust import SafetensorError, TensorSpec, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
 __all__ = ["save", "save_file", "load", "load_file"]
 

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from . import _common
 from . import numpy as _np
+
 # Re-exported: code written for the reference imports these from the framework modules.
 from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 

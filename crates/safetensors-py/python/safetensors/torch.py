@@ -15,9 +15,9 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 import torch
 
 from . import _common
-from ._safetensors_rust import SafetensorError, TensorSpec
+
 # Re-exported: code written for the reference imports these from the framework modules.
-from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+from ._safetensors_rust import SafetensorError, TensorSpec, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
 __all__ = ["save", "save_file", "load", "load_file", "save_model", "load_model"]
 
@@ -234,7 +234,9 @@ def save_model(
     try:
         save_file(state_dict, filename, metadata=metadata)
     except ValueError as e:
-        raise ValueError(f"{e}\nOr use save_model(..., force_contiguous=True), read the docs for potential caveats.") from e
+        raise ValueError(
+            f"{e}\nOr use save_model(..., force_contiguous=True), read the docs for potential caveats."
+        ) from e
 
 
 # --- load -----------------------------------------------------------------------------------
@@ -245,7 +247,9 @@ def load(data: bytes) -> Dict[str, torch.Tensor]:
     return _common.load_bytes(data, "pt")
 
 
-def load_file(filename: Union[str, os.PathLike], device: Union[str, int, torch.device] = "cpu") -> Dict[str, torch.Tensor]:
+def load_file(
+    filename: Union[str, os.PathLike], device: Union[str, int, torch.device] = "cpu"
+) -> Dict[str, torch.Tensor]:
     """Loads a safetensors file into tensors on ``device``.
 
     On the CPU every tensor is a zero-copy view of one private (copy-on-write) memory map of
