@@ -13,12 +13,13 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
 import safetensors
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load, load_file
+from safetensors.numpy import load, load_file, save
 
 
 def _header(text: bytes, length: int | None = None) -> bytes:
@@ -104,3 +105,27 @@ def test_the_cli_gives_the_same_error(tmp_path, name):
         run = subprocess.run([str(cli), command, str(path)], capture_output=True, text=True, timeout=60)
         assert run.returncode != 0, (command, run.stdout)
         assert message in run.stderr, (command, message, run.stderr)
+
+
+class _Flaky(io.BytesIO):
+    """A file object whose reads fail after the header, as a network file might."""
+
+    def __init__(self, data: bytes, fail_after: int) -> None:
+        super().__init__(data)
+        self.fail_after = fail_after
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell() >= self.fail_after:
+            raise ConnectionResetError("the server went away")
+        return super().read(size)
+
+
+def test_a_file_object_error_comes_out_unchanged(tmp_path):
+    """The core reads file objects through a Source; their own exceptions pass through it."""
+    data = save({"t": np.arange(4, dtype=np.float32)})
+    header_end = 8 + int.from_bytes(data[:8], "little")
+    with pytest.raises(ConnectionResetError, match="the server went away"):
+        safetensors._safe_open_handle(_Flaky(data, fail_after=0), "np")
+    f = safetensors._safe_open_handle(_Flaky(data, fail_after=header_end), "np")
+    with pytest.raises(ConnectionResetError, match="the server went away"):
+        f.get_tensor("t")
