@@ -11,6 +11,7 @@ mod error;
 #[cfg(feature = "std")]
 pub mod file;
 mod header;
+pub mod index;
 mod json;
 #[cfg(feature = "std")]
 mod mmap;
