@@ -1,34 +1,41 @@
 //! `safe_open`: lazy, thread-safe access to the tensors of a safetensors container.
 //!
 //! Opening reads and validates only the header (and, with the mmap backend, maps the file
-//! privately: see `mapping.rs`). `get_tensor` then returns a view into that mapping where the
-//! framework can make one; otherwise it allocates the framework tensor and copies its bytes
-//! once, with the interpreter detached, straight into it.
+//! once, privately: see `mapping.rs`). `get_tensor` then returns a view into that mapping where
+//! the framework can make one; otherwise it allocates the framework tensor and copies its
+//! bytes once, with the interpreter detached, straight into it.
+//!
+//! Leaving the `with` block closes the handle: the file descriptor and the handle's reference
+//! to the mapping are released (tensors already handed out keep the mapping alive), and every
+//! later use of the handle or of its slices raises `SafetensorError`.
 
 use crate::error::{st_err, to_pyerr};
 use crate::framework::{Framework, Hooks};
+use crate::mapping::Map;
 use crate::slice::PySafeSlice;
 use crate::source::Source;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
 use safetensors::file::{Backend, SafeFile};
 use safetensors::tensor::TensorInfo;
+use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// What a `safe_open` and the slices it hands out share.
-pub struct Inner {
+/// Copies from the mapping above this size run with the interpreter detached.
+const DETACH_ABOVE: usize = 1 << 16;
+
+/// An open container: where its bytes come from, and the mapping views are made of.
+pub struct Opened {
     /// Where the bytes come from.
     pub source: Source,
-    /// The framework's hooks and the device.
-    pub hooks: Hooks,
-    /// The private, copy-on-write mapping of the file that tensors are views of (mmap
-    /// backend on a path only).
-    pub map: Option<Py<PyAny>>,
+    /// The one private mapping of the file (mmap backend on a path only).
+    pub map: Option<Map>,
 }
 
-impl Inner {
+impl Opened {
     /// The header entry of tensor `name`, or a `SafetensorError` naming it.
     pub fn info(&self, name: &str) -> PyResult<&TensorInfo> {
         self.source.metadata().info(name).ok_or_else(|| {
@@ -38,13 +45,16 @@ impl Inner {
         })
     }
 
-    /// Tensor `name` (described by `info`) as a view of the private mapping, indexed by
-    /// `index` when given; None when there is no mapping or the framework cannot view it.
+    /// The bytes `run` (relative to the first byte of the tensor described by `info`) as a
+    /// framework tensor of `shape` viewing the mapping; None when there is no mapping or the
+    /// framework cannot view these bytes.
     pub fn view<'py>(
         &self,
         py: Python<'py>,
+        hooks: &Hooks,
         info: &TensorInfo,
-        index: Option<Bound<'py, pyo3::types::PyTuple>>,
+        shape: &[usize],
+        run: Range<usize>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let (Some(map), Source::File(file)) = (&self.map, &self.source) else {
             return Ok(None);
@@ -52,23 +62,109 @@ impl Inner {
         // A file that shrank since it was mapped would fault on first touch of a view:
         // refuse cleanly instead (a shrink after this check is the documented limit).
         file.check_unchanged().map_err(to_pyerr)?;
-        let (begin, end) = info.data_offsets;
-        let offset = file.data_start() + begin as u64;
-        self.hooks
-            .view(py, map, info.dtype, &info.shape, offset, end - begin, index)
+        let offset = file.data_start() + (info.data_offsets.0 + run.start) as u64;
+        hooks.view(py, &map.obj, info.dtype, shape, offset, run.len())
+    }
+
+    /// Copies the byte `ranges` of tensor `name` (relative to its first byte) one after the
+    /// other into `dst`: from the mapping when there is one, else from the source.
+    pub fn read_ranges(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        info: &TensorInfo,
+        ranges: &[Range<usize>],
+        dst: &mut [u8],
+    ) -> PyResult<()> {
+        let (Some(map), Source::File(file)) = (&self.map, &self.source) else {
+            return self.source.read_ranges(py, name, info, ranges, dst);
+        };
+        file.check_unchanged().map_err(to_pyerr)?;
+        let begin = file.data_start() as usize + info.data_offsets.0;
+        let tensor = &map.bytes()[begin..file.data_start() as usize + info.data_offsets.1];
+        let copy = |dst: &mut [u8]| {
+            let mut off = 0;
+            for r in ranges {
+                dst[off..off + r.len()].copy_from_slice(&tensor[r.clone()]);
+                off += r.len();
+            }
+        };
+        if dst.len() > DETACH_ABOVE {
+            py.detach(|| copy(dst));
+        } else {
+            copy(dst);
+        }
+        Ok(())
+    }
+
+    /// The bytes `ranges` of tensor `name` as a framework tensor of `shape`: a view of the
+    /// mapping when they are one run and the framework can view them, else a copy.
+    pub fn tensor_of<'py>(
+        &self,
+        py: Python<'py>,
+        hooks: &Hooks,
+        name: &str,
+        info: &TensorInfo,
+        shape: &[usize],
+        ranges: &[Range<usize>],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let [run] = ranges {
+            if let Some(view) = self.view(py, hooks, info, shape, run.clone())? {
+                return Ok(view);
+            }
+        }
+        let want = ranges.iter().map(|r| r.len()).sum();
+        hooks.build(py, name, info.dtype, shape, want, |dst| {
+            self.read_ranges(py, name, info, ranges, dst)
+        })
+    }
+}
+
+/// What a `safe_open` and the slices it hands out share.
+pub struct Inner {
+    /// The framework's hooks and the device.
+    pub hooks: Hooks,
+    /// The open container; None once closed.
+    state: Mutex<Option<Arc<Opened>>>,
+}
+
+impl Inner {
+    /// The open container, or the `SafetensorError` of a closed handle.
+    pub fn opened(&self, py: Python<'_>) -> PyResult<Arc<Opened>> {
+        let state = self
+            .state
+            .lock_py_attached(py)
+            .map_err(|_| st_err("a previous call on this file failed midway; open it again"))?;
+        state.clone().ok_or_else(|| {
+            st_err(
+                "The file is closed: this safe_open handle was used after its `with` block \
+                 ended; open the file again",
+            )
+        })
+    }
+
+    /// Closes the container: drops the source (its file descriptor) and the reference to the
+    /// mapping, once any read in progress on another thread is done.
+    fn close(&self, py: Python<'_>) {
+        let taken = match self.state.lock_py_attached(py) {
+            Ok(mut state) => state.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(taken);
     }
 
     /// The whole tensor `name` as a framework tensor.
-    pub fn tensor<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        let info = self.info(name)?;
-        if let Some(view) = self.view(py, info, None)? {
-            return Ok(view);
-        }
+    pub fn tensor<'py>(
+        &self,
+        py: Python<'py>,
+        opened: &Opened,
+        name: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let info = opened.info(name)?;
         let len = info.data_offsets.1 - info.data_offsets.0;
         #[allow(clippy::single_range_in_vec_init)]
         let ranges = [0..len];
-        self.hooks
-            .build(py, &self.source, name, info, &info.shape, &ranges, None)
+        opened.tensor_of(py, &self.hooks, name, info, &info.shape, &ranges)
     }
 }
 
@@ -83,26 +179,33 @@ pub struct SafeOpen {
 }
 
 impl SafeOpen {
-    /// Wraps a validated source for `framework` on `device`.
+    /// Wraps a validated source for `framework` on `device`; `map`: whether to map a file
+    /// source (the mmap backend).
     pub fn from_source(
         py: Python<'_>,
         source: Source,
+        map: bool,
         framework: &str,
         device: &Bound<'_, PyAny>,
     ) -> PyResult<SafeOpen> {
         let framework = Framework::parse(framework)?;
         let hooks = Hooks::load(py, framework, device)?;
         let map = match &source {
-            Source::File(file) => crate::mapping::private_map(py, file)?,
-            Source::Buffer { .. } | Source::Handle { .. } => None,
+            Source::File(file) if map => crate::mapping::private_map(py, file)?,
+            _ => None,
         };
+        let opened = Opened { source, map };
         Ok(SafeOpen {
-            inner: Arc::new(Inner { source, hooks, map }),
+            inner: Arc::new(Inner {
+                hooks,
+                state: Mutex::new(Some(Arc::new(opened))),
+            }),
         })
     }
 }
 
-fn parse_backend(name: &str) -> PyResult<Backend> {
+/// Parses the `backend` argument shared by `safe_open` and the framework loaders.
+pub fn parse_backend(name: &str) -> PyResult<Backend> {
     match name {
         "mmap" => Ok(Backend::Mmap),
         "pread" => Ok(Backend::Pread),
@@ -119,7 +222,7 @@ impl SafeOpen {
     #[pyo3(signature = (filename, framework, device = None, *, backend = "mmap"))]
     fn new(
         py: Python<'_>,
-        filename: PathBuf,
+        filename: &Bound<'_, PyAny>,
         framework: &str,
         device: Option<&Bound<'_, PyAny>>,
         backend: &str,
@@ -127,38 +230,44 @@ impl SafeOpen {
         // Check the cheap arguments before touching the file system.
         Framework::parse(framework)?;
         let backend = parse_backend(backend)?;
+        let path: PathBuf = filename.extract()?;
+        // The core never maps: with the mmap backend the one mapping is made here
+        // (`mapping.rs`), which views and copies share.
         let file = py
-            .detach(|| SafeFile::open(&filename, backend))
+            .detach(|| SafeFile::open(&path, Backend::Pread))
             .map_err(|e| match e {
                 safetensors::SafeTensorError::IoError(io) => {
-                    crate::error::io_error(io, &format!("cannot open {}", filename.display()))
+                    crate::error::open_error(py, io, filename)
                 }
                 other => to_pyerr(other),
             })?;
         let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
         let device = device.unwrap_or(&cpu);
-        SafeOpen::from_source(py, Source::File(file), framework, device)
+        SafeOpen::from_source(
+            py,
+            Source::File(file),
+            backend == Backend::Mmap,
+            framework,
+            device,
+        )
     }
 
     /// The tensor names, sorted.
-    fn keys(&self) -> Vec<String> {
-        self.inner
-            .source
-            .metadata()
-            .names_sorted()
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
+    fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let opened = self.inner.opened(py)?;
+        let names = opened.source.metadata().names_sorted();
+        Ok(names.into_iter().map(str::to_owned).collect())
     }
 
     /// The tensor names in the order of their data in the file.
-    fn offset_keys(&self) -> Vec<String> {
-        self.inner.source.metadata().offset_keys()
+    fn offset_keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        Ok(self.inner.opened(py)?.source.metadata().offset_keys())
     }
 
     /// The `__metadata__` of the header as a dict (in file order), or None.
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(pairs) = self.inner.source.metadata().metadata_ordered() else {
+        let opened = self.inner.opened(py)?;
+        let Some(pairs) = opened.source.metadata().metadata_ordered() else {
             return Ok(None);
         };
         let dict = PyDict::new(py);
@@ -170,21 +279,23 @@ impl SafeOpen {
 
     /// Loads the tensor `name` (whole).
     fn get_tensor<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.tensor(py, name)
+        let opened = self.inner.opened(py)?;
+        self.inner.tensor(py, &opened, name)
     }
 
     /// Loads every tensor, as a dict keyed by name (sorted order).
     fn get_tensors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let opened = self.inner.opened(py)?;
         let dict = PyDict::new(py);
-        for name in self.inner.source.metadata().names_sorted() {
-            dict.set_item(name, self.inner.tensor(py, name)?)?;
+        for name in opened.source.metadata().names_sorted() {
+            dict.set_item(name, self.inner.tensor(py, &opened, name)?)?;
         }
         Ok(dict)
     }
 
     /// A lazy view of tensor `name`: index it to read only part of it.
-    fn get_slice(&self, name: &str) -> PyResult<PySafeSlice> {
-        let info = self.inner.info(name)?.clone();
+    fn get_slice(&self, py: Python<'_>, name: &str) -> PyResult<PySafeSlice> {
+        let info = self.inner.opened(py)?.info(name)?.clone();
         Ok(PySafeSlice::new(self.inner.clone(), name.to_owned(), info))
     }
 
@@ -192,29 +303,41 @@ impl SafeOpen {
         slf
     }
 
+    /// Closes the handle (see the module docs); exceptions propagate.
     #[pyo3(signature = (_exc_type = None, _exc_value = None, _traceback = None))]
     fn __exit__(
         &self,
+        py: Python<'_>,
         _exc_type: Option<&Bound<'_, PyAny>>,
         _exc_value: Option<&Bound<'_, PyAny>>,
         _traceback: Option<&Bound<'_, PyAny>>,
     ) -> bool {
+        self.inner.close(py);
         false
     }
 
-    fn __len__(&self) -> usize {
-        self.inner.source.metadata().len()
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.inner.opened(py)?.source.metadata().len())
     }
 
-    fn __contains__(&self, name: &str) -> bool {
-        self.inner.source.metadata().info(name).is_some()
+    fn __contains__(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        Ok(self
+            .inner
+            .opened(py)?
+            .source
+            .metadata()
+            .info(name)
+            .is_some())
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "<safe_open with {} tensors>",
-            self.inner.source.metadata().len()
-        )
+    fn __repr__(&self, py: Python<'_>) -> String {
+        match self.inner.opened(py) {
+            Ok(opened) => format!(
+                "<safe_open with {} tensors>",
+                opened.source.metadata().len()
+            ),
+            Err(_) => "<safe_open (closed)>".to_owned(),
+        }
     }
 }
 

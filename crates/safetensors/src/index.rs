@@ -113,12 +113,12 @@ pub fn plan_index(
     let mut entries = Vec::with_capacity(index.len() + rank);
     for entry in index {
         match entry {
-            Index::Ellipsis => entries.extend(core::iter::repeat_n(whole, rank - given)),
+            Index::Ellipsis => entries.extend(core::iter::repeat(whole).take(rank - given)),
             other => entries.push(*other),
         }
     }
     if !index.contains(&Index::Ellipsis) {
-        entries.extend(core::iter::repeat_n(whole, rank - given));
+        entries.extend(core::iter::repeat(whole).take(rank - given));
     }
 
     let mut indexers = Vec::with_capacity(rank);
