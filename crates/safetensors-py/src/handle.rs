@@ -17,7 +17,12 @@ fn binary_stream<'py>(fileobj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>
     if let Ok(buffer) = fileobj.getattr("buffer") {
         return Ok(buffer);
     }
-    let fd = fileobj.call_method0("fileno")?;
+    let fd = fileobj.call_method0("fileno").map_err(|_| {
+        crate::error::st_err(
+            "the file object is in text mode and has neither a binary buffer nor a file \
+             descriptor: open the file in binary mode (\"rb\")",
+        )
+    })?;
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item("closefd", false)?;
     io.getattr("open")?.call((fd, "rb"), Some(&kwargs))

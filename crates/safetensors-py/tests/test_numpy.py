@@ -73,7 +73,9 @@ def test_unsupported_dtypes_refused(tmp_path):
 def test_no_device_argument():
     import inspect
 
-    assert list(inspect.signature(load_file).parameters) == ["filename"]
+    params = inspect.signature(load_file).parameters
+    assert list(params) == ["filename", "backend"]
+    assert params["backend"].kind is inspect.Parameter.KEYWORD_ONLY
     with pytest.raises(ValueError, match="device must be 'cpu'"):
         from safetensors import _safe_open_bytes
 
@@ -121,12 +123,15 @@ def test_views_outlive_the_handle_numpy(tmp_path):
     with safe_open(p, "np") as f:
         got = f.get_tensors()
         part = f.get_slice("a")[3, 1::3]
+        row = f.get_slice("a")[3]
     del f
     gc.collect()
     for k, a in arrays.items():
         np.testing.assert_array_equal(got[k], a)
     np.testing.assert_array_equal(part, arrays["a"][3, 1::3])
-    assert not part.flags["OWNDATA"]
+    assert part.flags["OWNDATA"]  # several runs: copied
+    np.testing.assert_array_equal(row, arrays["a"][3])
+    assert not row.flags["OWNDATA"]  # one run: a view of the mapping, alive after close
 
 
 def test_pread_backend_returns_owned_copies(tmp_path):

@@ -120,7 +120,7 @@ impl fmt::Display for InvalidSlice {
         match self {
             InvalidSlice::TooManySlices { given, rank } => write!(
                 f,
-                "{given} indices given for a tensor with {rank} dimensions"
+                "{given} indices given for a tensor of rank {rank}"
             ),
             InvalidSlice::SliceOutOfRange { dim_index, asked, dim_size } => write!(
                 f,
