@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from safetensors import SafetensorError, safe_open
+import safetensors.numpy
 from safetensors.numpy import load, load_file, save, save_file
 
 from conftest import header_of, numpy_dtypes
+from frameworks import check_load_file_backend, check_load_file_missing_file, check_non_tensor_values_refused
 
 DTYPES = numpy_dtypes()
 
@@ -158,3 +160,18 @@ def test_unaligned_vector_numpy():
             np.testing.assert_array_equal(got, want)
             assert got.flags["ALIGNED"]
     np.testing.assert_array_equal(load_file(p)["t"], want)
+
+
+# --- drop-in behaviours shared with every framework module ------------------------------
+
+
+def test_load_file_missing_file_np(tmp_path):
+    check_load_file_missing_file(safetensors.numpy, tmp_path)
+
+
+def test_load_file_accepts_backend_np(tmp_path):
+    check_load_file_backend(safetensors.numpy, {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(4, dtype=np.int64)}, np.asarray, tmp_path)
+
+
+def test_non_tensor_values_refused_np(tmp_path):
+    check_non_tensor_values_refused(safetensors.numpy, tmp_path)

@@ -20,6 +20,8 @@ import safetensors
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save, save_file
 
+from frameworks import shapes_and_indices
+
 _counter = itertools.count()
 
 
@@ -57,54 +59,12 @@ def _compare(arr: np.ndarray, index, how: str, tmp_dir) -> bool:
 
 # --- random shapes and random basic indexers ---------------------------------------------
 
-BOUND = st.none() | st.integers(-9, 9) | st.sampled_from([-(2**70), 2**70, -(2**63), 2**63 - 1])
-STEP = st.none() | st.integers(-4, 4) | st.sampled_from([-(2**70), 2**70])
-ENTRY = st.one_of(
-    st.integers(-7, 7),
-    st.sampled_from([2**70, -(2**70)]),
-    st.builds(slice, BOUND, BOUND, STEP),
-    st.just(Ellipsis),
-    st.just(None),
-    st.just([]),
-)
-
-
-@st.composite
-def shapes_and_indices(draw):
-    shape = tuple(draw(st.lists(st.integers(0, 5), min_size=0, max_size=4)))
-    # Up to two entries past the rank: too many indices must raise, as numpy does.
-    entries = draw(st.lists(ENTRY, min_size=0, max_size=len(shape) + 2))
-    bare = len(entries) == 1 and draw(st.booleans())  # `t[x]` as well as `t[(x,)]`
-    index = entries[0] if bare else tuple(entries)
-    return shape, index
-
-
 @settings(max_examples=400, deadline=None, database=None)
 @given(case=shapes_and_indices(), how=st.sampled_from(HOWS))
 def test_get_slice_is_numpy_indexing_property(tmp_path_factory, case, how):
     shape, index = case
     arr = np.arange(int(np.prod(shape)), dtype=np.int16).reshape(shape)
     _compare(arr, index, how, tmp_path_factory.getbasetemp())
-
-
-@settings(max_examples=100, deadline=None, database=None)
-@given(case=shapes_and_indices())
-def test_get_slice_is_numpy_indexing_property_torch(tmp_path_factory, case):
-    torch = pytest.importorskip("torch")
-    shape, index = case
-    arr = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
-    try:
-        want = torch.from_numpy(np.array(arr[index]))
-    except (IndexError, ValueError):
-        want = None
-    with _open(arr, "mmap", tmp_path_factory.getbasetemp(), "pt") as f:
-        if want is None:
-            with pytest.raises(SafetensorError):
-                f.get_slice("t")[index]
-        else:
-            got = f.get_slice("t")[index]
-            assert tuple(got.shape) == tuple(want.shape)
-            assert torch.equal(got, want)
 
 
 # --- the cases reference users hit -------------------------------------------------------
@@ -118,15 +78,6 @@ def test_empty_list_selects_nothing_along_the_first_axis(tmp_path, how):
     assert got.shape == (0, 3, 4) and got.dtype == np.float32
     for index in [(slice(None), []), (1, []), ([], Ellipsis, 1), ([], None, 1), (Ellipsis, [], 0, None)]:
         _compare(arr, index, how, tmp_path)
-
-
-def test_empty_list_torch(tmp_path):
-    torch = pytest.importorskip("torch")
-    p = tmp_path / "t.safetensors"
-    safetensors.torch.save_file({"t": torch.ones(3, 2)}, p)
-    with safe_open(p, "pt") as f:
-        got = f.get_slice("t")[[]]
-    assert got.shape == (0, 2) and got.dtype == torch.float32
 
 
 @pytest.mark.parametrize("how", HOWS)
@@ -145,17 +96,6 @@ def test_empty_list_torch(tmp_path):
 def test_negative_steps_give_numpys_result(tmp_path, how, index):
     arr = np.arange(4 * 5 * 6, dtype=np.int64).reshape(4, 5, 6)
     assert not _compare(arr, index, how, tmp_path)
-
-
-def test_negative_steps_torch_and_bf16(tmp_path):
-    torch = pytest.importorskip("torch")
-    t = torch.arange(60, dtype=torch.bfloat16).reshape(3, 4, 5)
-    p = tmp_path / "t.safetensors"
-    safetensors.torch.save_file({"t": t}, p)
-    with safe_open(p, "pt") as f:
-        got = f.get_slice("t")[::-1, 1, ::-2]
-    assert torch.equal(got, t.flip(0)[:, 1].flip(-1)[:, ::2])
-    assert got.is_contiguous()
 
 
 def test_one_run_is_a_view_several_runs_a_copy(tmp_path):
