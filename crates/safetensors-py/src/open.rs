@@ -27,6 +27,12 @@ use std::sync::{Arc, Mutex};
 /// Copies from the mapping above this size run with the interpreter detached.
 const DETACH_ABOVE: usize = 1 << 16;
 
+/// Without a mapping, runs shorter than this on average are read as one covering span.
+const COVER_BELOW: usize = 1 << 12;
+
+/// ...and when the span is at most this many times the selected bytes (or 1 MiB).
+const COVER_FACTOR: usize = 8;
+
 /// An open container: where its bytes come from, and the mapping views are made of.
 pub struct Opened {
     /// Where the bytes come from.
@@ -77,7 +83,7 @@ impl Opened {
         dst: &mut [u8],
     ) -> PyResult<()> {
         let (Some(map), Source::File(file)) = (&self.map, &self.source) else {
-            return self.source.read_ranges(py, name, info, ranges, dst);
+            return self.read_unmapped(py, name, info, ranges, dst);
         };
         file.check_unchanged().map_err(to_pyerr)?;
         let begin = file.data_start() as usize + info.data_offsets.0;
@@ -93,6 +99,40 @@ impl Opened {
             py.detach(|| copy(dst));
         } else {
             copy(dst);
+        }
+        Ok(())
+    }
+
+    /// `read_ranges` without a mapping. Many short runs (a step along an inner dimension)
+    /// are read as their covering span in one read, then gathered, when that span is not much
+    /// larger than what is selected: one system call (or one Python `read`) per element would
+    /// cost far more than the bytes skipped.
+    fn read_unmapped(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        info: &TensorInfo,
+        ranges: &[Range<usize>],
+        dst: &mut [u8],
+    ) -> PyResult<()> {
+        let in_memory = matches!(self.source, Source::Buffer { .. });
+        let short_runs = ranges.len() > 1 && dst.len() / ranges.len() < COVER_BELOW;
+        if in_memory || !short_runs {
+            return self.source.read_ranges(py, name, info, ranges, dst);
+        }
+        let lo = ranges.iter().map(|r| r.start).min().unwrap_or(0);
+        let hi = ranges.iter().map(|r| r.end).max().unwrap_or(0);
+        if hi - lo > (COVER_FACTOR * dst.len()).max(1 << 20) {
+            return self.source.read_ranges(py, name, info, ranges, dst);
+        }
+        let mut span = vec![0u8; hi - lo];
+        #[allow(clippy::single_range_in_vec_init)]
+        let cover = [lo..hi];
+        self.source.read_ranges(py, name, info, &cover, &mut span)?;
+        let mut off = 0;
+        for r in ranges {
+            dst[off..off + r.len()].copy_from_slice(&span[r.start - lo..r.end - lo]);
+            off += r.len();
         }
         Ok(())
     }

@@ -546,6 +546,59 @@ mod tests {
     }
 
     #[test]
+    fn strided_runs_follow_the_result_order() {
+        // Rows 3 and 1 of a [4, 2] U8 tensor: one run each, backwards.
+        let strided = TensorIndexer::Strided {
+            start: 3,
+            step: -2,
+            len: 2,
+        };
+        let it = byte_ranges(Dtype::U8, &[4, 2], &[strided.clone()]).unwrap();
+        assert_eq!(it.newshape(), vec![2, 2]);
+        assert_eq!(it.collect::<Vec<_>>(), vec![6..8, 2..4]);
+        // Every other column: one element a run.
+        let cols = TensorIndexer::Strided {
+            start: 0,
+            step: 2,
+            len: 2,
+        };
+        assert_eq!(
+            ranges(Dtype::U16, &[2, 4], &[(..).into(), cols]),
+            vec![0..2, 4..6, 8..10, 12..14]
+        );
+        // The last element kept must be inside the dimension; a zero step is refused.
+        let past = TensorIndexer::Strided {
+            start: 1,
+            step: -2,
+            len: 2,
+        };
+        assert!(matches!(
+            byte_ranges(Dtype::U8, &[4], &[past]),
+            Err(InvalidSlice::SliceOutOfRange { .. })
+        ));
+        let zero = TensorIndexer::Strided {
+            start: 0,
+            step: 0,
+            len: 2,
+        };
+        assert!(matches!(
+            byte_ranges(Dtype::U8, &[4], &[zero]),
+            Err(InvalidSlice::ZeroStep { dim_index: 0 })
+        ));
+        // F4: every other row of 4 elements is whole bytes; every other element is not.
+        assert_eq!(ranges(Dtype::F4, &[4, 4], &[strided]), vec![6..8, 2..4]);
+        let halves = TensorIndexer::Strided {
+            start: 0,
+            step: 2,
+            len: 2,
+        };
+        assert!(matches!(
+            byte_ranges(Dtype::F4, &[4], &[halves]),
+            Err(InvalidSlice::SplitsSubByteElement { .. })
+        ));
+    }
+
+    #[test]
     fn sub_byte_cuts() {
         // F4 [2, 3]: rows are 12 bits, so row 1 starts mid-byte...
         assert!(matches!(

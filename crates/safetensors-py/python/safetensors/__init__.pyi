@@ -1,6 +1,7 @@
 """Type stubs for the safetensors package (the Rust extension's public surface)."""
 
 import os
+from builtins import ellipsis  # typeshed's name for type(...), which types.EllipsisType (3.10+) is
 from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
 __version__: str
@@ -12,6 +13,7 @@ class TensorSpec:
     """A tensor to serialize: dtype, header shape, address and length of its bytes.
 
     The memory must stay alive and unchanged until ``serialize``/``serialize_file`` returns.
+    An unknown ``dtype`` raises ``SafetensorError`` here, at construction.
     """
 
     def __init__(self, *, dtype: str, shape: List[int], data_ptr: int, data_len: int) -> None: ...
@@ -26,16 +28,28 @@ class TensorSpec:
 
 _Framework = Literal["pt", "torch", "np", "numpy", "tf", "tensorflow", "flax", "jax", "paddle", "mlx"]
 
+_BasicIndex = Union[int, slice, ellipsis, None, List[Any]]
+
 class PySafeSlice:
-    """A lazy view of one tensor: index it to read only the selected part."""
+    """A lazy view of one tensor: index it to read only the selected part.
+
+    ``slice[index]`` is numpy's ``arr[index]`` for every basic index (ints, slices with any
+    step, ``...``, ``None``, tuples of these, and the empty list ``[]``); where numpy raises,
+    it raises ``SafetensorError``, as it does once the ``safe_open`` it came from is closed.
+    """
 
     def get_shape(self) -> List[int]: ...
     def get_dtype(self) -> str: ...
     def __len__(self) -> int: ...
-    def __getitem__(self, index: Any) -> Any: ...
+    def __getitem__(self, index: Union[_BasicIndex, Tuple[_BasicIndex, ...]]) -> Any: ...
 
 class safe_open:
-    """Opens a safetensors file lazily (reads the header only). Usable as a context manager."""
+    """Opens a safetensors file lazily (reads the header only). Usable as a context manager.
+
+    Leaving the ``with`` block closes it: the descriptor and mapping are released (tensors
+    handed out stay valid) and any later call raises ``SafetensorError``. A missing file
+    raises ``FileNotFoundError`` (``errno`` and ``filename`` set).
+    """
 
     def __init__(
         self,
@@ -56,7 +70,8 @@ class safe_open:
     def __len__(self) -> int: ...
     def __contains__(self, name: str) -> bool: ...
 
-def _safe_open_handle(fileobj: Any, framework: _Framework, device: Union[str, int, Any] = "cpu") -> safe_open: ...
+def _safe_open_handle(fileobj: Any, framework: _Framework, device: Union[str, int, Any] = "cpu") -> safe_open:
+    """``safe_open`` over a file object (binary, or text mode: read through its buffer)."""
 def _safe_open_bytes(data: bytes, framework: _Framework, device: Union[str, int, Any] = "cpu") -> safe_open: ...
 def serialize(
     tensor_dict: Dict[str, Union[TensorSpec, Dict[str, Any]]], metadata: Optional[Dict[str, str]] = None
