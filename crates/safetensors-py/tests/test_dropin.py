@@ -7,6 +7,7 @@ and `load_model` are in test_torch.py."""
 from __future__ import annotations
 
 import gc
+import io
 import os
 from pathlib import Path
 
@@ -39,9 +40,17 @@ def _mapped(p: Path) -> bool:
         return str(p) in maps.read()
 
 
-@pytest.mark.parametrize("backend", ["mmap", "pread"])
-def test_closed_handle_refuses_every_use(small, backend):
-    with safe_open(small, "np", backend=backend) as f:
+def _open_as(p: Path, how: str):
+    if how == "bytes":
+        return safetensors._safe_open_bytes(p.read_bytes(), "np")
+    if how == "handle":
+        return safetensors._safe_open_handle(io.BytesIO(p.read_bytes()), "np")
+    return safe_open(p, "np", backend=how)
+
+
+@pytest.mark.parametrize("how", ["mmap", "pread", "bytes", "handle"])
+def test_closed_handle_refuses_every_use(small, how):
+    with _open_as(small, how) as f:
         sl = f.get_slice("a")
     uses = [
         f.keys,

@@ -192,6 +192,7 @@ pub fn plan_index(
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
     use alloc::vec;

@@ -553,7 +553,7 @@ mod tests {
             step: -2,
             len: 2,
         };
-        let it = byte_ranges(Dtype::U8, &[4, 2], &[strided.clone()]).unwrap();
+        let it = byte_ranges(Dtype::U8, &[4, 2], core::slice::from_ref(&strided)).unwrap();
         assert_eq!(it.newshape(), vec![2, 2]);
         assert_eq!(it.collect::<Vec<_>>(), vec![6..8, 2..4]);
         // Every other column: one element a run.

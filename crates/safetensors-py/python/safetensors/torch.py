@@ -186,13 +186,13 @@ def _header(t: torch.Tensor, name: str) -> Tuple[str, List[int]]:
 
 
 def _check_savable(tensors: Any) -> None:
-    """The whole-dict checks, in the order the reference makes them: a dict, sparse layouts,
-    values that are not tensors, meta tensors, then memory shared between entries."""
+    """The whole-dict checks, before anything is converted or written: a dict, no sparse
+    layouts, only tensors, none on "meta" (no data), no memory shared between entries."""
     _common.check_dict(tensors, "torch.Tensor")
     sparse = [k for k, v in tensors.items() if isinstance(v, torch.Tensor) and v.layout != torch.strided]
     if sparse:
         raise ValueError(
-            f"You are trying to save a sparse tensors: `{sparse}` which this library does not support. "
+            f"You are trying to save sparse tensors: `{sparse}`, which this library does not support. "
             "You can make it a dense tensor before saving with `.to_dense()` but be aware this might make a "
             "much larger file than needed."
         )
@@ -276,7 +276,7 @@ def load(data: bytes) -> Dict[str, torch.Tensor]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike], device: Union[str, int, torch.device] = "cpu", *, backend: str = "mmap"
+    filename: Union[str, os.PathLike], device: Union[str, int, torch.device] = "cpu", backend: str = "mmap"
 ) -> Dict[str, torch.Tensor]:
     """Loads a safetensors file into tensors on ``device``.
 
@@ -305,7 +305,6 @@ def load_model(
     filename: Union[str, os.PathLike],
     strict: bool = True,
     device: Union[str, int, torch.device] = "cpu",
-    *,
     backend: str = "mmap",
 ) -> Tuple[List[str], List[str]]:
     """Loads a file written by ``save_model`` (or ``save_file``) into ``model``.
