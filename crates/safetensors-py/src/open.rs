@@ -9,9 +9,10 @@
 //! to the mapping are released (tensors already handed out keep the mapping alive), and every
 //! later use of the handle or of its slices raises `SafetensorError`.
 
-use crate::error::{st_err, to_pyerr};
+use crate::error::{slice_error, st_err, to_pyerr};
 use crate::framework::{Framework, Hooks};
 use crate::mapping::Map;
+use crate::raw::buffer_bytes;
 use crate::slice::PySafeSlice;
 use crate::source::Source;
 use pyo3::exceptions::PyValueError;
@@ -19,6 +20,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
 use safetensors::file::{Backend, SafeFile};
+use safetensors::slice::{byte_ranges, ByteRanges};
 use safetensors::tensor::TensorInfo;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -72,73 +74,75 @@ impl Opened {
         hooks.view(py, &map.obj, info.dtype, shape, offset, run.len())
     }
 
-    /// Copies the byte `ranges` of tensor `name` (relative to its first byte) one after the
-    /// other into `dst`: from the mapping when there is one, else from the source.
-    pub fn read_ranges(
+    /// Copies the byte runs of `plan` (relative to the first byte of tensor `name`) one after
+    /// the other into `dst`, whose length is their total: from the mapping or an in-memory
+    /// source run by run, from a file or file object as described in `read_unmapped`.
+    pub fn read_plan(
         &self,
         py: Python<'_>,
         name: &str,
         info: &TensorInfo,
-        ranges: &[Range<usize>],
+        plan: ByteRanges,
         dst: &mut [u8],
     ) -> PyResult<()> {
-        let (Some(map), Source::File(file)) = (&self.map, &self.source) else {
-            return self.read_unmapped(py, name, info, ranges, dst);
-        };
-        file.check_unchanged().map_err(to_pyerr)?;
-        let begin = file.data_start() as usize + info.data_offsets.0;
-        let tensor = &map.bytes()[begin..file.data_start() as usize + info.data_offsets.1];
-        let copy = |dst: &mut [u8]| {
-            let mut off = 0;
-            for r in ranges {
-                dst[off..off + r.len()].copy_from_slice(&tensor[r.clone()]);
-                off += r.len();
+        let (begin, end) = info.data_offsets;
+        let tensor: &[u8] = match (&self.map, &self.source) {
+            (Some(map), Source::File(file)) => {
+                file.check_unchanged().map_err(to_pyerr)?;
+                let start = file.data_start() as usize;
+                &map.bytes()[start + begin..start + end]
             }
+            (
+                _,
+                Source::Buffer {
+                    buf, data_start, ..
+                },
+            ) => &buffer_bytes(buf)[data_start + begin..data_start + end],
+            _ => return self.read_unmapped(py, name, info, plan, dst),
         };
         if dst.len() > DETACH_ABOVE {
-            py.detach(|| copy(dst));
+            py.detach(|| gather(tensor, 0, plan, dst));
         } else {
-            copy(dst);
+            gather(tensor, 0, plan, dst);
         }
         Ok(())
     }
 
-    /// `read_ranges` without a mapping. Many short runs (a step along an inner dimension)
-    /// are read as their covering span in one read, then gathered, when that span is not much
-    /// larger than what is selected: one system call (or one Python `read`) per element would
-    /// cost far more than the bytes skipped.
+    /// `read_plan` from a file without a mapping (pread) or a Python file object. Many short
+    /// runs (a step along an inner dimension) are read as their covering span in one read,
+    /// then gathered, when that span is not much larger than what is selected: one system call
+    /// (or one Python `read`) per element would cost far more than the bytes skipped.
     fn read_unmapped(
         &self,
         py: Python<'_>,
         name: &str,
         info: &TensorInfo,
-        ranges: &[Range<usize>],
+        plan: ByteRanges,
         dst: &mut [u8],
     ) -> PyResult<()> {
-        let in_memory = matches!(self.source, Source::Buffer { .. });
-        let short_runs = ranges.len() > 1 && dst.len() / ranges.len() < COVER_BELOW;
-        if in_memory || !short_runs {
-            return self.source.read_ranges(py, name, info, ranges, dst);
-        }
-        let lo = ranges.iter().map(|r| r.start).min().unwrap_or(0);
-        let hi = ranges.iter().map(|r| r.end).max().unwrap_or(0);
-        if hi - lo > (COVER_FACTOR * dst.len()).max(1 << 20) {
-            return self.source.read_ranges(py, name, info, ranges, dst);
+        let runs = plan.len();
+        let n = plan.run_len();
+        let (lo, hi) = plan
+            .rows()
+            .fold((usize::MAX, 0), |(lo, hi), (start, count, step)| {
+                let last = (start as isize + (count as isize - 1).max(0) * step) as usize;
+                (lo.min(start.min(last)), hi.max(start.max(last) + n))
+            });
+        let short_runs = runs > 1 && dst.len() / runs < COVER_BELOW;
+        if !short_runs || hi - lo > (COVER_FACTOR * dst.len()).max(1 << 20) {
+            let ranges: Vec<Range<usize>> = plan.collect();
+            return self.source.read_ranges(py, name, info, &ranges, dst);
         }
         let mut span = vec![0u8; hi - lo];
         #[allow(clippy::single_range_in_vec_init)]
         let cover = [lo..hi];
         self.source.read_ranges(py, name, info, &cover, &mut span)?;
-        let mut off = 0;
-        for r in ranges {
-            dst[off..off + r.len()].copy_from_slice(&span[r.start - lo..r.end - lo]);
-            off += r.len();
-        }
+        py.detach(|| gather(&span, lo, plan, dst));
         Ok(())
     }
 
-    /// The bytes `ranges` of tensor `name` as a framework tensor of `shape`: a view of the
-    /// mapping when they are one run and the framework can view them, else a copy.
+    /// The byte runs of `plan` of tensor `name` as a framework tensor of `shape`: a view of
+    /// the mapping when they are one run and the framework can view it, else a copy.
     pub fn tensor_of<'py>(
         &self,
         py: Python<'py>,
@@ -146,17 +150,58 @@ impl Opened {
         name: &str,
         info: &TensorInfo,
         shape: &[usize],
-        ranges: &[Range<usize>],
+        plan: ByteRanges,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if let [run] = ranges {
-            if let Some(view) = self.view(py, hooks, info, shape, run.clone())? {
+        if plan.len() == 1 {
+            let run = plan.clone().next().unwrap_or(0..0);
+            if let Some(view) = self.view(py, hooks, info, shape, run)? {
                 return Ok(view);
             }
         }
-        let want = ranges.iter().map(|r| r.len()).sum();
+        let want = plan.remaining_byte_len();
         hooks.build(py, name, info.dtype, shape, want, |dst| {
-            self.read_ranges(py, name, info, ranges, dst)
+            self.read_plan(py, name, info, plan, dst)
         })
+    }
+}
+
+/// Copies the runs of `plan` from `src` (which holds the tensor's bytes from offset `lo` on)
+/// one after the other into `dst`, row by row (see `ByteRanges::rows`). Runs of one small
+/// element (a step along the last dimension) are copied as fixed-size values, far faster
+/// than a `memcpy` call each.
+fn gather(src: &[u8], lo: usize, plan: ByteRanges, dst: &mut [u8]) {
+    match plan.run_len() {
+        1 => gather_rows::<1>(src, lo, &plan, dst),
+        2 => gather_rows::<2>(src, lo, &plan, dst),
+        4 => gather_rows::<4>(src, lo, &plan, dst),
+        8 => gather_rows::<8>(src, lo, &plan, dst),
+        16 => gather_rows::<16>(src, lo, &plan, dst),
+        n => {
+            let mut off = 0;
+            for (start, count, step) in plan.rows() {
+                let mut at = start as isize - lo as isize;
+                for _ in 0..count {
+                    let from = at as usize;
+                    dst[off..off + n].copy_from_slice(&src[from..from + n]);
+                    off += n;
+                    at += step;
+                }
+            }
+        }
+    }
+}
+
+/// `gather` for runs of exactly `N` bytes.
+fn gather_rows<const N: usize>(src: &[u8], lo: usize, plan: &ByteRanges, dst: &mut [u8]) {
+    let mut out = dst.chunks_exact_mut(N);
+    for (start, count, step) in plan.rows() {
+        let mut at = start as isize - lo as isize;
+        for chunk in out.by_ref().take(count) {
+            let from = at as usize;
+            let bytes: [u8; N] = src[from..from + N].try_into().expect("a run of N bytes");
+            chunk.copy_from_slice(&bytes);
+            at += step;
+        }
     }
 }
 
@@ -201,10 +246,8 @@ impl Inner {
         name: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let info = opened.info(name)?;
-        let len = info.data_offsets.1 - info.data_offsets.0;
-        #[allow(clippy::single_range_in_vec_init)]
-        let ranges = [0..len];
-        opened.tensor_of(py, &self.hooks, name, info, &info.shape, &ranges)
+        let whole = byte_ranges(info.dtype, &info.shape, &[]).map_err(|e| slice_error(name, e))?;
+        opened.tensor_of(py, &self.hooks, name, info, &info.shape, whole)
     }
 }
 

@@ -137,16 +137,8 @@ impl PySafeSlice {
         let plan = plan_index(self.info.dtype, &self.info.shape, &index)
             .map_err(|e| slice_error(&self.name, e))?;
         let shape = plan.newshape();
-        let ranges: Vec<_> = plan.collect();
         let opened = self.inner.opened(py)?;
-        opened.tensor_of(
-            py,
-            &self.inner.hooks,
-            &self.name,
-            &self.info,
-            &shape,
-            &ranges,
-        )
+        opened.tensor_of(py, &self.inner.hooks, &self.name, &self.info, &shape, plan)
     }
 
     fn __repr__(&self) -> String {

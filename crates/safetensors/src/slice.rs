@@ -329,6 +329,8 @@ pub struct ByteRanges {
     plan: Plan,
     /// Current index offset (0..count) per outer dimension.
     counters: Vec<usize>,
+    /// Start of the next run, kept up to date as the counters move (O(1) a run).
+    offset: isize,
     emitted: usize,
 }
 
@@ -343,6 +345,7 @@ impl ByteRanges {
     fn new(plan: Plan) -> Self {
         let counters = alloc::vec![0; plan.outer.len()];
         ByteRanges {
+            offset: plan.base as isize,
             plan,
             counters,
             emitted: 0,
@@ -358,6 +361,23 @@ impl ByteRanges {
     pub fn remaining_byte_len(&self) -> usize {
         (self.plan.runs - self.emitted) * self.plan.run_len
     }
+
+    /// Bytes in each run (every run has the same length).
+    pub fn run_len(&self) -> usize {
+        self.plan.run_len
+    }
+
+    /// All the runs from the first (whatever this iterator has already yielded), grouped in
+    /// rows along the innermost dimension that splits them: `(start of the row's first run,
+    /// runs in the row, signed distance in bytes between consecutive runs)`, in order.
+    /// Copying many short runs row by row saves most of the per-run bookkeeping.
+    pub fn rows(&self) -> impl Iterator<Item = (usize, usize, isize)> {
+        let (count, stride) = self.plan.outer.last().copied().unwrap_or((1, 0));
+        let mut plan = self.plan.clone();
+        plan.outer.pop();
+        plan.runs = self.plan.runs.checked_div(count).unwrap_or(0);
+        ByteRanges::new(plan).map(move |r| (r.start, count, stride))
+    }
 }
 
 impl Iterator for ByteRanges {
@@ -367,23 +387,19 @@ impl Iterator for ByteRanges {
         if self.emitted == self.plan.runs {
             return None;
         }
-        // Every run lies inside the tensor (checked by the plan), so the signed sum of the
-        // outer offsets never takes the start below 0.
-        let start = self
-            .counters
-            .iter()
-            .zip(&self.plan.outer)
-            .fold(self.plan.base as isize, |acc, (&i, &(_, stride))| {
-                acc + i as isize * stride
-            }) as usize;
+        // Every run lies inside the tensor (checked by the plan): the offset of a run that
+        // is emitted is never negative.
+        let start = self.offset as usize;
         self.emitted += 1;
-        // Odometer step, last outer dimension fastest.
-        for (counter, &(count, _)) in self.counters.iter_mut().zip(&self.plan.outer).rev() {
+        // Odometer step, last outer dimension fastest, moving the offset along.
+        for (counter, &(count, stride)) in self.counters.iter_mut().zip(&self.plan.outer).rev() {
             *counter += 1;
             if *counter < count {
+                self.offset += stride;
                 break;
             }
             *counter = 0;
+            self.offset -= (count as isize - 1) * stride;
         }
         Some(start..start + self.plan.run_len)
     }
@@ -543,6 +559,50 @@ mod tests {
             byte_ranges(Dtype::F32, &[4], &[(0..5).into()]),
             Err(InvalidSlice::SliceOutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn rows_list_the_same_runs() {
+        let cases: [(&[usize], Vec<TensorIndexer>); 4] = [
+            (&[3, 4], vec![(..).into(), (1..3).into()]),
+            (
+                &[4, 3, 2],
+                vec![
+                    TensorIndexer::Strided {
+                        start: 3,
+                        step: -1,
+                        len: 4,
+                    },
+                    1.into(),
+                ],
+            ),
+            (
+                &[2, 5],
+                vec![
+                    (..).into(),
+                    TensorIndexer::Strided {
+                        start: 4,
+                        step: -2,
+                        len: 3,
+                    },
+                ],
+            ),
+            (&[2, 3], vec![(1..1).into()]),
+        ];
+        for (shape, index) in cases {
+            let plan = byte_ranges(Dtype::U8, shape, &index).unwrap();
+            let n = plan.run_len();
+            let from_rows: Vec<Range<usize>> = plan
+                .rows()
+                .flat_map(|(start, count, step)| {
+                    (0..count).map(move |i| {
+                        let at = (start as isize + i as isize * step) as usize;
+                        at..at + n
+                    })
+                })
+                .collect();
+            assert_eq!(from_rows, plan.collect::<Vec<_>>());
+        }
     }
 
     #[test]
