@@ -7,7 +7,7 @@
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyPermissionError};
-use pyo3::PyErr;
+use pyo3::prelude::*;
 use safetensors::slice::InvalidSlice;
 use safetensors::SafeTensorError;
 use std::io;
@@ -27,6 +27,34 @@ pub fn io_error(err: io::Error, context: &str) -> PyErr {
         io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
         io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
         _ => PyOSError::new_err(msg),
+    }
+}
+
+/// The error for a file that cannot be opened. A missing file is a `FileNotFoundError`
+/// whose text is exactly `No such file or directory: <filename as given>`, with `errno`,
+/// `strerror` and `filename` set (`safetensors._common.FileNotFound` formats it so).
+pub fn open_error(py: Python<'_>, err: io::Error, filename: &Bound<'_, PyAny>) -> PyErr {
+    if err.kind() != io::ErrorKind::NotFound {
+        let shown = filename
+            .str()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|_| "the file".into());
+        return io_error(err, &format!("cannot open {shown}"));
+    }
+    const ENOENT: i32 = 2;
+    let made = py
+        .import("safetensors._common")
+        .and_then(|m| m.getattr("FileNotFound"))
+        .and_then(|cls| {
+            cls.call1((
+                err.raw_os_error().unwrap_or(ENOENT),
+                "No such file or directory",
+                filename,
+            ))
+        });
+    match made {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(e) => e,
     }
 }
 

@@ -4,30 +4,26 @@
 //!
 //! - `_st_empty(dtype, shape) -> (holder, address, nbytes)` allocates an uninitialized CPU
 //!   tensor (or array) for a header dtype and shape, and reports where its bytes live;
-//! - `_st_finish(holder, dtype, shape, device, steps) -> tensor` turns the filled holder
-//!   into what the user gets: takes every step-th element along each dimension when `steps`
-//!   is a tuple of ints (a sliced read with steps > 1), moves it to the device,
-//!   wraps it in the framework's type.
+//! - `_st_finish(holder, dtype, shape, device) -> tensor` turns the filled holder into what
+//!   the user gets: moves it to the device, wraps it in the framework's type.
 //!
-//! - `_st_view(map, dtype, shape, offset, nbytes, device, index) -> tensor | None` builds the
-//!   tensor from the bytes `offset..offset + nbytes` of the private file mapping `map` (see
+//! - `_st_view(map, dtype, shape, offset, nbytes, device) -> tensor | None` builds the tensor
+//!   from the bytes `offset..offset + nbytes` of the private file mapping `map` (see
 //!   `mapping.rs`) without copying where the framework can (torch, numpy: a view into the
-//!   mapping), or with a single copy into the framework otherwise; `index` (a tuple of ints
-//!   and positive-step slices, or None) selects part of it, as a view where possible. It
-//!   returns None when no view can be made (an offset not aligned to the element size, a
-//!   tensor with no elements, a dtype the framework cannot view): the loader then copies.
+//!   mapping), or with a single copy into the framework otherwise. It returns None when no
+//!   view can be made (an offset not aligned to the element size, a tensor with no elements,
+//!   a dtype the framework cannot view): the loader then copies.
+//!
+//! Which bytes a tensor or a slice of it needs, and the result's shape, are decided by the
+//! core's planner (`safetensors::index`); the hooks never index.
 //!
 //! `_st_device(device)` checks and normalizes the `device` argument once, at open time.
 
 use crate::error::st_err;
 use crate::raw::RawDst;
-use crate::source::Source;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
-use safetensors::tensor::TensorInfo;
 use safetensors::Dtype;
-use std::ops::Range;
 
 /// A framework a tensor can be returned as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,9 +101,8 @@ impl Hooks {
     }
 
     /// The framework tensor for the `nbytes` bytes at absolute `offset` of the private file
-    /// mapping `map`, with header `dtype` and `shape`, indexed by `index` when given; None
-    /// when the framework cannot view these bytes (the caller then copies them instead).
-    #[allow(clippy::too_many_arguments)]
+    /// mapping `map`, with header `dtype` and `shape`; None when the framework cannot view
+    /// these bytes (the caller then copies them instead).
     pub fn view<'py>(
         &self,
         py: Python<'py>,
@@ -116,12 +111,7 @@ impl Hooks {
         shape: &[usize],
         offset: u64,
         nbytes: usize,
-        index: Option<Bound<'py, PyTuple>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let index = match index {
-            Some(t) => t.into_any(),
-            None => py.None().into_bound(py),
-        };
         let made = self.view.bind(py).call1((
             map.bind(py),
             dtype.name(),
@@ -129,27 +119,21 @@ impl Hooks {
             offset,
             nbytes,
             self.device.bind(py),
-            index,
         ))?;
         Ok(if made.is_none() { None } else { Some(made) })
     }
 
-    /// Builds the framework tensor for the byte `ranges` of tensor `name`: allocates it with
-    /// shape `shape`, copies the ranges into it, then finishes it (`steps`: the step to
-    /// take along each dimension afterwards as a tuple of ints, or None when all are 1).
-    #[allow(clippy::too_many_arguments)]
+    /// Builds the framework tensor `name` of `dtype` and `shape` from `want` bytes: allocates
+    /// it, lets `fill` copy the bytes straight into its memory, then finishes it.
     pub fn build<'py>(
         &self,
         py: Python<'py>,
-        source: &Source,
         name: &str,
-        info: &TensorInfo,
+        dtype: Dtype,
         shape: &[usize],
-        ranges: &[Range<usize>],
-        steps: Option<Bound<'py, PyTuple>>,
+        want: usize,
+        fill: impl FnOnce(&mut [u8]) -> PyResult<()>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let dtype: Dtype = info.dtype;
-        let want: usize = ranges.iter().map(|r| r.len()).sum();
         let made = self.empty.bind(py).call1((dtype.name(), shape.to_vec()))?;
         let (holder, addr, nbytes): (Bound<'py, PyAny>, usize, usize) = made.extract()?;
         if nbytes != want {
@@ -167,17 +151,9 @@ impl Hooks {
         // not yet visible to any other Python code; `holder` stays alive (bound here) until
         // after the copy below.
         let mut dst = unsafe { RawDst::new(addr, nbytes) };
-        source.read_ranges(py, name, info, ranges, dst.as_mut_slice())?;
-        let steps = match steps {
-            Some(t) => t.into_any(),
-            None => py.None().into_bound(py),
-        };
-        self.finish.bind(py).call1((
-            holder,
-            dtype.name(),
-            shape.to_vec(),
-            self.device.bind(py),
-            steps,
-        ))
+        fill(dst.as_mut_slice())?;
+        self.finish
+            .bind(py)
+            .call1((holder, dtype.name(), shape.to_vec(), self.device.bind(py)))
     }
 }

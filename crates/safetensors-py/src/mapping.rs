@@ -1,39 +1,52 @@
-//! The private, copy-on-write memory map that zero-copy loads are views of.
+//! The one memory map of a file opened with the mmap backend.
 //!
-//! With the mmap backend, `safe_open` maps the file it has just validated once more, this time
-//! `MAP_PRIVATE` and writable (Python's `mmap.mmap(fd, 0, access=ACCESS_COPY)` over the core's
-//! own file descriptor, so it is the very file whose header was checked, not whatever the path
-//! names now). The framework modules build each tensor as a view into this mapping
-//! (`torch.frombuffer`, `numpy.frombuffer`): loading copies nothing, pages are read from the
-//! page cache on first touch, writes to a tensor stay private to the process (copy-on-write)
-//! and never reach the file, and the mapping lives as long as any tensor references it.
+//! `safe_open` maps the file it has just validated once, `MAP_PRIVATE` and writable (Python's
+//! `mmap.mmap(fd, 0, access=ACCESS_COPY)` over the core's own file descriptor, so it is the
+//! very file whose header was checked, not whatever the path names now). Everything reads
+//! through this one mapping: the framework modules build views into it (`torch.frombuffer`,
+//! `numpy.frombuffer`), so loading copies nothing and pages are read from the page cache on
+//! first touch, and every copy (other frameworks, slices of several byte runs) copies from it.
+//! Writes to a view stay private to the process (copy-on-write) and never reach the file.
+//! Closing the `safe_open` drops this object's references: the mapping goes away as soon as
+//! no tensor handed out still views it.
 //!
 //! "Private" is about our writes only: a page this process has not written still shows the
 //! file, so another process writing the file in place changes the tensors' values (and a
 //! truncation makes touching them fault). That is `safe_open`'s contract with its caller, as
-//! for any mmap loader; Python's `mmap` module owns this mapping, so no Rust reference ever
-//! points into it.
+//! for any mmap loader (numpy.memmap, torch.load(mmap=True)); Python's `mmap` module owns
+//! this mapping, and the copies that read it through [`Map::bytes`] check the file's length
+//! first.
 
 use crate::error::{st_err, to_pyerr};
+use crate::raw::buffer_bytes;
+use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 use safetensors::file::SafeFile;
 
-/// Maps `file` privately for zero-copy views, or returns None where views are not offered
-/// (the pread backend, which never maps; platforms without POSIX file descriptors).
+/// The private mapping of a file: the Python `mmap` object views are made of, and a pinned
+/// buffer over it that copies read from.
+pub struct Map {
+    /// The `mmap.mmap` object.
+    pub obj: Py<PyAny>,
+    buf: PyUntypedBuffer,
+}
+
+impl Map {
+    /// The whole file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        buffer_bytes(&self.buf)
+    }
+}
+
+/// Maps `file` privately, or returns None where mapping is not offered (platforms without
+/// POSIX file descriptors: the loader then reads with the core's positioned reads).
 ///
 /// The mapping's length must equal the file length validated at open (`data_start` plus the
 /// header's data length) and the file must still have that length: otherwise the file changed
 /// since it was validated and the open fails rather than hand out views of other bytes.
-pub fn private_map(py: Python<'_>, file: &SafeFile) -> PyResult<Option<Py<PyAny>>> {
-    if !file.backend().is_mmap() {
-        return Ok(None);
-    }
-    map_fd(py, file)
-}
-
 #[cfg(unix)]
-fn map_fd(py: Python<'_>, file: &SafeFile) -> PyResult<Option<Py<PyAny>>> {
+pub fn private_map(py: Python<'_>, file: &SafeFile) -> PyResult<Option<Map>> {
+    use pyo3::types::PyDict;
     use std::os::fd::AsRawFd;
 
     let expected = file.data_start() + file.metadata().data_len() as u64;
@@ -53,10 +66,15 @@ fn map_fd(py: Python<'_>, file: &SafeFile) -> PyResult<Option<Py<PyAny>>> {
              header was validated, but {len} bytes were mapped; open it again"
         )));
     }
-    Ok(Some(map.unbind()))
+    let buf = PyUntypedBuffer::get(&map)?;
+    Ok(Some(Map {
+        obj: map.unbind(),
+        buf,
+    }))
 }
 
+/// No mapping where there are no POSIX file descriptors.
 #[cfg(not(unix))]
-fn map_fd(_py: Python<'_>, _file: &SafeFile) -> PyResult<Option<Py<PyAny>>> {
+pub fn private_map(_py: Python<'_>, _file: &SafeFile) -> PyResult<Option<Map>> {
     Ok(None)
 }

@@ -1,34 +1,49 @@
 //! `safe_open`: lazy, thread-safe access to the tensors of a safetensors container.
 //!
 //! Opening reads and validates only the header (and, with the mmap backend, maps the file
-//! privately: see `mapping.rs`). `get_tensor` then returns a view into that mapping where the
-//! framework can make one; otherwise it allocates the framework tensor and copies its bytes
-//! once, with the interpreter detached, straight into it.
+//! once, privately: see `mapping.rs`). `get_tensor` then returns a view into that mapping where
+//! the framework can make one; otherwise it allocates the framework tensor and copies its
+//! bytes once, with the interpreter detached, straight into it.
+//!
+//! Leaving the `with` block closes the handle: the file descriptor and the handle's reference
+//! to the mapping are released (tensors already handed out keep the mapping alive), and every
+//! later use of the handle or of its slices raises `SafetensorError`.
 
-use crate::error::{st_err, to_pyerr};
+use crate::error::{slice_error, st_err, to_pyerr};
 use crate::framework::{Framework, Hooks};
+use crate::mapping::Map;
+use crate::raw::buffer_bytes;
 use crate::slice::PySafeSlice;
 use crate::source::Source;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
 use safetensors::file::{Backend, SafeFile};
+use safetensors::slice::{byte_ranges, ByteRanges};
 use safetensors::tensor::TensorInfo;
+use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// What a `safe_open` and the slices it hands out share.
-pub struct Inner {
+/// Copies from the mapping above this size run with the interpreter detached.
+const DETACH_ABOVE: usize = 1 << 16;
+
+/// Without a mapping, runs shorter than this on average are read as one covering span.
+const COVER_BELOW: usize = 1 << 12;
+
+/// ...and when the span is at most this many times the selected bytes (or 1 MiB).
+const COVER_FACTOR: usize = 8;
+
+/// An open container: where its bytes come from, and the mapping views are made of.
+pub struct Opened {
     /// Where the bytes come from.
     pub source: Source,
-    /// The framework's hooks and the device.
-    pub hooks: Hooks,
-    /// The private, copy-on-write mapping of the file that tensors are views of (mmap
-    /// backend on a path only).
-    pub map: Option<Py<PyAny>>,
+    /// The one private mapping of the file (mmap backend on a path only).
+    pub map: Option<Map>,
 }
 
-impl Inner {
+impl Opened {
     /// The header entry of tensor `name`, or a `SafetensorError` naming it.
     pub fn info(&self, name: &str) -> PyResult<&TensorInfo> {
         self.source.metadata().info(name).ok_or_else(|| {
@@ -38,13 +53,16 @@ impl Inner {
         })
     }
 
-    /// Tensor `name` (described by `info`) as a view of the private mapping, indexed by
-    /// `index` when given; None when there is no mapping or the framework cannot view it.
+    /// The bytes `run` (relative to the first byte of the tensor described by `info`) as a
+    /// framework tensor of `shape` viewing the mapping; None when there is no mapping or the
+    /// framework cannot view these bytes.
     pub fn view<'py>(
         &self,
         py: Python<'py>,
+        hooks: &Hooks,
         info: &TensorInfo,
-        index: Option<Bound<'py, pyo3::types::PyTuple>>,
+        shape: &[usize],
+        run: Range<usize>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let (Some(map), Source::File(file)) = (&self.map, &self.source) else {
             return Ok(None);
@@ -52,23 +70,184 @@ impl Inner {
         // A file that shrank since it was mapped would fault on first touch of a view:
         // refuse cleanly instead (a shrink after this check is the documented limit).
         file.check_unchanged().map_err(to_pyerr)?;
+        let offset = file.data_start() + (info.data_offsets.0 + run.start) as u64;
+        hooks.view(py, &map.obj, info.dtype, shape, offset, run.len())
+    }
+
+    /// Copies the byte runs of `plan` (relative to the first byte of tensor `name`) one after
+    /// the other into `dst`, whose length is their total: from the mapping or an in-memory
+    /// source run by run, from a file or file object as described in `read_unmapped`.
+    pub fn read_plan(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        info: &TensorInfo,
+        plan: ByteRanges,
+        dst: &mut [u8],
+    ) -> PyResult<()> {
         let (begin, end) = info.data_offsets;
-        let offset = file.data_start() + begin as u64;
-        self.hooks
-            .view(py, map, info.dtype, &info.shape, offset, end - begin, index)
+        let tensor: &[u8] = match (&self.map, &self.source) {
+            (Some(map), Source::File(file)) => {
+                file.check_unchanged().map_err(to_pyerr)?;
+                let start = file.data_start() as usize;
+                &map.bytes()[start + begin..start + end]
+            }
+            (
+                _,
+                Source::Buffer {
+                    buf, data_start, ..
+                },
+            ) => &buffer_bytes(buf)[data_start + begin..data_start + end],
+            _ => return self.read_unmapped(py, name, info, plan, dst),
+        };
+        if dst.len() > DETACH_ABOVE {
+            py.detach(|| gather(tensor, 0, plan, dst));
+        } else {
+            gather(tensor, 0, plan, dst);
+        }
+        Ok(())
+    }
+
+    /// `read_plan` from a file without a mapping (pread) or a Python file object. Many short
+    /// runs (a step along an inner dimension) are read as their covering span in one read,
+    /// then gathered, when that span is not much larger than what is selected: one system call
+    /// (or one Python `read`) per element would cost far more than the bytes skipped.
+    fn read_unmapped(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        info: &TensorInfo,
+        plan: ByteRanges,
+        dst: &mut [u8],
+    ) -> PyResult<()> {
+        let runs = plan.len();
+        let n = plan.run_len();
+        let (lo, hi) = plan
+            .rows()
+            .fold((usize::MAX, 0), |(lo, hi), (start, count, step)| {
+                let last = (start as isize + (count as isize - 1).max(0) * step) as usize;
+                (lo.min(start.min(last)), hi.max(start.max(last) + n))
+            });
+        let short_runs = runs > 1 && dst.len() / runs < COVER_BELOW;
+        if !short_runs || hi - lo > (COVER_FACTOR * dst.len()).max(1 << 20) {
+            let ranges: Vec<Range<usize>> = plan.collect();
+            return self.source.read_ranges(py, name, info, &ranges, dst);
+        }
+        let mut span = vec![0u8; hi - lo];
+        #[allow(clippy::single_range_in_vec_init)]
+        let cover = [lo..hi];
+        self.source.read_ranges(py, name, info, &cover, &mut span)?;
+        py.detach(|| gather(&span, lo, plan, dst));
+        Ok(())
+    }
+
+    /// The byte runs of `plan` of tensor `name` as a framework tensor of `shape`: a view of
+    /// the mapping when they are one run and the framework can view it, else a copy.
+    pub fn tensor_of<'py>(
+        &self,
+        py: Python<'py>,
+        hooks: &Hooks,
+        name: &str,
+        info: &TensorInfo,
+        shape: &[usize],
+        plan: ByteRanges,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if plan.len() == 1 {
+            let run = plan.clone().next().unwrap_or(0..0);
+            if let Some(view) = self.view(py, hooks, info, shape, run)? {
+                return Ok(view);
+            }
+        }
+        let want = plan.remaining_byte_len();
+        hooks.build(py, name, info.dtype, shape, want, |dst| {
+            self.read_plan(py, name, info, plan, dst)
+        })
+    }
+}
+
+/// Copies the runs of `plan` from `src` (which holds the tensor's bytes from offset `lo` on)
+/// one after the other into `dst`, row by row (see `ByteRanges::rows`). Runs of one small
+/// element (a step along the last dimension) are copied as fixed-size values, far faster
+/// than a `memcpy` call each.
+fn gather(src: &[u8], lo: usize, plan: ByteRanges, dst: &mut [u8]) {
+    match plan.run_len() {
+        1 => gather_rows::<1>(src, lo, &plan, dst),
+        2 => gather_rows::<2>(src, lo, &plan, dst),
+        4 => gather_rows::<4>(src, lo, &plan, dst),
+        8 => gather_rows::<8>(src, lo, &plan, dst),
+        16 => gather_rows::<16>(src, lo, &plan, dst),
+        n => {
+            let mut off = 0;
+            for (start, count, step) in plan.rows() {
+                let mut at = start as isize - lo as isize;
+                for _ in 0..count {
+                    let from = at as usize;
+                    dst[off..off + n].copy_from_slice(&src[from..from + n]);
+                    off += n;
+                    at += step;
+                }
+            }
+        }
+    }
+}
+
+/// `gather` for runs of exactly `N` bytes.
+fn gather_rows<const N: usize>(src: &[u8], lo: usize, plan: &ByteRanges, dst: &mut [u8]) {
+    let mut out = dst.chunks_exact_mut(N);
+    for (start, count, step) in plan.rows() {
+        let mut at = start as isize - lo as isize;
+        for chunk in out.by_ref().take(count) {
+            let from = at as usize;
+            let bytes: [u8; N] = src[from..from + N].try_into().expect("a run of N bytes");
+            chunk.copy_from_slice(&bytes);
+            at += step;
+        }
+    }
+}
+
+/// What a `safe_open` and the slices it hands out share.
+pub struct Inner {
+    /// The framework's hooks and the device.
+    pub hooks: Hooks,
+    /// The open container; None once closed.
+    state: Mutex<Option<Arc<Opened>>>,
+}
+
+impl Inner {
+    /// The open container, or the `SafetensorError` of a closed handle.
+    pub fn opened(&self, py: Python<'_>) -> PyResult<Arc<Opened>> {
+        let state = self
+            .state
+            .lock_py_attached(py)
+            .map_err(|_| st_err("a previous call on this file failed midway; open it again"))?;
+        state.clone().ok_or_else(|| {
+            st_err(
+                "The file is closed: this safe_open handle was used after its `with` block \
+                 ended; open the file again",
+            )
+        })
+    }
+
+    /// Closes the container: drops the source (its file descriptor) and the reference to the
+    /// mapping, once any read in progress on another thread is done.
+    fn close(&self, py: Python<'_>) {
+        let taken = match self.state.lock_py_attached(py) {
+            Ok(mut state) => state.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(taken);
     }
 
     /// The whole tensor `name` as a framework tensor.
-    pub fn tensor<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        let info = self.info(name)?;
-        if let Some(view) = self.view(py, info, None)? {
-            return Ok(view);
-        }
-        let len = info.data_offsets.1 - info.data_offsets.0;
-        #[allow(clippy::single_range_in_vec_init)]
-        let ranges = [0..len];
-        self.hooks
-            .build(py, &self.source, name, info, &info.shape, &ranges, None)
+    pub fn tensor<'py>(
+        &self,
+        py: Python<'py>,
+        opened: &Opened,
+        name: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let info = opened.info(name)?;
+        let whole = byte_ranges(info.dtype, &info.shape, &[]).map_err(|e| slice_error(name, e))?;
+        opened.tensor_of(py, &self.hooks, name, info, &info.shape, whole)
     }
 }
 
@@ -83,32 +262,38 @@ pub struct SafeOpen {
 }
 
 impl SafeOpen {
-    /// Wraps a validated source for `framework` on `device`.
+    /// Wraps a validated source for `framework` on `device`; `map`: whether to map a file
+    /// source (the mmap backend).
     pub fn from_source(
         py: Python<'_>,
         source: Source,
+        map: bool,
         framework: &str,
         device: &Bound<'_, PyAny>,
     ) -> PyResult<SafeOpen> {
         let framework = Framework::parse(framework)?;
         let hooks = Hooks::load(py, framework, device)?;
         let map = match &source {
-            Source::File(file) => crate::mapping::private_map(py, file)?,
-            Source::Buffer { .. } | Source::Handle { .. } => None,
+            Source::File(file) if map => crate::mapping::private_map(py, file)?,
+            _ => None,
         };
+        let opened = Opened { source, map };
         Ok(SafeOpen {
-            inner: Arc::new(Inner { source, hooks, map }),
+            inner: Arc::new(Inner {
+                hooks,
+                state: Mutex::new(Some(Arc::new(opened))),
+            }),
         })
     }
 }
 
-fn parse_backend(name: &str) -> PyResult<Backend> {
+/// Parses the `backend` argument shared by `safe_open` and the framework loaders: true for
+/// "mmap" (the one private mapping of `mapping.rs`), false for "pread" (positioned reads only;
+/// the file is never mapped).
+pub fn parse_backend(name: &str) -> PyResult<bool> {
     match name {
-        // SAFETY: `safe_open`'s documented contract, the same as the reference package's and
-        // every mmap loader's (numpy.memmap, torch.load(mmap=True)): the file is not modified
-        // in place or truncated while open. Truncation is also checked before every read.
-        "mmap" => Ok(unsafe { Backend::mmap() }),
-        "pread" => Ok(Backend::Pread),
+        "mmap" => Ok(true),
+        "pread" => Ok(false),
         _ => Err(PyValueError::new_err(format!(
             "backend {name:?} is not supported: use \"mmap\" (map the file) or \"pread\" (read \
              each tensor with positioned reads)"
@@ -122,46 +307,46 @@ impl SafeOpen {
     #[pyo3(signature = (filename, framework, device = None, *, backend = "mmap"))]
     fn new(
         py: Python<'_>,
-        filename: PathBuf,
+        filename: &Bound<'_, PyAny>,
         framework: &str,
         device: Option<&Bound<'_, PyAny>>,
         backend: &str,
     ) -> PyResult<Self> {
         // Check the cheap arguments before touching the file system.
         Framework::parse(framework)?;
-        let backend = parse_backend(backend)?;
+        let map = parse_backend(backend)?;
+        let path: PathBuf = filename.extract()?;
+        // The core never maps: with the mmap backend the one mapping is made here
+        // (`mapping.rs`), which views and copies share.
         let file = py
-            .detach(|| SafeFile::open(&filename, backend))
+            .detach(|| SafeFile::open(&path, Backend::Pread))
             .map_err(|e| match e {
                 safetensors::SafeTensorError::IoError(io) => {
-                    crate::error::io_error(io, &format!("cannot open {}", filename.display()))
+                    crate::error::open_error(py, io, filename)
                 }
                 other => to_pyerr(other),
             })?;
         let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
         let device = device.unwrap_or(&cpu);
-        SafeOpen::from_source(py, Source::File(file), framework, device)
+        SafeOpen::from_source(py, Source::File(file), map, framework, device)
     }
 
     /// The tensor names, sorted.
-    fn keys(&self) -> Vec<String> {
-        self.inner
-            .source
-            .metadata()
-            .names_sorted()
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
+    fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let opened = self.inner.opened(py)?;
+        let names = opened.source.metadata().names_sorted();
+        Ok(names.into_iter().map(str::to_owned).collect())
     }
 
     /// The tensor names in the order of their data in the file.
-    fn offset_keys(&self) -> Vec<String> {
-        self.inner.source.metadata().offset_keys()
+    fn offset_keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        Ok(self.inner.opened(py)?.source.metadata().offset_keys())
     }
 
     /// The `__metadata__` of the header as a dict (in file order), or None.
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(pairs) = self.inner.source.metadata().metadata_ordered() else {
+        let opened = self.inner.opened(py)?;
+        let Some(pairs) = opened.source.metadata().metadata_ordered() else {
             return Ok(None);
         };
         let dict = PyDict::new(py);
@@ -173,21 +358,23 @@ impl SafeOpen {
 
     /// Loads the tensor `name` (whole).
     fn get_tensor<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.tensor(py, name)
+        let opened = self.inner.opened(py)?;
+        self.inner.tensor(py, &opened, name)
     }
 
     /// Loads every tensor, as a dict keyed by name (sorted order).
     fn get_tensors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let opened = self.inner.opened(py)?;
         let dict = PyDict::new(py);
-        for name in self.inner.source.metadata().names_sorted() {
-            dict.set_item(name, self.inner.tensor(py, name)?)?;
+        for name in opened.source.metadata().names_sorted() {
+            dict.set_item(name, self.inner.tensor(py, &opened, name)?)?;
         }
         Ok(dict)
     }
 
     /// A lazy view of tensor `name`: index it to read only part of it.
-    fn get_slice(&self, name: &str) -> PyResult<PySafeSlice> {
-        let info = self.inner.info(name)?.clone();
+    fn get_slice(&self, py: Python<'_>, name: &str) -> PyResult<PySafeSlice> {
+        let info = self.inner.opened(py)?.info(name)?.clone();
         Ok(PySafeSlice::new(self.inner.clone(), name.to_owned(), info))
     }
 
@@ -195,29 +382,41 @@ impl SafeOpen {
         slf
     }
 
+    /// Closes the handle (see the module docs); exceptions propagate.
     #[pyo3(signature = (_exc_type = None, _exc_value = None, _traceback = None))]
     fn __exit__(
         &self,
+        py: Python<'_>,
         _exc_type: Option<&Bound<'_, PyAny>>,
         _exc_value: Option<&Bound<'_, PyAny>>,
         _traceback: Option<&Bound<'_, PyAny>>,
     ) -> bool {
+        self.inner.close(py);
         false
     }
 
-    fn __len__(&self) -> usize {
-        self.inner.source.metadata().len()
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.inner.opened(py)?.source.metadata().len())
     }
 
-    fn __contains__(&self, name: &str) -> bool {
-        self.inner.source.metadata().info(name).is_some()
+    fn __contains__(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        Ok(self
+            .inner
+            .opened(py)?
+            .source
+            .metadata()
+            .info(name)
+            .is_some())
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "<safe_open with {} tensors>",
-            self.inner.source.metadata().len()
-        )
+    fn __repr__(&self, py: Python<'_>) -> String {
+        match self.inner.opened(py) {
+            Ok(opened) => format!(
+                "<safe_open with {} tensors>",
+                opened.source.metadata().len()
+            ),
+            Err(_) => "<safe_open (closed)>".to_owned(),
+        }
     }
 }
 

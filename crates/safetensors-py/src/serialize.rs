@@ -28,15 +28,17 @@ pub struct TensorSpec {
 
 #[pymethods]
 impl TensorSpec {
+    /// Checks the dtype at once (a `SafetensorError` naming it), the rest when serializing.
     #[new]
     #[pyo3(signature = (*, dtype, shape, data_ptr, data_len))]
-    fn new(dtype: String, shape: Vec<usize>, data_ptr: usize, data_len: usize) -> Self {
-        TensorSpec {
+    fn new(dtype: String, shape: Vec<usize>, data_ptr: usize, data_len: usize) -> PyResult<Self> {
+        parse_dtype(&dtype)?;
+        Ok(TensorSpec {
             dtype,
             shape,
             data_ptr,
             data_len,
-        }
+        })
     }
 
     /// The dtype, as given.
@@ -112,7 +114,11 @@ fn prepare(tensor_dict: &Bound<'_, PyDict>) -> PyResult<Prepared> {
             let view =
                 unsafe { RawView::new(dtype, spec.shape.clone(), spec.data_ptr, spec.data_len) };
             views.push((name, view));
-        } else if let Ok(d) = value.cast::<PyDict>() {
+        } else if let Some(d) = value.cast::<PyDict>().ok().filter(|d| {
+            ["dtype", "shape", "data"]
+                .iter()
+                .all(|k| d.contains(k).unwrap_or(false))
+        }) {
             let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
                 d.get_item(k)?.ok_or_else(|| {
                     st_err(format!("tensor {name}: the dict must have a {k:?} entry"))
@@ -144,8 +150,8 @@ fn prepare(tensor_dict: &Bound<'_, PyDict>) -> PyResult<Prepared> {
             pins.push(buf);
         } else {
             return Err(PyTypeError::new_err(format!(
-                "tensor {name}: expected a TensorSpec or a dict with \"dtype\", \"shape\", \"data\", \
-                 got {}",
+                "tensor {name}: expected a TensorSpec or a dict with the keys \"dtype\", \
+                 \"shape\", \"data\" (address and length go in a TensorSpec), got {}",
                 value.get_type().name()?
             )));
         }

@@ -1,22 +1,20 @@
 //! `get_slice(name)[...]`: reading part of a tensor.
 //!
-//! The Python index (ints, slices with negative bounds, `...`, tuples of these) is turned
-//! into core `TensorIndexer`s. With a private file mapping (mmap backend, see `mapping.rs`)
-//! the normalized index is applied to a view of the whole tensor: the result is a view (torch,
-//! numpy) or a copy of just the selected elements (other frameworks). Otherwise
-//! `safetensors::slice::byte_ranges` computes which bytes to read and the result's shape, and
-//! only those bytes are copied. A slice with a step > 1 reads
-//! the covering range and lets the framework take every step-th element; a negative step is
-//! refused (no framework here can represent it as a plain dense tensor without a copy that
-//! the caller can just as well make with a flip).
+//! This file only converts the Python index into the core's `Index` entries (ints and
+//! anything with `__index__`, slices, `...`, `None`, the empty list `[]`, or a tuple of
+//! these); the core's planner (`safetensors::indexing::plan_index`) applies numpy's rules and
+//! decides both the bytes to read and the result's shape, so the result is exactly numpy's
+//! `arr[index]`. A selection that is one contiguous byte run is a view of the file mapping
+//! where the framework can make one (mmap backend); any other is copied run by run into a
+//! new tensor (a negative step simply lists the runs backwards).
 
 use crate::error::{slice_error, st_err};
 use crate::open::{shape_list, Inner};
+use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
-use pyo3::types::{PyEllipsis, PyList, PySlice, PyTuple};
-use safetensors::slice::{byte_ranges, TensorIndexer};
+use pyo3::types::{PyBool, PyEllipsis, PyList, PySlice, PyTuple};
+use safetensors::indexing::{plan_index, Index};
 use safetensors::tensor::TensorInfo;
-use std::ops::Bound as B;
 use std::sync::Arc;
 
 /// A lazy view of one tensor of an open file.
@@ -34,32 +32,74 @@ impl PySafeSlice {
     }
 }
 
-/// One parsed index entry, before ellipsis expansion.
-enum Item {
-    Index(isize),
-    Slice(isize, isize, isize, usize),
-    Ellipsis,
+/// An integer-like object (`__index__`) as an i64, saturated where it does not fit: a
+/// saturated position is out of range, a saturated slice bound clamps the same way.
+fn index_int(obj: &Bound<'_, PyAny>) -> PyResult<i64> {
+    match obj.extract::<i64>() {
+        Ok(i) => Ok(i),
+        Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => {
+            Ok(if obj.lt(0)? { i64::MIN } else { i64::MAX })
+        }
+        Err(e) => Err(e),
+    }
 }
 
-/// Parses one entry of an index.
-fn parse_item(obj: &Bound<'_, PyAny>, dim_size: Option<usize>) -> PyResult<Item> {
+fn optional_int(obj: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
+    if obj.is_none() {
+        Ok(None)
+    } else {
+        index_int(obj).map(Some)
+    }
+}
+
+fn unsupported(obj: &Bound<'_, PyAny>, why: &str) -> PyErr {
+    let shown = obj
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "this object".into());
+    st_err(format!("cannot index a tensor slice with {shown}: {why}"))
+}
+
+/// Converts one entry of a Python index.
+fn parse_item(obj: &Bound<'_, PyAny>) -> PyResult<Index> {
     if obj.is_instance_of::<PyEllipsis>() {
-        return Ok(Item::Ellipsis);
+        return Ok(Index::Ellipsis);
+    }
+    if obj.is_none() {
+        return Ok(Index::NewAxis);
     }
     if let Ok(slice) = obj.cast::<PySlice>() {
-        let size = dim_size.unwrap_or(0);
-        let ind = slice.indices(size as isize)?;
-        return Ok(Item::Slice(ind.start, ind.stop, ind.step, ind.slicelength));
+        let part = |attr: &str| optional_int(&slice.getattr(attr)?);
+        return Ok(Index::Slice {
+            start: part("start")?,
+            stop: part("stop")?,
+            step: part("step")?,
+        });
     }
-    if let Ok(i) = obj.extract::<isize>() {
-        return Ok(Item::Index(i));
+    if obj.is_instance_of::<PyBool>() {
+        // numpy reads a bool as a mask, not as the position 0 or 1.
+        return Err(unsupported(
+            obj,
+            "boolean (mask) indexing is not supported; use ints, slices, ..., None",
+        ));
     }
-    Err(st_err(format!(
-        "cannot index a tensor slice with {}: use ints, slices (a:b:c), ... or a tuple of these",
-        obj.repr()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|_| "this object".into())
-    )))
+    if let Ok(list) = obj.cast::<PyList>() {
+        if list.is_empty() {
+            return Ok(Index::EmptyList);
+        }
+        return Err(unsupported(
+            obj,
+            "integer-array (advanced) indexing is not supported, except the empty list; load \
+             the tensor and index it, or slice it with ints and slices",
+        ));
+    }
+    if obj.hasattr("__index__")? {
+        return index_int(obj).map(Index::Int);
+    }
+    Err(unsupported(
+        obj,
+        "use ints, slices (a:b:c), ..., None or a tuple of these",
+    ))
 }
 
 #[pymethods]
@@ -87,136 +127,18 @@ impl PySafeSlice {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let shape = &self.info.shape;
-        let rank = shape.len();
-        let entries: Vec<Bound<'py, PyAny>> = match key.cast::<PyTuple>() {
-            Ok(t) => t.iter().collect(),
-            Err(_) => vec![key.clone()],
+        let index = match key.cast::<PyTuple>() {
+            Ok(t) => t
+                .iter()
+                .map(|e| parse_item(&e))
+                .collect::<PyResult<Vec<_>>>()?,
+            Err(_) => vec![parse_item(key)?],
         };
-        let ellipses = entries
-            .iter()
-            .filter(|e| e.is_instance_of::<PyEllipsis>())
-            .count();
-        if ellipses > 1 {
-            return Err(st_err(format!(
-                "Invalid slice of tensor {}: an index can only have a single ellipsis ('...')",
-                self.name
-            )));
-        }
-        let given = entries.len() - ellipses;
-        if given > rank {
-            return Err(st_err(format!(
-                "Invalid slice of tensor {}: {given} indices given for a tensor of rank {rank} \
-                 (shape {shape:?})",
-                self.name
-            )));
-        }
-        // Resolve each entry against the dimension it applies to.
-        let mut indexers = Vec::with_capacity(rank);
-        let mut steps: Vec<Option<isize>> = Vec::new(); // one per output dim
-        let mut any_step = false;
-        // The same selection as a normalized Python index (ints and slices with resolved,
-        // non-negative bounds and positive steps), for the view path.
-        let mut pyindex: Vec<Bound<'py, PyAny>> = Vec::with_capacity(rank);
-        let mut dim = 0;
-        for entry in &entries {
-            match parse_item(entry, shape.get(dim).copied())? {
-                Item::Ellipsis => {
-                    let fill = rank - given;
-                    for _ in 0..fill {
-                        indexers.push(TensorIndexer::Narrow(B::Unbounded, B::Unbounded));
-                        steps.push(None);
-                        pyindex.push(PySlice::full(py).into_any());
-                        dim += 1;
-                    }
-                }
-                Item::Index(i) => {
-                    let size = shape[dim];
-                    let j = if i < 0 { i + size as isize } else { i };
-                    if j < 0 || j as usize >= size {
-                        return Err(st_err(format!(
-                            "Invalid slice of tensor {}: index {i} is out of range for dimension \
-                             {dim} of size {size}",
-                            self.name
-                        )));
-                    }
-                    indexers.push(TensorIndexer::Select(j as usize));
-                    pyindex.push(j.into_pyobject(py)?.into_any());
-                    dim += 1;
-                }
-                Item::Slice(start, _stop, step, len) => {
-                    if step < 0 {
-                        return Err(st_err(format!(
-                            "Invalid slice of tensor {}: negative step {step} in dimension {dim} \
-                             is not supported; slice with a positive step and flip the result",
-                            self.name
-                        )));
-                    }
-                    let start = start.max(0) as usize;
-                    if len == 0 {
-                        indexers.push(TensorIndexer::Narrow(
-                            B::Included(start),
-                            B::Excluded(start),
-                        ));
-                        steps.push(None);
-                        let at = start as isize;
-                        pyindex.push(PySlice::new(py, at, at, 1).into_any());
-                    } else {
-                        let step = step as usize;
-                        let end = start + (len - 1) * step + 1;
-                        indexers.push(TensorIndexer::Narrow(B::Included(start), B::Excluded(end)));
-                        pyindex.push(
-                            PySlice::new(py, start as isize, end as isize, step as isize)
-                                .into_any(),
-                        );
-                        if step > 1 {
-                            any_step = true;
-                            steps.push(Some(step as isize));
-                        } else {
-                            steps.push(None);
-                        }
-                    }
-                    dim += 1;
-                }
-            }
-        }
-        while dim < rank {
-            indexers.push(TensorIndexer::Narrow(B::Unbounded, B::Unbounded));
-            steps.push(None);
-            pyindex.push(PySlice::full(py).into_any());
-            dim += 1;
-        }
-        if any_step && self.info.dtype.bitsize() < 8 {
-            return Err(st_err(format!(
-                "Invalid slice of tensor {}: a step > 1 is not supported for the sub-byte dtype {}",
-                self.name, self.info.dtype
-            )));
-        }
-        if self.info.dtype.bitsize() >= 8 {
-            let index = PyTuple::new(py, pyindex)?;
-            if let Some(view) = self.inner.view(py, &self.info, Some(index))? {
-                return Ok(view);
-            }
-        }
-        let plan = byte_ranges(self.info.dtype, shape, &indexers)
+        let plan = plan_index(self.info.dtype, &self.info.shape, &index)
             .map_err(|e| slice_error(&self.name, e))?;
-        let newshape = plan.newshape();
-        let ranges: Vec<_> = plan.collect();
-        let steps = if any_step {
-            let items = steps.iter().map(|s| s.unwrap_or(1));
-            Some(PyTuple::new(py, items)?)
-        } else {
-            None
-        };
-        self.inner.hooks.build(
-            py,
-            &self.inner.source,
-            &self.name,
-            &self.info,
-            &newshape,
-            &ranges,
-            steps,
-        )
+        let shape = plan.newshape();
+        let opened = self.inner.opened(py)?;
+        opened.tensor_of(py, &self.inner.hooks, &self.name, &self.info, &shape, plan)
     }
 
     fn __repr__(&self) -> String {

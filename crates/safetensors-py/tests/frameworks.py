@@ -3,8 +3,12 @@ round-trip check through every save/load entry point of a framework module."""
 
 from __future__ import annotations
 
+import errno
+
 import numpy as np
+import pytest
 from conftest import header_of
+from hypothesis import strategies as st
 
 from safetensors import safe_open
 
@@ -42,3 +46,70 @@ def check_round_trip(module, framework: str, tensor, header: str, shape, to_byte
         assert tuple(out.shape) == tuple(shape)
         assert out.dtype == tensor.dtype
         assert to_bytes(out) == want
+
+
+# --- behaviours every framework module shares with the reference ------------------------
+
+
+def check_missing_file_error(e: BaseException, given) -> None:
+    """The reference's missing-file error: FileNotFoundError, exact text, errno, filename."""
+    assert isinstance(e, FileNotFoundError)
+    assert str(e) == f"No such file or directory: {given}"
+    assert e.errno == errno.ENOENT
+    assert e.filename == given
+
+
+def check_load_file_missing_file(module, tmp_path) -> None:
+    given = str(tmp_path / "nope.safetensors")
+    with pytest.raises(FileNotFoundError) as excinfo:
+        module.load_file(given)
+    check_missing_file_error(excinfo.value, given)
+
+
+def check_load_file_backend(module, tensors, to_numpy, tmp_path) -> None:
+    """``load_file(..., backend=...)`` takes safe_open's backends and refuses others."""
+    p = tmp_path / "b.safetensors"
+    module.save_file(tensors, p)
+    for backend in ("mmap", "pread"):
+        out = module.load_file(p, backend=backend)
+        assert sorted(out) == sorted(tensors)
+        for k, v in tensors.items():
+            np.testing.assert_array_equal(to_numpy(out[k]), to_numpy(v))
+    with pytest.raises(ValueError, match="backend"):
+        module.load_file(p, backend="nonsense")
+
+
+def check_non_tensor_values_refused(module, tmp_path) -> None:
+    """A value that is not a tensor (e.g. an int) or an argument that is not a dict raises
+    ValueError naming the key and the type received, and writes nothing."""
+    target = tmp_path / "x.safetensors"
+    for save in (module.save, lambda d: module.save_file(d, target)):
+        with pytest.raises(ValueError, match=r"'answer'.*got int"):
+            save({"answer": 42})
+        with pytest.raises(ValueError, match="received list"):
+            save([1, 2])
+    assert not target.exists()
+
+
+# --- random basic indexers (numpy's rules) ------------------------------------------------
+
+BOUND = st.none() | st.integers(-9, 9) | st.sampled_from([-(2**70), 2**70, -(2**63), 2**63 - 1])
+STEP = st.none() | st.integers(-4, 4) | st.sampled_from([-(2**70), 2**70])
+ENTRY = st.one_of(
+    st.integers(-7, 7),
+    st.sampled_from([2**70, -(2**70)]),
+    st.builds(slice, BOUND, BOUND, STEP),
+    st.just(Ellipsis),
+    st.just(None),
+    st.just([]),
+)
+
+
+@st.composite
+def shapes_and_indices(draw):
+    shape = tuple(draw(st.lists(st.integers(0, 5), min_size=0, max_size=4)))
+    # Up to two entries past the rank: too many indices must raise, as numpy does.
+    entries = draw(st.lists(ENTRY, min_size=0, max_size=len(shape) + 2))
+    bare = len(entries) == 1 and draw(st.booleans())  # `t[x]` as well as `t[(x,)]`
+    index = entries[0] if bare else tuple(entries)
+    return shape, index

@@ -65,8 +65,8 @@ def test_bad_slice(good):
             s[2]
         with pytest.raises(SafetensorError, match="3 indices given for a tensor of rank 2"):
             s[0, 0, 0]
-        with pytest.raises(SafetensorError, match="negative step"):
-            s[::-1]
+        with pytest.raises(SafetensorError, match="step cannot be zero"):
+            s[::0]
 
 
 def test_truncated_after_open_is_an_error_not_a_crash(good, tmp_path):

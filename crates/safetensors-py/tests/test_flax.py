@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 from conftest import numpy_dtypes, require
-from frameworks import SHAPES, check_round_trip, random_array
+from frameworks import (
+    SHAPES,
+    check_load_file_backend,
+    check_load_file_missing_file,
+    check_non_tensor_values_refused,
+    check_round_trip,
+    random_array,
+)
 
 jax = require("jax")
 require("flax")
@@ -54,3 +61,23 @@ def test_values_and_slices(tmp_path):
 def test_unsupported_dtype_is_clear():
     with pytest.raises(SafetensorError, match="cannot be loaded as a jax"):
         st_flax.load(serialize({"x": {"dtype": "F4", "shape": [2], "data": b"\x11"}}))
+
+
+# --- drop-in behaviours shared with every framework module ------------------------------
+
+
+def test_load_file_missing_file_flax(tmp_path):
+    check_load_file_missing_file(st_flax, tmp_path)
+
+
+def test_load_file_accepts_backend_flax(tmp_path):
+    check_load_file_backend(
+        st_flax,
+        {"a": jnp.arange(6, dtype=jnp.float32).reshape(2, 3), "b": jnp.ones(4, dtype=jnp.int32)},
+        np.asarray,
+        tmp_path,
+    )
+
+
+def test_non_tensor_values_refused_flax(tmp_path):
+    check_non_tensor_values_refused(st_flax, tmp_path)

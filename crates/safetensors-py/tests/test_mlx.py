@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import require
-from frameworks import SHAPES, check_round_trip, random_array
+from frameworks import (
+    SHAPES,
+    check_load_file_backend,
+    check_load_file_missing_file,
+    check_non_tensor_values_refused,
+    check_round_trip,
+    random_array,
+)
 
 mx = require("mlx.core")
 
@@ -66,3 +73,20 @@ def test_unsupported_dtype_is_clear():
         st_mlx.load(serialize({"x": {"dtype": "F8_E4M3", "shape": [1], "data": b"\0"}}))
     with pytest.raises(ValueError, match="mlx array"):
         st_mlx.save({"x": np.zeros(1)})
+
+
+# --- drop-in behaviours shared with every framework module ------------------------------
+
+
+def test_load_file_missing_file_mlx(tmp_path):
+    check_load_file_missing_file(st_mlx, tmp_path)
+
+
+def test_load_file_accepts_backend_mlx(tmp_path):
+    check_load_file_backend(
+        st_mlx, {"a": mx.arange(6, dtype=mx.float32).reshape(2, 3), "b": mx.ones(4, dtype=mx.int64)}, np.array, tmp_path
+    )
+
+
+def test_non_tensor_values_refused_mlx(tmp_path):
+    check_non_tensor_values_refused(st_mlx, tmp_path)

@@ -7,7 +7,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 from conftest import header_of, numpy_dtypes
+from frameworks import check_load_file_backend, check_load_file_missing_file, check_non_tensor_values_refused
 
+import safetensors.numpy
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load, load_file, save, save_file
 
@@ -75,7 +77,9 @@ def test_unsupported_dtypes_refused(tmp_path):
 def test_no_device_argument():
     import inspect
 
-    assert list(inspect.signature(load_file).parameters) == ["filename"]
+    params = inspect.signature(load_file).parameters
+    assert list(params) == ["filename", "backend"]
+    assert params["backend"].kind is inspect.Parameter.KEYWORD_ONLY
     with pytest.raises(ValueError, match="device must be 'cpu'"):
         from safetensors import _safe_open_bytes
 
@@ -123,12 +127,15 @@ def test_views_outlive_the_handle_numpy(tmp_path):
     with safe_open(p, "np") as f:
         got = f.get_tensors()
         part = f.get_slice("a")[3, 1::3]
+        row = f.get_slice("a")[3]
     del f
     gc.collect()
     for k, a in arrays.items():
         np.testing.assert_array_equal(got[k], a)
     np.testing.assert_array_equal(part, arrays["a"][3, 1::3])
-    assert not part.flags["OWNDATA"]
+    assert part.flags["OWNDATA"]  # several runs: copied
+    np.testing.assert_array_equal(row, arrays["a"][3])
+    assert not row.flags["OWNDATA"]  # one run: a view of the mapping, alive after close
 
 
 def test_pread_backend_returns_owned_copies(tmp_path):
@@ -155,3 +162,23 @@ def test_unaligned_vector_numpy():
             np.testing.assert_array_equal(got, want)
             assert got.flags["ALIGNED"]
     np.testing.assert_array_equal(load_file(p)["t"], want)
+
+
+# --- drop-in behaviours shared with every framework module ------------------------------
+
+
+def test_load_file_missing_file_np(tmp_path):
+    check_load_file_missing_file(safetensors.numpy, tmp_path)
+
+
+def test_load_file_accepts_backend_np(tmp_path):
+    check_load_file_backend(
+        safetensors.numpy,
+        {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(4, dtype=np.int64)},
+        np.asarray,
+        tmp_path,
+    )
+
+
+def test_non_tensor_values_refused_np(tmp_path):
+    check_non_tensor_values_refused(safetensors.numpy, tmp_path)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import require
-from frameworks import SHAPES, check_round_trip, random_array
+from frameworks import (
+    SHAPES,
+    check_load_file_backend,
+    check_load_file_missing_file,
+    check_non_tensor_values_refused,
+    check_round_trip,
+    random_array,
+)
 
 paddle = require("paddle")
 
@@ -94,3 +101,23 @@ def test_load_to_gpu(tmp_path):
     st_paddle.save_file({"t": paddle.ones([3])}, p)
     out = st_paddle.load_file(p, device="gpu:0")["t"]
     assert out.place.is_gpu_place()
+
+
+# --- drop-in behaviours shared with every framework module ------------------------------
+
+
+def test_load_file_missing_file_paddle(tmp_path):
+    check_load_file_missing_file(st_paddle, tmp_path)
+
+
+def test_load_file_accepts_backend_paddle(tmp_path):
+    check_load_file_backend(
+        st_paddle,
+        {"a": paddle.arange(6, dtype="float32").reshape([2, 3]), "b": paddle.ones([4], dtype="int64")},
+        lambda t: t.numpy(),
+        tmp_path,
+    )
+
+
+def test_non_tensor_values_refused_paddle(tmp_path):
+    check_non_tensor_values_refused(st_paddle, tmp_path)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 from conftest import numpy_dtypes, require
-from frameworks import SHAPES, check_round_trip, random_array
+from frameworks import (
+    SHAPES,
+    check_load_file_backend,
+    check_load_file_missing_file,
+    check_non_tensor_values_refused,
+    check_round_trip,
+    random_array,
+)
 
 tf = require("tensorflow")
 
@@ -50,3 +57,23 @@ def test_unsupported_dtype_is_clear():
         _safe_open_bytes(data, "tf", device="gpu")
     with pytest.raises(ValueError, match="tf.Tensor"):
         st_tf.save({"x": [1, 2]})
+
+
+# --- drop-in behaviours shared with every framework module ------------------------------
+
+
+def test_load_file_missing_file_tf(tmp_path):
+    check_load_file_missing_file(st_tf, tmp_path)
+
+
+def test_load_file_accepts_backend_tf(tmp_path):
+    check_load_file_backend(
+        st_tf,
+        {"a": tf.reshape(tf.range(6, dtype=tf.float32), (2, 3)), "b": tf.ones(4, dtype=tf.int64)},
+        np.asarray,
+        tmp_path,
+    )
+
+
+def test_non_tensor_values_refused_tf(tmp_path):
+    check_non_tensor_values_refused(st_tf, tmp_path)

@@ -13,6 +13,7 @@ pub mod file;
 mod header;
 #[cfg(feature = "std")]
 pub mod index;
+pub mod indexing;
 mod json;
 #[cfg(feature = "std")]
 mod mmap;

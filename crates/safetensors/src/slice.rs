@@ -1,5 +1,11 @@
 //! Selecting part of a tensor without copying it: one indexer per dimension turns into
-//! the few contiguous byte runs that hold the selection, in row-major order.
+//! the few contiguous byte runs that hold the selection, in row-major order of the result.
+//!
+//! A range with a step other than 1 (negative steps included) still reads only the selected
+//! elements: each run is then as long as the contiguous block under that dimension, and the
+//! runs come in the order the result lists them (backwards for a negative step), so copying
+//! them one after the other gives the result's bytes. [`crate::indexing`] turns a numpy-style
+//! index (negative positions, `...`, new axes) into these indexers.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -15,6 +21,16 @@ pub enum TensorIndexer {
     Select(usize),
     /// Keep a range; the dimension stays with the range's length.
     Narrow(Bound<usize>, Bound<usize>),
+    /// Keep `len` elements from index `start` on, `step` apart (a negative step walks
+    /// backwards, like numpy's `start::step`); the dimension stays with length `len`.
+    Strided {
+        /// Index of the first element kept.
+        start: usize,
+        /// Distance between kept elements (not 0).
+        step: isize,
+        /// Number of elements kept.
+        len: usize,
+    },
 }
 
 impl From<usize> for TensorIndexer {
@@ -58,6 +74,9 @@ impl fmt::Display for TensorIndexer {
                     Bound::Unbounded => Ok(()),
                 }
             }
+            TensorIndexer::Strided { start, step, len } => {
+                write!(f, "{start}::{step} ({len} elements)")
+            }
         }
     }
 }
@@ -87,6 +106,13 @@ pub enum InvalidSlice {
         /// The tensor's dtype.
         dtype: Dtype,
     },
+    /// A range with step 0.
+    ZeroStep {
+        /// Which dimension.
+        dim_index: usize,
+    },
+    /// More than one `...` in an index.
+    MultipleEllipsis,
 }
 
 impl fmt::Display for InvalidSlice {
@@ -94,7 +120,7 @@ impl fmt::Display for InvalidSlice {
         match self {
             InvalidSlice::TooManySlices { given, rank } => write!(
                 f,
-                "{given} indices given for a tensor with {rank} dimensions"
+                "{given} indices given for a tensor of rank {rank}"
             ),
             InvalidSlice::SliceOutOfRange { dim_index, asked, dim_size } => write!(
                 f,
@@ -104,6 +130,12 @@ impl fmt::Display for InvalidSlice {
                 f,
                 "the selection does not start and end on byte boundaries, which {dtype} elements need"
             ),
+            InvalidSlice::ZeroStep { dim_index } => {
+                write!(f, "slice step cannot be zero (dimension {dim_index})")
+            }
+            InvalidSlice::MultipleEllipsis => {
+                f.write_str("an index can only have a single ellipsis ('...')")
+            }
         }
     }
 }
@@ -115,14 +147,108 @@ impl std::error::Error for InvalidSlice {}
 #[derive(Debug, Clone)]
 struct Plan {
     newshape: Vec<usize>,
-    /// Dimensions before the contiguous run: (first index, count, stride in bytes).
-    outer: Vec<(usize, usize, usize)>,
+    /// Dimensions before the contiguous run: (count, signed distance in bytes between
+    /// consecutive kept indices).
+    outer: Vec<(usize, isize)>,
     /// Byte offset of the first run.
     base: usize,
     /// Bytes in each run.
     run_len: usize,
     /// Number of runs (0 when the selection is empty).
     runs: usize,
+}
+
+/// One dimension of a selection: first index, number kept, step between them, and whether
+/// the dimension stays in the result.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    count: usize,
+    step: isize,
+    kept: bool,
+}
+
+impl Span {
+    fn whole(size: usize) -> Span {
+        Span {
+            start: 0,
+            count: size,
+            step: 1,
+            kept: true,
+        }
+    }
+
+    /// Whether the span takes the whole dimension in order.
+    fn is_whole(&self, size: usize) -> bool {
+        self.start == 0 && self.count == size && (self.step == 1 || size <= 1)
+    }
+
+    fn resolve(
+        ix: &TensorIndexer,
+        dim_index: usize,
+        dim_size: usize,
+    ) -> Result<Span, InvalidSlice> {
+        let out_of_range = || InvalidSlice::SliceOutOfRange {
+            dim_index,
+            asked: alloc::format!("{ix}"),
+            dim_size,
+        };
+        match *ix {
+            TensorIndexer::Select(i) => {
+                if i >= dim_size {
+                    return Err(out_of_range());
+                }
+                Ok(Span {
+                    start: i,
+                    count: 1,
+                    step: 1,
+                    kept: false,
+                })
+            }
+            TensorIndexer::Narrow(start, end) => {
+                let start = match start {
+                    Bound::Included(s) => Some(s),
+                    Bound::Excluded(s) => s.checked_add(1),
+                    Bound::Unbounded => Some(0),
+                };
+                let end = match end {
+                    Bound::Included(e) => e.checked_add(1),
+                    Bound::Excluded(e) => Some(e),
+                    Bound::Unbounded => Some(dim_size),
+                };
+                match (start, end) {
+                    (Some(s), Some(e)) if s <= e && e <= dim_size => Ok(Span {
+                        start: s,
+                        count: e - s,
+                        step: 1,
+                        kept: true,
+                    }),
+                    _ => Err(out_of_range()),
+                }
+            }
+            TensorIndexer::Strided { start, step, len } => {
+                if step == 0 {
+                    return Err(InvalidSlice::ZeroStep { dim_index });
+                }
+                if len > 0 {
+                    // The last index kept, start + (len - 1) * step, must be in range too.
+                    let last = (len as i128 - 1)
+                        .checked_mul(step as i128)
+                        .map(|d| start as i128 + d);
+                    let fits = |i: i128| i >= 0 && i < dim_size as i128;
+                    if !fits(start as i128) || !last.is_some_and(fits) {
+                        return Err(out_of_range());
+                    }
+                }
+                Ok(Span {
+                    start: if len > 0 { start } else { 0 },
+                    count: len,
+                    step,
+                    kept: true,
+                })
+            }
+        }
+    }
 }
 
 impl Plan {
@@ -133,47 +259,14 @@ impl Plan {
                 rank: shape.len(),
             });
         }
-        // (start, count) per dimension, and the resulting shape.
         let mut spans = Vec::with_capacity(shape.len());
-        let mut newshape = Vec::with_capacity(shape.len());
         for (dim_index, &dim_size) in shape.iter().enumerate() {
-            let out_of_range = |ix: &TensorIndexer| InvalidSlice::SliceOutOfRange {
-                dim_index,
-                asked: alloc::format!("{ix}"),
-                dim_size,
-            };
-            match slices.get(dim_index) {
-                None => {
-                    spans.push((0, dim_size));
-                    newshape.push(dim_size);
-                }
-                Some(ix @ TensorIndexer::Select(i)) => {
-                    if *i >= dim_size {
-                        return Err(out_of_range(ix));
-                    }
-                    spans.push((*i, 1));
-                }
-                Some(ix @ TensorIndexer::Narrow(start, end)) => {
-                    let start = match start {
-                        Bound::Included(s) => Some(*s),
-                        Bound::Excluded(s) => s.checked_add(1),
-                        Bound::Unbounded => Some(0),
-                    };
-                    let end = match end {
-                        Bound::Included(e) => e.checked_add(1),
-                        Bound::Excluded(e) => Some(*e),
-                        Bound::Unbounded => Some(dim_size),
-                    };
-                    match (start, end) {
-                        (Some(s), Some(e)) if s <= e && e <= dim_size => {
-                            spans.push((s, e - s));
-                            newshape.push(e - s);
-                        }
-                        _ => return Err(out_of_range(ix)),
-                    }
-                }
-            }
+            spans.push(match slices.get(dim_index) {
+                None => Span::whole(dim_size),
+                Some(ix) => Span::resolve(ix, dim_index, dim_size)?,
+            });
         }
+        let newshape = spans.iter().filter(|s| s.kept).map(|s| s.count).collect();
 
         // Strides in bits; shape products fit since the tensor exists in memory.
         let bits = dtype.bitsize();
@@ -184,40 +277,43 @@ impl Plan {
             acc = acc.saturating_mul(shape[d]);
         }
 
-        let total_elems: usize = spans.iter().map(|&(_, count)| count).product();
-        // The last dimension that is not taken whole decides where runs break.
+        let total_elems: usize = spans.iter().map(|s| s.count).product();
+        // Offset of the first selected element: every dimension at its start index.
+        let base_bits: usize = spans.iter().zip(&strides).map(|(s, st)| s.start * st).sum();
+        // The last dimension that is not taken whole decides where runs break: with step 1
+        // its range joins the run, otherwise each of its elements is a run of its own.
         let split = spans
             .iter()
             .zip(shape)
-            .rposition(|(&(start, count), &size)| !(start == 0 && count == size));
-        let (outer_dims, run_bits, base_bits) = match split {
-            None => (0, total_elems * bits, 0),
-            Some(k) => {
-                let base: usize = (0..=k).map(|d| spans[d].0 * strides[d]).sum();
-                (k, spans[k].1 * strides[k], base)
+            .rposition(|(span, &size)| !span.is_whole(size));
+        let (outer_dims, run_bits) = match split {
+            None => (0, total_elems * bits),
+            Some(k) if spans[k].step == 1 || spans[k].count <= 1 => {
+                (k, spans[k].count * strides[k])
             }
+            Some(k) => (k + 1, strides[k]),
         };
-        let outer: Vec<(usize, usize, usize)> = (0..outer_dims)
-            .map(|d| (spans[d].0, spans[d].1, strides[d]))
+        let outer: Vec<(usize, isize)> = (0..outer_dims)
+            .map(|d| (spans[d].count, spans[d].step * strides[d] as isize))
             .collect();
         let aligned = base_bits % 8 == 0
             && run_bits % 8 == 0
             && outer
                 .iter()
-                .all(|&(_, count, stride)| count <= 1 || stride % 8 == 0);
+                .all(|&(count, stride)| count <= 1 || stride % 8 == 0);
         if total_elems > 0 && !aligned {
             return Err(InvalidSlice::SplitsSubByteElement { dtype });
         }
         let runs = if total_elems == 0 {
             0
         } else {
-            outer.iter().map(|&(_, count, _)| count).product()
+            outer.iter().map(|&(count, _)| count).product()
         };
         Ok(Plan {
             newshape,
             outer: outer
                 .into_iter()
-                .map(|(start, count, stride)| (start, count, stride / 8))
+                .map(|(count, stride)| (count, stride / 8))
                 .collect(),
             base: base_bits / 8,
             run_len: run_bits / 8,
@@ -233,13 +329,23 @@ pub struct ByteRanges {
     plan: Plan,
     /// Current index offset (0..count) per outer dimension.
     counters: Vec<usize>,
+    /// Start of the next run, kept up to date as the counters move (O(1) a run).
+    offset: isize,
     emitted: usize,
 }
 
 impl ByteRanges {
+    /// The same ranges, reporting `shape` as the result's shape (same element count: new
+    /// axes of length 1, or an empty result laid out otherwise).
+    pub(crate) fn with_shape(mut self, shape: Vec<usize>) -> Self {
+        self.plan.newshape = shape;
+        self
+    }
+
     fn new(plan: Plan) -> Self {
         let counters = alloc::vec![0; plan.outer.len()];
         ByteRanges {
+            offset: plan.base as isize,
             plan,
             counters,
             emitted: 0,
@@ -255,6 +361,23 @@ impl ByteRanges {
     pub fn remaining_byte_len(&self) -> usize {
         (self.plan.runs - self.emitted) * self.plan.run_len
     }
+
+    /// Bytes in each run (every run has the same length).
+    pub fn run_len(&self) -> usize {
+        self.plan.run_len
+    }
+
+    /// All the runs from the first (whatever this iterator has already yielded), grouped in
+    /// rows along the innermost dimension that splits them: `(start of the row's first run,
+    /// runs in the row, signed distance in bytes between consecutive runs)`, in order.
+    /// Copying many short runs row by row saves most of the per-run bookkeeping.
+    pub fn rows(&self) -> impl Iterator<Item = (usize, usize, isize)> {
+        let (count, stride) = self.plan.outer.last().copied().unwrap_or((1, 0));
+        let mut plan = self.plan.clone();
+        plan.outer.pop();
+        plan.runs = self.plan.runs.checked_div(count).unwrap_or(0);
+        ByteRanges::new(plan).map(move |r| (r.start, count, stride))
+    }
 }
 
 impl Iterator for ByteRanges {
@@ -264,21 +387,19 @@ impl Iterator for ByteRanges {
         if self.emitted == self.plan.runs {
             return None;
         }
-        let start = self.plan.base
-            + self
-                .counters
-                .iter()
-                .zip(&self.plan.outer)
-                .map(|(&i, &(_, _, stride))| i * stride)
-                .sum::<usize>();
+        // Every run lies inside the tensor (checked by the plan): the offset of a run that
+        // is emitted is never negative.
+        let start = self.offset as usize;
         self.emitted += 1;
-        // Odometer step, last outer dimension fastest.
-        for (counter, &(_, count, _)) in self.counters.iter_mut().zip(&self.plan.outer).rev() {
+        // Odometer step, last outer dimension fastest, moving the offset along.
+        for (counter, &(count, stride)) in self.counters.iter_mut().zip(&self.plan.outer).rev() {
             *counter += 1;
             if *counter < count {
+                self.offset += stride;
                 break;
             }
             *counter = 0;
+            self.offset -= (count as isize - 1) * stride;
         }
         Some(start..start + self.plan.run_len)
     }
@@ -437,6 +558,103 @@ mod tests {
         assert!(matches!(
             byte_ranges(Dtype::F32, &[4], &[(0..5).into()]),
             Err(InvalidSlice::SliceOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn rows_list_the_same_runs() {
+        let cases: [(&[usize], Vec<TensorIndexer>); 4] = [
+            (&[3, 4], vec![(..).into(), (1..3).into()]),
+            (
+                &[4, 3, 2],
+                vec![
+                    TensorIndexer::Strided {
+                        start: 3,
+                        step: -1,
+                        len: 4,
+                    },
+                    1.into(),
+                ],
+            ),
+            (
+                &[2, 5],
+                vec![
+                    (..).into(),
+                    TensorIndexer::Strided {
+                        start: 4,
+                        step: -2,
+                        len: 3,
+                    },
+                ],
+            ),
+            (&[2, 3], vec![(1..1).into()]),
+        ];
+        for (shape, index) in cases {
+            let plan = byte_ranges(Dtype::U8, shape, &index).unwrap();
+            let n = plan.run_len();
+            let from_rows: Vec<Range<usize>> = plan
+                .rows()
+                .flat_map(|(start, count, step)| {
+                    (0..count).map(move |i| {
+                        let at = (start as isize + i as isize * step) as usize;
+                        at..at + n
+                    })
+                })
+                .collect();
+            assert_eq!(from_rows, plan.collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn strided_runs_follow_the_result_order() {
+        // Rows 3 and 1 of a [4, 2] U8 tensor: one run each, backwards.
+        let strided = TensorIndexer::Strided {
+            start: 3,
+            step: -2,
+            len: 2,
+        };
+        let it = byte_ranges(Dtype::U8, &[4, 2], core::slice::from_ref(&strided)).unwrap();
+        assert_eq!(it.newshape(), vec![2, 2]);
+        assert_eq!(it.collect::<Vec<_>>(), vec![6..8, 2..4]);
+        // Every other column: one element a run.
+        let cols = TensorIndexer::Strided {
+            start: 0,
+            step: 2,
+            len: 2,
+        };
+        assert_eq!(
+            ranges(Dtype::U16, &[2, 4], &[(..).into(), cols]),
+            vec![0..2, 4..6, 8..10, 12..14]
+        );
+        // The last element kept must be inside the dimension; a zero step is refused.
+        let past = TensorIndexer::Strided {
+            start: 1,
+            step: -2,
+            len: 2,
+        };
+        assert!(matches!(
+            byte_ranges(Dtype::U8, &[4], &[past]),
+            Err(InvalidSlice::SliceOutOfRange { .. })
+        ));
+        let zero = TensorIndexer::Strided {
+            start: 0,
+            step: 0,
+            len: 2,
+        };
+        assert!(matches!(
+            byte_ranges(Dtype::U8, &[4], &[zero]),
+            Err(InvalidSlice::ZeroStep { dim_index: 0 })
+        ));
+        // F4: every other row of 4 elements is whole bytes; every other element is not.
+        assert_eq!(ranges(Dtype::F4, &[4, 4], &[strided]), vec![6..8, 2..4]);
+        let halves = TensorIndexer::Strided {
+            start: 0,
+            step: 2,
+            len: 2,
+        };
+        assert!(matches!(
+            byte_ranges(Dtype::F4, &[4], &[halves]),
+            Err(InvalidSlice::SplitsSubByteElement { .. })
         ));
     }
 

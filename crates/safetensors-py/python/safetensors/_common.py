@@ -1,16 +1,32 @@
-"""Pieces shared by the framework modules: argument checks and the save/load plumbing.
+"""The save/load skeleton every framework module shares.
 
-Framework modules only translate their tensors to ``TensorSpec`` (dtype, shape, address,
-length) and provide the ``_st_empty``/``_st_finish`` hooks the Rust loader calls; all format
-logic lives in the Rust core.
+A framework module only says how one of its tensors becomes bytes (``Convert``: name and
+value -> header dtype, header shape, address, length, and the object that keeps those bytes
+alive) and provides the ``_st_empty``/``_st_finish``/``_st_view`` hooks the Rust loader
+calls to build its tensors. Argument checks, saving, and loading (by path, from bytes, with
+a device and a backend) live here, once; all format logic lives in the Rust core.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from ._safetensors_rust import SafetensorError, _safe_open_bytes, safe_open, serialize, serialize_file
+from ._safetensors_rust import SafetensorError, TensorSpec, _safe_open_bytes, safe_open, serialize, serialize_file
+
+PathLike = Union[str, "os.PathLike[str]"]
+# name, value -> (header dtype, header shape, address, length in bytes, owner of the bytes)
+Converted = Tuple[str, List[int], int, int, Any]
+Convert = Callable[[str, Any], Converted]
+
+
+class FileNotFound(FileNotFoundError):
+    """A missing file: ``errno``, ``strerror`` and ``filename`` set, and the text exactly
+    ``No such file or directory: <filename as given>``."""
+
+    def __str__(self) -> str:
+        return f"{self.strerror}: {self.filename}"
+
 
 # Header dtype -> the name torch, numpy (with ml_dtypes) and paddle give the element type: the
 # one table of dtype names in Python (the Rust one is ``safetensors::Dtype::framework_name``).
@@ -48,44 +64,64 @@ def check_cpu_device(framework: str, device: Any) -> str:
     raise ValueError(f"safetensors.{framework} loads tensors to host memory only: device must be 'cpu', got {device!r}")
 
 
-def save_specs(specs: Dict[str, Any], metadata: Optional[Dict[str, str]]) -> bytes:
-    """``serialize`` with a check that metadata is a dict of str."""
-    return serialize(specs, metadata=metadata)
+def check_dict(tensors: Any, kind: str) -> None:
+    """Save functions take a dict of str name -> tensor."""
+    if not isinstance(tensors, dict):
+        raise ValueError(f"Expected a dict of [str, {kind}] but received {type(tensors).__name__}")
+    for k in tensors:
+        if not isinstance(k, str):
+            raise ValueError(f"tensor names must be str, got {type(k).__name__} ({k!r})")
 
 
-def save_specs_file(
-    specs: Dict[str, Any], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]]
+def not_a_tensor(name: str, value: Any, kind: str) -> ValueError:
+    """The error for a dict value that is not a tensor of the framework."""
+    return ValueError(f"Key {name!r} does not map to a {kind}: got {type(value).__name__} ({value!r:.80})")
+
+
+def _specs(tensors: Any, kind: str, convert: Convert) -> Tuple[Dict[str, TensorSpec], List[Any]]:
+    """TensorSpecs over each tensor's bytes, plus the objects that keep those bytes alive."""
+    check_dict(tensors, kind)
+    specs: Dict[str, TensorSpec] = {}
+    keep: List[Any] = []
+    for name, value in tensors.items():
+        dtype, shape, ptr, nbytes, owner = convert(name, value)
+        keep.append(owner)
+        specs[name] = TensorSpec(dtype=dtype, shape=shape, data_ptr=ptr if nbytes else 0, data_len=nbytes)
+    return specs, keep
+
+
+def save(tensors: Any, metadata: Optional[Dict[str, str]], kind: str, convert: Convert) -> bytes:
+    """The safetensors bytes of a dict of tensors."""
+    specs, keep = _specs(tensors, kind, convert)
+    out = serialize(specs, metadata=metadata)
+    del keep  # the bytes were read: the owners may go
+    return out
+
+
+def save_file(
+    tensors: Any, filename: PathLike, metadata: Optional[Dict[str, str]], kind: str, convert: Convert
 ) -> None:
-    """``serialize_file`` (temp file then rename, GIL released while writing)."""
+    """Writes a dict of tensors to ``filename`` (temporary file then rename, GIL released)."""
+    specs, keep = _specs(tensors, kind, convert)
     serialize_file(specs, filename, metadata=metadata)
+    del keep
 
 
 def load_bytes(data: bytes, framework: str, device: Any = "cpu") -> Dict[str, Any]:
-    """Every tensor of an in-memory safetensors file, keyed by name."""
+    """Every tensor of an in-memory safetensors file, keyed by name (file order)."""
     f = _safe_open_bytes(data, framework, device)
     return {k: f.get_tensor(k) for k in f.offset_keys()}
 
 
-def load_path(filename: Union[str, os.PathLike], framework: str, device: Any = "cpu") -> Dict[str, Any]:
-    """Every tensor of a safetensors file, keyed by name.
+def load_file(filename: PathLike, framework: str, device: Any = "cpu", backend: str = "mmap") -> Dict[str, Any]:
+    """Every tensor of a safetensors file, keyed by name (file order).
 
-    The file is mapped privately (copy-on-write): torch and numpy tensors are views of the
-    mapping (no copy, pages read on first touch), other frameworks copy once from it.
+    With the mmap backend the file is mapped once, privately (copy-on-write): torch and numpy
+    tensors are views of the mapping (no copy, pages read on first touch), other frameworks
+    copy once from it. With the pread backend each tensor is read into its own memory.
     """
-    result = {}
-    with safe_open(filename, framework=framework, device=device) as f:
-        for k in f.offset_keys():
-            result[k] = f.get_tensor(k)
-    return result
-
-
-def check_dict(tensors: Any, kind: str) -> None:
-    """Save functions take a dict of name -> tensor."""
-    if not isinstance(tensors, dict):
-        raise TypeError(f"expected a dict of name -> {kind}, got {type(tensors).__name__}")
-    for k in tensors:
-        if not isinstance(k, str):
-            raise TypeError(f"tensor names must be str, got {type(k).__name__} ({k!r})")
+    with safe_open(filename, framework=framework, device=device, backend=backend) as f:
+        return {k: f.get_tensor(k) for k in f.offset_keys()}
 
 
 def unsupported(framework: str, dtype: str) -> SafetensorError:
@@ -96,12 +132,12 @@ def unsupported(framework: str, dtype: str) -> SafetensorError:
     )
 
 
-def steps_index(steps):
-    """A tuple of step ints as an index that takes every step-th element per dimension."""
-    return tuple(slice(None, None, s) for s in steps)
-
-
-def c_contiguous(arr):
+def c_contiguous(arr: Any) -> Any:
     """The numpy array itself when C-contiguous, else a C-ordered copy (keeps 0-d arrays 0-d,
     unlike ``np.ascontiguousarray``)."""
     return arr if arr.flags["C_CONTIGUOUS"] else arr.copy(order="C")
+
+
+def numpy_converted(dtype: str, arr: Any) -> Converted:
+    """The ``Converted`` of a C-contiguous little-endian numpy array holding the bytes."""
+    return dtype, list(arr.shape), arr.__array_interface__["data"][0], arr.nbytes, arr

@@ -5,6 +5,7 @@ defaults and kinds must match the runtime.
 """
 
 import os
+from builtins import ellipsis  # typeshed's name for type(...), which types.EllipsisType (3.10+) is
 from typing import Any, Dict, List, Literal, Optional, Tuple, Union, final
 
 __all__ = [
@@ -30,6 +31,7 @@ class TensorSpec:
     """A tensor to serialize: dtype, header shape, address and length of its bytes.
 
     The memory must stay alive and unchanged until ``serialize``/``serialize_file`` returns.
+    An unknown ``dtype`` raises ``SafetensorError`` here, at construction.
     """
 
     def __new__(cls, *, dtype: str, shape: List[int], data_ptr: int, data_len: int) -> "TensorSpec": ...
@@ -47,18 +49,30 @@ class TensorSpec:
 _Framework = str
 _Device = Union[str, int, Any]
 
+_BasicIndex = Union[int, slice, ellipsis, None, List[Any]]
+
 @final
 class PySafeSlice:
-    """A lazy view of one tensor: index it to read only the selected part."""
+    """A lazy view of one tensor: index it to read only the selected part.
+
+    ``slice[index]`` is numpy's ``arr[index]`` for every basic index (ints, slices with any
+    step, ``...``, ``None``, tuples of these, and the empty list ``[]``); where numpy raises,
+    it raises ``SafetensorError``, as it does once the ``safe_open`` it came from is closed.
+    """
 
     def get_shape(self) -> List[int]: ...
     def get_dtype(self) -> str: ...
     def __len__(self) -> int: ...
-    def __getitem__(self, key: Any, /) -> Any: ...
+    def __getitem__(self, key: Union[_BasicIndex, Tuple[_BasicIndex, ...]], /) -> Any: ...
 
 @final
 class safe_open:
-    """Opens a safetensors file lazily (reads the header only). Usable as a context manager."""
+    """Opens a safetensors file lazily (reads the header only). Usable as a context manager.
+
+    Leaving the ``with`` block closes it: the descriptor and mapping are released (tensors
+    handed out stay valid) and any later call raises ``SafetensorError``. A missing file
+    raises ``FileNotFoundError`` (``errno`` and ``filename`` set).
+    """
 
     def __new__(
         cls,
@@ -79,7 +93,9 @@ class safe_open:
     def __len__(self) -> int: ...
     def __contains__(self, name: str, /) -> bool: ...
 
-def _safe_open_handle(fileobj: Any, framework: _Framework, device: Optional[_Device] = None) -> safe_open: ...
+def _safe_open_handle(fileobj: Any, framework: _Framework, device: Optional[_Device] = None) -> safe_open:
+    """``safe_open`` over a file object (binary, or text mode: read through its buffer)."""
+
 def _safe_open_bytes(data: Any, framework: _Framework, device: Optional[_Device] = None) -> safe_open: ...
 def serialize(
     tensor_dict: Dict[str, Union[TensorSpec, Dict[str, Any]]], metadata: Optional[Dict[str, str]] = None

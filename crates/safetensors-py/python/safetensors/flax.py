@@ -7,7 +7,7 @@ on, and are narrowed by JAX (with its warning) otherwise.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import jax.numpy as jnp
 import numpy as np
@@ -22,21 +22,23 @@ from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file
 __all__ = ["save", "save_file", "load", "load_file"]
 
 
-def _to_numpy(tensors: Dict[str, Array]) -> Dict[str, np.ndarray]:
-    _common.check_dict(tensors, "jax Array")
-    return {name: np.asarray(t) for name, t in tensors.items()}
+def _convert(name: str, t: Any) -> _common.Converted:
+    """An array's header dtype, shape and the bytes of its host (numpy) copy."""
+    if not isinstance(t, (Array, np.ndarray)):
+        raise _common.not_a_tensor(name, t, "jax Array")
+    return _np._convert(name, np.asarray(t))
 
 
 def save(tensors: Dict[str, Array], metadata: Optional[Dict[str, str]] = None) -> bytes:
     """Saves a dict of arrays to bytes in the safetensors format."""
-    return _np.save(_to_numpy(tensors), metadata=metadata)
+    return _common.save(tensors, metadata, "jax Array", _convert)
 
 
 def save_file(
     tensors: Dict[str, Array], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
 ) -> None:
     """Saves a dict of arrays to a safetensors file."""
-    _np.save_file(_to_numpy(tensors), filename, metadata=metadata)
+    _common.save_file(tensors, filename, metadata, "jax Array", _convert)
 
 
 def load(data: bytes) -> Dict[str, Array]:
@@ -44,9 +46,9 @@ def load(data: bytes) -> Dict[str, Array]:
     return _common.load_bytes(data, "flax")
 
 
-def load_file(filename: Union[str, os.PathLike]) -> Dict[str, Array]:
-    """Loads a safetensors file into arrays."""
-    return _common.load_path(filename, "flax")
+def load_file(filename: Union[str, os.PathLike], *, backend: str = "mmap") -> Dict[str, Array]:
+    """Loads a safetensors file into arrays (``backend`` as for ``safe_open``)."""
+    return _common.load_file(filename, "flax", backend=backend)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------
@@ -56,20 +58,19 @@ def _st_device(device: Any) -> str:
     return _common.check_cpu_device("flax", device)
 
 
-def _st_empty(dtype: str, shape: list):
+def _st_empty(dtype: str, shape: List[int]) -> Tuple[np.ndarray, int, int]:
     if dtype not in _np._TYPES:
         raise _common.unsupported("jax", dtype)
     return _np._st_empty(dtype, shape)
 
 
-def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps) -> Array:
-    arr = _np._st_finish(arr, dtype, shape, device, steps)
+def _st_finish(arr: np.ndarray, dtype: str, shape: List[int], device: Any) -> Array:
     return jnp.asarray(arr)
 
 
-def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: Any, index):
+def _st_view(buf: Any, dtype: str, shape: List[int], offset: int, nbytes: int, device: Any) -> Optional[Array]:
     # One copy, from the mapped bytes into the JAX array.
     if dtype not in _np._TYPES:
         return None
-    arr = _np._st_view(buf, dtype, shape, offset, nbytes, device, index)
-    return None if arr is None else jnp.asarray(_common.c_contiguous(arr))
+    arr = _np._st_view(buf, dtype, shape, offset, nbytes, device)
+    return None if arr is None else jnp.asarray(arr)

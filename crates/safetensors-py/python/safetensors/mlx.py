@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import mlx.core as mx
 import numpy as np
@@ -12,7 +12,7 @@ from . import _common
 from . import numpy as _np
 
 # Re-exported: code written for the reference imports these from the framework modules.
-from ._safetensors_rust import SafetensorError, TensorSpec, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+from ._safetensors_rust import SafetensorError, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
 __all__ = ["save", "save_file", "load", "load_file"]
 
@@ -37,41 +37,29 @@ if hasattr(mx, "float64"):
 _NAMES = {v: k for k, v in _TYPES.items()}
 
 
-def _specs(tensors: Dict[str, mx.array]):
-    """TensorSpecs over host copies of the arrays, plus the copies that keep them alive."""
-    _common.check_dict(tensors, "mlx array")
-    specs, keep = {}, []
-    for name, t in tensors.items():
-        if not isinstance(t, mx.array):
-            raise ValueError(f"Key {name!r} does not map to an mlx array (got {type(t).__name__})")
-        try:
-            dtype = _NAMES[t.dtype]
-        except KeyError:
-            raise SafetensorError(f"array {name!r} has dtype {t.dtype}, which safetensors cannot store") from None
-        # bfloat16 goes through its raw 16-bit words: numpy needs no bfloat16 type for that.
-        arr = _common.c_contiguous(np.array(t.view(mx.uint16) if dtype == "BF16" else t))
-        keep.append(arr)
-        specs[name] = TensorSpec(
-            dtype=dtype, shape=list(arr.shape), data_ptr=arr.__array_interface__["data"][0], data_len=arr.nbytes
-        )
-    return specs, keep
+def _convert(name: str, t: Any) -> _common.Converted:
+    """An array's header dtype, shape and the bytes of its host (numpy) copy."""
+    if not isinstance(t, mx.array):
+        raise _common.not_a_tensor(name, t, "mlx array")
+    try:
+        dtype = _NAMES[t.dtype]
+    except KeyError:
+        raise SafetensorError(f"array {name!r} has dtype {t.dtype}, which safetensors cannot store") from None
+    # bfloat16 goes through its raw 16-bit words: numpy needs no bfloat16 type for that.
+    arr = _common.c_contiguous(np.array(t.view(mx.uint16) if dtype == "BF16" else t))
+    return _common.numpy_converted(dtype, arr)
 
 
 def save(tensors: Dict[str, mx.array], metadata: Optional[Dict[str, str]] = None) -> bytes:
     """Saves a dict of arrays to bytes in the safetensors format."""
-    specs, keep = _specs(tensors)
-    out = _common.save_specs(specs, metadata)
-    del keep
-    return out
+    return _common.save(tensors, metadata, "mlx array", _convert)
 
 
 def save_file(
     tensors: Dict[str, mx.array], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
 ) -> None:
     """Saves a dict of arrays to a safetensors file."""
-    specs, keep = _specs(tensors)
-    _common.save_specs_file(specs, filename, metadata)
-    del keep
+    _common.save_file(tensors, filename, metadata, "mlx array", _convert)
 
 
 def load(data: bytes) -> Dict[str, mx.array]:
@@ -79,9 +67,9 @@ def load(data: bytes) -> Dict[str, mx.array]:
     return _common.load_bytes(data, "mlx")
 
 
-def load_file(filename: Union[str, os.PathLike]) -> Dict[str, mx.array]:
-    """Loads a safetensors file into arrays."""
-    return _common.load_path(filename, "mlx")
+def load_file(filename: Union[str, os.PathLike], *, backend: str = "mmap") -> Dict[str, mx.array]:
+    """Loads a safetensors file into arrays (``backend`` as for ``safe_open``)."""
+    return _common.load_file(filename, "mlx", backend=backend)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------
@@ -91,7 +79,7 @@ def _st_device(device: Any) -> str:
     return _common.check_cpu_device("mlx", device)
 
 
-def _st_empty(dtype: str, shape: list):
+def _st_empty(dtype: str, shape: List[int]) -> Tuple[np.ndarray, int, int]:
     if dtype not in _TYPES:
         raise _common.unsupported("mlx", dtype)
     if dtype == "BF16":  # filled as raw 16-bit words, reinterpreted in _st_finish
@@ -100,20 +88,19 @@ def _st_empty(dtype: str, shape: list):
     return _np._st_empty(dtype, shape)
 
 
-def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps) -> mx.array:
-    arr = _np._st_finish(arr, dtype, shape, device, steps)
+def _st_finish(arr: np.ndarray, dtype: str, shape: List[int], device: Any) -> mx.array:
     if dtype == "BF16":
         return mx.array(arr, dtype=mx.uint16).view(mx.bfloat16)
     # The explicit dtype keeps 64-bit arrays 64-bit (mlx narrows float64 by default).
     return mx.array(arr, dtype=_TYPES[dtype])
 
 
-def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: Any, index):
+def _st_view(buf: Any, dtype: str, shape: List[int], offset: int, nbytes: int, device: Any) -> Optional[mx.array]:
     # One copy, from the mapped bytes into the MLX array.
     if dtype not in _TYPES:
         return None
     bits = np.dtype(np.uint16) if dtype == "BF16" else _np._TYPES.get(dtype)
     if bits is None:
         return None
-    arr = _np._view(buf, bits, shape, offset, nbytes, index)
-    return None if arr is None else _st_finish(_common.c_contiguous(arr), dtype, shape, device, None)
+    arr = _np._view(buf, bits, shape, offset, nbytes)
+    return None if arr is None else _st_finish(arr, dtype, shape, device)

@@ -6,19 +6,19 @@ bfloat16 and the float8 types need ``ml_dtypes`` (used when installed).
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from . import _common
 
 # Re-exported: code written for the reference imports these from the framework modules.
-from ._safetensors_rust import SafetensorError, TensorSpec, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+from ._safetensors_rust import SafetensorError, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
 try:  # bfloat16 / float8 dtypes for numpy
     import ml_dtypes as _ml
 except ImportError:  # pragma: no cover - exercised only without ml_dtypes
-    _ml = None  # type: ignore[assignment]  # checked with `_ml is None` below
+    _ml = None
 
 __all__ = ["save", "save_file", "load", "load_file"]
 
@@ -64,37 +64,26 @@ def _to_le_contiguous(arr: np.ndarray) -> np.ndarray:
     return _common.c_contiguous(arr)
 
 
-def _specs(tensor_dict: Dict[str, np.ndarray]) -> Tuple[Dict[str, TensorSpec], list]:
-    """TensorSpecs over each array's own memory, plus the arrays that keep it alive."""
-    _common.check_dict(tensor_dict, "numpy array")
-    specs, keep = {}, []
-    for name, arr in tensor_dict.items():
-        if not isinstance(arr, np.ndarray):
-            arr = np.asarray(arr)
-        dtype = _header_dtype(arr, name)
-        arr = _to_le_contiguous(arr)
-        keep.append(arr)
-        specs[name] = TensorSpec(
-            dtype=dtype, shape=list(arr.shape), data_ptr=arr.__array_interface__["data"][0], data_len=arr.nbytes
-        )
-    return specs, keep
+def _convert(name: str, arr: Any) -> _common.Converted:
+    """An array's header dtype, shape and own memory (little-endian, C order)."""
+    if isinstance(arr, np.generic):  # a numpy scalar: a 0-d array of its type
+        arr = np.asarray(arr)
+    if not isinstance(arr, np.ndarray):
+        raise _common.not_a_tensor(name, arr, "numpy array")
+    dtype = _header_dtype(arr, name)
+    return _common.numpy_converted(dtype, _to_le_contiguous(arr))
 
 
 def save(tensor_dict: Dict[str, np.ndarray], metadata: Optional[Dict[str, str]] = None) -> bytes:
     """Saves a dict of arrays to bytes in the safetensors format."""
-    specs, keep = _specs(tensor_dict)
-    out = _common.save_specs(specs, metadata)
-    del keep
-    return out
+    return _common.save(tensor_dict, metadata, "np.ndarray", _convert)
 
 
 def save_file(
     tensor_dict: Dict[str, np.ndarray], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
 ) -> None:
     """Saves a dict of arrays to a safetensors file."""
-    specs, keep = _specs(tensor_dict)
-    _common.save_specs_file(specs, filename, metadata)
-    del keep
+    _common.save_file(tensor_dict, filename, metadata, "np.ndarray", _convert)
 
 
 def load(data: bytes) -> Dict[str, np.ndarray]:
@@ -102,9 +91,9 @@ def load(data: bytes) -> Dict[str, np.ndarray]:
     return _common.load_bytes(data, "numpy")
 
 
-def load_file(filename: Union[str, os.PathLike]) -> Dict[str, np.ndarray]:
-    """Loads a safetensors file into numpy arrays."""
-    return _common.load_path(filename, "numpy")
+def load_file(filename: Union[str, os.PathLike], *, backend: str = "mmap") -> Dict[str, np.ndarray]:
+    """Loads a safetensors file into numpy arrays (``backend`` as for ``safe_open``)."""
+    return _common.load_file(filename, "numpy", backend=backend)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------
@@ -114,31 +103,27 @@ def _st_device(device: Any) -> str:
     return _common.check_cpu_device("numpy", device)
 
 
-def _st_empty(dtype: str, shape: list):
+def _st_empty(dtype: str, shape: List[int]) -> Tuple[np.ndarray, int, int]:
     arr = np.empty(shape, dtype=_np_dtype(dtype))
     return arr, arr.__array_interface__["data"][0], arr.nbytes
 
 
-def _view(buf: Any, npdtype: np.dtype, shape: list, offset: int, nbytes: int, index) -> Optional[np.ndarray]:
+def _view(buf: Any, npdtype: np.dtype, shape: List[int], offset: int, nbytes: int) -> Optional[np.ndarray]:
     """The array of ``npdtype`` and ``shape`` over ``buf[offset:offset + nbytes]``, without a
-    copy, indexed by ``index`` (a view too); None when it has no elements or ``offset`` is not
-    a multiple of the element size (the loader then copies instead)."""
+    copy; None when it has no elements or ``offset`` is not a multiple of the element size
+    (the loader then copies instead)."""
     size = npdtype.itemsize
     if nbytes == 0 or offset % size or nbytes % size:
         return None
-    arr = np.frombuffer(buf, dtype=npdtype, count=nbytes // size, offset=offset).reshape(shape)
-    # The trailing ``...`` keeps a fully int-indexed result a 0-d array view, not a scalar.
-    return arr if index is None else arr[tuple(index) + (Ellipsis,)]
+    return np.frombuffer(buf, dtype=npdtype, count=nbytes // size, offset=offset).reshape(shape)
 
 
-def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: Any, index):
+def _st_view(buf: Any, dtype: str, shape: List[int], offset: int, nbytes: int, device: Any) -> Optional[np.ndarray]:
     npdtype = _TYPES.get(dtype)
     if npdtype is None:
         return None  # the copy path reports the unsupported dtype
-    return _view(buf, npdtype, shape, offset, nbytes, index)
+    return _view(buf, npdtype, shape, offset, nbytes)
 
 
-def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps):
-    if steps is not None:
-        arr = _common.c_contiguous(arr[_common.steps_index(steps)])
+def _st_finish(arr: np.ndarray, dtype: str, shape: List[int], device: Any) -> np.ndarray:
     return arr

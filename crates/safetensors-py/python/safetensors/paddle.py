@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import paddle
@@ -12,7 +12,7 @@ from . import _common
 from . import numpy as _np
 
 # Re-exported: code written for the reference imports these from the framework modules.
-from ._safetensors_rust import SafetensorError, TensorSpec, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+from ._safetensors_rust import SafetensorError, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
 __all__ = ["save", "save_file", "load", "load_file"]
 
@@ -42,42 +42,29 @@ _NAMES = {v[0]: k for k, v in _TYPES.items()}
 _VIEWED = {"BF16", "F8_E4M3", "F8_E5M2"}
 
 
-def _specs(tensors: Dict[str, "paddle.Tensor"]):
-    """TensorSpecs over host copies of the tensors, plus the copies that keep them alive."""
-    _common.check_dict(tensors, "paddle.Tensor")
-    specs, keep = {}, []
-    for name, t in tensors.items():
-        if not isinstance(t, paddle.Tensor):
-            raise ValueError(f"Key {name!r} does not map to a paddle.Tensor (got {type(t).__name__})")
-        try:
-            dtype = _NAMES[t.dtype]
-        except KeyError:
-            raise SafetensorError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store") from None
-        if dtype in _VIEWED:
-            t = t.view(paddle.uint16 if dtype == "BF16" else paddle.uint8)
-        arr = _common.c_contiguous(t.cpu().numpy())
-        keep.append(arr)
-        specs[name] = TensorSpec(
-            dtype=dtype, shape=list(arr.shape), data_ptr=arr.__array_interface__["data"][0], data_len=arr.nbytes
-        )
-    return specs, keep
+def _convert(name: str, t: Any) -> _common.Converted:
+    """A tensor's header dtype, shape and the bytes of its host (numpy) copy."""
+    if not isinstance(t, paddle.Tensor):
+        raise _common.not_a_tensor(name, t, "paddle.Tensor")
+    try:
+        dtype = _NAMES[t.dtype]
+    except KeyError:
+        raise SafetensorError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store") from None
+    if dtype in _VIEWED:
+        t = t.view(paddle.uint16 if dtype == "BF16" else paddle.uint8)
+    return _common.numpy_converted(dtype, _common.c_contiguous(t.cpu().numpy()))
 
 
 def save(tensors: Dict[str, "paddle.Tensor"], metadata: Optional[Dict[str, str]] = None) -> bytes:
     """Saves a dict of tensors to bytes in the safetensors format."""
-    specs, keep = _specs(tensors)
-    out = _common.save_specs(specs, metadata)
-    del keep
-    return out
+    return _common.save(tensors, metadata, "paddle.Tensor", _convert)
 
 
 def save_file(
     tensors: Dict[str, "paddle.Tensor"], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
 ) -> None:
     """Saves a dict of tensors to a safetensors file."""
-    specs, keep = _specs(tensors)
-    _common.save_specs_file(specs, filename, metadata)
-    del keep
+    _common.save_file(tensors, filename, metadata, "paddle.Tensor", _convert)
 
 
 def load(data: bytes, device: str = "cpu") -> Dict[str, "paddle.Tensor"]:
@@ -85,9 +72,12 @@ def load(data: bytes, device: str = "cpu") -> Dict[str, "paddle.Tensor"]:
     return _common.load_bytes(data, "paddle", device)
 
 
-def load_file(filename: Union[str, os.PathLike], device: str = "cpu") -> Dict[str, "paddle.Tensor"]:
-    """Loads a safetensors file into tensors on ``device`` (one tensor at a time)."""
-    return _common.load_path(filename, "paddle", device)
+def load_file(
+    filename: Union[str, os.PathLike], device: Any = "cpu", *, backend: str = "mmap"
+) -> Dict[str, "paddle.Tensor"]:
+    """Loads a safetensors file into tensors on ``device`` (one tensor at a time; ``backend``
+    as for ``safe_open``)."""
+    return _common.load_file(filename, "paddle", device, backend)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------
@@ -106,7 +96,7 @@ def _st_device(device: Any) -> Any:
     return device  # already a paddle Place
 
 
-def _st_empty(dtype: str, shape: list):
+def _st_empty(dtype: str, shape: List[int]) -> Tuple[Any, int, int]:
     try:
         pdtype, bits = _TYPES[dtype]
     except KeyError:
@@ -121,31 +111,22 @@ def _st_empty(dtype: str, shape: list):
     return arr, arr.__array_interface__["data"][0], arr.nbytes
 
 
-def _st_finish(t, dtype: str, shape: list, device: Any, steps):
+def _st_finish(t: Any, dtype: str, shape: List[int], device: Any) -> "paddle.Tensor":
     if isinstance(t, np.ndarray):
-        if steps is not None:
-            t = _common.c_contiguous(t[_common.steps_index(steps)])
         out = paddle.to_tensor(t, place=device)
         return out.view(_TYPES[dtype][0]) if dtype in _VIEWED else out
-    if steps is not None:
-        t = _strided(t, dtype, steps)
     if not device.is_cpu_place():
         t = t.to(device)
     return t
 
 
-def _strided(t, dtype: str, steps):
-    """Every step-th element per dimension, as a new dense tensor."""
-    axes = list(range(len(steps)))
-    ends = list(t.shape)
-    return paddle.strided_slice(t, axes=axes, starts=[0] * len(axes), ends=ends, strides=list(steps)).clone()
-
-
-def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: Any, index):
+def _st_view(
+    buf: Any, dtype: str, shape: List[int], offset: int, nbytes: int, device: Any
+) -> Optional["paddle.Tensor"]:
     # One copy, from the mapped bytes into the paddle tensor.
     try:
         _, bits = _TYPES[dtype]
     except KeyError:
         return None
-    arr = _np._view(buf, bits, shape, offset, nbytes, index)
-    return None if arr is None else _st_finish(_common.c_contiguous(arr), dtype, shape, device, None)
+    arr = _np._view(buf, bits, shape, offset, nbytes)
+    return None if arr is None else _st_finish(arr, dtype, shape, device)

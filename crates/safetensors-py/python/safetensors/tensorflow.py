@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -17,28 +17,25 @@ from ._safetensors_rust import deserialize, safe_open, serialize, serialize_file
 __all__ = ["save", "save_file", "load", "load_file"]
 
 
-def _to_numpy(tensors: Dict[str, tf.Tensor]) -> Dict[str, np.ndarray]:
-    _common.check_dict(tensors, "tf.Tensor")
-    out = {}
-    for name, t in tensors.items():
-        if isinstance(t, tf.Variable):
-            t = t.value()
-        if not tf.is_tensor(t):
-            raise ValueError(f"Key {name!r} does not map to a tf.Tensor (got {type(t).__name__})")
-        out[name] = t.numpy()
-    return out
+def _convert(name: str, t: Any) -> _common.Converted:
+    """A tensor's header dtype, shape and the bytes of its host (numpy) copy."""
+    if isinstance(t, tf.Variable):
+        t = t.value()
+    if not tf.is_tensor(t):
+        raise _common.not_a_tensor(name, t, "tf.Tensor")
+    return _np._convert(name, t.numpy())
 
 
 def save(tensors: Dict[str, tf.Tensor], metadata: Optional[Dict[str, str]] = None) -> bytes:
     """Saves a dict of tensors to bytes in the safetensors format."""
-    return _np.save(_to_numpy(tensors), metadata=metadata)
+    return _common.save(tensors, metadata, "tf.Tensor", _convert)
 
 
 def save_file(
     tensors: Dict[str, tf.Tensor], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
 ) -> None:
     """Saves a dict of tensors to a safetensors file."""
-    _np.save_file(_to_numpy(tensors), filename, metadata=metadata)
+    _common.save_file(tensors, filename, metadata, "tf.Tensor", _convert)
 
 
 def load(data: bytes) -> Dict[str, tf.Tensor]:
@@ -46,9 +43,9 @@ def load(data: bytes) -> Dict[str, tf.Tensor]:
     return _common.load_bytes(data, "tensorflow")
 
 
-def load_file(filename: Union[str, os.PathLike]) -> Dict[str, tf.Tensor]:
-    """Loads a safetensors file into tensors."""
-    return _common.load_path(filename, "tensorflow")
+def load_file(filename: Union[str, os.PathLike], *, backend: str = "mmap") -> Dict[str, tf.Tensor]:
+    """Loads a safetensors file into tensors (``backend`` as for ``safe_open``)."""
+    return _common.load_file(filename, "tensorflow", backend=backend)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------
@@ -62,20 +59,19 @@ def _st_device(device: Any) -> str:
 _UNSUPPORTED = {"F8_E8M0"}
 
 
-def _st_empty(dtype: str, shape: list):
+def _st_empty(dtype: str, shape: List[int]) -> Tuple[np.ndarray, int, int]:
     if dtype in _UNSUPPORTED or dtype not in _np._TYPES:
         raise _common.unsupported("tensorflow", dtype)
     return _np._st_empty(dtype, shape)
 
 
-def _st_finish(arr: np.ndarray, dtype: str, shape: list, device: Any, steps) -> tf.Tensor:
-    arr = _np._st_finish(arr, dtype, shape, device, steps)
+def _st_finish(arr: np.ndarray, dtype: str, shape: List[int], device: Any) -> tf.Tensor:
     return tf.convert_to_tensor(arr)
 
 
-def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: Any, index):
+def _st_view(buf: Any, dtype: str, shape: List[int], offset: int, nbytes: int, device: Any) -> Optional[tf.Tensor]:
     # One copy, from the mapped bytes into the TensorFlow tensor.
     if dtype in _UNSUPPORTED or dtype not in _np._TYPES:
         return None
-    arr = _np._st_view(buf, dtype, shape, offset, nbytes, device, index)
-    return None if arr is None else tf.convert_to_tensor(_common.c_contiguous(arr))
+    arr = _np._st_view(buf, dtype, shape, offset, nbytes, device)
+    return None if arr is None else tf.convert_to_tensor(arr)

@@ -17,7 +17,7 @@ import torch
 from . import _common
 
 # Re-exported: code written for the reference imports these from the framework modules.
-from ._safetensors_rust import SafetensorError, TensorSpec, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+from ._safetensors_rust import SafetensorError, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
 __all__ = ["save", "save_file", "load", "load_file", "save_model", "load_model"]
 
@@ -65,7 +65,10 @@ def _end_ptr(tensor: torch.Tensor) -> int:
 
 
 def _is_complete(tensor: torch.Tensor) -> bool:
-    """Whether the tensor starts at its storage's start and covers all of it."""
+    """Whether the tensor starts at its storage's start and covers all of it (an empty tensor
+    stores nothing, so it never holds more memory than it shows)."""
+    if tensor.nelement() == 0:
+        return True
     return tensor.data_ptr() == storage_ptr(tensor) and (
         tensor.nelement() * tensor.element_size() == storage_size(tensor)
     )
@@ -75,15 +78,18 @@ def _find_shared_tensors(state_dict: Dict[str, torch.Tensor]) -> List[Set[str]]:
     """Groups of names whose tensors share memory (overlapping bytes of one storage).
 
     Every tensor is in exactly one group; a group of one shares nothing. Tensors of one
-    storage whose bytes do not overlap (e.g. disjoint views) are in separate groups.
+    storage whose bytes do not overlap (e.g. disjoint views) are in separate groups. Tensors
+    on the "meta" device have no memory and are left out entirely.
     """
     by_storage: Dict[Tuple[Any, int, int], List[str]] = defaultdict(list)
     groups: List[Set[str]] = []
     for name, t in state_dict.items():
         if not isinstance(t, torch.Tensor):
             continue
+        if t.device.type == "meta":
+            continue
         ptr = storage_ptr(t)
-        if t.device.type == "meta" or ptr == 0 or t.nelement() == 0:
+        if ptr == 0 or t.nelement() == 0:
             groups.append({name})
             continue
         by_storage[(t.device, ptr, storage_size(t))].append(name)
@@ -114,14 +120,14 @@ def _remove_duplicate_names(
 
     The kept name is the first in sorted order among the group's complete tensors (those
     covering their whole storage), preferring names not in ``discard_names`` and then names
-    in ``preferred_names``. A group with no complete tensor is refused with RuntimeError.
+    in ``preferred_names``. A group with no complete tensor is refused with RuntimeError,
+    a group of one included (a lone view over part of a larger storage): saving it would store
+    more memory than the tensor holds.
     """
     preferred = set(preferred_names or [])
     discard = set(discard_names or [])
     to_remove: Dict[str, List[str]] = defaultdict(list)
     for shared in _find_shared_tensors(state_dict):
-        if len(shared) <= 1:
-            continue
         complete = {n for n in shared if _is_complete(state_dict[n])}
         if not complete:
             raise RuntimeError(
@@ -159,13 +165,24 @@ def _header(t: torch.Tensor, name: str) -> Tuple[str, List[int]]:
     return dtype, shape
 
 
-def _flatten(tensors: Dict[str, torch.Tensor]) -> Tuple[Dict[str, TensorSpec], list]:
-    """TensorSpecs over each tensor's own memory (CPU copies for other devices), plus the
-    tensors that keep that memory alive."""
+def _check_savable(tensors: Any) -> None:
+    """The whole-dict checks, before anything is converted or written: a dict, no sparse
+    layouts, only tensors, none on "meta" (no data), no memory shared between entries."""
     _common.check_dict(tensors, "torch.Tensor")
-    invalid = [k for k, v in tensors.items() if not isinstance(v, torch.Tensor)]
-    if invalid:
-        raise ValueError(f"Key(s) {invalid} do(es) not map to a torch.Tensor: only torch tensors can be saved")
+    sparse = [k for k, v in tensors.items() if isinstance(v, torch.Tensor) and v.layout != torch.strided]
+    if sparse:
+        raise ValueError(
+            f"You are trying to save sparse tensors: `{sparse}`, which this library does not support. "
+            "You can make it a dense tensor before saving with `.to_dense()` but be aware this might make a "
+            "much larger file than needed."
+        )
+    for k, v in tensors.items():
+        if not isinstance(v, torch.Tensor):
+            raise _common.not_a_tensor(k, v, "torch.Tensor")
+    for v in tensors.values():
+        if v.device.type == "meta":
+            # What torch itself says when asked to copy a meta tensor's (absent) data.
+            raise RuntimeError("Cannot copy out of meta tensor; no data!")
     shared = [sorted(s) for s in _find_shared_tensors(tensors) if len(s) > 1]
     if shared:
         raise RuntimeError(
@@ -173,44 +190,37 @@ def _flatten(tensors: Dict[str, torch.Tensor]) -> Tuple[Dict[str, TensorSpec], l
             f"when loading them again: {shared}.\nA potential way to correctly save your model is to use "
             "`save_model`.\nMore information at https://huggingface.co/docs/safetensors/torch_shared_tensors"
         )
-    specs, keep = {}, []
-    for name, t in tensors.items():
-        if t.layout != torch.strided:
-            raise ValueError(f"tensor {name!r} has layout {t.layout}: convert it with .to_dense() before saving")
-        if not t.is_contiguous():
-            raise ValueError(
-                f"You are trying to save a non contiguous tensor: `{name}` which is not allowed. It either means you "
-                "are trying to save tensors which are reference of each other in which case it's recommended to save "
-                "only the full tensors, and reslice at load time, or simply call `.contiguous()` on your tensor to "
-                "pack it before saving."
-            )
-        if t.device.type == "meta":
-            raise ValueError(f"tensor {name!r} is on the 'meta' device: it has no data to save")
-        dtype, shape = _header(t, name)
-        if t.device.type != "cpu":
-            t = t.to("cpu")
-        t = t.detach()
-        keep.append(t)
-        nbytes = t.nelement() * t.element_size()
-        specs[name] = TensorSpec(dtype=dtype, shape=shape, data_ptr=t.data_ptr() if nbytes else 0, data_len=nbytes)
-    return specs, keep
+
+
+def _convert(name: str, t: torch.Tensor) -> _common.Converted:
+    """A tensor's header dtype and shape, and its own CPU memory (a CPU copy for tensors on
+    other devices)."""
+    if not t.is_contiguous():
+        raise ValueError(
+            f"You are trying to save a non contiguous tensor: `{name}` which is not allowed. It either means you "
+            "are trying to save tensors which are reference of each other in which case it's recommended to save "
+            "only the full tensors, and reslice at load time, or simply call `.contiguous()` on your tensor to "
+            "pack it before saving."
+        )
+    dtype, shape = _header(t, name)
+    if t.device.type != "cpu":
+        t = t.to("cpu")
+    t = t.detach()
+    return dtype, shape, t.data_ptr(), t.nelement() * t.element_size(), t
 
 
 def save(tensors: Dict[str, torch.Tensor], metadata: Optional[Dict[str, str]] = None) -> bytes:
     """Saves a dict of tensors to bytes in the safetensors format."""
-    specs, keep = _flatten(tensors)
-    out = _common.save_specs(specs, metadata)
-    del keep
-    return out
+    _check_savable(tensors)
+    return _common.save(tensors, metadata, "torch.Tensor", _convert)
 
 
 def save_file(
     tensors: Dict[str, torch.Tensor], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
 ) -> None:
     """Saves a dict of tensors to a safetensors file (written to a temporary file, then renamed)."""
-    specs, keep = _flatten(tensors)
-    _common.save_specs_file(specs, filename, metadata)
-    del keep
+    _check_savable(tensors)
+    _common.save_file(tensors, filename, metadata, "torch.Tensor", _convert)
 
 
 def save_model(
@@ -248,15 +258,28 @@ def load(data: bytes) -> Dict[str, torch.Tensor]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike], device: Union[str, int, torch.device] = "cpu"
+    filename: Union[str, os.PathLike], device: Union[str, int, torch.device] = "cpu", backend: str = "mmap"
 ) -> Dict[str, torch.Tensor]:
     """Loads a safetensors file into tensors on ``device``.
 
-    On the CPU every tensor is a zero-copy view of one private (copy-on-write) memory map of
-    the file: nothing is read until used, and writing to a tensor never changes the file.
-    On another device each tensor is copied there from the mapping, one at a time.
+    With the mmap backend (the default), on the CPU every tensor is a zero-copy view of one
+    private (copy-on-write) memory map of the file: nothing is read until used, and writing
+    to a tensor never changes the file. On another device each tensor is copied there from
+    the mapping, one at a time. ``backend="pread"`` reads each tensor into its own memory.
     """
-    return _common.load_path(filename, "pt", device)
+    return _common.load_file(filename, "pt", device, backend)
+
+
+def _torch_error(model: torch.nn.Module, missing: List[str], unexpected: List[str]) -> RuntimeError:
+    """The RuntimeError of ``load_state_dict(strict=True)``, in torch's own words."""
+    msgs = []
+    if missing:
+        msgs.append("Missing key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in missing)))
+    if unexpected:
+        msgs.append("Unexpected key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in unexpected)))
+    return RuntimeError(
+        "Error(s) in loading state_dict for {}:\n\t{}".format(model.__class__.__name__, "\n\t".join(msgs))
+    )
 
 
 def load_model(
@@ -264,32 +287,34 @@ def load_model(
     filename: Union[str, os.PathLike],
     strict: bool = True,
     device: Union[str, int, torch.device] = "cpu",
+    backend: str = "mmap",
 ) -> Tuple[List[str], List[str]]:
     """Loads a file written by ``save_model`` (or ``save_file``) into ``model``.
 
     Returns ``(missing, unexpected)``: names of the model not found in the file, and names
-    in the file the model does not have. Names dropped at save time because they shared
+    in the file the model cannot take. Names dropped at save time because they shared
     memory with a kept name are restored through that sharing and are not reported missing.
-    With ``strict=True`` any missing or unexpected name raises RuntimeError.
+    Where the model ties tensors (they share memory) but the file stores them separately,
+    only the kept name is loaded and the file's other names are unexpected: loading both
+    would silently keep whichever came last. With ``strict=True`` any missing or unexpected
+    name raises RuntimeError (torch's own message).
     """
-    state_dict = load_file(filename, device=device)
+    state_dict = load_file(filename, device=device, backend=backend)
     model_state_dict = model.state_dict()
     to_removes = _remove_duplicate_names(model_state_dict, preferred_names=list(state_dict.keys()))
+    tied_in_file = [name for dropped in to_removes.values() for name in dropped if name in state_dict]
+    for name in tied_in_file:
+        del state_dict[name]
     missing_keys, unexpected_keys = model.load_state_dict(state_dict, strict=False)
     missing = set(missing_keys)
-    unexpected = list(unexpected_keys)
     for kept_name, dropped in to_removes.items():
         for name in dropped:
             if name in missing and kept_name in state_dict:
                 missing.remove(name)
     missing_list = sorted(missing)
+    unexpected = sorted(set(unexpected_keys) | set(tied_in_file))
     if strict and (missing_list or unexpected):
-        error = f"Error(s) in loading state_dict for {model.__class__.__name__}:"
-        if missing_list:
-            error += "\n    Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing_list)
-        if unexpected:
-            error += "\n    Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in sorted(unexpected))
-        raise RuntimeError(error)
+        raise _torch_error(model, missing_list, unexpected)
     return missing_list, unexpected
 
 
@@ -302,7 +327,7 @@ def _st_device(device: Any) -> torch.device:
     return torch.device(device)
 
 
-def _storage_shape(dtype: str, shape: list) -> list:
+def _storage_shape(dtype: str, shape: List[int]) -> List[int]:
     if dtype == "F4":
         if not shape or shape[-1] % 2:
             raise SafetensorError(
@@ -313,7 +338,7 @@ def _storage_shape(dtype: str, shape: list) -> list:
     return shape
 
 
-def _st_empty(dtype: str, shape: list):
+def _st_empty(dtype: str, shape: List[int]) -> Tuple[torch.Tensor, int, int]:
     try:
         tdtype = _TYPES[dtype]
     except KeyError:
@@ -323,18 +348,18 @@ def _st_empty(dtype: str, shape: list):
     return t, t.data_ptr(), nbytes
 
 
-def _st_finish(t: torch.Tensor, dtype: str, shape: list, device: torch.device, steps):
-    if steps is not None:
-        t = t[_common.steps_index(steps)].contiguous()
+def _st_finish(t: torch.Tensor, dtype: str, shape: List[int], device: torch.device) -> torch.Tensor:
     if device.type != "cpu":
         t = t.to(device)
     return t
 
 
-def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device: torch.device, index):
+def _st_view(
+    buf: Any, dtype: str, shape: List[int], offset: int, nbytes: int, device: torch.device
+) -> Optional[torch.Tensor]:
     """A tensor over ``buf[offset:offset + nbytes]`` without a copy (its own storage of exactly
-    those bytes, as ``torch.frombuffer`` makes), indexed by ``index`` (a view as well), then
-    moved to ``device``; None when no view can be made (the loader then copies)."""
+    those bytes, as ``torch.frombuffer`` makes), moved to ``device``; None when no view can be
+    made (the loader then copies)."""
     tdtype = _TYPES.get(dtype)
     if tdtype is None or dtype == "F4":
         return None  # unsupported: the copy path reports it; F4: packed pairs, copied
@@ -342,8 +367,6 @@ def _st_view(buf: Any, dtype: str, shape: list, offset: int, nbytes: int, device
     if nbytes == 0 or offset % size or nbytes % size:
         return None  # frombuffer refuses empty buffers; unaligned data is copied to aligned memory
     t = torch.frombuffer(buf, dtype=tdtype, count=nbytes // size, offset=offset).view(shape)
-    if index is not None:
-        t = t[index]
     if device.type != "cpu":
         t = t.to(device)
     return t
