@@ -18,7 +18,7 @@ from ._safetensors_rust import SafetensorError, deserialize, safe_open, serializ
 try:  # bfloat16 / float8 dtypes for numpy
     import ml_dtypes as _ml
 except ImportError:  # pragma: no cover - exercised only without ml_dtypes
-    _ml = None
+    _ml = None  # type: ignore[assignment]  # checked with `_ml is None` below
 
 __all__ = ["save", "save_file", "load", "load_file"]
 
