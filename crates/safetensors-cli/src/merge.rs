@@ -10,7 +10,7 @@ use crate::index::{locate, Layout, INDEX_FILE};
 use crate::model::OpenModel;
 use crate::output::say;
 use crate::progress::Progress;
-use crate::size::format_bytes;
+use crate::size::{counted, format_bytes};
 use crate::table::printable;
 use crate::write::write_file;
 
@@ -65,9 +65,10 @@ pub fn run(args: &MergeArgs) -> Result<ExitCode, Error> {
     write_file(views, metadata, &args.output, &progress)?;
     progress.finish();
     say!(
-        "merged {} shard(s) into {} ({count} tensors, {})",
-        model.files.len(),
+        "merged {} into {} ({}, {})",
+        counted(model.files.len() as u64, "shard"),
         args.output.display(),
+        counted(count as u64, "tensor"),
         format_bytes(total)
     );
     Ok(ExitCode::SUCCESS)

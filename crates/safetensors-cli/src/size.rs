@@ -85,6 +85,13 @@ pub fn format_bytes(bytes: u64) -> String {
     format!("{value:.2} {}", UNITS[unit])
 }
 
+/// `count` (grouped as by [`format_count`]) and `noun`, plural unless the count is one:
+/// `1 tensor`, `0 tensors`, `1,024 tensors`. For nouns whose plural adds an `s`.
+pub fn counted(count: u64, noun: &str) -> String {
+    let s = if count == 1 { "" } else { "s" };
+    format!("{} {noun}{s}", format_count(count))
+}
+
 /// Formats an integer with `,` between groups of three digits (`124,439,808`).
 pub fn format_count(count: u64) -> String {
     let digits = count.to_string();
@@ -101,6 +108,14 @@ pub fn format_count(count: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_read_as_words() {
+        assert_eq!(counted(1, "tensor"), "1 tensor");
+        assert_eq!(counted(0, "tensor"), "0 tensors");
+        assert_eq!(counted(2, "shard"), "2 shards");
+        assert_eq!(counted(1234, "byte"), "1,234 bytes");
+    }
 
     #[test]
     fn parses_plain_bytes_and_every_unit() {

@@ -299,5 +299,5 @@ fn progress_bar_is_drawn_on_a_terminal() {
         text.contains("writing model-0000"),
         "no progress bar drawn: {text:?}"
     );
-    assert!(text.contains("wrote 4 shard(s)"), "{text}");
+    assert!(text.contains("wrote 4 shards"), "{text}");
 }

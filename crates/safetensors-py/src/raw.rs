@@ -6,7 +6,8 @@
 //! framework has just allocated. Both need a slice over memory that Rust did not allocate;
 //! the invariants that make that sound are stated on each constructor and upheld by callers.
 
-use pyo3::buffer::PyUntypedBuffer;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyMemoryView};
 use safetensors::{Dtype, View};
 use std::borrow::Cow;
 
@@ -90,17 +91,64 @@ impl RawDst {
     }
 }
 
-/// The bytes of a C-contiguous Python buffer (bytes, bytearray, memoryview, numpy array...).
+/// A bytes-like Python object (bytes, bytearray, memoryview, numpy array...) held still while
+/// Rust reads it, possibly with the interpreter detached.
 ///
-/// The buffer export keeps the memory pinned (a `bytearray` cannot be resized while
-/// exported), so the returned slice is valid for as long as `buf` is borrowed.
-pub fn buffer_bytes(buf: &PyUntypedBuffer) -> &[u8] {
-    let len = buf.len_bytes();
-    if len == 0 {
+/// A `bytes` object is used in place: it is immutable and lives as long as this value holds
+/// it. Anything else is copied once into a new `bytes`. The package is built for the stable
+/// ABI from Python 3.9 on (abi3, one wheel for every CPython), and the buffer protocol that
+/// could pin a bytearray's memory in place is only part of that ABI from 3.11.
+pub struct PinnedBytes {
+    /// Holds the bytes object alive (and so `addr..addr + len` readable and unchanged).
+    _owner: Option<Py<PyBytes>>,
+    addr: usize,
+    len: usize,
+    contiguous: bool,
+}
+
+impl PinnedBytes {
+    /// Pins `obj`'s bytes; a `TypeError` when it is not bytes-like. A non-contiguous buffer
+    /// (e.g. a strided memoryview) is not copied: [`PinnedBytes::is_c_contiguous`] says so.
+    pub fn get(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let bytes = match obj.cast::<PyBytes>() {
+            Ok(bytes) => bytes.clone(),
+            Err(_) => {
+                let view = PyMemoryView::from(obj)?;
+                let contiguous: bool = view.getattr("c_contiguous")?.extract()?;
+                if !contiguous {
+                    return Ok(PinnedBytes {
+                        _owner: None,
+                        addr: 0,
+                        len: 0,
+                        contiguous: false,
+                    });
+                }
+                let copy = view.call_method0("tobytes")?.cast_into::<PyBytes>()?;
+                view.call_method0("release")?;
+                copy
+            }
+        };
+        let slice = bytes.as_bytes();
+        Ok(PinnedBytes {
+            addr: slice.as_ptr() as usize,
+            len: slice.len(),
+            contiguous: true,
+            _owner: Some(bytes.unbind()),
+        })
+    }
+
+    /// False for a buffer whose bytes are not one C-ordered run (nothing was pinned).
+    pub fn is_c_contiguous(&self) -> bool {
+        self.contiguous
+    }
+}
+
+/// The bytes pinned by `buf` (empty for a non-contiguous buffer), valid while `buf` lives.
+pub fn buffer_bytes(buf: &PinnedBytes) -> &[u8] {
+    if buf.len == 0 {
         return &[];
     }
-    debug_assert!(buf.is_c_contiguous());
-    // SAFETY: a C-contiguous buffer export covers `len_bytes()` bytes from `buf_ptr()`,
-    // pinned until the export is released, which happens no earlier than when `buf` drops.
-    unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, len) }
+    // SAFETY: `addr..addr + len` is the storage of the `bytes` object `buf` owns: a bytes
+    // object never changes or moves its contents, and it is not freed while `buf` holds it.
+    unsafe { std::slice::from_raw_parts(buf.addr as *const u8, buf.len) }
 }
