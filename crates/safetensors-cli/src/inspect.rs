@@ -417,8 +417,8 @@ pub fn render(model: &Model) -> String {
     }
     if !model.warnings.is_empty() {
         out.push_str(&format!(
-            "\n{} warning(s), see stderr\n",
-            model.warnings.len()
+            "\n{}, see stderr\n",
+            counted(model.warnings.len() as u64, "warning")
         ));
     }
     out

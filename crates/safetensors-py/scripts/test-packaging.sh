@@ -37,9 +37,10 @@ case "$name" in
 *-cp39-abi3-*manylinux_2_17_x86_64*.whl | *-cp39-abi3-*manylinux2014_x86_64*.whl) ;;
 *) fail "$name: expected an abi3 wheel for CPython 3.9+ tagged manylinux2014 (glibc 2.17)" ;;
 esac
-unzip -l "$wheel" | grep -q "safetensors/_safetensors_rust.abi3.so" ||
+"$python" -c 'import sys, zipfile; print("\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$wheel" |
+    grep -x "safetensors/_safetensors_rust.abi3.so" >/dev/null ||
     fail "$name: the extension is not built for the stable ABI (no _safetensors_rust.abi3.so)"
-tar -tzf "$sdist" | grep -q "crates/safetensors/src/lib.rs" ||
+tar -tzf "$sdist" | grep "crates/safetensors/src/lib.rs" >/dev/null ||
     fail "$(basename "$sdist"): the core crate's sources are missing"
 echo "test-packaging: $name, $(basename "$sdist")"
 
