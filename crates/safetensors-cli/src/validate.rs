@@ -41,7 +41,7 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode, Error> {
             errors += 1;
             eprintln!(
                 "safetensors: error: {}",
-                chain(&Error::io("read", path, err))
+                chain(&Error::io("open", path, err))
             );
             continue;
         }
