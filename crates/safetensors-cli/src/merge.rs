@@ -34,10 +34,12 @@ pub struct MergeArgs {
 
 /// Runs `merge`.
 pub fn run(args: &MergeArgs) -> Result<ExitCode, Error> {
+    // A missing input is reported as such, not as "not a sharded model".
+    std::fs::metadata(&args.input).map_err(|e| Error::io("open", &args.input, e))?;
     if let Layout::Single(_) = locate(&args.input)? {
         return Err(Error::invalid(
             args.input.display(),
-            format!("is not a sharded model: give a folder holding {INDEX_FILE} or the index json"),
+            format!("not a sharded model: give a folder holding {INDEX_FILE} or the index json"),
         ));
     }
     let model = OpenModel::open(&args.input)?;

@@ -73,6 +73,7 @@ fn a_missing_file_is_an_error_not_an_invalid_file() {
             "/nonexistent/model.safetensors",
             "/nonexistent/model.safetensors",
         ][..],
+        &["merge", "/nonexistent/model.safetensors", "/tmp/merged.safetensors"][..],
     ] {
         let out = run(args);
         assert_one_line_error(&out, "/nonexistent/model.safetensors");

@@ -232,7 +232,7 @@ fn merge_refuses_an_index_that_disagrees_with_its_shards() {
     assert!(!out_file.exists());
 
     let out = merge(&whole, &out_file);
-    assert_one_line_error(&out, "is not a sharded model");
+    assert_one_line_error(&out, "not a sharded model");
     let out = merge(&dir.path().join("nowhere"), &out_file);
     assert_eq!(out.code, 2);
 }
