@@ -77,7 +77,8 @@ round_trip() { # venv-dir
 # --- 1. the wheel, with every CPython found ------------------------------------------------
 pythons=("$python")
 for extra in python3.9 python3.10 python3.12 python3.13 python3.14; do
-    [ "$extra" != "$python" ] && command -v "$extra" >/dev/null 2>&1 && pythons+=("$extra")
+    # Run it rather than look it up: a pyenv shim exists even for versions it will not run.
+    [ "$extra" != "$python" ] && "$extra" -c "" >/dev/null 2>&1 && pythons+=("$extra")
 done
 for py in "${pythons[@]}"; do
     venv="$work/wheel-$py"
