@@ -96,6 +96,7 @@ test-packaging: wheel sdist
 ## Formatting, clippy, docs, the no_std build and the fuzz crate.
 lint:
 	$(CARGO) fmt --all --check
+	cd tests/clients/candle && $(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 	$(CARGO) build -p safetensors --no-default-features

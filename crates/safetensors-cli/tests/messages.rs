@@ -27,12 +27,17 @@ fn one_tensor_is_not_tensors() {
 
     let out = run(["diff".as_ref(), scalar.as_os_str(), scalar.as_os_str()]);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("identical: 1 tensor,"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("identical: 1 tensor,"),
+        "{}",
+        out.stdout
+    );
 
     let none = vectors().join("valid/no_tensors.safetensors");
     let out = run(["validate".as_ref(), none.as_os_str()]);
     assert!(
-        out.stdout.contains("OK (0 tensors, 0 bytes of tensor data)"),
+        out.stdout
+            .contains("OK (0 tensors, 0 bytes of tensor data)"),
         "{}",
         out.stdout
     );
@@ -59,7 +64,11 @@ fn shard_and_merge_count_in_words() {
     let merged = dir.path().join("merged.safetensors");
     let out = run(["merge".as_ref(), shards.as_os_str(), merged.as_os_str()]);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("merged 1 shard into "), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("merged 1 shard into "),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("(1 tensor, 16 B)"), "{}", out.stdout);
 }
 
@@ -73,7 +82,11 @@ fn a_missing_file_is_an_error_not_an_invalid_file() {
             "/nonexistent/model.safetensors",
             "/nonexistent/model.safetensors",
         ][..],
-        &["merge", "/nonexistent/model.safetensors", "/tmp/merged.safetensors"][..],
+        &[
+            "merge",
+            "/nonexistent/model.safetensors",
+            "/tmp/merged.safetensors",
+        ][..],
     ] {
         let out = run(args);
         assert_one_line_error(&out, "/nonexistent/model.safetensors");
@@ -98,7 +111,11 @@ fn validate_reports_every_path_and_an_error_wins_over_invalid() {
         bad.as_os_str(),
     ]);
     assert_eq!(out.code, 2, "{}", out.all());
-    assert!(out.stdout.contains("scalar.safetensors: OK"), "{}", out.all());
+    assert!(
+        out.stdout.contains("scalar.safetensors: OK"),
+        "{}",
+        out.all()
+    );
     assert!(
         out.stderr.contains("overlap.safetensors: INVALID"),
         "{}",
@@ -122,7 +139,10 @@ fn a_bad_size_points_at_help_once() {
     let out = run(["shard", "in", "out", "--max-shard-size", "12 parsecs"]);
     assert_one_line_error(&out, "unknown unit `parsecs`");
     assert_eq!(out.stderr.matches("help").count(), 1, "{}", out.stderr);
-    assert!(out.stderr.trim_end().ends_with("(see `safetensors --help`)"));
+    assert!(out
+        .stderr
+        .trim_end()
+        .ends_with("(see `safetensors --help`)"));
 }
 
 /// A server on 127.0.0.1 that answers `connections` requests with `status` and stops.
