@@ -138,6 +138,12 @@ fn validate_reports_every_path_and_an_error_wins_over_invalid() {
 fn a_bad_size_points_at_help_once() {
     let out = run(["shard", "in", "out", "--max-shard-size", "12 parsecs"]);
     assert_one_line_error(&out, "unknown unit `parsecs`");
+    assert_eq!(
+        out.stderr.matches("12 parsecs").count(),
+        1,
+        "{}",
+        out.stderr
+    );
     assert_eq!(out.stderr.matches("help").count(), 1, "{}", out.stderr);
     assert!(out
         .stderr

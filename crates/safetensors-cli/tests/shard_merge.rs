@@ -184,7 +184,7 @@ fn shard_refuses_bad_sizes_and_sharded_input() {
     for bad in ["0", "5XB", "-1GB", "lots"] {
         let out = shard(&whole, &dir.path().join("x"), bad);
         assert_eq!(out.code, 2, "{bad}: {}", out.all());
-        assert!(out.stderr.contains(&format!("`{bad}`")), "{}", out.stderr);
+        assert!(out.stderr.contains(&format!("'{bad}'")), "{}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     }
     let shards = dir.path().join("s");
