@@ -4,27 +4,58 @@ SHELL := /bin/bash
 CARGO ?= cargo
 VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
+PYCRATE := crates/safetensors-py
 # Tests that need torch (checkpoint conversion) find it here.
 export SAFETENSORS_TEST_PYTHON ?= $(PY)
+# Python 3.11 makes the development venv and the fresh venvs of the packaging test.
+PYTHON ?= python3.11
 
-.PHONY: demo setup test test-rust test-python lint lint-rust lint-python fmt fuzz-check fuzz-smoke bench-rust bench-python ci
+.PHONY: demo setup setup-quick test test-quick test-rust test-python test-python-quick \
+	test-clients wheel sdist test-packaging lint lint-rust lint-python fmt fuzz-check fuzz-smoke \
+	bench-rust bench-python ci
 
 ## Build everything, write a sample model file, read it back and slice it, then look at it
 ## (and at a conformance vector) with the command-line tool.
 demo:
-	$(CARGO) build --release --workspace
+	@# One build, with cargo's progress shown, of exactly what the demo runs: the CLI and the
+	@# example (whose dev-dependencies cargo compiles too); not the Python extension.
+	$(CARGO) build --release -p safetensors -p safetensors-cli --bins --example write_and_read
 	mkdir -p target/demo
-	$(CARGO) run -q --release -p safetensors --example write_and_read -- target/demo/demo.safetensors
+	target/release/examples/write_and_read target/demo/demo.safetensors
 	target/release/safetensors inspect target/demo/demo.safetensors
 	target/release/safetensors validate target/demo/demo.safetensors tests/data/vectors/valid/gpt2_block.safetensors
 	target/release/safetensors inspect tests/data/vectors/valid/gpt2_block.safetensors | tail -n 12
 
 ## The Python environment: .venv with every framework, and our package built into it.
-setup:
-	bash crates/safetensors-py/scripts/setup-env.sh
+## Stamps in .venv make a repeated run do only what changed (requirements, Rust sources).
+setup: $(VENV)/.deps-full.stamp $(VENV)/.ext-built.stamp
+
+## The same without the frameworks (numpy, pytest, maturin only: a small download).
+setup-quick: $(VENV)/.deps-quick.stamp $(VENV)/.ext-built.stamp
+
+$(VENV)/.deps-full.stamp: $(PYCRATE)/requirements-dev.txt $(PYCRATE)/requirements-frameworks.txt
+	SKIP_BUILD=1 PYTHON=$(PYTHON) VENV=$(VENV) bash $(PYCRATE)/scripts/setup-env.sh
+	touch $@ $(VENV)/.deps-quick.stamp
+
+$(VENV)/.deps-quick.stamp: $(PYCRATE)/requirements-dev.txt
+	SKIP_BUILD=1 SKIP_FRAMEWORKS=1 PYTHON=$(PYTHON) VENV=$(VENV) bash $(PYCRATE)/scripts/setup-env.sh
+	touch $@
+
+# What the extension is built from; the Python sources are installed editable (no rebuild).
+EXT_INPUTS := Cargo.toml Cargo.lock crates/safetensors/Cargo.toml $(PYCRATE)/Cargo.toml \
+	$(PYCRATE)/pyproject.toml $(shell find crates/safetensors/src $(PYCRATE)/src -name '*.rs')
+
+$(VENV)/.ext-built.stamp: $(EXT_INPUTS) | $(VENV)/.deps-quick.stamp
+	SKIP_DEPS=1 PYTHON=$(PYTHON) VENV=$(VENV) bash $(PYCRATE)/scripts/setup-env.sh
+	touch $@
 
 ## Every test: Rust (core, convert, CLI end to end) and Python (every framework).
 test: setup test-rust test-python
+
+## Day-to-day: the Rust tests and the Python tests that need only numpy (no framework
+## download). CI runs everything (`make ci`).
+test-quick: setup-quick test-rust test-python-quick
+
 
 ## Rust tests that need torch (checkpoint conversion) or nginx (the CLI's HTTP test,
 ## `apt-get install nginx`) are #[ignore]d, so a plain `cargo test` reports them as ignored;
@@ -33,7 +64,38 @@ test-rust:
 	$(CARGO) test --workspace -- --include-ignored
 
 test-python:
-	$(PY) -m pytest -q -p no:cacheprovider crates/safetensors-py/tests
+	$(PY) -m pytest -q -p no:cacheprovider $(PYCRATE)/tests
+
+# The framework tests skip when their framework is missing; these files need only numpy.
+PY_QUICK_TESTS := test_core_api.py test_errors.py test_numpy.py test_threads.py \
+	test_vectors.py test_readme_snippets.py
+
+test-python-quick:
+	$(PY) -m pytest -q -p no:cacheprovider $(addprefix $(PYCRATE)/tests/,$(PY_QUICK_TESTS))
+
+## A real Rust client: candle-core from crates.io, patched onto our core crate with one
+## [patch.crates-io] line, loads and saves every conformance vector (tests/clients/candle).
+test-clients:
+	CARGO_TARGET_DIR=$(CURDIR)/target/clients $(CARGO) run --locked \
+		--manifest-path tests/clients/candle/Cargo.toml -- tests/data/vectors
+
+## The Python wheel: abi3 (one wheel for CPython 3.9 and later) with a manylinux2014 tag,
+## linked through zig (ziglang from PyPI) so no manylinux docker image is needed.
+wheel: $(VENV)/.deps-quick.stamp
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $(PYCRATE)/requirements-packaging.txt
+	rm -f target/wheels/safetensors-*.whl
+	cd $(PYCRATE) && PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release --quiet \
+		--zig --compatibility manylinux2014 --interpreter $(PY) --out $(CURDIR)/target/wheels
+
+## The source distribution (with the core crate it builds from).
+sdist: $(VENV)/.deps-quick.stamp
+	rm -f target/wheels/safetensors-*.tar.gz
+	cd $(PYCRATE) && $(VENV)/bin/maturin sdist --out $(CURDIR)/target/wheels
+
+## What a user does: install the built wheel, and `pip install ./crates/safetensors-py` from
+## source, each into a fresh venv, then save and load a file.
+test-packaging: wheel sdist
+	PYTHON=$(PYTHON) $(PYCRATE)/scripts/test-packaging.sh target/wheels
 
 ## Every check that reads code: Rust and Python.
 lint: lint-rust lint-python
@@ -41,6 +103,7 @@ lint: lint-rust lint-python
 ## Rust: formatting, clippy, docs, the no_std build and the fuzz crate.
 lint-rust:
 	$(CARGO) fmt --all --check
+	cd tests/clients/candle && $(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 	$(CARGO) build -p safetensors --no-default-features
@@ -82,4 +145,4 @@ bench-python: setup
 ## What CI runs. A missing framework or nginx fails instead of skipping.
 ci: export SAFETENSORS_REQUIRE_FRAMEWORKS = 1
 ci: export SAFETENSORS_REQUIRE_NGINX = 1
-ci: setup lint test-rust test-python fuzz-smoke
+ci: setup lint test-rust test-python test-clients test-packaging fuzz-smoke

@@ -10,7 +10,7 @@ use safetensors_convert::{convert_file, convert_folder, ConvertOptions};
 use crate::error::Error;
 use crate::output::say;
 use crate::progress::Progress;
-use crate::size::format_bytes;
+use crate::size::{counted, format_bytes};
 use crate::table::printable;
 
 /// Arguments of `safetensors convert`.
@@ -67,8 +67,8 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode, Error> {
         .map(|p| p.display().to_string())
         .collect();
     say!(
-        "converted {} tensors into {} ({}){}",
-        report.tensors_written,
+        "converted {} into {} ({}){}",
+        counted(report.tensors_written as u64, "tensor"),
         files.join(", "),
         format_bytes(report.bytes_written),
         if args.verify { ", verified" } else { "" }

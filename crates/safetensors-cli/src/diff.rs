@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::floats::{format_float, FloatDiff, FloatKind};
 use crate::model::OpenModel;
 use crate::output::say;
-use crate::size::format_count;
+use crate::size::{counted, format_count};
 use crate::table::{printable, shape};
 
 /// Arguments of `safetensors diff`.
@@ -160,13 +160,14 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, Error> {
 
     if differences == 0 {
         say!(
-            "identical: {} tensors, equal dtypes, shapes, bytes and metadata",
-            format_count(identical as u64)
+            "identical: {}, equal dtypes, shapes, bytes and metadata",
+            counted(identical as u64, "tensor")
         );
         Ok(ExitCode::SUCCESS)
     } else {
         say!(
-            "{differences} difference(s); {} of {} tensors in both are identical",
+            "{}; identical tensors in both: {} of {}",
+            counted(differences as u64, "difference"),
             format_count(identical as u64),
             format_count(common.len() as u64)
         );

@@ -18,7 +18,7 @@ use crate::header::{read_header, read_local_header, FileHeader};
 use crate::index::{locate, parse_index, read_index, Layout, ShardIndex};
 use crate::output::say;
 use crate::remote::{self, RemoteFile};
-use crate::size::{format_bytes, format_count};
+use crate::size::{counted, format_bytes, format_count};
 use crate::table::{printable, shape, Align, Table};
 
 /// Arguments of `safetensors inspect`.
@@ -237,10 +237,10 @@ pub fn render(model: &Model) -> String {
     let mut out = String::new();
     if let Some(index) = &model.index {
         out.push_str(&format!(
-            "Sharded model: {} ({} files, {} tensors in weight_map",
+            "Sharded model: {} ({}, {} in weight_map",
             printable(&model.source),
-            model.files.len(),
-            format_count(index.weight_map.len() as u64)
+            counted(model.files.len() as u64, "file"),
+            counted(index.weight_map.len() as u64, "tensor")
         ));
         if let Some(total) = index.total_size() {
             out.push_str(&format!(
@@ -254,12 +254,12 @@ pub fn render(model: &Model) -> String {
     for shard in &model.files {
         let header = &shard.header;
         out.push_str(&format!(
-            "File: {} ({} bytes = {}, header {} bytes, {} tensors)\n",
+            "File: {} ({} = {}, header {}, {})\n",
             printable(&shard.name),
-            format_count(header.file_len),
+            counted(header.file_len, "byte"),
             format_bytes(header.file_len),
-            format_count(header.header_len as u64),
-            header.metadata.len()
+            counted(header.header_len as u64, "byte"),
+            counted(header.metadata.len() as u64, "tensor")
         ));
         if !header.metadata.is_empty() {
             let mut table = Table::new(&[
@@ -354,8 +354,8 @@ pub fn render(model: &Model) -> String {
     }
     if !model.warnings.is_empty() {
         out.push_str(&format!(
-            "\n{} warning(s), see stderr\n",
-            model.warnings.len()
+            "\n{}, see stderr\n",
+            counted(model.warnings.len() as u64, "warning")
         ));
     }
     out

@@ -68,13 +68,13 @@ fn main() -> ExitCode {
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version
         Err(err) => {
             // clap's text above its usage block says what is wrong; fold it into one line and
-            // point at --help instead of printing the usage.
+            // point at --help (once: clap's own "For more information" hint is dropped).
             let rendered = err.render().to_string();
             let message: Vec<&str> = rendered
                 .lines()
                 .take_while(|l| !l.starts_with("Usage:"))
                 .map(str::trim)
-                .filter(|l| !l.is_empty())
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
                 .collect();
             let message = message.join(" ").replace(" tip: ", "; tip: ");
             let message = message.trim_start_matches("error: ");

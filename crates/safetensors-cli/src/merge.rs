@@ -10,7 +10,7 @@ use crate::index::{locate, Layout, INDEX_FILE};
 use crate::model::OpenModel;
 use crate::output::say;
 use crate::progress::Progress;
-use crate::size::format_bytes;
+use crate::size::{counted, format_bytes};
 use crate::table::printable;
 use crate::write::write_file;
 
@@ -34,10 +34,12 @@ pub struct MergeArgs {
 
 /// Runs `merge`.
 pub fn run(args: &MergeArgs) -> Result<ExitCode, Error> {
+    // A missing input is reported as such, not as "not a sharded model".
+    std::fs::metadata(&args.input).map_err(|e| Error::io("open", &args.input, e))?;
     if let Layout::Single(_) = locate(&args.input)? {
         return Err(Error::invalid(
             args.input.display(),
-            format!("is not a sharded model: give a folder holding {INDEX_FILE} or the index json"),
+            format!("not a sharded model: give a folder holding {INDEX_FILE} or the index json"),
         ));
     }
     let model = OpenModel::open(&args.input)?;
@@ -65,9 +67,10 @@ pub fn run(args: &MergeArgs) -> Result<ExitCode, Error> {
     write_file(views, metadata, &args.output, &progress)?;
     progress.finish();
     say!(
-        "merged {} shard(s) into {} ({count} tensors, {})",
-        model.files.len(),
+        "merged {} into {} ({}, {})",
+        counted(model.files.len() as u64, "shard"),
         args.output.display(),
+        counted(count as u64, "tensor"),
         format_bytes(total)
     );
     Ok(ExitCode::SUCCESS)

@@ -314,7 +314,15 @@ fn request_error(url: &str, err: ureq::Error) -> Error {
         ureq::Error::Status(status, response) => {
             http_error(url, format!("HTTP {status} {}", response.status_text()))
         }
-        ureq::Error::Transport(transport) => http_error(url, transport.to_string()),
+        ureq::Error::Transport(transport) => {
+            // ureq starts its message with the URL, which `Error::Http` already shows.
+            let text = transport.to_string();
+            let text = match transport.url() {
+                Some(u) => text.strip_prefix(&format!("{u}: ")).unwrap_or(&text),
+                None => &text,
+            };
+            http_error(url, text)
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::index::{locate, shard_file_name, write_index_json, Layout, INDEX_FILE
 use crate::model::OpenModel;
 use crate::output::say;
 use crate::progress::Progress;
-use crate::size::{format_bytes, parse_size};
+use crate::size::{counted, format_bytes, parse_size};
 use crate::write::write_file;
 
 /// Arguments of `safetensors shard`.
@@ -110,9 +110,10 @@ pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {
         );
     }
     say!(
-        "wrote {count} shard(s) and {INDEX_FILE} to {} ({} tensors, {})",
+        "wrote {} and {INDEX_FILE} to {} ({}, {})",
+        counted(count as u64, "shard"),
         args.output_dir.display(),
-        sized.len(),
+        counted(sized.len() as u64, "tensor"),
         format_bytes(total)
     );
     Ok(ExitCode::SUCCESS)

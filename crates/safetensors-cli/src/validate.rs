@@ -11,7 +11,7 @@ use safetensors::tensor::Metadata;
 use crate::error::{chain, Error};
 use crate::index::{locate, read_index, Layout};
 use crate::output::say;
-use crate::size::format_count;
+use crate::size::counted;
 use crate::table::printable;
 
 /// Arguments of `safetensors validate`.
@@ -22,7 +22,7 @@ use crate::table::printable;
         JSON, each tensor's dtype, shape and offsets, and that the tensors tile the data section \
         exactly. A folder (or index json) of a sharded model is checked shard by shard, and its \
         index against the shards.\n\nPrints one line per file; exits 0 only when all are valid, 1 \
-        when any is not."
+        when any is not, 2 when a path cannot be read (missing file, no permission)."
 )]
 pub struct ValidateArgs {
     /// Files, sharded-model folders or index json files to check.
@@ -33,7 +33,17 @@ pub struct ValidateArgs {
 /// Runs `validate`.
 pub fn run(args: &ValidateArgs) -> Result<ExitCode, Error> {
     let mut invalid = 0usize;
+    let mut errors = 0usize;
     for path in &args.paths {
+        // A path that cannot be read at all is an error (exit 2), not an invalid file.
+        if let Err(err) = std::fs::metadata(path) {
+            errors += 1;
+            eprintln!(
+                "safetensors: error: {}",
+                chain(&Error::io("open", path, err))
+            );
+            continue;
+        }
         let problems = match locate(Path::new(path)) {
             Ok(Layout::Single(file)) => match check_file(&file) {
                 Ok((_, summary)) => {
@@ -56,9 +66,14 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode, Error> {
     }
     if invalid > 0 {
         eprintln!(
-            "safetensors: {invalid} of {} given path(s) invalid",
-            args.paths.len()
+            "safetensors: {invalid} of {} invalid",
+            counted(args.paths.len() as u64, "given path")
         );
+    }
+    if errors > 0 {
+        return Ok(ExitCode::from(crate::EXIT_ERROR));
+    }
+    if invalid > 0 {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -79,9 +94,9 @@ fn check_file(path: &Path) -> Result<(SafeFile, String), String> {
         bytes += view.data_len() as u64;
     }
     let summary = format!(
-        "{} tensors, {} bytes of tensor data",
-        metadata.len(),
-        format_count(bytes)
+        "{}, {} of tensor data",
+        counted(metadata.len() as u64, "tensor"),
+        counted(bytes, "byte")
     );
     Ok((file, summary))
 }

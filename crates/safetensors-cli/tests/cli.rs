@@ -52,5 +52,5 @@ fn usage_errors_are_one_line() {
     let out = run(["diff", "a.safetensors"]);
     assert_one_line_error(&out, "<B>");
     let out = run(["shard", "in", "out", "--max-shard-size", "12 parsecs"]);
-    assert_one_line_error(&out, "`12 parsecs`");
+    assert_one_line_error(&out, "'12 parsecs'");
 }

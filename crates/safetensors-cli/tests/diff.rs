@@ -95,7 +95,7 @@ fn reports_names_dtypes_shapes_and_metadata() {
         "metadata differs: format: \"pt\" in A, \"np\" in B",
         "metadata only in A: gone: \"x\"",
         "metadata only in B: new: \"y\"",
-        "8 difference(s); 1 of 4 tensors in both are identical",
+        "8 differences; identical tensors in both: 1 of 4",
     ] {
         assert!(
             lines.contains(&expected),

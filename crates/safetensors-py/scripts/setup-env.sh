@@ -6,6 +6,7 @@
 #   bash crates/safetensors-py/scripts/setup-env.sh            # everything
 #   SKIP_FRAMEWORKS=1 bash .../setup-env.sh                    # only build tools + numpy + tests
 #   SKIP_BUILD=1 bash .../setup-env.sh                         # dependencies only
+#   SKIP_DEPS=1 bash .../setup-env.sh                          # only (re)build the extension
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,11 +22,13 @@ fi
 py="$venv/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Build + test tools.
-"$py" -m pip install --quiet --upgrade pip
-"$py" -m pip install --quiet -r "$crate/requirements-dev.txt"
+if [ -z "${SKIP_DEPS:-}" ]; then
+    # Build + test tools.
+    "$py" -m pip install --quiet --upgrade pip
+    "$py" -m pip install --quiet -r "$crate/requirements-dev.txt"
+fi
 
-if [ -z "${SKIP_FRAMEWORKS:-}" ]; then
+if [ -z "${SKIP_FRAMEWORKS:-}" ] && [ -z "${SKIP_DEPS:-}" ]; then
     # One resolver run for all frameworks so pip picks a numpy/ml_dtypes/protobuf set that
     # satisfies every one of them at once (see requirements-frameworks.txt for the pins).
     "$py" -m pip install --quiet -r "$crate/requirements-frameworks.txt"
@@ -33,6 +36,9 @@ fi
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     # Build the extension in release mode and install it (editable python sources) into the venv.
-    (cd "$crate" && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --release --quiet)
+    # maturin hands every optional dependency to pip, which answers each with an "Ignoring
+    # ...: markers ... don't match" line: 17 lines that say nothing; keep everything else.
+    (cd "$crate" && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --release --quiet) 2>&1 |
+        { grep -v "^Ignoring [^ ]*: markers " || true; }
 fi
 echo "setup-env: ready: $venv"

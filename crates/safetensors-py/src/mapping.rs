@@ -18,8 +18,7 @@
 //! first.
 
 use crate::error::{st_err, to_pyerr};
-use crate::raw::buffer_bytes;
-use pyo3::buffer::PyUntypedBuffer;
+use crate::raw::PinnedWritable;
 use pyo3::prelude::*;
 use safetensors::file::SafeFile;
 
@@ -28,13 +27,13 @@ use safetensors::file::SafeFile;
 pub struct Map {
     /// The `mmap.mmap` object.
     pub obj: Py<PyAny>,
-    buf: PyUntypedBuffer,
+    buf: PinnedWritable,
 }
 
 impl Map {
     /// The whole file's bytes.
     pub fn bytes(&self) -> &[u8] {
-        buffer_bytes(&self.buf)
+        self.buf.bytes()
     }
 }
 
@@ -66,7 +65,7 @@ pub fn private_map(py: Python<'_>, file: &SafeFile) -> PyResult<Option<Map>> {
              header was validated, but {len} bytes were mapped; open it again"
         )));
     }
-    let buf = PyUntypedBuffer::get(&map)?;
+    let buf = PinnedWritable::get(&map, len as usize)?;
     Ok(Some(Map {
         obj: map.unbind(),
         buf,

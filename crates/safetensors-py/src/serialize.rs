@@ -6,8 +6,7 @@
 
 use crate::dtype::parse_dtype;
 use crate::error::{st_err, to_pyerr};
-use crate::raw::{buffer_bytes, RawView};
-use pyo3::buffer::PyUntypedBuffer;
+use crate::raw::{buffer_bytes, PinnedBytes, RawView};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
@@ -91,7 +90,7 @@ fn check_len(name: &str, dtype: Dtype, shape: &[usize], len: usize) -> PyResult<
 /// The tensors of a `serialize` call, viewed in place, plus the buffers that pin them.
 struct Prepared {
     views: Vec<(String, RawView)>,
-    _pins: Vec<PyUntypedBuffer>,
+    _pins: Vec<PinnedBytes>,
 }
 
 fn prepare(tensor_dict: &Bound<'_, PyDict>) -> PyResult<Prepared> {
@@ -131,7 +130,7 @@ fn prepare(tensor_dict: &Bound<'_, PyDict>) -> PyResult<Prepared> {
                 ))
             })?;
             let data = get("data")?;
-            let buf = PyUntypedBuffer::get(&data).map_err(|_| {
+            let buf = PinnedBytes::get(&data).map_err(|_| {
                 PyTypeError::new_err(format!(
                     "tensor {name}: \"data\" must be a bytes-like object"
                 ))
@@ -238,7 +237,7 @@ pub fn deserialize<'py>(
     py: Python<'py>,
     bytes: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyList>> {
-    let buf = PyUntypedBuffer::get(bytes)?;
+    let buf = PinnedBytes::get(bytes)?;
     if !buf.is_c_contiguous() {
         return Err(st_err("deserialize needs a contiguous bytes-like object"));
     }

@@ -6,8 +6,7 @@
 //! ranges of a tensor straight into a destination slice.
 
 use crate::error::{io_error, st_err, to_pyerr};
-use crate::raw::buffer_bytes;
-use pyo3::buffer::PyUntypedBuffer;
+use crate::raw::{buffer_bytes, PinnedBytes};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyBytes;
@@ -29,7 +28,7 @@ pub enum Source {
     /// A Python buffer holding a whole safetensors file.
     Buffer {
         /// The pinned buffer.
-        buf: PyUntypedBuffer,
+        buf: PinnedBytes,
         /// The validated header.
         meta: Metadata,
         /// Offset of the data part in the buffer (8 + header length).
@@ -57,7 +56,7 @@ impl Source {
 
     /// Validates a whole safetensors file held in a Python buffer.
     pub fn from_buffer(data: &Bound<'_, PyAny>) -> PyResult<Source> {
-        let buf = PyUntypedBuffer::get(data)?;
+        let buf = PinnedBytes::get(data)?;
         if !buf.is_c_contiguous() {
             return Err(st_err(
                 "the safetensors data must be a contiguous bytes-like object",
