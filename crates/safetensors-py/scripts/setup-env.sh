@@ -35,6 +35,9 @@ if [ -z "${SKIP_FRAMEWORKS:-}" ] && [ -z "${SKIP_DEPS:-}" ]; then
 fi
 
 if [ -z "${SKIP_BUILD:-}" ]; then
+    # A version-specific extension left by a build from before the package was abi3 would be
+    # imported ahead of the new `.abi3.so` (CPython tries the specific suffix first).
+    rm -f "$crate"/python/safetensors/_safetensors_rust.cpython-*.so
     # Build the extension in release mode and install it (editable python sources) into the venv.
     # maturin hands every optional dependency to pip, which answers each with an "Ignoring
     # ...: markers ... don't match" line: 17 lines that say nothing; keep everything else.
