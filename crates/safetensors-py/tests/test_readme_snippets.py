@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT
 
 # Folders that hold build outputs, environments or other projects' files, never our READMEs.
