@@ -95,7 +95,7 @@ fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
 
 /// The first key, in sorted order, that appears more than once. Sorting positions keeps
 /// this O(n log n): a header with a million metadata entries must not take quadratic time.
-fn repeated_key(pairs: &[(String, String)]) -> Option<&str> {
+pub(crate) fn repeated_key(pairs: &[(String, String)]) -> Option<&str> {
     let mut order: Vec<usize> = (0..pairs.len()).collect();
     order.sort_unstable_by(|&a, &b| pairs[a].0.cmp(&pairs[b].0));
     order
