@@ -92,6 +92,8 @@ def test_readers_see_old_or_new_while_another_process_saves(tmp_path, backend):
         writer.wait(timeout=120)
     finally:
         writer.kill()
+        writer.wait()
+        writer.stdout.close()
         for t in threads:
             t.join(timeout=60)
     handle.__exit__(None, None, None)
