@@ -43,7 +43,9 @@ impl<'de> Deserialize<'de> for Json {
             }
             fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Json, E> {
                 // Any float, finite or not, is "not an integer" to the model.
-                Ok(Json::Num(Number::from_f64(n).unwrap_or_else(|| Number::from_f64(0.5).unwrap())))
+                Ok(Json::Num(
+                    Number::from_f64(n).unwrap_or_else(|| Number::from_f64(0.5).unwrap()),
+                ))
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Json, E> {
                 Ok(Json::Str(s.to_owned()))
@@ -105,7 +107,9 @@ fn integers(v: &Json) -> Option<Vec<u64>> {
 }
 
 fn tensor(name: &str, entry: &Json) -> Option<Tensor> {
-    let Json::Obj(fields) = entry else { return None };
+    let Json::Obj(fields) = entry else {
+        return None;
+    };
     let field = |key: &str| {
         let mut found = fields.iter().filter(|(k, _)| k == key);
         let first = found.next();
@@ -115,10 +119,14 @@ fn tensor(name: &str, entry: &Json) -> Option<Tensor> {
         }
         first.map(|(_, v)| v)
     };
-    let Json::Str(dtype) = field("dtype")? else { return None };
+    let Json::Str(dtype) = field("dtype")? else {
+        return None;
+    };
     let shape = integers(field("shape")?)?;
     let offsets = integers(field("data_offsets")?)?;
-    let [begin, end] = offsets[..] else { return None };
+    let [begin, end] = offsets[..] else {
+        return None;
+    };
     // The running product, left to right, then times the bits, must fit 64 bits.
     let mut product: u64 = 1;
     for &d in &shape {
@@ -138,7 +146,9 @@ fn model(file: &[u8]) -> Option<Accepted> {
     }
     let header = std::str::from_utf8(&file[8..8 + n as usize]).ok()?;
     let data_len = file.len() as u64 - 8 - n;
-    let Json::Obj(entries) = serde_json::from_str::<Json>(header).ok()? else { return None };
+    let Json::Obj(entries) = serde_json::from_str::<Json>(header).ok()? else {
+        return None;
+    };
     if !no_repeats(entries.iter().map(|(k, _)| k)) {
         return None;
     }
@@ -197,7 +207,10 @@ fuzz_target!(|data: &[u8]| {
                 })
                 .collect();
             ours.sort();
-            assert!(ours == *tensors, "tensors differ: core {ours:?}, model {tensors:?}");
+            assert!(
+                ours == *tensors,
+                "tensors differ: core {ours:?}, model {tensors:?}"
+            );
             let ours_meta = st.metadata().metadata_ordered().map(|p| p.to_vec());
             assert!(ours_meta == *metadata, "metadata differs");
         }

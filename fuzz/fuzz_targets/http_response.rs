@@ -71,7 +71,10 @@ fuzz_target!(|a: Answer| {
     } else {
         assert_eq!(p.skip, ask.offset);
     }
-    assert!(p.skip + p.len <= p.size, "the plan stays inside the file: {p:?}");
+    assert!(
+        p.skip + p.len <= p.size,
+        "the plan stays inside the file: {p:?}"
+    );
     let body: Box<dyn std::io::Read> = if a.endless {
         Box::new(std::io::Read::chain(&a.body[..], std::io::repeat(0xAB)))
     } else {
@@ -80,12 +83,12 @@ fuzz_target!(|a: Answer| {
     let enough = a.endless || a.body.len() as u64 >= p.skip + p.len;
     match read_planned(body, p) {
         Ok(bytes) => {
-        assert_eq!(bytes.len() as u64, p.len);
-        let (skip, len) = (p.skip as usize, p.len as usize);
-        for (i, &b) in bytes.iter().enumerate() {
-            let expected = a.body.get(skip + i).copied().unwrap_or(0xAB);
-            assert_eq!(b, expected, "byte {i} of {len}");
-        }
+            assert_eq!(bytes.len() as u64, p.len);
+            let (skip, len) = (p.skip as usize, p.len as usize);
+            for (i, &b) in bytes.iter().enumerate() {
+                let expected = a.body.get(skip + i).copied().unwrap_or(0xAB);
+                assert_eq!(b, expected, "byte {i} of {len}");
+            }
         }
         Err(e) => assert!(!enough, "enough bytes arrived, yet: {e}"),
     }

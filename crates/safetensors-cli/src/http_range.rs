@@ -65,8 +65,7 @@ pub fn plan(
     let last = ask.offset.saturating_add(ask.len.max(1) - 1);
     match status {
         206 => {
-            let value =
-                content_range.ok_or("a 206 response without a Content-Range header")?;
+            let value = content_range.ok_or("a 206 response without a Content-Range header")?;
             let range = ContentRange::parse(value).ok_or_else(|| {
                 format!("cannot understand Content-Range `{value}` (the file size must be given)")
             })?;
@@ -234,8 +233,12 @@ mod tests {
             size: 10,
         };
         assert_eq!(read_planned(&b"abcdefgh"[..], p).unwrap(), b"cde");
-        assert!(read_planned(&b"abcd"[..], p).unwrap_err().contains("after 4 bytes"));
-        assert!(read_planned(&b"a"[..], p).unwrap_err().contains("after 1 bytes"));
+        assert!(read_planned(&b"abcd"[..], p)
+            .unwrap_err()
+            .contains("after 4 bytes"));
+        assert!(read_planned(&b"a"[..], p)
+            .unwrap_err()
+            .contains("after 1 bytes"));
         // An endless body is cut off after what was planned.
         assert_eq!(read_planned(std::io::repeat(7), p).unwrap(), [7, 7, 7]);
     }

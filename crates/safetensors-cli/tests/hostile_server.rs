@@ -103,7 +103,9 @@ impl Out {
 }
 
 impl Server {
-    fn start(handler: impl Fn(&Request, &mut Out) -> std::io::Result<()> + Send + Sync + 'static) -> Server {
+    fn start(
+        handler: impl Fn(&Request, &mut Out) -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -344,12 +346,19 @@ fn a_redirect_loop() {
     let url_cell = server.clone();
     let s = Server::start(move |_, out| {
         let url = url_cell.get().cloned().unwrap_or_default();
-        out.head("302 Found", &[format!("Location: {url}"), "Content-Length: 0".into()])
+        out.head(
+            "302 Found",
+            &[format!("Location: {url}"), "Content-Length: 0".into()],
+        )
     });
     server.set(s.url()).unwrap();
     let (run, _) = inspect_within(&s.url(), LIMIT);
     assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.to_lowercase().contains("redirect"), "{}", run.stderr);
+    assert!(
+        run.stderr.to_lowercase().contains("redirect"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -385,7 +394,10 @@ fn a_server_that_stalls_mid_body() {
 fn a_server_that_drips_one_byte_at_a_time() {
     // Never silent long enough for a stall timeout: the overall time limit ends it.
     let server = Server::start(|_, out| {
-        out.head("206 Partial Content", &["Content-Range: bytes 0-7/1000".into()])?;
+        out.head(
+            "206 Partial Content",
+            &["Content-Range: bytes 0-7/1000".into()],
+        )?;
         out.send(&64u64.to_le_bytes())?;
         loop {
             thread::sleep(Duration::from_millis(100));
@@ -401,7 +413,8 @@ fn a_server_that_drips_one_byte_at_a_time() {
 fn headers_that_never_end() {
     let server = Server::start(|_, out| {
         out.stream.write_all(b"HTTP/1.1 206 Partial Content\r\n")?;
-        let line = b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+        let line =
+            b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
         loop {
             out.send(line)?;
         }
@@ -431,9 +444,18 @@ fn answers_other_than_206_or_200() {
 
 #[test]
 fn a_206_without_or_with_a_broken_content_range() {
-    for range in [None, Some("bytes 0-7/*"), Some("bytes 0-7"), Some("bytes 5-2/10"), Some("nonsense")] {
+    for range in [
+        None,
+        Some("bytes 0-7/*"),
+        Some("bytes 0-7"),
+        Some("bytes 5-2/10"),
+        Some("nonsense"),
+    ] {
         let server = Server::start(move |_, out| {
-            let headers: Vec<String> = range.map(|r| format!("Content-Range: {r}")).into_iter().collect();
+            let headers: Vec<String> = range
+                .map(|r| format!("Content-Range: {r}"))
+                .into_iter()
+                .collect();
             out.head("206 Partial Content", &headers)?;
             out.send(&8u64.to_le_bytes())
         });

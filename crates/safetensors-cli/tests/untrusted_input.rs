@@ -81,7 +81,11 @@ fn the_good_folder_is_accepted() {
     // The fixture itself is valid, so each refusal below is the malformed part's doing.
     let root = tempfile::tempdir().unwrap();
     let dir = sharded_folder(root.path(), &format!(r#"{{"weight_map": {{{GOOD_MAP}}}}}"#));
-    let out = run(["merge".as_ref(), dir.as_os_str(), root.path().join("m.safetensors").as_os_str()]);
+    let out = run([
+        "merge".as_ref(),
+        dir.as_os_str(),
+        root.path().join("m.safetensors").as_os_str(),
+    ]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(run(["inspect".as_ref(), dir.as_os_str()]).code, 0);
 }
@@ -122,11 +126,20 @@ fn malformed_shards_are_refused_without_output() {
         let before = snapshot(root.path());
         let out = run(["merge".as_ref(), dir.as_os_str(), existing.as_os_str()]);
         assert_one_line_error(&out, "model-00002-of-00002.safetensors");
-        let out = run(["shard".as_ref(), bad.as_os_str(), root.path().join("s").as_os_str()]);
+        let out = run([
+            "shard".as_ref(),
+            bad.as_os_str(),
+            root.path().join("s").as_os_str(),
+        ]);
         assert_eq!(out.code, 2, "{}", out.all());
         let out = run(["diff".as_ref(), bad.as_os_str(), existing.as_os_str()]);
         assert_eq!(out.code, 2, "{}", out.all());
-        assert_eq!(snapshot(root.path()), before, "{}: files changed", bad.display());
+        assert_eq!(
+            snapshot(root.path()),
+            before,
+            "{}: files changed",
+            bad.display()
+        );
     }
 }
 
@@ -157,13 +170,20 @@ fn malformed_pytorch_indexes_are_refused_by_convert() {
         let dir = root.path().join("pt");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("pytorch_model.bin.index.json"), &index).unwrap();
-        std::fs::write(dir.join("model-00001-of-00002.safetensors"), b"not a checkpoint").unwrap();
+        std::fs::write(
+            dir.join("model-00001-of-00002.safetensors"),
+            b"not a checkpoint",
+        )
+        .unwrap();
         let before = snapshot(root.path());
         let out_dir = root.path().join("out");
         let out = run(["convert".as_ref(), dir.as_os_str(), out_dir.as_os_str()]);
         assert_eq!(out.code, 2, "{index:.80}: {}", out.all());
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
-        assert!(!out_dir.exists() || snapshot(&out_dir).is_empty(), "{index:.80}: output written");
+        assert!(
+            !out_dir.exists() || snapshot(&out_dir).is_empty(),
+            "{index:.80}: output written"
+        );
         assert_eq!(snapshot(root.path()), before, "{index:.80}: files changed");
     }
 }
@@ -190,7 +210,11 @@ fn garbage_files_are_refused_by_every_file_command() {
         let out_file = root.path().join("out.safetensors");
         for args in [
             vec!["inspect".as_ref(), bad.as_os_str()],
-            vec!["shard".as_ref(), bad.as_os_str(), root.path().join("s").as_os_str()],
+            vec![
+                "shard".as_ref(),
+                bad.as_os_str(),
+                root.path().join("s").as_os_str(),
+            ],
             vec!["merge".as_ref(), bad.as_os_str(), out_file.as_os_str()],
             vec!["diff".as_ref(), bad.as_os_str(), good.as_os_str()],
             vec!["convert".as_ref(), bad.as_os_str(), out_file.as_os_str()],

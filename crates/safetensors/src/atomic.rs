@@ -146,7 +146,10 @@ mod tests {
 
     #[test]
     fn recognises_its_own_temporary_files() {
-        assert_eq!(temp_owner(".m.safetensors.123.4.tmp", "m.safetensors"), Some(123));
+        assert_eq!(
+            temp_owner(".m.safetensors.123.4.tmp", "m.safetensors"),
+            Some(123)
+        );
         for other in [
             ".m.safetensors.123.4.tmp.x",
             ".m.safetensors.abc.4.tmp",
@@ -165,7 +168,9 @@ mod tests {
         let target = dir.path().join("m.safetensors");
         // pid 0 never names a user process (and has no /proc entry).
         let stale = dir.path().join(".m.safetensors.0.7.tmp");
-        let live = dir.path().join(format!(".m.safetensors.{}.99.tmp", std::process::id()));
+        let live = dir
+            .path()
+            .join(format!(".m.safetensors.{}.99.tmp", std::process::id()));
         let foreign = dir.path().join(".other.safetensors.0.1.tmp");
         for p in [&stale, &live, &foreign] {
             fs::write(p, b"partial").unwrap();

@@ -10,7 +10,10 @@ use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
 const ENTRY: &str = r#""a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}"#;
 
-fn read(header: &str, data_len: usize) -> Result<Vec<(String, Dtype, Vec<usize>)>, SafeTensorError> {
+fn read(
+    header: &str,
+    data_len: usize,
+) -> Result<Vec<(String, Dtype, Vec<usize>)>, SafeTensorError> {
     let file = file_with_header(header, &vec![7u8; data_len]);
     let st = SafeTensors::deserialize(&file)?;
     let mut out: Vec<_> = st
@@ -33,7 +36,10 @@ fn leading_json_whitespace_is_accepted() {
     let header = format!("\n  {{\"__metadata__\":{{\"k\":\"v\"}},{ENTRY}}}");
     let file = file_with_header(&header, &[1, 2]);
     let st = SafeTensors::deserialize(&file).unwrap();
-    assert_eq!(st.metadata().metadata_ordered().unwrap(), [("k".into(), "v".into())]);
+    assert_eq!(
+        st.metadata().metadata_ordered().unwrap(),
+        [("k".into(), "v".into())]
+    );
 }
 
 #[test]
@@ -50,7 +56,10 @@ fn whitespace_that_is_not_json_whitespace_is_refused() {
     // Whitespace followed by something other than an object is still not a header.
     for header in ["  [1]", "\n\"x\"", "   ", "\t"] {
         let e = read(header, 0).expect_err(header);
-        assert!(matches!(e, SafeTensorError::InvalidHeaderStart), "{header:?}: {e:?}");
+        assert!(
+            matches!(e, SafeTensorError::InvalidHeaderStart),
+            "{header:?}: {e:?}"
+        );
     }
 }
 
@@ -77,11 +86,23 @@ fn extra_tensor_fields_are_ignored() {
 #[test]
 fn an_extra_field_does_not_excuse_a_missing_or_bad_one() {
     for (header, needle) in [
-        (r#"{"a":{"dtype":"U8","shape":[2],"x":[0,2]}}"#, "missing field \"data_offsets\""),
-        (r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2],"data_offsets":[0,2],"x":1}}"#, "appears twice"),
-        (r#"{"a":{"dtype":"U8","shape":[2.5],"data_offsets":[0,2],"x":1}}"#, "shape"),
+        (
+            r#"{"a":{"dtype":"U8","shape":[2],"x":[0,2]}}"#,
+            "missing field \"data_offsets\"",
+        ),
+        (
+            r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2],"data_offsets":[0,2],"x":1}}"#,
+            "appears twice",
+        ),
+        (
+            r#"{"a":{"dtype":"U8","shape":[2.5],"data_offsets":[0,2],"x":1}}"#,
+            "shape",
+        ),
         // An extra field's value must still be valid JSON.
-        (r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2],"x":}}"#, ""),
+        (
+            r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2],"x":}}"#,
+            "",
+        ),
     ] {
         let e = read(header, 2).expect_err(header);
         assert!(e.to_string().contains(needle), "{header}: {e}");
@@ -92,11 +113,17 @@ fn an_extra_field_does_not_excuse_a_missing_or_bad_one() {
 fn repeated_names_stay_refused() {
     let header = format!("  {{{ENTRY},{ENTRY}}}");
     let e = read(&header, 4).unwrap_err();
-    assert!(matches!(&e, SafeTensorError::DuplicateTensor(n) if n == "a"), "{e:?}");
+    assert!(
+        matches!(&e, SafeTensorError::DuplicateTensor(n) if n == "a"),
+        "{e:?}"
+    );
 
     let header = r#"{"__metadata__":{"k":"1","j":"2","k":"3"}}"#;
     let e = read(header, 0).unwrap_err();
-    assert!(matches!(e, SafeTensorError::InvalidMetadata(ref m) if m.contains("\"k\" appears twice")), "{e:?}");
+    assert!(
+        matches!(e, SafeTensorError::InvalidMetadata(ref m) if m.contains("\"k\" appears twice")),
+        "{e:?}"
+    );
 }
 
 #[test]
