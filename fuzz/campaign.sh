@@ -3,7 +3,7 @@
 # 10 million) on one core, then merges what it found into the minimized corpus kept in
 # fuzz/corpus/<target>. Logs and failing inputs go to fuzz/campaign/ (not committed); the
 # last lines of each log give the figures FUZZING.md records.
-# Usage: RUNS=10000000 [MAX_TIME=seconds] [MAX_LEN=bytes] fuzz/campaign.sh [target...]
+# Usage: RUNS=10000000 [MAX_TIME=seconds] [MAX_LEN=bytes] [KEEP_MAX_KIB=8] fuzz/campaign.sh [target...]
 set -euo pipefail
 cd "$(dirname "$0")"
 runs=${RUNS:-10000000}
@@ -28,5 +28,8 @@ for fuzzer in "${targets[@]}"; do
     rm -rf "corpus/$fuzzer.new" && mkdir -p "corpus/$fuzzer.new"
     "$bin/$fuzzer" -merge=1 "corpus/$fuzzer.new" "$work" >>"$log" 2>&1
     rm -rf "corpus/$fuzzer" && mv "corpus/$fuzzer.new" "corpus/$fuzzer"
+    # The repository keeps the small inputs only; the large ones are mostly grown from the
+    # conformance vectors and sample checkpoints, which seed.sh adds to every run anyway.
+    find "corpus/$fuzzer" -type f -size +"${KEEP_MAX_KIB:-8}"k -delete
     echo "== $fuzzer: corpus $(ls "corpus/$fuzzer" | wc -l) files, $(du -sk "corpus/$fuzzer" | cut -f1) KiB" >>"$log"
 done
