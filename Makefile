@@ -12,7 +12,7 @@ PYTHON ?= python3.11
 
 .PHONY: demo setup setup-quick test test-quick test-rust test-python test-python-quick \
 	test-clients wheel sdist test-packaging lint lint-rust lint-python fmt fuzz-check fuzz-smoke \
-	bench-rust bench-python ci
+	fuzz-campaign bench-rust bench-python bench-headers ci
 
 ## Build everything, write a sample model file, read it back and slice it, then look at it
 ## (and at a conformance vector) with the command-line tool.
@@ -133,6 +133,10 @@ fuzz-check:
 fuzz-smoke:
 	fuzz/smoke.sh $${FUZZ_SECONDS:-30}
 
+## A fuzzing campaign (10 million runs per target by default; FUZZING.md): RUNS=... TARGETS=...
+fuzz-campaign:
+	RUNS=$${RUNS:-10000000} fuzz/campaign.sh $${TARGETS:-}
+
 ## Criterion benchmarks of the core (slow; not part of the tests).
 bench-rust:
 	BENCH_DIR=$${BENCH_DIR:-/tmp} $(CARGO) bench -p safetensors --bench core
@@ -141,6 +145,13 @@ bench-rust:
 ## Pass options with BENCH_ARGS, e.g. BENCH_ARGS=--quick.
 bench-python: setup
 	bench/python/run.sh --snapshot-ours $${BENCH_ARGS:-}
+
+## Worst-case headers (1, 10, 60 MB of every hostile shape) through the core, the Python
+## package and the CLI: time and peak memory. BENCH_ARGS="--sizes 1,10" for a quick run.
+bench-headers: setup
+	$(CARGO) build --release -p safetensors-cli
+	$(CARGO) build --release -p safetensors --example read_header
+	$(PY) bench/headers/bench_headers.py $${BENCH_ARGS:-}
 
 ## What CI runs. A missing framework or nginx fails instead of skipping.
 ci: export SAFETENSORS_REQUIRE_FRAMEWORKS = 1

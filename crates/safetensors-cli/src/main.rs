@@ -7,6 +7,7 @@ mod diff;
 mod error;
 mod floats;
 mod header;
+mod http_range;
 mod index;
 mod inspect;
 mod merge;

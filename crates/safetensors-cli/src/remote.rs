@@ -12,6 +12,7 @@ use std::time::Duration;
 use safetensors::SafeTensorError;
 
 use crate::error::Error;
+use crate::http_range::{self, Ask, Plan};
 
 /// The most bytes read off one response when fetching a whole small document (index json).
 pub const MAX_DOCUMENT_LEN: u64 = 100_000_000;
@@ -22,11 +23,33 @@ pub fn is_url(location: &str) -> bool {
     lower.starts_with("http://") || lower.starts_with("https://")
 }
 
-/// A blocking HTTP client with the timeouts and user agent the CLI uses.
+/// How long one request may take in all (connecting, redirects, reading the body) unless
+/// `SAFETENSORS_HTTP_TIMEOUT` (seconds) says otherwise.
+const DEFAULT_TIMEOUT_S: u64 = 300;
+/// How long a connection may stall (no byte arrives) before the read is abandoned.
+const MAX_STALL_S: u64 = 30;
+
+/// The per-request time limit: `SAFETENSORS_HTTP_TIMEOUT` seconds, or 300.
+fn request_timeout() -> Duration {
+    let seconds = std::env::var("SAFETENSORS_HTTP_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(DEFAULT_TIMEOUT_S as f64);
+    Duration::from_secs_f64(seconds.min(86_400.0))
+}
+
+/// A blocking HTTP client with the timeouts and user agent the CLI uses. Every request is
+/// bounded in time: a server that stalls, drips bytes or redirects in a loop gets a clear
+/// error, not a hang.
 pub fn agent() -> ureq::Agent {
+    let total = request_timeout();
+    let stall = total.min(Duration::from_secs(MAX_STALL_S));
     ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(30))
-        .timeout_read(Duration::from_secs(120))
+        .timeout_connect(stall)
+        .timeout_read(stall)
+        .timeout_write(stall)
+        .timeout(total)
         .user_agent(concat!("safetensors-cli/", env!("CARGO_PKG_VERSION")))
         .redirects(10)
         .build()
@@ -121,38 +144,14 @@ impl RemoteFile {
             }
             Err(err) => return Err(request_error(url, err)),
         };
-        let (size, prefix) = match response.status() {
-            206 => {
-                let range = content_range(url, &response)?;
-                if range.start != 0 {
-                    return Err(http_error(
-                        url,
-                        format!(
-                            "asked for bytes 0-7, the server sent {}-{}",
-                            range.start, range.end
-                        ),
-                    ));
-                }
-                let expected = range.total.min(8);
-                if range.end + 1 != expected {
-                    return Err(http_error(
-                        url,
-                        format!("asked for bytes 0-7, the server sent 0-{}", range.end),
-                    ));
-                }
-                (range.total, read_body(url, response, 0, expected as usize)?)
-            }
-            200 => {
-                let size = content_length(url, &response)?;
-                (size, read_body(url, response, 0, size.min(8) as usize)?)
-            }
-            status => {
-                return Err(http_error(
-                    url,
-                    format!("unexpected HTTP status {status} for a range request"),
-                ))
-            }
+        let ask = Ask {
+            offset: 0,
+            len: 8,
+            size: None,
         };
+        let plan = judge(url, ask, &response)?;
+        let prefix = read_body(url, response, plan)?;
+        let size = plan.size;
         Ok(RemoteFile {
             agent: agent.clone(),
             url: url.to_string(),
@@ -195,26 +194,13 @@ impl RemoteFile {
         let response = request
             .call()
             .map_err(|err| request_error(&self.url, err))?;
-        match response.status() {
-            206 => {
-                let range = content_range(&self.url, &response)?;
-                if range.start != offset || range.end != last {
-                    return Err(http_error(
-                        &self.url,
-                        format!(
-                            "asked for bytes {offset}-{last}, the server sent {}-{}",
-                            range.start, range.end
-                        ),
-                    ));
-                }
-                read_body(&self.url, response, 0, len)
-            }
-            200 => read_body(&self.url, response, offset, len),
-            status => Err(http_error(
-                &self.url,
-                format!("unexpected HTTP status {status} for a range request"),
-            )),
-        }
+        let ask = Ask {
+            offset,
+            len: len as u64,
+            size: Some(self.size),
+        };
+        let plan = judge(&self.url, ask, &response)?;
+        read_body(&self.url, response, plan)
     }
 }
 
@@ -233,76 +219,20 @@ impl safetensors::source::Source for RemoteFile {
     }
 }
 
-struct ContentRange {
-    start: u64,
-    end: u64,
-    total: u64,
+/// Checks an answer against what was asked (see [`http_range::plan`]).
+fn judge(url: &str, ask: Ask, response: &ureq::Response) -> Result<Plan, Error> {
+    http_range::plan(
+        ask,
+        response.status(),
+        response.header("Content-Range"),
+        response.header("Content-Length"),
+    )
+    .map_err(|message| http_error(url, message))
 }
 
-/// Parses `Content-Range: bytes START-END/TOTAL`.
-fn content_range(url: &str, response: &ureq::Response) -> Result<ContentRange, Error> {
-    let value = response
-        .header("Content-Range")
-        .ok_or_else(|| http_error(url, "a 206 response without a Content-Range header"))?;
-    let parse = || -> Option<ContentRange> {
-        let rest = value.trim().strip_prefix("bytes ")?;
-        let (range, total) = rest.split_once('/')?;
-        let (start, end) = range.split_once('-')?;
-        let range = ContentRange {
-            start: start.trim().parse().ok()?,
-            end: end.trim().parse().ok()?,
-            total: total.trim().parse().ok()?,
-        };
-        (range.start <= range.end && range.end < range.total).then_some(range)
-    };
-    parse().ok_or_else(|| {
-        http_error(
-            url,
-            format!("cannot understand Content-Range `{value}` (the file size must be given)"),
-        )
-    })
-}
-
-fn content_length(url: &str, response: &ureq::Response) -> Result<u64, Error> {
-    response
-        .header("Content-Length")
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| {
-            http_error(
-                url,
-                "the server ignored the Range request and did not say how large the file is",
-            )
-        })
-}
-
-/// Reads `len` bytes from the body after skipping `skip` bytes, then drops the connection.
-fn read_body(url: &str, response: ureq::Response, skip: u64, len: usize) -> Result<Vec<u8>, Error> {
-    let mut reader = response.into_reader();
-    let short = |got: u64| {
-        http_error(
-            url,
-            format!(
-                "the response ended after {got} bytes, {} expected",
-                skip + len as u64
-            ),
-        )
-    };
-    if skip > 0 {
-        let skipped = std::io::copy(&mut (&mut reader).take(skip), &mut std::io::sink())
-            .map_err(|e| http_error(url, format!("cannot read the response: {e}")))?;
-        if skipped < skip {
-            return Err(short(skipped));
-        }
-    }
-    let mut body = Vec::new(); // grows with what arrives, not with what was asked
-    reader
-        .take(len as u64)
-        .read_to_end(&mut body)
-        .map_err(|e| http_error(url, format!("cannot read the response: {e}")))?;
-    if body.len() < len {
-        return Err(short(skip + body.len() as u64));
-    }
-    Ok(body)
+/// Reads what `plan` says off the body, then drops the connection.
+fn read_body(url: &str, response: ureq::Response, plan: Plan) -> Result<Vec<u8>, Error> {
+    http_range::read_planned(response.into_reader(), plan).map_err(|m| http_error(url, m))
 }
 
 fn call(request: ureq::Request, url: &str) -> Result<ureq::Response, Error> {

@@ -333,7 +333,33 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ConvertError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let data = map.bytes();
+    let Contents {
+        storages,
+        tensors,
+        by_name,
+        big_endian,
+    } = parse_contents(path, map.bytes())?;
+    Ok(Checkpoint {
+        path: path.to_path_buf(),
+        map,
+        storages: storages.ranges,
+        storage_keys: storages.keys,
+        tensors,
+        by_name,
+        big_endian,
+    })
+}
+
+/// What a checkpoint's bytes hold once parsed and validated.
+struct Contents {
+    storages: Storages,
+    tensors: Vec<TensorEntry>,
+    by_name: HashMap<String, usize>,
+    big_endian: bool,
+}
+
+/// Parses and validates the checkpoint in `data` (the whole file; `path` names it in errors).
+fn parse_contents(path: &Path, data: &[u8]) -> Result<Contents, ConvertError> {
     let parsed = if archive::looks_like_zip(data) {
         read_zip(path, data)?
     } else if data.first() == Some(&0x80) {
@@ -370,15 +396,29 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ConvertError> {
         by_name.insert(name, tensors.len());
         tensors.push(entry);
     }
-    Ok(Checkpoint {
-        path: path.to_path_buf(),
-        map,
-        storages: storages.ranges,
-        storage_keys: storages.keys,
+    Ok(Contents {
+        storages,
         tensors,
         by_name,
         big_endian,
     })
+}
+
+/// Parses a checkpoint held in memory and gathers every tensor's bytes, returning each
+/// tensor's name and byte count. The fuzz target's entry point: the same parser and
+/// checks as [`read_checkpoint`], without a file.
+#[doc(hidden)]
+pub fn parse_checkpoint_bytes(data: &[u8]) -> Result<Vec<(String, usize)>, ConvertError> {
+    let path = Path::new("<memory>");
+    let contents = parse_contents(path, data)?;
+    let mut out = Vec::with_capacity(contents.tensors.len());
+    for entry in &contents.tensors {
+        let storage = &data[contents.storages.ranges[entry.storage].clone()];
+        let bytes = gather(storage, entry, contents.big_endian);
+        assert_eq!(bytes.len(), entry.byte_len(), "{}", entry.name);
+        out.push((entry.name.clone(), bytes.len()));
+    }
+    Ok(out)
 }
 
 /// The root storages tensors use: byte range in the file, key, and index by key.

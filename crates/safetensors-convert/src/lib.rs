@@ -11,6 +11,8 @@ mod mmap;
 mod pickle;
 mod torch;
 
+#[doc(hidden)]
+pub use checkpoint::parse_checkpoint_bytes;
 pub use checkpoint::{read_checkpoint, Checkpoint, TensorEntry};
 pub use convert::{
     convert_file, convert_folder, ConvertOptions, ConvertReport, PT_INDEX, SHARED_METADATA_KEY,

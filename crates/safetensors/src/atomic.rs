@@ -1,6 +1,10 @@
 //! Replacing a file safely: write everything to a temporary file in the same folder,
 //! then rename it over the target. A failure or crash midway leaves the old file
 //! intact, and a reader that memory-mapped the old file never sees it truncated.
+//!
+//! The temporary file is named `.<target name>.<pid>.<counter>.tmp`. A process killed
+//! mid-write leaves one behind; the next save to the same target removes those whose
+//! writer is gone (on Linux: no `/proc/<pid>`; elsewhere: untouched for an hour).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -36,6 +40,7 @@ impl AtomicFile {
                 )
             })?
             .to_string_lossy();
+        remove_stale_temps(&dir, &name);
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let mut attempt = 0;
         loop {
@@ -69,6 +74,51 @@ impl AtomicFile {
     }
 }
 
+/// The writer's process id when `file_name` is a temporary file of target `name`.
+fn temp_owner(file_name: &str, name: &str) -> Option<u32> {
+    let rest = file_name
+        .strip_prefix('.')?
+        .strip_prefix(name)?
+        .strip_prefix('.')?
+        .strip_suffix(".tmp")?;
+    let (pid, counter) = rest.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(pid) && digits(counter)).then(|| pid.parse().ok())?
+}
+
+/// Whether the process that wrote a temporary file may still be writing it.
+fn writer_may_be_alive(pid: u32, path: &Path) -> bool {
+    if pid == std::process::id() {
+        return true; // another thread of this process
+    }
+    if cfg!(target_os = "linux") {
+        return Path::new("/proc").join(pid.to_string()).exists();
+    }
+    let age = fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    !matches!(age, Some(age) if age.as_secs() > 3600)
+}
+
+/// Removes temporary files of `name` in `dir` left by writers that died mid-save.
+/// Best effort: a folder that cannot be listed is left alone.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name.to_str().and_then(|f| temp_owner(f, name)) else {
+            continue;
+        };
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_file()) && !writer_may_be_alive(pid, &path) {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.writer.as_mut().expect("not committed").write(buf)
@@ -87,5 +137,52 @@ impl Drop for AtomicFile {
             // Not committed: an error happened. Remove the partial file; the target is untouched.
             let _ = fs::remove_file(&self.temp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_its_own_temporary_files() {
+        assert_eq!(
+            temp_owner(".m.safetensors.123.4.tmp", "m.safetensors"),
+            Some(123)
+        );
+        for other in [
+            ".m.safetensors.123.4.tmp.x",
+            ".m.safetensors.abc.4.tmp",
+            ".m.safetensors.123.tmp",
+            "m.safetensors.123.4.tmp",
+            ".n.safetensors.123.4.tmp",
+            ".m.safetensors.1.2.3.tmp",
+        ] {
+            assert_eq!(temp_owner(other, "m.safetensors"), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn the_next_save_removes_stale_temporaries_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("m.safetensors");
+        // pid 0 never names a user process (and has no /proc entry).
+        let stale = dir.path().join(".m.safetensors.0.7.tmp");
+        let live = dir
+            .path()
+            .join(format!(".m.safetensors.{}.99.tmp", std::process::id()));
+        let foreign = dir.path().join(".other.safetensors.0.1.tmp");
+        for p in [&stale, &live, &foreign] {
+            fs::write(p, b"partial").unwrap();
+        }
+        if cfg!(not(target_os = "linux")) {
+            return; // the age rule needs an hour-old file
+        }
+        let mut f = AtomicFile::create(&target).unwrap();
+        f.write_all(b"new").unwrap();
+        f.commit().unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        assert!(!stale.exists());
+        assert!(live.exists() && foreign.exists());
     }
 }

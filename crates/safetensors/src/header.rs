@@ -73,7 +73,11 @@ impl Metadata {
         let text = core::str::from_utf8(header).map_err(|e| SafeTensorError::InvalidHeader {
             valid_up_to: e.valid_up_to(),
         })?;
-        if !text.starts_with('{') {
+        // JSON whitespace may precede the object, as the reference reads it.
+        if !text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .starts_with('{')
+        {
             return Err(SafeTensorError::InvalidHeaderStart);
         }
         let Header(entries) = serde_json::from_str(text)
@@ -206,9 +210,6 @@ fn validate_tensor_entry(
     })?;
     if let Some(field) = raw.duplicate_field {
         return Err(bad(format!("field {field:?} appears twice")));
-    }
-    if let Some(extra) = raw.unexpected_field {
-        return Err(bad(format!("unexpected field {extra:?}")));
     }
     let missing = |key: &str| bad(format!("missing field {key:?}"));
     let dtype = match raw.dtype.ok_or_else(|| missing("dtype"))? {

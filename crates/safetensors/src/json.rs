@@ -28,7 +28,6 @@ pub(crate) struct RawTensor {
     pub shape: Option<Result<Vec<usize>, String>>,
     pub data_offsets: Option<Result<Vec<usize>, String>>,
     pub duplicate_field: Option<String>,
-    pub unexpected_field: Option<String>,
 }
 
 /// The whole header object, in file order, repeated keys kept.
@@ -94,6 +93,17 @@ fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     Ok(())
 }
 
+/// The first key, in sorted order, that appears more than once. Sorting positions keeps
+/// this O(n log n): a header with a million metadata entries must not take quadratic time.
+pub(crate) fn repeated_key(pairs: &[(String, String)]) -> Option<&str> {
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_unstable_by(|&a, &b| pairs[a].0.cmp(&pairs[b].0));
+    order
+        .windows(2)
+        .find(|w| pairs[w[0]].0 == pairs[w[1]].0)
+        .map(|w| pairs[w[0]].0.as_str())
+}
+
 struct MetadataValue(Result<Vec<(String, String)>, String>);
 
 impl<'de> Deserialize<'de> for MetadataValue {
@@ -122,10 +132,6 @@ impl<'de> Deserialize<'de> for MetadataValue {
                         continue;
                     }
                     match value {
-                        Ok(v) if pairs.iter().any(|(k, _)| *k == key) => {
-                            let _ = v;
-                            problem = Some(format!("key {key:?} appears twice"));
-                        }
                         Ok(v) => pairs.push((key, v)),
                         Err(kind) => {
                             problem =
@@ -133,6 +139,9 @@ impl<'de> Deserialize<'de> for MetadataValue {
                         }
                     }
                 }
+                let problem = problem.or_else(|| {
+                    repeated_key(&pairs).map(|key| format!("key {key:?} appears twice"))
+                });
                 Ok(MetadataValue(match problem {
                     Some(p) => Err(p),
                     None => Ok(pairs),
@@ -165,7 +174,7 @@ impl<'de> Deserialize<'de> for TensorValue {
                         FieldName::Dtype => t.dtype.is_some(),
                         FieldName::Shape => t.shape.is_some(),
                         FieldName::DataOffsets => t.data_offsets.is_some(),
-                        FieldName::Other(_) => false,
+                        FieldName::Other => false,
                     };
                     if slot_taken && t.duplicate_field.is_none() {
                         t.duplicate_field = Some(key.name().into());
@@ -176,9 +185,9 @@ impl<'de> Deserialize<'de> for TensorValue {
                         FieldName::DataOffsets => {
                             t.data_offsets = Some(map.next_value::<Integers>()?.0)
                         }
-                        FieldName::Other(name) => {
+                        // Ignored, as the reference does, so files from newer writers load.
+                        FieldName::Other => {
                             map.next_value::<IgnoredAny>()?;
-                            t.unexpected_field.get_or_insert(name);
                         }
                     }
                 }
@@ -193,7 +202,7 @@ enum FieldName {
     Dtype,
     Shape,
     DataOffsets,
-    Other(String),
+    Other,
 }
 
 impl FieldName {
@@ -202,7 +211,7 @@ impl FieldName {
             FieldName::Dtype => "dtype",
             FieldName::Shape => "shape",
             FieldName::DataOffsets => "data_offsets",
-            FieldName::Other(s) => s,
+            FieldName::Other => "",
         }
     }
 }
@@ -220,7 +229,7 @@ impl<'de> Deserialize<'de> for FieldName {
                     "dtype" => FieldName::Dtype,
                     "shape" => FieldName::Shape,
                     "data_offsets" => FieldName::DataOffsets,
-                    other => FieldName::Other(other.into()),
+                    _ => FieldName::Other,
                 })
             }
         }

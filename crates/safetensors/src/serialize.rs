@@ -116,12 +116,12 @@ where
     if let Some(pairs) = metadata.into_pairs() {
         json_string(&mut json, METADATA_KEY);
         json.push_str(":{");
+        if let Some(k) = crate::json::repeated_key(&pairs) {
+            return Err(SafeTensorError::InvalidWrite(format!(
+                "metadata key {k:?} given twice"
+            )));
+        }
         for (i, (k, v)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(earlier, _)| earlier == k) {
-                return Err(SafeTensorError::InvalidWrite(format!(
-                    "metadata key {k:?} given twice"
-                )));
-            }
             if i > 0 {
                 json.push(',');
             }

@@ -1,0 +1,147 @@
+//! SPEC section 1, header reading: JSON whitespace before the header object is accepted,
+//! a tensor-entry field beyond `dtype`, `shape` and `data_offsets` is ignored (as the
+//! reference does), and repeated names stay refused. Also: a header with many metadata
+//! entries is read in well under quadratic time (the duplicate check sorts).
+
+mod common;
+
+use common::file_with_header;
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
+
+const ENTRY: &str = r#""a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}"#;
+
+fn read(
+    header: &str,
+    data_len: usize,
+) -> Result<Vec<(String, Dtype, Vec<usize>)>, SafeTensorError> {
+    let file = file_with_header(header, &vec![7u8; data_len]);
+    let st = SafeTensors::deserialize(&file)?;
+    let mut out: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.dtype(), view.shape().to_vec()))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+#[test]
+fn leading_json_whitespace_is_accepted() {
+    for lead in [" ", "\n", "\t", "\r\n", " \t\r\n  \n"] {
+        let header = format!("{lead}{{{ENTRY}}}");
+        let got = read(&header, 2).unwrap_or_else(|e| panic!("{lead:?}: {e}"));
+        assert_eq!(got, [("a".to_string(), Dtype::U8, vec![2])], "{lead:?}");
+    }
+    // With metadata too, and through the file reader's padding rules.
+    let header = format!("\n  {{\"__metadata__\":{{\"k\":\"v\"}},{ENTRY}}}");
+    let file = file_with_header(&header, &[1, 2]);
+    let st = SafeTensors::deserialize(&file).unwrap();
+    assert_eq!(
+        st.metadata().metadata_ordered().unwrap(),
+        [("k".into(), "v".into())]
+    );
+}
+
+#[test]
+fn whitespace_that_is_not_json_whitespace_is_refused() {
+    // Form feed, vertical tab, NUL and a no-break space are not JSON whitespace.
+    for lead in ["\x0c", "\x0b", "\0", "\u{a0}"] {
+        let header = format!("{lead}{{{ENTRY}}}");
+        let e = read(&header, 2).expect_err(lead);
+        assert!(
+            matches!(e, SafeTensorError::InvalidHeaderStart),
+            "{lead:?}: {e:?}"
+        );
+    }
+    // Whitespace followed by something other than an object is still not a header.
+    for header in ["  [1]", "\n\"x\"", "   ", "\t"] {
+        let e = read(header, 0).expect_err(header);
+        assert!(
+            matches!(e, SafeTensorError::InvalidHeaderStart),
+            "{header:?}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn extra_tensor_fields_are_ignored() {
+    for extra in [
+        r#""x":1"#,
+        r#""note":"from a newer writer""#,
+        r#""nested":{"a":[1,{"b":null}],"c":true}"#,
+        r#""x":1,"y":[],"x":2"#,
+        r#""dtypes":"F32","offsets":[9,9]"#,
+    ] {
+        for header in [
+            format!(r#"{{"a":{{{extra},"dtype":"U8","shape":[2],"data_offsets":[0,2]}}}}"#),
+            format!(r#"{{"a":{{"dtype":"U8","shape":[2],{extra},"data_offsets":[0,2]}}}}"#),
+            format!(r#"{{"a":{{"dtype":"U8","shape":[2],"data_offsets":[0,2],{extra}}}}}"#),
+        ] {
+            let got = read(&header, 2).unwrap_or_else(|e| panic!("{header}: {e}"));
+            assert_eq!(got, [("a".to_string(), Dtype::U8, vec![2])], "{header}");
+        }
+    }
+}
+
+#[test]
+fn an_extra_field_does_not_excuse_a_missing_or_bad_one() {
+    for (header, needle) in [
+        (
+            r#"{"a":{"dtype":"U8","shape":[2],"x":[0,2]}}"#,
+            "missing field \"data_offsets\"",
+        ),
+        (
+            r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2],"data_offsets":[0,2],"x":1}}"#,
+            "appears twice",
+        ),
+        (
+            r#"{"a":{"dtype":"U8","shape":[2.5],"data_offsets":[0,2],"x":1}}"#,
+            "shape",
+        ),
+        // An extra field's value must still be valid JSON.
+        (
+            r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2],"x":}}"#,
+            "",
+        ),
+    ] {
+        let e = read(header, 2).expect_err(header);
+        assert!(e.to_string().contains(needle), "{header}: {e}");
+    }
+}
+
+#[test]
+fn repeated_names_stay_refused() {
+    let header = format!("  {{{ENTRY},{ENTRY}}}");
+    let e = read(&header, 4).unwrap_err();
+    assert!(
+        matches!(&e, SafeTensorError::DuplicateTensor(n) if n == "a"),
+        "{e:?}"
+    );
+
+    let header = r#"{"__metadata__":{"k":"1","j":"2","k":"3"}}"#;
+    let e = read(header, 0).unwrap_err();
+    assert!(
+        matches!(e, SafeTensorError::InvalidMetadata(ref m) if m.contains("\"k\" appears twice")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn many_metadata_entries_read_and_their_duplicates_are_found() {
+    // 50,000 entries: a quadratic duplicate check made this slow (1.25e9 comparisons).
+    let n = 50_000;
+    let mut header = String::from(r#"{"__metadata__":{"#);
+    for i in 0..n {
+        header.push_str(&format!("\"key{i}\":\"v\","));
+    }
+    let unique = format!("{}}}}}", header.trim_end_matches(','));
+    let file = file_with_header(&unique, &[]);
+    let st = SafeTensors::deserialize(&file).unwrap();
+    assert_eq!(st.metadata().metadata_ordered().unwrap().len(), n);
+    assert_eq!(st.metadata().metadata().as_ref().unwrap()["key123"], "v");
+
+    let repeated = format!("{header}\"key{}\":\"w\"}}}}", n / 2);
+    let e = read(&repeated, 0).unwrap_err();
+    let expected = format!("\"key{}\" appears twice", n / 2);
+    assert!(e.to_string().contains(&expected), "{e}");
+}
