@@ -52,7 +52,7 @@ fn main() {
         let base = LIVE.load(Ordering::Relaxed);
         PEAK.store(base, Ordering::Relaxed);
         let start = Instant::now();
-        let result = SafeFile::open(&path, Backend::Mmap).map(|file| {
+        let result = SafeFile::open(&path, Backend::Pread).map(|file| {
             let meta = file.metadata();
             let names = meta.names_sorted().len();
             let entries = meta.metadata_ordered().map_or(0, |m| m.len());
