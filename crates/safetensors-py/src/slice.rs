@@ -94,7 +94,12 @@ fn parse_item(obj: &Bound<'_, PyAny>) -> PyResult<Index> {
         ));
     }
     if obj.hasattr("__index__")? {
-        return index_int(obj).map(Index::Int);
+        return index_int(obj).map(Index::Int).map_err(|e| {
+            unsupported(
+                obj,
+                &format!("its __index__ failed ({e}); use ints, slices, ..., None"),
+            )
+        });
     }
     Err(unsupported(
         obj,

@@ -129,3 +129,12 @@ def test_unsupported_or_invalid_indices_are_refused(tmp_path, index, message):
     with _open(np.zeros((2, 3), dtype=np.float32), "mmap", tmp_path) as f:
         with pytest.raises(SafetensorError, match=message):
             f.get_slice("t")[index]
+
+
+def test_numpy_integers_index_like_ints(tmp_path):
+    arr = np.arange(24, dtype=np.int32).reshape(4, 6)
+    for index in [np.int64(-1), (np.int32(2), slice(np.int64(5), None, np.int8(-2))), np.uint8(3)]:
+        assert not _compare(arr, index, "mmap", tmp_path)
+    with _open(arr, "mmap", tmp_path) as f:
+        with pytest.raises(SafetensorError, match="cannot index"):
+            f.get_slice("t")[np.True_]  # a mask for numpy: refused, never read as 1

@@ -70,3 +70,38 @@ def test_concurrent_saves_and_loads(tmp_path, model):
         for out in pool.map(work, range(12)):
             for k, v in tensors.items():
                 np.testing.assert_array_equal(out[k], v)
+
+
+@pytest.mark.parametrize("backend", ["mmap", "pread"])
+def test_closing_while_other_threads_read(model, backend):
+    """Leaving the `with` block while other threads read: each read either completes with
+    the right values or raises the closed-file SafetensorError; nothing crashes."""
+    path, tensors = model
+    names = sorted(tensors)
+    outcomes = {"ok": 0, "closed": 0}
+    lock = threading.Lock()
+    started = threading.Barrier(THREADS + 1)
+
+    def reader(f, k):
+        started.wait()
+        for i in range(200):
+            name = names[(k + i) % len(names)]
+            try:
+                got = f.get_slice(name)[::-1, 1::3] if i % 2 else f.get_tensor(name)
+            except safetensors.SafetensorError as e:
+                assert "closed" in str(e)
+                with lock:
+                    outcomes["closed"] += 1
+                return
+            want = tensors[name][::-1, 1::3] if i % 2 else tensors[name]
+            np.testing.assert_array_equal(got, want)
+            with lock:
+                outcomes["ok"] += 1
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        with safe_open(path, "np", backend=backend) as f:
+            futures = [pool.submit(reader, f, k) for k in range(THREADS)]
+            started.wait()
+        for fut in futures:
+            fut.result()
+    assert outcomes["ok"] + outcomes["closed"] > 0

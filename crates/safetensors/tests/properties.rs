@@ -1,5 +1,5 @@
-//! Property tests: random tensor sets of every dtype round-trip; random selections equal
-//! a naive element-by-element slice; random corruptions of a valid file never panic.
+//! Property tests: random tensor sets of every dtype round-trip; random selections (steps
+//! and negative steps included) equal a naive element-by-element slice; random corruptions of a valid file never panic.
 
 mod common;
 
@@ -94,6 +94,69 @@ proptest! {
             let size = info.dtype.size().max(1);
             prop_assert_eq!(info.data_offsets.0 % size, 0, "{} {:?}", name, info);
         }
+    }
+
+    #[test]
+    fn random_strided_selections_equal_the_naive_gather(
+        shape in prop::collection::vec(0usize..6, 0..4),
+        picks in prop::collection::vec((0usize..6, -3isize..4, 0usize..7, 0u8..3), 0..4),
+        dtype in prop::sample::select(vec![Dtype::U8, Dtype::F16, Dtype::F32]),
+        rows in any::<bool>(),
+    ) {
+        let size = dtype.size();
+        let numel: usize = shape.iter().product();
+        let data: Vec<u8> = (0..numel * size).map(|i| (i * 13 % 251) as u8).collect();
+        // Indexers that fit the shape: a position, or `len` positions `step` apart from
+        // `start` (clamped so they stay inside), possibly backwards.
+        let indexers: Vec<TensorIndexer> = picks
+            .iter()
+            .zip(&shape)
+            .filter(|(_, &dim)| dim > 0)
+            .map(|(&(a, step, len, kind), &dim)| {
+                let start = a % dim;
+                let step = if step == 0 { 1 } else { step };
+                let room = if step > 0 { (dim - 1 - start) / step as usize } else { start / (-step) as usize };
+                match kind {
+                    0 => TensorIndexer::Select(start),
+                    _ => TensorIndexer::Strided { start, step, len: len.min(room + 1) },
+                }
+            })
+            .collect();
+        // Only the leading dimensions that got an indexer are indexed (filter may drop some).
+        let indexed = indexers.len().min(shape.iter().take_while(|&&d| d > 0).count());
+        let indexers = &indexers[..indexed];
+        let plan = byte_ranges(dtype, &shape, indexers).unwrap();
+
+        // Naive: the positions kept per dimension, walked in row-major order.
+        let positions: Vec<Vec<usize>> = shape.iter().enumerate().map(|(d, &dim)| match indexers.get(d) {
+            None => (0..dim).collect(),
+            Some(TensorIndexer::Select(i)) => vec![*i],
+            Some(TensorIndexer::Strided { start, step, len }) => {
+                (0..*len).map(|k| (*start as isize + k as isize * step) as usize).collect()
+            }
+            _ => unreachable!(),
+        }).collect();
+        let mut expected = Vec::new();
+        let mut counters = vec![0usize; shape.len()];
+        let total: usize = positions.iter().map(Vec::len).product();
+        for _ in 0..total {
+            let flat = counters.iter().zip(&positions).zip(&shape)
+                .fold(0, |acc, ((&c, pos), &dim)| acc * dim + pos[c]);
+            expected.extend_from_slice(&data[flat * size..(flat + 1) * size]);
+            for d in (0..shape.len()).rev() {
+                counters[d] += 1;
+                if counters[d] < positions[d].len() { break; }
+                counters[d] = 0;
+            }
+        }
+        let n = plan.run_len();
+        let got: Vec<u8> = if rows {
+            plan.rows().flat_map(|(start, count, step)| (0..count).map(move |i| (start as isize + i as isize * step) as usize))
+                .flat_map(|at| data[at..at + n].to_vec()).collect()
+        } else {
+            plan.clone().flat_map(|r| data[r].to_vec()).collect()
+        };
+        prop_assert_eq!(got, expected);
     }
 
     #[test]
