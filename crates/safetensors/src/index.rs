@@ -120,6 +120,44 @@ impl ShardIndex {
     }
 }
 
+impl ShardIndex {
+    /// Where one shard disagrees with this index: a tensor it holds that the weight map does
+    /// not list (or maps to another shard), and a tensor the weight map puts in it that it
+    /// lacks. For readers that open shards one at a time; `file` is the shard's name as the
+    /// weight map spells it.
+    pub fn shard_problems<T: ShardContents>(&self, file: &str, contents: &T) -> Vec<IndexProblem> {
+        let mut problems = Vec::new();
+        for (name, _) in contents.tensor_sizes() {
+            match self.weight_map.get(name) {
+                None => problems.push(IndexProblem::Tensor(format!(
+                    "tensor `{}` in {} is not in the index's weight_map",
+                    shown(name),
+                    shown(file)
+                ))),
+                Some(mapped) if mapped.as_str() != file => {
+                    problems.push(IndexProblem::Tensor(format!(
+                        "tensor `{}` is in {} but the index maps it to {}",
+                        shown(name),
+                        shown(file),
+                        shown(mapped)
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, mapped) in &self.weight_map {
+            if mapped == file && !contents.holds(name) {
+                problems.push(IndexProblem::Tensor(format!(
+                    "the index maps tensor `{}` to {} which does not hold it",
+                    shown(name),
+                    shown(file)
+                )));
+            }
+        }
+        problems
+    }
+}
+
 /// What [`ShardIndex::problems`] needs to know of one shard: its tensors and their sizes.
 pub trait ShardContents {
     /// Each tensor's name and byte size.
@@ -190,8 +228,9 @@ pub enum Layout {
     },
 }
 
-/// Classifies `path`: a folder with [`INDEX_FILE`] (or else [`SINGLE_FILE`]), a `.json`
-/// index file, or a single safetensors file.
+/// Classifies `path`: a folder with [`INDEX_FILE`] (or else its one `*.safetensors.index.json`,
+/// or else [`SINGLE_FILE`], or else its one `*.safetensors` file), a `.json` index file, or
+/// a single safetensors file.
 pub fn locate(path: &Path) -> Result<Layout, SafeTensorError> {
     let sharded = |index: PathBuf| {
         let folder = index
@@ -205,18 +244,56 @@ pub fn locate(path: &Path) -> Result<Layout, SafeTensorError> {
         let index = path.join(INDEX_FILE);
         let single = path.join(SINGLE_FILE);
         if index.is_file() {
-            Ok(sharded(index))
-        } else if single.is_file() {
-            Ok(Layout::Single(single))
-        } else {
-            Err(SafeTensorError::InvalidArgument(format!(
-                "the folder holds neither {INDEX_FILE} nor {SINGLE_FILE}"
-            )))
+            return Ok(sharded(index));
+        }
+        if let Some(index) = only_file(path, ".safetensors.index.json")? {
+            return Ok(sharded(index));
+        }
+        if single.is_file() {
+            return Ok(Layout::Single(single));
+        }
+        match only_file(path, ".safetensors")? {
+            Some(file) => Ok(Layout::Single(file)),
+            None => Err(SafeTensorError::InvalidArgument(format!(
+                "the folder {} holds neither {INDEX_FILE} (or another *.safetensors.index.json) \
+                 nor a .safetensors file",
+                path.display()
+            ))),
         }
     } else if path.extension().is_some_and(|e| e == "json") {
         Ok(sharded(path.to_path_buf()))
     } else {
         Ok(Layout::Single(path.to_path_buf()))
+    }
+}
+
+/// The one file of `folder` whose name ends with `suffix`; None when there is none, an
+/// error naming them when there are several (the choice would be a guess).
+fn only_file(folder: &Path, suffix: &str) -> Result<Option<PathBuf>, SafeTensorError> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(folder)? {
+        let path = entry?.path();
+        let matches = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(suffix) && n.len() > suffix.len());
+        if matches && path.is_file() {
+            found.push(path);
+        }
+    }
+    found.sort();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(SafeTensorError::InvalidArgument(format!(
+            "the folder {} holds several *{suffix} files ({}): name the one to open",
+            folder.display(),
+            found
+                .iter()
+                .filter_map(|p| p.file_name()?.to_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
 

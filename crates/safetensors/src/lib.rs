@@ -6,6 +6,8 @@ extern crate alloc;
 
 #[cfg(feature = "std")]
 mod atomic;
+#[cfg(feature = "std")]
+pub mod checkpoint;
 pub mod dtype;
 mod error;
 #[cfg(feature = "std")]
