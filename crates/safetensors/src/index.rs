@@ -254,10 +254,14 @@ pub fn locate(path: &Path) -> Result<Layout, SafeTensorError> {
         }
         match only_file(path, ".safetensors")? {
             Some(file) => Ok(Layout::Single(file)),
-            None => Err(SafeTensorError::InvalidArgument(format!(
-                "the folder {} holds neither {INDEX_FILE} (or another *.safetensors.index.json) \
-                 nor a .safetensors file",
-                path.display()
+            // Not found, like opening a folder as a file: nothing to open there.
+            None => Err(SafeTensorError::IoError(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "the folder {} holds neither {INDEX_FILE} (or another \
+                     *.safetensors.index.json) nor a .safetensors file",
+                    path.display()
+                ),
             ))),
         }
     } else if path.extension().is_some_and(|e| e == "json") {

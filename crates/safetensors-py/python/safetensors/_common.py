@@ -114,7 +114,8 @@ def load_bytes(data: bytes, framework: str, device: Any = "cpu") -> Dict[str, An
 
 
 def load_file(filename: PathLike, framework: str, device: Any = "cpu", backend: str = "mmap") -> Dict[str, Any]:
-    """Every tensor of a safetensors file, keyed by name (file order).
+    """Every tensor of a safetensors file, keyed by name (file order), or of a sharded
+    checkpoint (a folder or an index JSON; shard by shard, each in file order).
 
     With the mmap backend the file is mapped once, privately (copy-on-write): torch and numpy
     tensors are views of the mapping (no copy, pages read on first touch), other frameworks

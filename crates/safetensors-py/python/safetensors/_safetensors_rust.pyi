@@ -69,6 +69,10 @@ class PySafeSlice:
 class safe_open:
     """Opens a safetensors file lazily (reads the header only). Usable as a context manager.
 
+    ``filename`` may also be a folder (holding one ``*.safetensors.index.json``, or one
+    ``.safetensors`` file) or an index JSON: a sharded checkpoint, whose shards are opened
+    when first read.
+
     Leaving the ``with`` block closes it: the descriptor and mapping are released (tensors
     handed out stay valid) and any later call raises ``SafetensorError``. A missing file
     raises ``FileNotFoundError`` (``errno`` and ``filename`` set).

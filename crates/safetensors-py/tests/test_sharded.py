@@ -1,0 +1,140 @@
+"""Sharded checkpoints: ``safe_open`` and every ``load_file`` over a folder or an index JSON
+(the layout transformers writes), lazily opened shards, merged metadata, and the errors for
+an index that disagrees with its shards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load_file, save_file
+
+SHARD1 = "model-00001-of-00002.safetensors"
+SHARD2 = "model-00002-of-00002.safetensors"
+
+
+def tensors():
+    return {
+        "b": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "c": np.array([1, 2, 3], dtype=np.int64),
+        "a": np.arange(12, dtype=np.float16).reshape(3, 4),
+    }
+
+
+def write_folder(folder: Path, index_name: str = "model.safetensors.index.json") -> Path:
+    """Shard 1 holds b and c (c first: larger alignment), shard 2 holds a: shard order is
+    not name order."""
+    t = tensors()
+    save_file({"b": t["b"], "c": t["c"]}, folder / SHARD1, metadata={"format": "np"})
+    save_file({"a": t["a"]}, folder / SHARD2, metadata={"format": "pt", "shard": "2"})
+    total = sum(v.nbytes for v in t.values())
+    index = {
+        "metadata": {"total_size": total, "note": "hi"},
+        "weight_map": {"a": SHARD2, "b": SHARD1, "c": SHARD1},
+    }
+    path = folder / index_name
+    path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("backend", ["mmap", "pread"])
+@pytest.mark.parametrize("how", ["folder", "index", "str"])
+def test_safe_open_reads_every_shard(tmp_path, how, backend):
+    index = write_folder(tmp_path)
+    location = {"folder": tmp_path, "index": index, "str": str(tmp_path)}[how]
+    expected = tensors()
+    with safe_open(location, framework="np", backend=backend) as f:
+        assert f.keys() == ["a", "b", "c"]
+        assert f.offset_keys() == ["c", "b", "a"]
+        assert len(f) == 3 and "a" in f and "z" not in f
+        for name, value in expected.items():
+            got = f.get_tensor(name)
+            assert got.dtype == value.dtype
+            np.testing.assert_array_equal(got, value)
+        np.testing.assert_array_equal(f.get_slice("a")[1:, ::2], expected["a"][1:, ::2])
+        assert f.get_slice("b").get_shape() == [2, 3]
+        # The index's metadata (stringified), then the shards' keys not seen yet.
+        assert f.metadata() == {"total_size": "72", "note": "hi", "format": "np", "shard": "2"}
+        tensors_all = f.get_tensors()
+        assert list(tensors_all) == ["a", "b", "c"]
+        with pytest.raises(SafetensorError, match="does not contain tensor z"):
+            f.get_tensor("z")
+    with pytest.raises(SafetensorError, match="closed"):
+        f.keys()
+
+
+def test_any_index_name_and_a_folder_with_one_file(tmp_path):
+    write_folder(tmp_path, "custom.safetensors.index.json")
+    with safe_open(tmp_path, framework="np") as f:
+        assert f.keys() == ["a", "b", "c"]
+    single = tmp_path / "single"
+    single.mkdir()
+    save_file({"x": np.ones(3, dtype=np.float32)}, single / "weights.safetensors", metadata={"k": "v"})
+    with safe_open(single, framework="np") as f:
+        assert f.keys() == ["x"]
+        assert f.metadata() == {"k": "v"}
+    assert list(load_file(single)) == ["x"]
+
+
+@pytest.mark.parametrize("backend", ["mmap", "pread"])
+def test_load_file_of_every_framework_takes_a_folder(tmp_path, backend):
+    index = write_folder(tmp_path)
+    loaded = load_file(index, backend=backend)
+    assert list(loaded) == ["c", "b", "a"]
+    for name, value in tensors().items():
+        np.testing.assert_array_equal(loaded[name], value)
+    torch = pytest.importorskip("torch")
+    import safetensors.torch
+
+    pt = safetensors.torch.load_file(tmp_path, backend=backend)
+    assert torch.equal(pt["a"], torch.from_numpy(tensors()["a"]))
+    assert pt["c"].dtype == torch.int64
+
+
+def test_a_missing_shard_is_named_with_a_tensor(tmp_path):
+    write_folder(tmp_path)
+    (tmp_path / SHARD2).unlink()
+    with pytest.raises(FileNotFoundError, match=f"maps tensor `a` to {SHARD2}.*does not exist"):
+        safe_open(tmp_path, framework="np")
+
+
+def test_a_missing_location_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No such file or directory"):
+        safe_open(tmp_path / "nope.safetensors.index.json", framework="np")
+
+
+def test_a_shard_that_disagrees_with_the_index_is_refused_when_read(tmp_path):
+    write_folder(tmp_path)
+    # Shard 2 now holds `d` instead of `a`.
+    save_file({"d": np.zeros(2, dtype=np.float32)}, tmp_path / SHARD2)
+    with safe_open(tmp_path, framework="np") as f:
+        np.testing.assert_array_equal(f.get_tensor("c"), tensors()["c"])  # shard 1 is fine
+        with pytest.raises(SafetensorError) as err:
+            f.get_tensor("a")
+        text = str(err.value)
+        assert f"{SHARD2} disagrees with the index" in text
+        assert f"tensor `d` in {SHARD2} is not in the index's weight_map" in text
+        assert f"the index maps tensor `a` to {SHARD2} which does not hold it" in text
+        with pytest.raises(SafetensorError, match="disagrees"):
+            f.get_slice("a")
+        with pytest.raises(SafetensorError, match="disagrees"):
+            f.offset_keys()
+
+
+def test_a_bad_index_is_refused(tmp_path):
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text('{"weight_map": {"a": "../escape.safetensors"}}')
+    with pytest.raises(SafetensorError, match="must be a relative path"):
+        safe_open(tmp_path, framework="np")
+    index.write_text("not json")
+    with pytest.raises(SafetensorError, match="not a valid safetensors index"):
+        safe_open(index, framework="np")
+
+
+def test_an_empty_folder_is_an_os_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds neither model.safetensors.index.json"):
+        safe_open(tmp_path, framework="np")
