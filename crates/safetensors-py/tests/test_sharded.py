@@ -138,3 +138,72 @@ def test_a_bad_index_is_refused(tmp_path):
 def test_an_empty_folder_is_an_os_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds neither model.safetensors.index.json"):
         safe_open(tmp_path, framework="np")
+
+
+# --- save_sharded ---------------------------------------------------------------------------
+
+
+def test_numpy_save_sharded_round_trips(tmp_path):
+    import safetensors.numpy
+
+    arrays = {f"layer{i}.weight": np.full((4, 4), i, dtype=np.float32) for i in range(5)}  # 64 bytes each
+    index = safetensors.numpy.save_sharded(arrays, tmp_path, max_shard_size=130, metadata={"k": "v"})
+    files = sorted(p.name for p in tmp_path.iterdir())
+    shards = [f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
+    assert files == [*shards, "model.safetensors.index.json"]
+    assert index == json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert index["metadata"] == {"total_size": 320}
+    assert index["weight_map"]["layer0.weight"] == shards[0]
+    assert index["weight_map"]["layer4.weight"] == shards[2]
+    loaded = load_file(tmp_path)
+    assert list(loaded) == list(arrays)
+    for name, value in arrays.items():
+        np.testing.assert_array_equal(loaded[name], value)
+    with safe_open(tmp_path, framework="np") as f:
+        assert f.metadata() == {"total_size": "320", "k": "v"}
+
+
+def test_save_sharded_writes_one_file_when_everything_fits(tmp_path):
+    import safetensors.numpy
+
+    index = safetensors.numpy.save_sharded({"x": np.ones(3, dtype=np.int8)}, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+    assert index == {"metadata": {"total_size": 3}, "weight_map": {"x": "model.safetensors"}}
+    assert list(load_file(tmp_path)) == ["x"]
+
+
+@pytest.mark.parametrize("size, shards", [("1KB", 1), ("100B", 4), (100, 4), ("0.1KB", 4), ("1KiB", 1)])
+def test_max_shard_size_units(tmp_path, size, shards):
+    import safetensors.numpy
+
+    arrays = {f"t{i}": np.zeros(25, dtype=np.float32) for i in range(4)}  # 100 bytes each
+    index = safetensors.numpy.save_sharded(arrays, tmp_path, max_shard_size=size)
+    assert len(set(index["weight_map"].values())) == shards
+
+
+@pytest.mark.parametrize("size", ["5XB", "0", 0, "", 1.5, True])
+def test_bad_max_shard_size(tmp_path, size):
+    import safetensors.numpy
+
+    with pytest.raises(ValueError, match="max_shard_size"):
+        safetensors.numpy.save_sharded({"x": np.ones(1)}, tmp_path, max_shard_size=size)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_torch_save_sharded_handles_shared_tensors(tmp_path):
+    torch = pytest.importorskip("torch")
+    import safetensors.torch
+
+    emb = torch.arange(32, dtype=torch.float32).reshape(8, 4)
+    state = {"embed.weight": emb, "lm_head.weight": emb, "bias": torch.ones(8, dtype=torch.bfloat16)}
+    index = safetensors.torch.save_sharded(state, tmp_path, max_shard_size=100)
+    assert set(index["weight_map"]) == {"embed.weight", "bias"}
+    assert index["metadata"]["total_size"] == 128 + 16
+    with safe_open(tmp_path, framework="pt") as f:
+        meta = f.metadata()
+        assert meta["format"] == "pt"
+        assert meta["lm_head.weight"] == "embed.weight"
+        assert torch.equal(f.get_tensor("embed.weight"), emb)
+        assert f.get_tensor("bias").dtype == torch.bfloat16
+    loaded = safetensors.torch.load_file(tmp_path)
+    assert torch.equal(loaded["embed.weight"], emb)

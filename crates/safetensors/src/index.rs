@@ -214,6 +214,149 @@ pub fn write_index_json<S: AsRef<str>>(
     text
 }
 
+/// Parses a size in bytes (`max_shard_size`): a plain integer, or a number (decimals allowed) followed by a unit.
+///
+/// Decimal units follow the SI convention used by `transformers` (`KB` = 1000, `MB` = 10^6,
+/// `GB` = 10^9, `TB` = 10^12); binary units are `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024).
+/// `B` is bytes. Units are case-insensitive and may be separated from the number by spaces.
+/// Fractions are rounded down to a whole byte. Zero is refused.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let unit = unit.trim();
+    if number.is_empty() {
+        return Err(format!(
+            "`{text}` is not a size: expected a number such as 5GB, 500MiB or 1048576"
+        ));
+    }
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "t" | "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit `{unit}`: use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
+            ))
+        }
+    };
+    let (whole, fraction) = match number.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (number, ""),
+    };
+    if fraction.contains('.') || (whole.is_empty() && fraction.is_empty()) {
+        return Err(format!(
+            "`{text}` is not a size: `{number}` is not a number"
+        ));
+    }
+    let too_big = || format!("`{text}` is too large: sizes must fit in 64 bits");
+    let whole_value: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| too_big())?
+    };
+    let mut bytes = whole_value.checked_mul(multiplier).ok_or_else(too_big)?;
+    if !fraction.is_empty() {
+        // Exact: fraction / 10^digits * multiplier, in 128-bit integers, rounded down.
+        // Digits past the 20th cannot change a 64-bit result by a whole byte here.
+        let digits = &fraction[..fraction.len().min(20)];
+        let numerator: u128 = digits.parse().map_err(|_| too_big())?;
+        let denominator = 10u128.pow(digits.len() as u32);
+        let part = numerator * u128::from(multiplier) / denominator;
+        bytes = bytes
+            .checked_add(u64::try_from(part).map_err(|_| too_big())?)
+            .ok_or_else(too_big)?;
+    }
+    if bytes == 0 {
+        return Err(format!(
+            "`{text}` is zero bytes: the size must be at least one byte"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Groups tensors (name, bytes), in order, into shards of at most `limit` bytes; a tensor
+/// larger than `limit` is alone in its shard. Always at least one (possibly empty) shard.
+pub fn plan_shards(tensors: &[(String, u64)], limit: u64) -> Vec<Vec<String>> {
+    let mut shards: Vec<Vec<String>> = vec![Vec::new()];
+    let mut current = 0u64;
+    for (name, bytes) in tensors {
+        let last = shards.last_mut().expect("never empty");
+        if !last.is_empty() && current.saturating_add(*bytes) > limit {
+            shards.push(vec![name.clone()]);
+            current = *bytes;
+        } else {
+            last.push(name.clone());
+            current += bytes;
+        }
+    }
+    shards
+}
+
+/// Writes `tensors` (in order) as a sharded checkpoint in `folder`, the layout
+/// `transformers` writes: shards of at most `limit` tensor bytes named by
+/// [`shard_file_name`], each with `metadata` as its `__metadata__`, then [`INDEX_FILE`] last;
+/// or a single [`SINGLE_FILE`] (and no index) when everything fits in one shard. Every file
+/// is written through a temporary file renamed into place. Returns the index JSON (for a
+/// single file, the index it would have: every tensor mapped to [`SINGLE_FILE`]).
+pub fn save_sharded<S, V>(
+    tensors: Vec<(S, V)>,
+    metadata: Option<Vec<(String, String)>>,
+    folder: &Path,
+    limit: u64,
+) -> Result<String, SafeTensorError>
+where
+    S: AsRef<str> + Ord + fmt::Display,
+    V: crate::View,
+{
+    let sized: Vec<(String, u64)> = tensors
+        .iter()
+        .map(|(name, view)| (name.as_ref().to_owned(), view.data_len() as u64))
+        .collect();
+    let total: u64 = sized.iter().map(|(_, n)| n).sum();
+    let plan = plan_shards(&sized, limit);
+    let count = plan.len();
+    std::fs::create_dir_all(folder)?;
+    let mut pending: BTreeMap<String, (S, V)> = tensors
+        .into_iter()
+        .map(|(name, view)| (name.as_ref().to_owned(), (name, view)))
+        .collect();
+    let mut weight_map = BTreeMap::new();
+    for (i, names) in plan.iter().enumerate() {
+        let file = match count {
+            1 => SINGLE_FILE.to_owned(),
+            _ => shard_file_name(i + 1, count),
+        };
+        let mut shard = Vec::with_capacity(names.len());
+        for name in names {
+            shard.push(pending.remove(name).expect("planned from these tensors"));
+            weight_map.insert(name.clone(), file.clone());
+        }
+        let path = folder.join(&file);
+        match &metadata {
+            None => crate::serialize_to_file(
+                shard,
+                None::<std::collections::HashMap<String, String>>,
+                &path,
+            )?,
+            Some(pairs) => crate::serialize_to_file(shard, pairs.clone(), &path)?,
+        }
+    }
+    let index = write_index_json(total, &weight_map);
+    if count > 1 {
+        crate::file::write_atomically(folder.join(INDEX_FILE), index.as_bytes())?;
+    }
+    Ok(index)
+}
+
 /// What a local path points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {

@@ -16,6 +16,7 @@ __all__ = [
     "_safe_open_bytes",
     "serialize",
     "serialize_file",
+    "_serialize_sharded",
     "deserialize",
     "SafetensorError",
     "__version__",
@@ -109,4 +110,12 @@ def serialize_file(
     filename: Union[str, os.PathLike[str]],
     metadata: Optional[Dict[str, str]] = None,
 ) -> None: ...
+def _serialize_sharded(
+    tensor_dict: Mapping[str, Union[TensorSpec, Mapping[str, Any]]],
+    folder: Union[str, os.PathLike[str]],
+    max_shard_size: str,
+    metadata: Optional[Dict[str, str]] = None,
+) -> str:
+    """Writes shards of at most ``max_shard_size`` bytes and the index (last); the index JSON."""
+
 def deserialize(bytes: Any) -> List[Tuple[str, Dict[str, Any]]]: ...
