@@ -579,6 +579,25 @@ impl SafeOpen {
     }
 }
 
+/// `_inspect(location)`: the JSON report of a local file, folder or index JSON, read from
+/// the headers alone (the core's `inspect::json_report`, which the CLI's `inspect --json`
+/// prints).
+#[pyfunction]
+#[pyo3(name = "_inspect")]
+pub fn inspect(py: Python<'_>, location: &Bound<'_, PyAny>) -> PyResult<String> {
+    let path: PathBuf = location.extract()?;
+    let shown = path.to_string_lossy().into_owned();
+    let model = py
+        .detach(|| safetensors::inspect::inspect_local(&shown))
+        .map_err(|e| match e {
+            safetensors::SafeTensorError::IoError(io) if !path.exists() => {
+                crate::error::open_error(py, io, location)
+            }
+            other => to_pyerr(other),
+        })?;
+    Ok(safetensors::inspect::json_report(&model))
+}
+
 /// Helper used by slices: a list of Python ints.
 pub fn shape_list<'py>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyList>> {
     PyList::new(py, shape)

@@ -207,3 +207,60 @@ def test_torch_save_sharded_handles_shared_tensors(tmp_path):
         assert f.get_tensor("bias").dtype == torch.bfloat16
     loaded = safetensors.torch.load_file(tmp_path)
     assert torch.equal(loaded["embed.weight"], emb)
+
+
+# --- inspect --------------------------------------------------------------------------------
+
+CLI = Path(__file__).resolve().parents[3] / "target" / "debug" / "safetensors"
+
+
+def cli_inspect(location) -> dict:
+    import subprocess
+
+    if not CLI.exists():
+        pytest.skip("the CLI is not built (cargo build -p safetensors-cli)")
+    out = subprocess.run([str(CLI), "inspect", "--json", str(location)], capture_output=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_inspect_equals_the_cli_for_a_file_a_folder_and_an_index(tmp_path):
+    import safetensors
+
+    index = write_folder(tmp_path)
+    single = tmp_path / SHARD1
+    for location in [str(single), str(tmp_path), str(index)]:
+        report = safetensors.inspect(location)
+        assert report == cli_inspect(location), location
+    report = safetensors.inspect(tmp_path)
+    assert report["sharded"] is True
+    assert report["index"] == {"metadata": {"total_size": 72, "note": "hi"}, "weight_map_len": 3}
+    assert [t["name"] for t in report["tensors"]] == ["c", "b", "a"]
+    a = report["tensors"][2]
+    assert a == {
+        "name": "a",
+        "file": SHARD2,
+        "dtype": "F16",
+        "shape": [3, 4],
+        "parameters": 12,
+        "bytes": 24,
+        "data_offsets": [0, 24],
+    }
+    assert report["files"][0]["metadata"] == {"format": "np"}
+    assert report["totals"]["parameters"] == 6 + 3 + 12
+    assert report["totals"]["by_dtype"]["I64"] == {"tensors": 1, "parameters": 3, "bytes": 24}
+    assert report["warnings"] == []
+
+
+def test_inspect_reports_disagreements_and_refuses_missing_files(tmp_path):
+    import safetensors
+
+    write_folder(tmp_path)
+    save_file({"d": np.zeros(2, dtype=np.float32)}, tmp_path / SHARD2)
+    report = safetensors.inspect(tmp_path)
+    assert report == cli_inspect(tmp_path)
+    assert f"tensor `d` in {SHARD2} is not in the index's weight_map" in report["warnings"]
+    with pytest.raises(FileNotFoundError):
+        safetensors.inspect(tmp_path / "missing.safetensors")
+    (tmp_path / SHARD2).unlink()
+    with pytest.raises(FileNotFoundError, match=SHARD2):
+        safetensors.inspect(tmp_path)

@@ -16,6 +16,8 @@ mod header;
 #[cfg(feature = "std")]
 pub mod index;
 pub mod indexing;
+#[cfg(feature = "std")]
+pub mod inspect;
 mod json;
 #[cfg(feature = "std")]
 mod mmap;

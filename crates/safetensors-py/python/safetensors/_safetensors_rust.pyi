@@ -17,6 +17,7 @@ __all__ = [
     "serialize",
     "serialize_file",
     "_serialize_sharded",
+    "_inspect",
     "deserialize",
     "SafetensorError",
     "__version__",
@@ -117,5 +118,8 @@ def _serialize_sharded(
     metadata: Optional[Dict[str, str]] = None,
 ) -> str:
     """Writes shards of at most ``max_shard_size`` bytes and the index (last); the index JSON."""
+
+def _inspect(location: Union[str, os.PathLike[str]]) -> str:
+    """The JSON report of a file, folder or index JSON, from the headers alone."""
 
 def deserialize(bytes: Any) -> List[Tuple[str, Dict[str, Any]]]: ...
