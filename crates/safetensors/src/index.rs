@@ -401,8 +401,8 @@ pub fn locate(path: &Path) -> Result<Layout, SafeTensorError> {
             None => Err(SafeTensorError::IoError(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!(
-                    "the folder {} holds neither {INDEX_FILE} (or another \
-                     *.safetensors.index.json) nor a .safetensors file",
+                    "the folder {} holds neither {INDEX_FILE} nor {SINGLE_FILE} (nor any \
+                     other *.safetensors.index.json or .safetensors file)",
                     path.display()
                 ),
             ))),
