@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
@@ -87,7 +88,7 @@ def test_load_file_of_every_framework_takes_a_folder(tmp_path, backend):
     assert list(loaded) == ["c", "b", "a"]
     for name, value in tensors().items():
         np.testing.assert_array_equal(loaded[name], value)
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     import safetensors.torch
 
     pt = safetensors.torch.load_file(tmp_path, backend=backend)
@@ -191,7 +192,7 @@ def test_bad_max_shard_size(tmp_path, size):
 
 
 def test_torch_save_sharded_handles_shared_tensors(tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     import safetensors.torch
 
     emb = torch.arange(32, dtype=torch.float32).reshape(8, 4)
@@ -264,3 +265,53 @@ def test_inspect_reports_disagreements_and_refuses_missing_files(tmp_path):
     (tmp_path / SHARD2).unlink()
     with pytest.raises(FileNotFoundError, match=SHARD2):
         safetensors.inspect(tmp_path)
+
+
+# --- transformers interoperability ------------------------------------------------------------
+
+
+def tiny_gpt2():
+    torch = require("torch")
+    transformers = require("transformers")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=64, n_positions=16)
+    return transformers, transformers.GPT2LMHeadModel(config).eval()
+
+
+def test_transformers_loads_a_folder_written_by_save_sharded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import torch
+
+    import safetensors.torch
+
+    transformers, model = tiny_gpt2()
+    model.config.save_pretrained(tmp_path)
+    index = safetensors.torch.save_sharded(model.state_dict(), tmp_path, max_shard_size="20KB")
+    assert len(set(index["weight_map"].values())) > 2
+    assert (tmp_path / "model.safetensors.index.json").exists()
+    loaded = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, model(ids).logits)
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+
+
+def test_safe_open_reads_a_folder_written_by_save_pretrained(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import torch
+
+    import safetensors.torch
+
+    _, model = tiny_gpt2()
+    model.save_pretrained(tmp_path, max_shard_size="20KB")
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 2
+    state = model.state_dict()
+    with safe_open(tmp_path, framework="pt") as f:
+        assert f.keys() == sorted(index["weight_map"])
+        for name in f.keys():
+            assert torch.equal(f.get_tensor(name), state[name]), name
+        assert f.metadata()["format"] == "pt"
+    loaded = safetensors.torch.load_file(tmp_path)
+    assert set(loaded) == set(index["weight_map"])
