@@ -268,50 +268,77 @@ def test_inspect_reports_disagreements_and_refuses_missing_files(tmp_path):
 
 
 # --- transformers interoperability ------------------------------------------------------------
+#
+# Each check runs in a fresh interpreter: transformers' lazy imports abort the process when
+# the other frameworks' native libraries (tensorflow, paddle...) are already loaded by earlier
+# tests in this one.
+
+TINY_GPT2 = """
+import json, sys
+from pathlib import Path
+import torch, transformers
+import safetensors.torch
+from safetensors import safe_open
+
+folder = Path(sys.argv[1])
+torch.manual_seed(0)
+config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=64, n_positions=16)
+model = transformers.GPT2LMHeadModel(config).eval()
+ids = torch.tensor([[1, 2, 3, 4]])
+"""
+
+LOAD_SAVE_SHARDED = (
+    TINY_GPT2
+    + """
+model.config.save_pretrained(folder)
+index = safetensors.torch.save_sharded(model.state_dict(), folder, max_shard_size="20KB")
+assert len(set(index["weight_map"].values())) > 2, index
+assert (folder / "model.safetensors.index.json").exists()
+loaded = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
+with torch.no_grad():
+    assert torch.equal(loaded(ids).logits, model(ids).logits)
+for name, value in model.state_dict().items():
+    assert torch.equal(loaded.state_dict()[name], value), name
+print("ok")
+"""
+)
+
+READ_SAVE_PRETRAINED = (
+    TINY_GPT2
+    + """
+model.save_pretrained(folder, max_shard_size="20KB")
+index = json.loads((folder / "model.safetensors.index.json").read_text())
+assert len(set(index["weight_map"].values())) > 2, index
+state = model.state_dict()
+with safe_open(folder, framework="pt") as f:
+    assert f.keys() == sorted(index["weight_map"])
+    for name in f.keys():
+        assert torch.equal(f.get_tensor(name), state[name]), name
+    assert f.metadata()["format"] == "pt"
+loaded = safetensors.torch.load_file(folder)
+assert set(loaded) == set(index["weight_map"])
+print("ok")
+"""
+)
 
 
-def tiny_gpt2():
-    torch = require("torch")
-    transformers = require("transformers")
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=64, n_positions=16)
-    return transformers, transformers.GPT2LMHeadModel(config).eval()
+def run_isolated(code: str, folder: Path) -> None:
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    for module in ("torch", "transformers"):
+        if importlib.util.find_spec(module) is None:
+            require(module)  # fails under SAFETENSORS_REQUIRE_FRAMEWORKS, else skips
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
 
-def test_transformers_loads_a_folder_written_by_save_sharded(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    import torch
-
-    import safetensors.torch
-
-    transformers, model = tiny_gpt2()
-    model.config.save_pretrained(tmp_path)
-    index = safetensors.torch.save_sharded(model.state_dict(), tmp_path, max_shard_size="20KB")
-    assert len(set(index["weight_map"].values())) > 2
-    assert (tmp_path / "model.safetensors.index.json").exists()
-    loaded = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
-    ids = torch.tensor([[1, 2, 3, 4]])
-    with torch.no_grad():
-        assert torch.equal(loaded(ids).logits, model(ids).logits)
-    for name, value in model.state_dict().items():
-        assert torch.equal(loaded.state_dict()[name], value), name
+def test_transformers_loads_a_folder_written_by_save_sharded(tmp_path):
+    run_isolated(LOAD_SAVE_SHARDED, tmp_path)
 
 
-def test_safe_open_reads_a_folder_written_by_save_pretrained(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    import torch
-
-    import safetensors.torch
-
-    _, model = tiny_gpt2()
-    model.save_pretrained(tmp_path, max_shard_size="20KB")
-    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
-    assert len(set(index["weight_map"].values())) > 2
-    state = model.state_dict()
-    with safe_open(tmp_path, framework="pt") as f:
-        assert f.keys() == sorted(index["weight_map"])
-        for name in f.keys():
-            assert torch.equal(f.get_tensor(name), state[name]), name
-        assert f.metadata()["format"] == "pt"
-    loaded = safetensors.torch.load_file(tmp_path)
-    assert set(loaded) == set(index["weight_map"])
+def test_safe_open_reads_a_folder_written_by_save_pretrained(tmp_path):
+    run_isolated(READ_SAVE_PRETRAINED, tmp_path)
