@@ -68,6 +68,19 @@ def test_safe_open_reads_every_shard(tmp_path, how, backend):
         f.keys()
 
 
+def test_mmap_gives_views_of_each_shards_one_mapping(tmp_path):
+    write_folder(tmp_path)
+    for backend, shared in [("mmap", True), ("pread", False)]:
+        with safe_open(tmp_path, framework="np", backend=backend) as f:
+            for name in ("a", "b"):  # one tensor of each shard
+                first, second = f.get_tensor(name), f.get_tensor(name)
+                first[0, 0] = 99
+                assert (second[0, 0] == 99) == shared, (backend, name)
+    # The mapping is private: the files are unchanged.
+    with safe_open(tmp_path, framework="np") as f:
+        assert f.get_tensor("a")[0, 0] == 0 and f.get_tensor("b")[0, 0] == 0
+
+
 def test_any_index_name_and_a_folder_with_one_file(tmp_path):
     write_folder(tmp_path, "custom.safetensors.index.json")
     with safe_open(tmp_path, framework="np") as f:
