@@ -355,3 +355,25 @@ def test_transformers_loads_a_folder_written_by_save_sharded(tmp_path):
 
 def test_safe_open_reads_a_folder_written_by_save_pretrained(tmp_path):
     run_isolated(READ_SAVE_PRETRAINED, tmp_path)
+
+
+def test_save_sharded_replaces_an_earlier_save_of_another_shape(tmp_path):
+    import safetensors.numpy
+
+    arrays = {f"t{i}": np.full(25, i, dtype=np.float32) for i in range(4)}  # 100 bytes each
+    (tmp_path / "config.json").write_text("{}")
+    safetensors.numpy.save_sharded(arrays, tmp_path, max_shard_size=100)
+    safetensors.numpy.save_sharded(arrays, tmp_path, max_shard_size=200)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "config.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+    ]
+    safetensors.numpy.save_sharded(arrays, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    safetensors.numpy.save_sharded(arrays, tmp_path, max_shard_size=300)
+    assert "model.safetensors" not in {p.name for p in tmp_path.iterdir()}
+    loaded = load_file(tmp_path)
+    for name, value in arrays.items():
+        np.testing.assert_array_equal(loaded[name], value)

@@ -354,7 +354,32 @@ where
     if count > 1 {
         crate::file::write_atomically(folder.join(INDEX_FILE), index.as_bytes())?;
     }
+    remove_stale(folder, &weight_map)?;
     Ok(index)
+}
+
+/// Removes what an earlier save of another shape left in `folder` (readers would pick it:
+/// `transformers` tries `model.safetensors` before the index, and an old index names old
+/// shards): [`SINGLE_FILE`], [`INDEX_FILE`] and `model-*-of-*.safetensors` files that the save
+/// just made (`written`'s values, plus the index when sharded) does not include. Runs after
+/// the new files are in place, so a reader sees the old checkpoint or the new one.
+fn remove_stale(folder: &Path, written: &BTreeMap<String, String>) -> Result<(), SafeTensorError> {
+    let sharded = written.values().any(|f| f != SINGLE_FILE);
+    for entry in std::fs::read_dir(folder)? {
+        let Ok(name) = entry?.file_name().into_string() else {
+            continue;
+        };
+        let ours = name == SINGLE_FILE
+            || name == INDEX_FILE
+            || (name.starts_with("model-")
+                && name.contains("-of-")
+                && name.ends_with(".safetensors"));
+        let current = written.values().any(|f| *f == name) || (sharded && name == INDEX_FILE);
+        if ours && !current {
+            std::fs::remove_file(folder.join(&name))?;
+        }
+    }
+    Ok(())
 }
 
 /// What a local path points at.
