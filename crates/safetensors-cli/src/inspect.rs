@@ -2,20 +2,14 @@
 //! byte offsets, totals per dtype and the `__metadata__`), read from the headers alone, for
 //! one file, a sharded folder, or an http(s) URL fetched with Range requests.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
-
-use safetensors::tensor::Metadata;
-use safetensors::Dtype;
-
 use crate::error::Error;
 use crate::header::{read_header, read_local_header, FileHeader};
-use crate::index::{locate, parse_index, read_index, Layout, ShardIndex};
+use crate::index::{locate, parse_index, read_index, Layout};
 use crate::output::say;
 use crate::remote::{self, RemoteFile};
 use crate::size::{counted, format_bytes, format_count};
@@ -40,33 +34,13 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
-/// One file's header and where it came from.
-pub struct ShardHeader {
-    /// The name shown: the shard file name as the index spells it, or the path/URL given.
-    pub name: String,
-    /// The header read.
-    pub header: FileHeader,
-}
-
-/// Everything `inspect` learned.
-pub struct Model {
-    /// The location given on the command line.
-    pub source: String,
-    /// The index, for a sharded model.
-    pub index: Option<ShardIndex>,
-    /// Each file's header, in file name order.
-    pub files: Vec<ShardHeader>,
-    /// Inconsistencies between an index and its shards.
-    pub warnings: Vec<String>,
-}
+pub use safetensors::inspect::{parameters, sharded, totals, Model, Pairs, ShardHeader};
 
 /// Runs `inspect`.
 pub fn run(args: &InspectArgs) -> Result<ExitCode, Error> {
     let model = load(&args.location)?;
     if args.json {
-        let text = serde_json::to_string_pretty(&JsonReport::new(&model))
-            .expect("the report is plain data");
-        say!("{text}");
+        say!("{}", safetensors::inspect::json_report(&model));
     } else {
         crate::output::write_stdout(&render(&model));
     }
@@ -170,66 +144,6 @@ fn fetch_headers(agent: &ureq::Agent, urls: &[String]) -> Result<Vec<FileHeader>
     });
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, header)| header).collect()
-}
-
-/// Assembles a sharded model and notes where the index and the shards disagree.
-fn sharded(source: &str, index: ShardIndex, files: Vec<ShardHeader>) -> Model {
-    let headers: Vec<(&str, &Metadata)> = files
-        .iter()
-        .map(|s| (s.name.as_str(), &s.header.metadata))
-        .collect();
-    let warnings = index
-        .problems(&headers)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    Model {
-        source: source.to_string(),
-        index: Some(index),
-        files,
-        warnings,
-    }
-}
-
-/// A `__metadata__` in file order.
-pub type Pairs<'a> = &'a [(String, String)];
-
-/// Elements in a tensor of this shape (1 for a scalar).
-pub fn parameters(shape: &[usize]) -> u64 {
-    shape
-        .iter()
-        .map(|&d| d as u64)
-        .fold(1u64, u64::saturating_mul)
-}
-
-/// Per-dtype totals.
-#[derive(Default, Clone, Copy, Serialize)]
-struct Totals {
-    tensors: u64,
-    parameters: u64,
-    bytes: u64,
-}
-
-impl Totals {
-    fn add(&mut self, parameters: u64, bytes: u64) {
-        self.tensors += 1;
-        self.parameters += parameters;
-        self.bytes += bytes;
-    }
-}
-
-fn totals(model: &Model) -> (BTreeMap<Dtype, Totals>, Totals) {
-    let mut by_dtype: BTreeMap<Dtype, Totals> = BTreeMap::new();
-    let mut all = Totals::default();
-    for shard in &model.files {
-        for (_, info) in shard.header.metadata.iter() {
-            let params = parameters(&info.shape);
-            let bytes = (info.data_offsets.1 - info.data_offsets.0) as u64;
-            by_dtype.entry(info.dtype).or_default().add(params, bytes);
-            all.add(params, bytes);
-        }
-    }
-    (by_dtype, all)
 }
 
 /// The human-readable report.
@@ -359,114 +273,4 @@ pub fn render(model: &Model) -> String {
         ));
     }
     out
-}
-
-/// `__metadata__` serialized as a JSON object in file order.
-struct OrderedMap<'a>(&'a [(String, String)]);
-
-impl Serialize for OrderedMap<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-#[derive(Serialize)]
-struct JsonTensor<'a> {
-    name: &'a str,
-    file: &'a str,
-    dtype: String,
-    shape: &'a [usize],
-    parameters: u64,
-    bytes: u64,
-    data_offsets: [usize; 2],
-}
-
-#[derive(Serialize)]
-struct JsonFile<'a> {
-    file: &'a str,
-    file_size: u64,
-    header_len: usize,
-    tensors: usize,
-    metadata: Option<OrderedMap<'a>>,
-}
-
-#[derive(Serialize)]
-struct JsonTotals {
-    tensors: u64,
-    parameters: u64,
-    bytes: u64,
-    by_dtype: BTreeMap<String, Totals>,
-}
-
-#[derive(Serialize)]
-struct JsonIndex<'a> {
-    metadata: &'a Option<serde_json::Map<String, serde_json::Value>>,
-    weight_map_len: usize,
-}
-
-/// The `--json` document.
-#[derive(Serialize)]
-struct JsonReport<'a> {
-    source: &'a str,
-    sharded: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    index: Option<JsonIndex<'a>>,
-    files: Vec<JsonFile<'a>>,
-    tensors: Vec<JsonTensor<'a>>,
-    totals: JsonTotals,
-    warnings: &'a [String],
-}
-
-impl<'a> JsonReport<'a> {
-    fn new(model: &'a Model) -> Self {
-        let (by_dtype, all) = totals(model);
-        let mut tensors = Vec::new();
-        for shard in &model.files {
-            for (name, info) in shard.header.metadata.iter() {
-                tensors.push(JsonTensor {
-                    name,
-                    file: &shard.name,
-                    dtype: info.dtype.to_string(),
-                    shape: &info.shape,
-                    parameters: parameters(&info.shape),
-                    bytes: (info.data_offsets.1 - info.data_offsets.0) as u64,
-                    data_offsets: [info.data_offsets.0, info.data_offsets.1],
-                });
-            }
-        }
-        JsonReport {
-            source: &model.source,
-            sharded: model.index.is_some(),
-            index: model.index.as_ref().map(|i| JsonIndex {
-                metadata: &i.metadata,
-                weight_map_len: i.weight_map.len(),
-            }),
-            files: model
-                .files
-                .iter()
-                .map(|s| JsonFile {
-                    file: &s.name,
-                    file_size: s.header.file_len,
-                    header_len: s.header.header_len,
-                    tensors: s.header.metadata.len(),
-                    metadata: s.header.metadata.metadata_ordered().map(OrderedMap),
-                })
-                .collect(),
-            tensors,
-            totals: JsonTotals {
-                tensors: all.tensors,
-                parameters: all.parameters,
-                bytes: all.bytes,
-                by_dtype: by_dtype
-                    .into_iter()
-                    .map(|(d, t)| (d.to_string(), t))
-                    .collect(),
-            },
-            warnings: &model.warnings,
-        }
-    }
 }

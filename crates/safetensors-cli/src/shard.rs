@@ -39,23 +39,8 @@ pub struct ShardArgs {
     pub max_shard_size: u64,
 }
 
-/// Groups tensors (name, bytes), in order, into shards of at most `limit` bytes; a tensor
-/// larger than `limit` is alone in its shard. Always at least one (possibly empty) shard.
-pub fn plan_shards(tensors: &[(String, u64)], limit: u64) -> Vec<Vec<String>> {
-    let mut shards: Vec<Vec<String>> = vec![Vec::new()];
-    let mut current = 0u64;
-    for (name, bytes) in tensors {
-        let last = shards.last_mut().expect("never empty");
-        if !last.is_empty() && current.saturating_add(*bytes) > limit {
-            shards.push(vec![name.clone()]);
-            current = *bytes;
-        } else {
-            last.push(name.clone());
-            current += bytes;
-        }
-    }
-    shards
-}
+/// How tensors are grouped into shards: the core's rule, shared with `save_sharded`.
+pub use safetensors::index::plan_shards;
 
 /// Runs `shard`.
 pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {

@@ -1,69 +1,9 @@
 //! Human-readable sizes: parsing `--max-shard-size` values such as `5GB`, `500MiB` or
 //! `1048576`, and printing byte and parameter counts for people.
 
-/// Parses a size in bytes: a plain integer, or a number (decimals allowed) followed by a unit.
-///
-/// Decimal units follow the SI convention used by `transformers` (`KB` = 1000, `MB` = 10^6,
-/// `GB` = 10^9, `TB` = 10^12); binary units are `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024).
-/// `B` is bytes. Units are case-insensitive and may be separated from the number by spaces.
-/// Fractions are rounded down to a whole byte. Zero is refused. The error does not repeat
-/// `text`: clap's message in front of it already quotes the value.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let unit = unit.trim();
-    if number.is_empty() {
-        return Err("not a size: expected a number such as 5GB, 500MiB or 1048576".to_string());
-    }
-    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "m" | "mb" => 1_000_000,
-        "g" | "gb" => 1_000_000_000,
-        "t" | "tb" => 1_000_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "unknown unit `{unit}`: use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
-            ))
-        }
-    };
-    let (whole, fraction) = match number.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (number, ""),
-    };
-    if fraction.contains('.') || (whole.is_empty() && fraction.is_empty()) {
-        return Err(format!("not a size: `{number}` is not a number"));
-    }
-    let too_big = || "too large: sizes must fit in 64 bits".to_string();
-    let whole_value: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| too_big())?
-    };
-    let mut bytes = whole_value.checked_mul(multiplier).ok_or_else(too_big)?;
-    if !fraction.is_empty() {
-        // Exact: fraction / 10^digits * multiplier, in 128-bit integers, rounded down.
-        // Digits past the 20th cannot change a 64-bit result by a whole byte here.
-        let digits = &fraction[..fraction.len().min(20)];
-        let numerator: u128 = digits.parse().map_err(|_| too_big())?;
-        let denominator = 10u128.pow(digits.len() as u32);
-        let part = numerator * u128::from(multiplier) / denominator;
-        bytes = bytes
-            .checked_add(u64::try_from(part).map_err(|_| too_big())?)
-            .ok_or_else(too_big)?;
-    }
-    if bytes == 0 {
-        return Err("zero bytes: the size must be at least one byte".to_string());
-    }
-    Ok(bytes)
-}
+/// Parses a size in bytes (`5GB`, `500MiB`, `1048576`): the core's rule, shared with the
+/// Python package's `save_sharded`.
+pub use safetensors::index::parse_size;
 
 /// Formats a byte count with binary units (`1.50 GiB`), exact below one KiB.
 pub fn format_bytes(bytes: u64) -> String {

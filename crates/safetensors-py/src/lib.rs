@@ -28,6 +28,8 @@ fn _safetensors_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(handle::safe_open_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::serialize, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::serialize_file, m)?)?;
+    m.add_function(wrap_pyfunction!(serialize::serialize_sharded, m)?)?;
+    m.add_function(wrap_pyfunction!(open::inspect, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::deserialize, m)?)?;
     m.add(
         "SafetensorError",

@@ -5,6 +5,11 @@
 //! the framework can make one; otherwise it allocates the framework tensor and copies its
 //! bytes once, with the interpreter detached, straight into it.
 //!
+//! A folder or an index JSON opens a sharded checkpoint through the core's `Checkpoint`:
+//! the names come from the index, and each shard is opened (header validated, checked
+//! against the index, mapped with the mmap backend) the first time one of its tensors is
+//! read; from then on it is read exactly like a single file.
+//!
 //! Leaving the `with` block closes the handle: the file descriptor and the handle's reference
 //! to the mapping are released (tensors already handed out keep the mapping alive), and every
 //! later use of the handle or of its slices raises `SafetensorError`.
@@ -19,12 +24,13 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
+use safetensors::checkpoint::Checkpoint;
 use safetensors::file::{Backend, SafeFile};
 use safetensors::slice::{byte_ranges, ByteRanges};
 use safetensors::tensor::TensorInfo;
 use std::ops::Range;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Copies from the mapping above this size run with the interpreter detached.
 const DETACH_ABOVE: usize = 1 << 16;
@@ -205,17 +211,138 @@ fn gather_rows<const N: usize>(src: &[u8], lo: usize, plan: &ByteRanges, dst: &m
     }
 }
 
+/// What a handle reads: one container, or the shards of a checkpoint opened as needed.
+pub enum Container {
+    /// One file, buffer or file object.
+    Single(Arc<Opened>),
+    /// An index of shards.
+    Sharded {
+        /// The checkpoint: names, shard of each tensor, lazily opened shard files.
+        checkpoint: Checkpoint,
+        /// Each shard as an `Opened` (with its mapping), made on first use.
+        opened: Vec<OnceLock<Arc<Opened>>>,
+        /// Whether to map shards (the mmap backend).
+        map: bool,
+    },
+}
+
+impl Container {
+    /// The container holding tensor `name`, opening its shard if needed.
+    pub fn for_tensor(&self, py: Python<'_>, name: &str) -> PyResult<Arc<Opened>> {
+        let (checkpoint, opened, map) = match self {
+            Container::Single(one) => return Ok(one.clone()),
+            Container::Sharded {
+                checkpoint,
+                opened,
+                map,
+            } => (checkpoint, opened, *map),
+        };
+        let at = checkpoint.shard_of(name).ok_or_else(|| {
+            st_err(format!(
+                "File does not contain tensor {name}: call keys() to list the tensors it has"
+            ))
+        })?;
+        self.shard(py, checkpoint, opened, map, at)
+    }
+
+    /// Shard `at` as an `Opened`, made once.
+    fn shard(
+        &self,
+        py: Python<'_>,
+        checkpoint: &Checkpoint,
+        opened: &[OnceLock<Arc<Opened>>],
+        map: bool,
+        at: usize,
+    ) -> PyResult<Arc<Opened>> {
+        if let Some(one) = opened[at].get() {
+            return Ok(one.clone());
+        }
+        let file = py
+            .detach(|| checkpoint.shard(at).cloned())
+            .map_err(to_pyerr)?;
+        let map = match map {
+            true => crate::mapping::private_map(py, &file)?,
+            false => None,
+        };
+        let made = Arc::new(Opened {
+            source: Source::File(file),
+            map,
+        });
+        Ok(opened[at].get_or_init(|| made).clone())
+    }
+
+    /// The header entry of tensor `name`.
+    pub fn info(&self, py: Python<'_>, name: &str) -> PyResult<TensorInfo> {
+        Ok(self.for_tensor(py, name)?.info(name)?.clone())
+    }
+
+    /// The tensor names, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        match self {
+            Container::Single(one) => one
+                .source
+                .metadata()
+                .names_sorted()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            Container::Sharded { checkpoint, .. } => {
+                checkpoint.names().map(str::to_owned).collect()
+            }
+        }
+    }
+
+    /// The tensor names in shard order, then in the order of their data.
+    pub fn offset_keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        match self {
+            Container::Single(one) => Ok(one.source.metadata().offset_keys()),
+            Container::Sharded { checkpoint, .. } => {
+                py.detach(|| checkpoint.offset_keys()).map_err(to_pyerr)
+            }
+        }
+    }
+
+    /// The metadata pairs: the header's `__metadata__`, or the index's `metadata` merged
+    /// with the shards' (see `Checkpoint::metadata`).
+    pub fn metadata(&self, py: Python<'_>) -> PyResult<Option<Vec<(String, String)>>> {
+        match self {
+            Container::Single(one) => {
+                Ok(one.source.metadata().metadata_ordered().map(<[_]>::to_vec))
+            }
+            Container::Sharded { checkpoint, .. } => {
+                py.detach(|| checkpoint.metadata()).map_err(to_pyerr)
+            }
+        }
+    }
+
+    /// The number of tensors.
+    pub fn len(&self) -> usize {
+        match self {
+            Container::Single(one) => one.source.metadata().len(),
+            Container::Sharded { checkpoint, .. } => checkpoint.len(),
+        }
+    }
+
+    /// True when tensor `name` is in the container.
+    pub fn contains(&self, name: &str) -> bool {
+        match self {
+            Container::Single(one) => one.source.metadata().info(name).is_some(),
+            Container::Sharded { checkpoint, .. } => checkpoint.contains(name),
+        }
+    }
+}
+
 /// What a `safe_open` and the slices it hands out share.
 pub struct Inner {
     /// The framework's hooks and the device.
     pub hooks: Hooks,
     /// The open container; None once closed.
-    state: Mutex<Option<Arc<Opened>>>,
+    state: Mutex<Option<Arc<Container>>>,
 }
 
 impl Inner {
     /// The open container, or the `SafetensorError` of a closed handle.
-    pub fn opened(&self, py: Python<'_>) -> PyResult<Arc<Opened>> {
+    pub fn opened(&self, py: Python<'_>) -> PyResult<Arc<Container>> {
         let state = self
             .state
             .lock_py_attached(py)
@@ -242,9 +369,10 @@ impl Inner {
     pub fn tensor<'py>(
         &self,
         py: Python<'py>,
-        opened: &Opened,
+        container: &Container,
         name: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let opened = container.for_tensor(py, name)?;
         let info = opened.info(name)?;
         let whole = byte_ranges(info.dtype, &info.shape, &[]).map_err(|e| slice_error(name, e))?;
         opened.tensor_of(py, &self.hooks, name, info, &info.shape, whole)
@@ -278,12 +406,50 @@ impl SafeOpen {
             _ => None,
         };
         let opened = Opened { source, map };
-        Ok(SafeOpen {
+        Ok(SafeOpen::from_container(
+            hooks,
+            Container::Single(Arc::new(opened)),
+        ))
+    }
+
+    fn from_container(hooks: Hooks, container: Container) -> SafeOpen {
+        SafeOpen {
             inner: Arc::new(Inner {
                 hooks,
-                state: Mutex::new(Some(Arc::new(opened))),
+                state: Mutex::new(Some(Arc::new(container))),
             }),
-        })
+        }
+    }
+
+    /// Opens a folder or an index JSON: a sharded checkpoint, or the one file a folder holds.
+    fn open_checkpoint(
+        py: Python<'_>,
+        path: &Path,
+        filename: &Bound<'_, PyAny>,
+        map: bool,
+        framework: &str,
+        device: &Bound<'_, PyAny>,
+    ) -> PyResult<SafeOpen> {
+        let checkpoint = py.detach(|| Checkpoint::open(path)).map_err(|e| match e {
+            safetensors::SafeTensorError::IoError(io) if !path.exists() => {
+                crate::error::open_error(py, io, filename)
+            }
+            other => to_pyerr(other),
+        })?;
+        if !checkpoint.is_sharded() {
+            let file = checkpoint.shard(0).map_err(to_pyerr)?.clone();
+            return SafeOpen::from_source(py, Source::File(file), map, framework, device);
+        }
+        let hooks = Hooks::load(py, Framework::parse(framework)?, device)?;
+        let opened = (0..checkpoint.shard_count())
+            .map(|_| OnceLock::new())
+            .collect();
+        let container = Container::Sharded {
+            checkpoint,
+            opened,
+            map,
+        };
+        Ok(SafeOpen::from_container(hooks, container))
     }
 }
 
@@ -316,6 +482,11 @@ impl SafeOpen {
         Framework::parse(framework)?;
         let map = parse_backend(backend)?;
         let path: PathBuf = filename.extract()?;
+        let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
+        let device = device.unwrap_or(&cpu);
+        if path.is_dir() || path.extension().is_some_and(|e| e == "json") {
+            return SafeOpen::open_checkpoint(py, &path, filename, map, framework, device);
+        }
         // The core never maps: with the mmap backend the one mapping is made here
         // (`mapping.rs`), which views and copies share.
         let file = py
@@ -326,27 +497,23 @@ impl SafeOpen {
                 }
                 other => to_pyerr(other),
             })?;
-        let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
-        let device = device.unwrap_or(&cpu);
-        SafeOpen::from_source(py, Source::File(file), map, framework, device)
+        SafeOpen::from_source(py, Source::File(Arc::new(file)), map, framework, device)
     }
 
-    /// The tensor names, sorted.
+    /// The tensor names, sorted (of every shard, for a sharded checkpoint).
     fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        let opened = self.inner.opened(py)?;
-        let names = opened.source.metadata().names_sorted();
-        Ok(names.into_iter().map(str::to_owned).collect())
+        Ok(self.inner.opened(py)?.keys())
     }
 
-    /// The tensor names in the order of their data in the file.
+    /// The tensor names in the order of their data in the file (shard by shard).
     fn offset_keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        Ok(self.inner.opened(py)?.source.metadata().offset_keys())
+        self.inner.opened(py)?.offset_keys(py)
     }
 
-    /// The `__metadata__` of the header as a dict (in file order), or None.
+    /// The `__metadata__` of the header as a dict (in file order), or None; for a sharded
+    /// checkpoint the index's `metadata` merged with the shards'.
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let opened = self.inner.opened(py)?;
-        let Some(pairs) = opened.source.metadata().metadata_ordered() else {
+        let Some(pairs) = self.inner.opened(py)?.metadata(py)? else {
             return Ok(None);
         };
         let dict = PyDict::new(py);
@@ -366,15 +533,16 @@ impl SafeOpen {
     fn get_tensors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let opened = self.inner.opened(py)?;
         let dict = PyDict::new(py);
-        for name in opened.source.metadata().names_sorted() {
-            dict.set_item(name, self.inner.tensor(py, &opened, name)?)?;
+        for name in opened.keys() {
+            let tensor = self.inner.tensor(py, &opened, &name)?;
+            dict.set_item(name, tensor)?;
         }
         Ok(dict)
     }
 
     /// A lazy view of tensor `name`: index it to read only part of it.
     fn get_slice(&self, py: Python<'_>, name: &str) -> PyResult<PySafeSlice> {
-        let info = self.inner.opened(py)?.info(name)?.clone();
+        let info = self.inner.opened(py)?.info(py, name)?;
         Ok(PySafeSlice::new(self.inner.clone(), name.to_owned(), info))
     }
 
@@ -396,28 +564,38 @@ impl SafeOpen {
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(self.inner.opened(py)?.source.metadata().len())
+        Ok(self.inner.opened(py)?.len())
     }
 
     fn __contains__(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
-        Ok(self
-            .inner
-            .opened(py)?
-            .source
-            .metadata()
-            .info(name)
-            .is_some())
+        Ok(self.inner.opened(py)?.contains(name))
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
         match self.inner.opened(py) {
-            Ok(opened) => format!(
-                "<safe_open with {} tensors>",
-                opened.source.metadata().len()
-            ),
+            Ok(opened) => format!("<safe_open with {} tensors>", opened.len()),
             Err(_) => "<safe_open (closed)>".to_owned(),
         }
     }
+}
+
+/// `_inspect(location)`: the JSON report of a local file, folder or index JSON, read from
+/// the headers alone (the core's `inspect::json_report`, which the CLI's `inspect --json`
+/// prints).
+#[pyfunction]
+#[pyo3(name = "_inspect")]
+pub fn inspect(py: Python<'_>, location: &Bound<'_, PyAny>) -> PyResult<String> {
+    let path: PathBuf = location.extract()?;
+    let shown = path.to_string_lossy().into_owned();
+    let model = py
+        .detach(|| safetensors::inspect::inspect_local(&shown))
+        .map_err(|e| match e {
+            safetensors::SafeTensorError::IoError(io) if !path.exists() => {
+                crate::error::open_error(py, io, location)
+            }
+            other => to_pyerr(other),
+        })?;
+    Ok(safetensors::inspect::json_report(&model))
 }
 
 /// Helper used by slices: a list of Python ints.

@@ -230,6 +230,37 @@ pub fn serialize_file(
     Ok(())
 }
 
+/// `_serialize_sharded(tensor_dict, folder, max_shard_size, metadata=None)`: writes the
+/// tensors (in dict order) as a sharded checkpoint in `folder` with the core's
+/// `index::save_sharded` (shards of at most `max_shard_size` tensor bytes, e.g. "5GB" or
+/// "1048576", then the index; one `model.safetensors` when everything fits) and returns the
+/// index JSON text.
+#[pyfunction]
+#[pyo3(name = "_serialize_sharded", signature = (tensor_dict, folder, max_shard_size, metadata = None))]
+pub fn serialize_sharded(
+    py: Python<'_>,
+    tensor_dict: &Bound<'_, PyDict>,
+    folder: PathBuf,
+    max_shard_size: &str,
+    metadata: Option<&Bound<'_, PyAny>>,
+) -> PyResult<String> {
+    let limit = safetensors::index::parse_size(max_shard_size)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("max_shard_size {max_shard_size:?}: {e}")))?;
+    let prepared = prepare(tensor_dict)?;
+    let metadata = metadata_pairs(metadata)?;
+    let views = prepared.views;
+    let index = py
+        .detach(|| safetensors::index::save_sharded(views, metadata, &folder, limit))
+        .map_err(|e| match e {
+            safetensors::SafeTensorError::IoError(io) => {
+                crate::error::io_error(io, &format!("cannot write into {}", folder.display()))
+            }
+            other => to_pyerr(other),
+        })?;
+    drop(prepared._pins);
+    Ok(index)
+}
+
 /// `deserialize(bytes)`: every tensor, in data order, as `(name, {"dtype", "shape", "data"})`
 /// with the header's dtype spelling and the bytes copied into a `bytearray`.
 #[pyfunction]

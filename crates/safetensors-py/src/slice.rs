@@ -142,7 +142,7 @@ impl PySafeSlice {
         let plan = plan_index(self.info.dtype, &self.info.shape, &index)
             .map_err(|e| slice_error(&self.name, e))?;
         let shape = plan.newshape();
-        let opened = self.inner.opened(py)?;
+        let opened = self.inner.opened(py)?.for_tensor(py, &self.name)?;
         opened.tensor_of(py, &self.inner.hooks, &self.name, &self.info, &shape, plan)
     }
 

@@ -16,15 +16,15 @@ use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::SafeTensorError;
 use safetensors::SafeTensors;
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Copies above this size run with the interpreter detached.
 const DETACH_ABOVE: usize = 1 << 16;
 
 /// A validated safetensors container and the means to read its tensors' bytes.
 pub enum Source {
-    /// A file opened by the core crate.
-    File(SafeFile),
+    /// A file opened by the core crate (shared with the `Checkpoint` it may come from).
+    File(Arc<SafeFile>),
     /// A Python buffer holding a whole safetensors file.
     Buffer {
         /// The pinned buffer.

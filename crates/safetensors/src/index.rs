@@ -120,6 +120,44 @@ impl ShardIndex {
     }
 }
 
+impl ShardIndex {
+    /// Where one shard disagrees with this index: a tensor it holds that the weight map does
+    /// not list (or maps to another shard), and a tensor the weight map puts in it that it
+    /// lacks. For readers that open shards one at a time; `file` is the shard's name as the
+    /// weight map spells it.
+    pub fn shard_problems<T: ShardContents>(&self, file: &str, contents: &T) -> Vec<IndexProblem> {
+        let mut problems = Vec::new();
+        for (name, _) in contents.tensor_sizes() {
+            match self.weight_map.get(name) {
+                None => problems.push(IndexProblem::Tensor(format!(
+                    "tensor `{}` in {} is not in the index's weight_map",
+                    shown(name),
+                    shown(file)
+                ))),
+                Some(mapped) if mapped.as_str() != file => {
+                    problems.push(IndexProblem::Tensor(format!(
+                        "tensor `{}` is in {} but the index maps it to {}",
+                        shown(name),
+                        shown(file),
+                        shown(mapped)
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, mapped) in &self.weight_map {
+            if mapped == file && !contents.holds(name) {
+                problems.push(IndexProblem::Tensor(format!(
+                    "the index maps tensor `{}` to {} which does not hold it",
+                    shown(name),
+                    shown(file)
+                )));
+            }
+        }
+        problems
+    }
+}
+
 /// What [`ShardIndex::problems`] needs to know of one shard: its tensors and their sizes.
 pub trait ShardContents {
     /// Each tensor's name and byte size.
@@ -176,6 +214,169 @@ pub fn write_index_json<S: AsRef<str>>(
     text
 }
 
+/// Parses a size in bytes (`max_shard_size`): a plain integer, or a number (decimals allowed) followed by a unit.
+///
+/// Decimal units follow the SI convention used by `transformers` (`KB` = 1000, `MB` = 10^6,
+/// `GB` = 10^9, `TB` = 10^12); binary units are `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024).
+/// `B` is bytes. Units are case-insensitive and may be separated from the number by spaces.
+/// Fractions are rounded down to a whole byte. Zero is refused. The error does not repeat
+/// `text`: each caller says which value it was (clap quotes it; Python names the argument).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let unit = unit.trim();
+    if number.is_empty() {
+        return Err("not a size: expected a number such as 5GB, 500MiB or 1048576".to_string());
+    }
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "t" | "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}`: use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
+            ))
+        }
+    };
+    let (whole, fraction) = match number.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (number, ""),
+    };
+    if fraction.contains('.') || (whole.is_empty() && fraction.is_empty()) {
+        return Err(format!("not a size: `{number}` is not a number"));
+    }
+    let too_big = || "too large: sizes must fit in 64 bits".to_string();
+    let whole_value: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| too_big())?
+    };
+    let mut bytes = whole_value.checked_mul(multiplier).ok_or_else(too_big)?;
+    if !fraction.is_empty() {
+        // Exact: fraction / 10^digits * multiplier, in 128-bit integers, rounded down.
+        // Digits past the 20th cannot change a 64-bit result by a whole byte here.
+        let digits = &fraction[..fraction.len().min(20)];
+        let numerator: u128 = digits.parse().map_err(|_| too_big())?;
+        let denominator = 10u128.pow(digits.len() as u32);
+        let part = numerator * u128::from(multiplier) / denominator;
+        bytes = bytes
+            .checked_add(u64::try_from(part).map_err(|_| too_big())?)
+            .ok_or_else(too_big)?;
+    }
+    if bytes == 0 {
+        return Err("zero bytes: the size must be at least one byte".to_string());
+    }
+    Ok(bytes)
+}
+
+/// Groups tensors (name, bytes), in order, into shards of at most `limit` bytes; a tensor
+/// larger than `limit` is alone in its shard. Always at least one (possibly empty) shard.
+pub fn plan_shards(tensors: &[(String, u64)], limit: u64) -> Vec<Vec<String>> {
+    let mut shards: Vec<Vec<String>> = vec![Vec::new()];
+    let mut current = 0u64;
+    for (name, bytes) in tensors {
+        let last = shards.last_mut().expect("never empty");
+        if !last.is_empty() && current.saturating_add(*bytes) > limit {
+            shards.push(vec![name.clone()]);
+            current = *bytes;
+        } else {
+            last.push(name.clone());
+            current += bytes;
+        }
+    }
+    shards
+}
+
+/// Writes `tensors` (in order) as a sharded checkpoint in `folder`, the layout
+/// `transformers` writes: shards of at most `limit` tensor bytes named by
+/// [`shard_file_name`], each with `metadata` as its `__metadata__`, then [`INDEX_FILE`] last;
+/// or a single [`SINGLE_FILE`] (and no index) when everything fits in one shard. Every file
+/// is written through a temporary file renamed into place. Returns the index JSON (for a
+/// single file, the index it would have: every tensor mapped to [`SINGLE_FILE`]).
+pub fn save_sharded<S, V>(
+    tensors: Vec<(S, V)>,
+    metadata: Option<Vec<(String, String)>>,
+    folder: &Path,
+    limit: u64,
+) -> Result<String, SafeTensorError>
+where
+    S: AsRef<str> + Ord + fmt::Display,
+    V: crate::View,
+{
+    let sized: Vec<(String, u64)> = tensors
+        .iter()
+        .map(|(name, view)| (name.as_ref().to_owned(), view.data_len() as u64))
+        .collect();
+    let total: u64 = sized.iter().map(|(_, n)| n).sum();
+    let plan = plan_shards(&sized, limit);
+    let count = plan.len();
+    std::fs::create_dir_all(folder)?;
+    let mut pending: BTreeMap<String, (S, V)> = tensors
+        .into_iter()
+        .map(|(name, view)| (name.as_ref().to_owned(), (name, view)))
+        .collect();
+    let mut weight_map = BTreeMap::new();
+    for (i, names) in plan.iter().enumerate() {
+        let file = match count {
+            1 => SINGLE_FILE.to_owned(),
+            _ => shard_file_name(i + 1, count),
+        };
+        let mut shard = Vec::with_capacity(names.len());
+        for name in names {
+            shard.push(pending.remove(name).expect("planned from these tensors"));
+            weight_map.insert(name.clone(), file.clone());
+        }
+        let path = folder.join(&file);
+        match &metadata {
+            None => crate::serialize_to_file(
+                shard,
+                None::<std::collections::HashMap<String, String>>,
+                &path,
+            )?,
+            Some(pairs) => crate::serialize_to_file(shard, pairs.clone(), &path)?,
+        }
+    }
+    let index = write_index_json(total, &weight_map);
+    if count > 1 {
+        crate::file::write_atomically(folder.join(INDEX_FILE), index.as_bytes())?;
+    }
+    remove_stale(folder, &weight_map)?;
+    Ok(index)
+}
+
+/// Removes what an earlier save of another shape left in `folder` (readers would pick it:
+/// `transformers` tries `model.safetensors` before the index, and an old index names old
+/// shards): [`SINGLE_FILE`], [`INDEX_FILE`] and `model-*-of-*.safetensors` files that the save
+/// just made (`written`'s values, plus the index when sharded) does not include. Runs after
+/// the new files are in place, so a reader sees the old checkpoint or the new one.
+fn remove_stale(folder: &Path, written: &BTreeMap<String, String>) -> Result<(), SafeTensorError> {
+    let sharded = written.values().any(|f| f != SINGLE_FILE);
+    for entry in std::fs::read_dir(folder)? {
+        let Ok(name) = entry?.file_name().into_string() else {
+            continue;
+        };
+        let ours = name == SINGLE_FILE
+            || name == INDEX_FILE
+            || (name.starts_with("model-")
+                && name.contains("-of-")
+                && name.ends_with(".safetensors"));
+        let current = written.values().any(|f| *f == name) || (sharded && name == INDEX_FILE);
+        if ours && !current {
+            std::fs::remove_file(folder.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
 /// What a local path points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
@@ -190,8 +391,9 @@ pub enum Layout {
     },
 }
 
-/// Classifies `path`: a folder with [`INDEX_FILE`] (or else [`SINGLE_FILE`]), a `.json`
-/// index file, or a single safetensors file.
+/// Classifies `path`: a folder with [`INDEX_FILE`] (or else its one `*.safetensors.index.json`,
+/// or else [`SINGLE_FILE`], or else its one `*.safetensors` file), a `.json` index file, or
+/// a single safetensors file.
 pub fn locate(path: &Path) -> Result<Layout, SafeTensorError> {
     let sharded = |index: PathBuf| {
         let folder = index
@@ -205,18 +407,60 @@ pub fn locate(path: &Path) -> Result<Layout, SafeTensorError> {
         let index = path.join(INDEX_FILE);
         let single = path.join(SINGLE_FILE);
         if index.is_file() {
-            Ok(sharded(index))
-        } else if single.is_file() {
-            Ok(Layout::Single(single))
-        } else {
-            Err(SafeTensorError::InvalidArgument(format!(
-                "the folder holds neither {INDEX_FILE} nor {SINGLE_FILE}"
-            )))
+            return Ok(sharded(index));
+        }
+        if let Some(index) = only_file(path, ".safetensors.index.json")? {
+            return Ok(sharded(index));
+        }
+        if single.is_file() {
+            return Ok(Layout::Single(single));
+        }
+        match only_file(path, ".safetensors")? {
+            Some(file) => Ok(Layout::Single(file)),
+            // Not found, like opening a folder as a file: nothing to open there.
+            None => Err(SafeTensorError::IoError(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "the folder {} holds neither {INDEX_FILE} nor {SINGLE_FILE} (nor any \
+                     other *.safetensors.index.json or .safetensors file)",
+                    path.display()
+                ),
+            ))),
         }
     } else if path.extension().is_some_and(|e| e == "json") {
         Ok(sharded(path.to_path_buf()))
     } else {
         Ok(Layout::Single(path.to_path_buf()))
+    }
+}
+
+/// The one file of `folder` whose name ends with `suffix`; None when there is none, an
+/// error naming them when there are several (the choice would be a guess).
+fn only_file(folder: &Path, suffix: &str) -> Result<Option<PathBuf>, SafeTensorError> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(folder)? {
+        let path = entry?.path();
+        let matches = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(suffix) && n.len() > suffix.len());
+        if matches && path.is_file() {
+            found.push(path);
+        }
+    }
+    found.sort();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(SafeTensorError::InvalidArgument(format!(
+            "the folder {} holds several *{suffix} files ({}): name the one to open",
+            folder.display(),
+            found
+                .iter()
+                .filter_map(|p| p.file_name()?.to_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
 

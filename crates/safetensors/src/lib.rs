@@ -6,6 +6,8 @@ extern crate alloc;
 
 #[cfg(feature = "std")]
 mod atomic;
+#[cfg(feature = "std")]
+pub mod checkpoint;
 pub mod dtype;
 mod error;
 #[cfg(feature = "std")]
@@ -14,6 +16,8 @@ mod header;
 #[cfg(feature = "std")]
 pub mod index;
 pub mod indexing;
+#[cfg(feature = "std")]
+pub mod inspect;
 mod json;
 #[cfg(feature = "std")]
 mod mmap;

@@ -5,11 +5,18 @@ over a Rust core. Framework helpers live in ``safetensors.torch``, ``.numpy``,
 ``.tensorflow``, ``.flax``, ``.paddle`` and ``.mlx``.
 """
 
+import json as _json
+import os as _os
+from typing import Any as _Any
+from typing import Dict as _Dict
+from typing import Union as _Union
+
 from ._safetensors_rust import (  # noqa: F401
     PySafeSlice,
     SafetensorError,
     TensorSpec,
     __version__,
+    _inspect,
     _safe_open_bytes,
     _safe_open_handle,
     deserialize,
@@ -23,7 +30,23 @@ __all__ = [
     "TensorSpec",
     "__version__",
     "deserialize",
+    "inspect",
     "safe_open",
     "serialize",
     "serialize_file",
 ]
+
+
+def inspect(location: _Union[str, "_os.PathLike[str]"]) -> _Dict[str, _Any]:
+    """What a safetensors file, sharded folder or index JSON holds, read from the headers
+    alone (no tensor data): the document ``safetensors inspect --json`` prints, as a dict.
+
+    Keys: ``source``, ``sharded``, ``index`` (sharded only: its ``metadata`` and
+    ``weight_map_len``), ``files`` (``file``, ``file_size``, ``header_len``, ``tensors``,
+    ``metadata``: the ``__metadata__``), ``tensors`` (``name``, ``file``, ``dtype``,
+    ``shape``, ``parameters``, ``bytes``, ``data_offsets``), ``totals`` (``tensors``,
+    ``parameters``, ``bytes``, ``by_dtype``) and ``warnings`` (where an index and its shards
+    disagree).
+    """
+    report: _Dict[str, _Any] = _json.loads(_inspect(location))
+    return report

@@ -9,10 +9,19 @@ a device and a backend) live here, once; all format logic lives in the Rust core
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from ._safetensors_rust import SafetensorError, TensorSpec, _safe_open_bytes, safe_open, serialize, serialize_file
+from ._safetensors_rust import (
+    SafetensorError,
+    TensorSpec,
+    _safe_open_bytes,
+    _serialize_sharded,
+    safe_open,
+    serialize,
+    serialize_file,
+)
 
 PathLike = Union[str, "os.PathLike[str]"]
 # name, value -> (header dtype, header shape, address, length in bytes, owner of the bytes)
@@ -107,6 +116,26 @@ def save_file(
     del keep
 
 
+def save_sharded(
+    tensors: Any,
+    folder: PathLike,
+    max_shard_size: Union[int, str],
+    metadata: Optional[Dict[str, str]],
+    kind: str,
+    convert: Convert,
+) -> Dict[str, Any]:
+    """Writes a dict of tensors as a sharded checkpoint in ``folder`` (the layout transformers
+    writes: ``model-0000i-of-0000n.safetensors`` then ``model.safetensors.index.json``, or one
+    ``model.safetensors``) and returns the index as a dict."""
+    if isinstance(max_shard_size, bool) or not isinstance(max_shard_size, (int, str)):
+        raise ValueError(f"max_shard_size must be an int or a str such as '5GB', got {max_shard_size!r}")
+    specs, keep = _specs(tensors, kind, convert)
+    text = _serialize_sharded(specs, folder, str(max_shard_size), metadata=metadata)
+    del keep
+    index: Dict[str, Any] = json.loads(text)
+    return index
+
+
 def load_bytes(data: bytes, framework: str, device: Any = "cpu") -> Dict[str, Any]:
     """Every tensor of an in-memory safetensors file, keyed by name (file order)."""
     f = _safe_open_bytes(data, framework, device)
@@ -114,7 +143,8 @@ def load_bytes(data: bytes, framework: str, device: Any = "cpu") -> Dict[str, An
 
 
 def load_file(filename: PathLike, framework: str, device: Any = "cpu", backend: str = "mmap") -> Dict[str, Any]:
-    """Every tensor of a safetensors file, keyed by name (file order).
+    """Every tensor of a safetensors file, keyed by name (file order), or of a sharded
+    checkpoint (a folder or an index JSON; shard by shard, each in file order).
 
     With the mmap backend the file is mapped once, privately (copy-on-write): torch and numpy
     tensors are views of the mapping (no copy, pages read on first touch), other frameworks

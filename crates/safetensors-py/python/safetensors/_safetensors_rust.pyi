@@ -16,6 +16,8 @@ __all__ = [
     "_safe_open_bytes",
     "serialize",
     "serialize_file",
+    "_serialize_sharded",
+    "_inspect",
     "deserialize",
     "SafetensorError",
     "__version__",
@@ -69,6 +71,10 @@ class PySafeSlice:
 class safe_open:
     """Opens a safetensors file lazily (reads the header only). Usable as a context manager.
 
+    ``filename`` may also be a folder (holding one ``*.safetensors.index.json``, or one
+    ``.safetensors`` file) or an index JSON: a sharded checkpoint, whose shards are opened
+    when first read.
+
     Leaving the ``with`` block closes it: the descriptor and mapping are released (tensors
     handed out stay valid) and any later call raises ``SafetensorError``. A missing file
     raises ``FileNotFoundError`` (``errno`` and ``filename`` set).
@@ -105,4 +111,15 @@ def serialize_file(
     filename: Union[str, os.PathLike[str]],
     metadata: Optional[Dict[str, str]] = None,
 ) -> None: ...
+def _serialize_sharded(
+    tensor_dict: Mapping[str, Union[TensorSpec, Mapping[str, Any]]],
+    folder: Union[str, os.PathLike[str]],
+    max_shard_size: str,
+    metadata: Optional[Dict[str, str]] = None,
+) -> str:
+    """Writes shards of at most ``max_shard_size`` bytes and the index (last); the index JSON."""
+
+def _inspect(location: Union[str, os.PathLike[str]]) -> str:
+    """The JSON report of a file, folder or index JSON, from the headers alone."""
+
 def deserialize(bytes: Any) -> List[Tuple[str, Dict[str, Any]]]: ...

@@ -20,7 +20,7 @@ try:  # bfloat16 / float8 dtypes for numpy
 except ImportError:  # pragma: no cover - exercised only without ml_dtypes
     _ml = None  # type: ignore[assignment]  # checked with `_ml is None` below
 
-__all__ = ["save", "save_file", "load", "load_file"]
+__all__ = ["save", "save_file", "save_sharded", "load", "load_file"]
 
 # Header dtype -> numpy dtype (little-endian). Numpy's own types, then the ml_dtypes ones
 # (bfloat16, float8) when installed; no sub-byte types (numpy stores one element a byte).
@@ -84,6 +84,20 @@ def save_file(
 ) -> None:
     """Saves a dict of arrays to a safetensors file."""
     _common.save_file(tensor_dict, filename, metadata, "np.ndarray", _convert)
+
+
+def save_sharded(
+    tensor_dict: Dict[str, np.ndarray],
+    folder: Union[str, os.PathLike],
+    *,
+    max_shard_size: Union[int, str] = "5GB",
+    metadata: Optional[Dict[str, str]] = None,
+) -> Dict[str, Any]:
+    """Saves a dict of arrays as a sharded checkpoint in ``folder`` (shards of at most
+    ``max_shard_size`` bytes, then ``model.safetensors.index.json``; one ``model.safetensors``
+    when everything fits), as ``safetensors.torch.save_sharded``. Returns the index as a dict.
+    """
+    return _common.save_sharded(tensor_dict, folder, max_shard_size, metadata, "np.ndarray", _convert)
 
 
 def load(data: bytes) -> Dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ from . import _common
 # Re-exported: code written for the reference imports these from the framework modules.
 from ._safetensors_rust import SafetensorError, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
-__all__ = ["save", "save_file", "load", "load_file", "save_model", "load_model"]
+__all__ = ["save", "save_file", "save_sharded", "load", "load_file", "save_model", "load_model"]
 
 # Header dtype -> torch dtype, for every type this torch build has.
 _TYPES: Dict[str, torch.dtype] = {}
@@ -247,6 +247,35 @@ def save_model(
         raise ValueError(
             f"{e}\nOr use save_model(..., force_contiguous=True), read the docs for potential caveats."
         ) from e
+
+
+def save_sharded(
+    state_dict: Dict[str, torch.Tensor],
+    folder: Union[str, os.PathLike],
+    *,
+    max_shard_size: Union[int, str] = "5GB",
+    metadata: Optional[Dict[str, str]] = None,
+) -> Dict[str, Any]:
+    """Saves a state dict as a sharded checkpoint in ``folder``, the layout transformers
+    writes: ``model-00001-of-0000N.safetensors`` files of at most ``max_shard_size`` tensor
+    bytes (an int, or a str such as "5GB" or "500MiB"), then ``model.safetensors.index.json``
+    (``metadata.total_size`` and ``weight_map``), written last; a single ``model.safetensors``
+    when everything fits in one shard. Each file is written to a temporary file then renamed.
+
+    Tensors sharing memory are saved once, as ``save_model`` does (each dropped name is
+    recorded in every shard's metadata: dropped name -> kept name); ``"format": "pt"`` is
+    added to the metadata unless given. Returns the index as a dict.
+    """
+    state_dict = dict(state_dict)
+    meta = dict(metadata) if metadata is not None else {}
+    meta.setdefault("format", "pt")
+    for kept_name, dropped in _remove_duplicate_names(state_dict).items():
+        for name in dropped:
+            meta.setdefault(name, kept_name)
+            del state_dict[name]
+    state_dict = {k: v.contiguous() for k, v in state_dict.items()}
+    _check_savable(state_dict)
+    return _common.save_sharded(state_dict, folder, max_shard_size, meta, "torch.Tensor", _convert)
 
 
 # --- load -----------------------------------------------------------------------------------

@@ -1,0 +1,262 @@
+//! What a checkpoint holds, from its headers alone: every file's header, the index (for a
+//! sharded checkpoint), the disagreements between them, totals per dtype, and the JSON
+//! report the CLI's `inspect --json` prints and the Python package's `inspect` returns.
+//!
+//! Where the headers come from (local files here, HTTP ranges in the CLI) is the caller's
+//! business: [`sharded`] assembles headers however they were read; [`inspect_local`] reads
+//! a local file, folder or index.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::error::SafeTensorError;
+use crate::header::Metadata;
+use crate::index::{locate, Layout, ShardIndex};
+use crate::source::{read_header, FileHeader};
+use crate::Dtype;
+
+/// One file's header and where it came from.
+pub struct ShardHeader {
+    /// The name shown: the shard file name as the index spells it, or the path/URL given.
+    pub name: String,
+    /// The header read.
+    pub header: FileHeader,
+}
+
+/// Everything `inspect` learned.
+pub struct Model {
+    /// The location given on the command line.
+    pub source: String,
+    /// The index, for a sharded model.
+    pub index: Option<ShardIndex>,
+    /// Each file's header, in file name order.
+    pub files: Vec<ShardHeader>,
+    /// Inconsistencies between an index and its shards.
+    pub warnings: Vec<String>,
+}
+
+/// Reads the headers of a local file, folder or index JSON (never the tensor data).
+pub fn inspect_local(location: &str) -> Result<Model, SafeTensorError> {
+    let read = |path: &Path| -> Result<FileHeader, SafeTensorError> {
+        let file = std::fs::File::open(path).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
+        })?;
+        read_header(&file).map_err(|e| match e {
+            SafeTensorError::IoError(io) => SafeTensorError::IoError(io),
+            other => SafeTensorError::InvalidIndex(format!("{}: {other}", path.display())),
+        })
+    };
+    match locate(Path::new(location))? {
+        Layout::Single(file) => Ok(Model {
+            source: location.to_string(),
+            index: None,
+            files: vec![ShardHeader {
+                name: file.display().to_string(),
+                header: read(&file)?,
+            }],
+            warnings: Vec::new(),
+        }),
+        Layout::Sharded { index, folder } => {
+            let parsed = ShardIndex::read(&index).map_err(|e| match e {
+                SafeTensorError::IoError(io) => SafeTensorError::IoError(std::io::Error::new(
+                    io.kind(),
+                    format!("cannot read the index {}: {io}", index.display()),
+                )),
+                other => SafeTensorError::InvalidIndex(format!("{}: {other}", index.display())),
+            })?;
+            let mut files = Vec::new();
+            for name in parsed.files() {
+                files.push(ShardHeader {
+                    name: name.to_string(),
+                    header: read(&folder.join(name))?,
+                });
+            }
+            Ok(sharded(location, parsed, files))
+        }
+    }
+}
+
+/// Assembles a sharded model and notes where the index and the shards disagree.
+pub fn sharded(source: &str, index: ShardIndex, files: Vec<ShardHeader>) -> Model {
+    let headers: Vec<(&str, &Metadata)> = files
+        .iter()
+        .map(|s| (s.name.as_str(), &s.header.metadata))
+        .collect();
+    let warnings = index
+        .problems(&headers)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Model {
+        source: source.to_string(),
+        index: Some(index),
+        files,
+        warnings,
+    }
+}
+
+/// A `__metadata__` in file order.
+pub type Pairs<'a> = &'a [(String, String)];
+
+/// Elements in a tensor of this shape (1 for a scalar).
+pub fn parameters(shape: &[usize]) -> u64 {
+    shape
+        .iter()
+        .map(|&d| d as u64)
+        .fold(1u64, u64::saturating_mul)
+}
+
+/// Per-dtype totals.
+#[derive(Default, Clone, Copy, Serialize)]
+pub struct Totals {
+    /// Tensors counted.
+    pub tensors: u64,
+    /// Their elements.
+    pub parameters: u64,
+    /// Their data bytes.
+    pub bytes: u64,
+}
+
+impl Totals {
+    fn add(&mut self, parameters: u64, bytes: u64) {
+        self.tensors += 1;
+        self.parameters += parameters;
+        self.bytes += bytes;
+    }
+}
+
+/// Totals per dtype, and over all tensors.
+pub fn totals(model: &Model) -> (BTreeMap<Dtype, Totals>, Totals) {
+    let mut by_dtype: BTreeMap<Dtype, Totals> = BTreeMap::new();
+    let mut all = Totals::default();
+    for shard in &model.files {
+        for (_, info) in shard.header.metadata.iter() {
+            let params = parameters(&info.shape);
+            let bytes = (info.data_offsets.1 - info.data_offsets.0) as u64;
+            by_dtype.entry(info.dtype).or_default().add(params, bytes);
+            all.add(params, bytes);
+        }
+    }
+    (by_dtype, all)
+}
+
+/// `__metadata__` serialized as a JSON object in file order.
+struct OrderedMap<'a>(&'a [(String, String)]);
+
+impl Serialize for OrderedMap<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct JsonTensor<'a> {
+    name: &'a str,
+    file: &'a str,
+    dtype: String,
+    shape: &'a [usize],
+    parameters: u64,
+    bytes: u64,
+    data_offsets: [usize; 2],
+}
+
+#[derive(Serialize)]
+struct JsonFile<'a> {
+    file: &'a str,
+    file_size: u64,
+    header_len: usize,
+    tensors: usize,
+    metadata: Option<OrderedMap<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonTotals {
+    tensors: u64,
+    parameters: u64,
+    bytes: u64,
+    by_dtype: BTreeMap<String, Totals>,
+}
+
+#[derive(Serialize)]
+struct JsonIndex<'a> {
+    metadata: &'a Option<serde_json::Map<String, serde_json::Value>>,
+    weight_map_len: usize,
+}
+
+/// The `--json` document.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    source: &'a str,
+    sharded: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<JsonIndex<'a>>,
+    files: Vec<JsonFile<'a>>,
+    tensors: Vec<JsonTensor<'a>>,
+    totals: JsonTotals,
+    warnings: &'a [String],
+}
+
+/// The JSON report of `model` (pretty-printed): `source`, `sharded`, `index` (its
+/// `metadata` and `weight_map_len`, when sharded), `files` (name, size, header length,
+/// tensor count, `__metadata__`), `tensors` (name, file, dtype, shape, parameters, bytes,
+/// data offsets), `totals` (with `by_dtype`) and `warnings`.
+pub fn json_report(model: &Model) -> String {
+    serde_json::to_string_pretty(&JsonReport::new(model)).expect("the report is plain data")
+}
+
+impl<'a> JsonReport<'a> {
+    fn new(model: &'a Model) -> Self {
+        let (by_dtype, all) = totals(model);
+        let mut tensors = Vec::new();
+        for shard in &model.files {
+            for (name, info) in shard.header.metadata.iter() {
+                tensors.push(JsonTensor {
+                    name,
+                    file: &shard.name,
+                    dtype: info.dtype.to_string(),
+                    shape: &info.shape,
+                    parameters: parameters(&info.shape),
+                    bytes: (info.data_offsets.1 - info.data_offsets.0) as u64,
+                    data_offsets: [info.data_offsets.0, info.data_offsets.1],
+                });
+            }
+        }
+        JsonReport {
+            source: &model.source,
+            sharded: model.index.is_some(),
+            index: model.index.as_ref().map(|i| JsonIndex {
+                metadata: &i.metadata,
+                weight_map_len: i.weight_map.len(),
+            }),
+            files: model
+                .files
+                .iter()
+                .map(|s| JsonFile {
+                    file: &s.name,
+                    file_size: s.header.file_len,
+                    header_len: s.header.header_len,
+                    tensors: s.header.metadata.len(),
+                    metadata: s.header.metadata.metadata_ordered().map(OrderedMap),
+                })
+                .collect(),
+            tensors,
+            totals: JsonTotals {
+                tensors: all.tensors,
+                parameters: all.parameters,
+                bytes: all.bytes,
+                by_dtype: by_dtype
+                    .into_iter()
+                    .map(|(d, t)| (d.to_string(), t))
+                    .collect(),
+            },
+            warnings: &model.warnings,
+        }
+    }
+}

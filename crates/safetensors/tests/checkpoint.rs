@@ -1,0 +1,204 @@
+//! `Checkpoint` over one file, a folder and an index: names, lazy shards, metadata, and the
+//! errors for an index that disagrees with its shards.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use safetensors::checkpoint::Checkpoint;
+use safetensors::index::{shard_file_name, write_index_json};
+use safetensors::tensor::TensorView;
+use safetensors::{serialize_to_file, Dtype, SafeTensorError};
+
+/// Writes a shard holding F32 tensors `names` (each 2 values: its index, then -index),
+/// with `__metadata__` `meta`.
+fn write_shard(path: &Path, names: &[&str], meta: &[(&str, &str)]) {
+    let bytes: Vec<Vec<u8>> = (0..names.len())
+        .map(|i| {
+            [i as f32, -(i as f32)]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect()
+        })
+        .collect();
+    let views: Vec<(&str, TensorView<'_>)> = names
+        .iter()
+        .zip(&bytes)
+        .map(|(n, b)| (*n, TensorView::new(Dtype::F32, vec![2], b).unwrap()))
+        .collect();
+    let meta: Vec<(String, String)> = meta
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if meta.is_empty() {
+        serialize_to_file(
+            views,
+            None::<std::collections::HashMap<String, String>>,
+            path,
+        )
+    } else {
+        serialize_to_file(views, meta, path)
+    }
+    .unwrap();
+}
+
+/// A two-shard folder: shard 1 holds `b`, `c`, shard 2 holds `a` (so shard order is not
+/// name order).
+fn two_shards(dir: &Path) {
+    write_shard(
+        &dir.join(shard_file_name(1, 2)),
+        &["b", "c"],
+        &[("format", "pt")],
+    );
+    write_shard(&dir.join(shard_file_name(2, 2)), &["a"], &[("shard", "2")]);
+    let mut map = BTreeMap::new();
+    map.insert("a", shard_file_name(2, 2));
+    map.insert("b", shard_file_name(1, 2));
+    map.insert("c", shard_file_name(1, 2));
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        write_index_json(24, &map),
+    )
+    .unwrap();
+}
+
+#[test]
+fn opens_a_sharded_folder_lazily() {
+    let dir = tempfile::tempdir().unwrap();
+    two_shards(dir.path());
+    let ckpt = Checkpoint::open(dir.path()).unwrap();
+    assert!(ckpt.is_sharded());
+    assert_eq!(ckpt.names().collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert_eq!(ckpt.shard_count(), 2);
+    assert_eq!(ckpt.shard_of("a"), Some(1));
+    assert_eq!(ckpt.shard_name(1), shard_file_name(2, 2));
+
+    let (file, info) = ckpt.tensor("a").unwrap();
+    assert_eq!((info.dtype, info.shape.clone()), (Dtype::F32, vec![2]));
+    let bytes = file.tensor_bytes("a").unwrap();
+    assert_eq!(&bytes[..4], &0f32.to_le_bytes());
+
+    assert_eq!(ckpt.offset_keys().unwrap(), ["b", "c", "a"]);
+    let meta = ckpt.metadata().unwrap().unwrap();
+    assert_eq!(
+        meta,
+        [
+            ("total_size".to_string(), "24".to_string()),
+            ("format".to_string(), "pt".to_string()),
+            ("shard".to_string(), "2".to_string()),
+        ]
+    );
+    assert!(matches!(
+        ckpt.tensor("nope"),
+        Err(SafeTensorError::TensorNotFound(_))
+    ));
+}
+
+#[test]
+fn opens_the_index_path_and_a_single_file_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    two_shards(dir.path());
+    let renamed = dir.path().join("custom.safetensors.index.json");
+    std::fs::rename(dir.path().join("model.safetensors.index.json"), &renamed).unwrap();
+    // The folder's one *.safetensors.index.json, and the index path itself.
+    for location in [dir.path().to_path_buf(), renamed.clone()] {
+        let ckpt = Checkpoint::open(&location).unwrap();
+        assert!(ckpt.is_sharded());
+        assert_eq!(ckpt.len(), 3);
+    }
+
+    let single = tempfile::tempdir().unwrap();
+    write_shard(&single.path().join("weights.safetensors"), &["x"], &[]);
+    for location in [
+        single.path().to_path_buf(),
+        single.path().join("weights.safetensors"),
+    ] {
+        let ckpt = Checkpoint::open(&location).unwrap();
+        assert!(!ckpt.is_sharded());
+        assert_eq!(ckpt.names().collect::<Vec<_>>(), ["x"]);
+        assert_eq!(ckpt.offset_keys().unwrap(), ["x"]);
+        assert_eq!(ckpt.metadata().unwrap(), None);
+    }
+}
+
+#[test]
+fn a_folder_with_two_files_and_no_index_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_shard(&dir.path().join("a.safetensors"), &["x"], &[]);
+    write_shard(&dir.path().join("b.safetensors"), &["y"], &[]);
+    let err = Checkpoint::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("several *.safetensors files (a.safetensors, b.safetensors)"),
+        "{err}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let err = Checkpoint::open(empty.path()).unwrap_err().to_string();
+    assert!(err.contains("holds neither"), "{err}");
+}
+
+#[test]
+fn a_missing_shard_names_the_file_and_a_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    two_shards(dir.path());
+    std::fs::remove_file(dir.path().join(shard_file_name(2, 2))).unwrap();
+    let err = Checkpoint::open(dir.path()).unwrap_err();
+    let SafeTensorError::IoError(io) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    let text = err.to_string();
+    assert!(
+        text.contains("maps tensor `a` to model-00002-of-00002.safetensors")
+            && text.contains("does not exist"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_shard_that_disagrees_with_the_index_is_refused_on_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    two_shards(dir.path());
+    // Shard 2 now lacks `a` and holds an unlisted `d`.
+    write_shard(&dir.path().join(shard_file_name(2, 2)), &["d"], &[]);
+    let ckpt = Checkpoint::open(dir.path()).unwrap();
+    // Shard 1 is fine and readable.
+    ckpt.tensor("c").unwrap();
+    let err = ckpt.tensor("a").unwrap_err().to_string();
+    assert!(
+        err.contains("model-00002-of-00002.safetensors disagrees with the index"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "tensor `d` in model-00002-of-00002.safetensors is not in the index's weight_map"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "the index maps tensor `a` to model-00002-of-00002.safetensors which does not hold it"
+        ),
+        "{err}"
+    );
+    assert!(ckpt.offset_keys().is_err());
+
+    // A shard that is not safetensors at all.
+    std::fs::write(dir.path().join(shard_file_name(2, 2)), b"junk").unwrap();
+    let ckpt = Checkpoint::open(dir.path()).unwrap();
+    let err = ckpt.tensor("a").unwrap_err().to_string();
+    assert!(
+        err.contains("model-00002-of-00002.safetensors is not a valid safetensors file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_index_names_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("model.safetensors.index.json");
+    std::fs::write(&index, b"{\"weight_map\": {\"a\": \"../x.safetensors\"}}").unwrap();
+    let err = Checkpoint::open(&index).unwrap_err().to_string();
+    assert!(
+        err.contains("model.safetensors.index.json") && err.contains("must be a relative path"),
+        "{err}"
+    );
+}
