@@ -244,8 +244,9 @@ pub fn serialize_sharded(
     max_shard_size: &str,
     metadata: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<String> {
-    let limit = safetensors::index::parse_size(max_shard_size)
-        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("max_shard_size {max_shard_size:?}: {e}")))?;
+    let limit = safetensors::index::parse_size(max_shard_size).map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!("max_shard_size {max_shard_size:?}: {e}"))
+    })?;
     let prepared = prepare(tensor_dict)?;
     let metadata = metadata_pairs(metadata)?;
     let views = prepared.views;

@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -53,7 +52,9 @@ def test_readers_see_old_or_new_while_another_process_saves(tmp_path, backend):
     target = tmp_path / "m.safetensors"
     save_file(version(0), target, metadata={"version": "0"})
     handle = safe_open(target, "np", backend=backend)
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(WRITES)], stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(target), str(WRITES)], stdout=subprocess.PIPE, text=True
+    )
     assert writer.stdout.readline().strip() == "ready"
     failures = []
     versions_seen = set()

@@ -10,12 +10,11 @@ import struct
 
 import numpy as np
 import pytest
+from conftest import require
 
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load as np_load
 from safetensors.numpy import load_file as np_load_file
-
-from conftest import require
 
 DATA = np.arange(6, dtype=np.float32).tobytes()  # 24 bytes: "w", F32 [2, 3]
 ENTRY = '"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}'
