@@ -78,31 +78,12 @@ impl ShardIndex {
         let mut problems = Vec::new();
         let mut data_bytes = 0u64;
         for (file, contents) in shards {
-            for (name, bytes) in contents.tensor_sizes() {
-                data_bytes += bytes;
-                match self.weight_map.get(name) {
-                    None => problems.push(IndexProblem::Tensor(format!(
-                        "tensor `{}` in {} is not in the index's weight_map",
-                        shown(name),
-                        shown(file)
-                    ))),
-                    Some(mapped) if mapped.as_str() != *file => {
-                        problems.push(IndexProblem::Tensor(format!(
-                            "tensor `{}` is in {} but the index maps it to {}",
-                            shown(name),
-                            shown(file),
-                            shown(mapped)
-                        )))
-                    }
-                    Some(_) => {}
-                }
-            }
+            data_bytes += contents.tensor_sizes().map(|(_, bytes)| bytes).sum::<u64>();
+            problems.extend(self.shard_problems(file, contents));
         }
+        // Tensors mapped to a file that is not among the shards at all.
         for (name, file) in &self.weight_map {
-            let found = shards
-                .iter()
-                .any(|(shard, contents)| shard == file && contents.holds(name));
-            if !found {
+            if !shards.iter().any(|(shard, _)| shard == file) {
                 problems.push(IndexProblem::Tensor(format!(
                     "the index maps tensor `{}` to {} which does not hold it",
                     shown(name),
