@@ -21,6 +21,8 @@ pub mod inspect;
 mod json;
 #[cfg(feature = "std")]
 mod mmap;
+#[cfg(feature = "std")]
+pub mod reader;
 mod serialize;
 pub mod slice;
 pub mod source;
