@@ -13,6 +13,8 @@ mod error;
 #[cfg(feature = "std")]
 pub mod file;
 mod header;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "std")]
 pub mod index;
 pub mod indexing;

@@ -1,7 +1,8 @@
 //! Judging an HTTP answer to a Range request, and reading its body within bounds. Pure
 //! functions of the status, two header values and a byte stream, so that nothing a server
 //! says can make the reader allocate or read more than it asked for; the fuzz target
-//! `http_response` runs this file on arbitrary answers. Depends on `std` only.
+//! `http_response` compiles this file on its own and runs it on arbitrary answers, so it
+//! depends on `std` only.
 
 use std::io::Read;
 
