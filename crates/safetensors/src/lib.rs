@@ -8,6 +8,7 @@ extern crate alloc;
 mod atomic;
 #[cfg(feature = "std")]
 pub mod checkpoint;
+pub mod coalesce;
 pub mod dtype;
 mod error;
 #[cfg(feature = "std")]
