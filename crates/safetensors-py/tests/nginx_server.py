@@ -63,11 +63,13 @@ pid {d}/nginx.pid; error_log {d}/error.log info;
 events {{ worker_connections 128; }}
 http {{
   default_type application/octet-stream;
-  log_format counted "$request_method\\t$uri\\t$status\\t$http_range\\t$body_bytes_sent\\t$connection\\t$connection_requests";
+  log_format counted "$request_method\\t$uri\\t$status\\t$http_range\\t$body_bytes_sent"
+                     "\\t$connection\\t$connection_requests";
   access_log {d}/access.log counted;
   client_body_temp_path {d}/client_body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
   keepalive_requests 10000;
+  sendfile on; tcp_nopush on;
   server {{
     listen 127.0.0.1:{self.port};
     root {root};

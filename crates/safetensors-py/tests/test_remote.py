@@ -19,12 +19,11 @@ from typing import Iterator, List
 
 import numpy as np
 import pytest
+from nginx_server import TOKEN, start
 
 import safetensors
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file, save_sharded
-
-from nginx_server import TOKEN, Nginx, start
 
 
 def tensors() -> dict:
@@ -154,9 +153,7 @@ def test_a_sharded_checkpoint_by_its_index_url(served):
     with safe_open(index_url, "np") as f:
         log = nginx.since(mark)
         # Opening reads the index only; shards are opened when first read.
-        assert [(e.method, e.uri, e.range) for e in log] == [
-            ("GET", "/sharded/model.safetensors.index.json", "-")
-        ]
+        assert [(e.method, e.uri, e.range) for e in log] == [("GET", "/sharded/model.safetensors.index.json", "-")]
         assert sorted(f.keys()) == sorted(data)
         mark = nginx.mark()
         np.testing.assert_array_equal(f.get_tensor("norm"), data["norm"])
@@ -187,7 +184,10 @@ def test_a_sharded_checkpoint_by_its_index_url(served):
 
 def test_inspect_a_url_reads_headers_only(served):
     nginx, root, _ = served
-    for local, path in [(root / "model.safetensors", "model.safetensors"), (root / "sharded", "sharded/model.safetensors.index.json")]:
+    for local, path in [
+        (root / "model.safetensors", "model.safetensors"),
+        (root / "sharded", "sharded/model.safetensors.index.json"),
+    ]:
         mark = nginx.mark()
         report = safetensors.inspect(nginx.url(path))
         log = nginx.since(mark)
@@ -248,6 +248,7 @@ def test_a_path_like_is_never_a_url(served):
 def test_torch_load_file_from_a_url(served):
     try:
         import torch
+
         from safetensors.torch import load_file as torch_load_file
     except ImportError:
         if os.environ.get("SAFETENSORS_REQUIRE_FRAMEWORKS"):

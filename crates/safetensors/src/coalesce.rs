@@ -22,7 +22,9 @@ pub fn coalesce(runs: impl IntoIterator<Item = Range<usize>>, max_gap: usize) ->
     let mut spans: Vec<Range<usize>> = Vec::new();
     for run in runs.into_iter().filter(|r| r.start < r.end) {
         match spans.last_mut() {
-            Some(last) if run.start >= last.start && run.start <= last.end.saturating_add(max_gap) => {
+            Some(last)
+                if run.start >= last.start && run.start <= last.end.saturating_add(max_gap) =>
+            {
                 last.end = last.end.max(run.end);
             }
             _ => spans.push(run),
@@ -34,7 +36,9 @@ pub fn coalesce(runs: impl IntoIterator<Item = Range<usize>>, max_gap: usize) ->
 /// The position in `spans` (sorted, as [`coalesce`] returns them for ascending runs) of the
 /// span holding `run`, found by binary search; `None` when no span holds it whole.
 pub fn span_of(spans: &[Range<usize>], run: &Range<usize>) -> Option<usize> {
-    let at = spans.partition_point(|s| s.start <= run.start).checked_sub(1)?;
+    let at = spans
+        .partition_point(|s| s.start <= run.start)
+        .checked_sub(1)?;
     let span = &spans[at];
     (run.start >= span.start && run.end <= span.end).then_some(at)
 }

@@ -192,9 +192,32 @@ impl Client {
     }
 
     /// Reads what `ask` says from `url` with one Range request (tried again as the policy
-    /// allows): exactly `ask.len` bytes when the size is known, else up to `ask.len` bytes
-    /// and the file's size. An empty file answers the first request with size 0.
-    pub(crate) fn range(&self, url: &str, ask: Ask) -> Result<(Vec<u8>, u64), HttpError> {
+    /// allows): up to `ask.len` bytes of a file whose size is not known yet, and the file's
+    /// size. An empty file answers with size 0.
+    pub(crate) fn first_range(&self, url: &str, ask: Ask) -> Result<(Vec<u8>, u64), HttpError> {
+        let mut out = Vec::new();
+        let size = self.range(url, ask, |body, plan| {
+            out = range::read_planned(body, plan)?;
+            Ok(())
+        })?;
+        Ok((out, size))
+    }
+
+    /// Reads exactly `dst.len()` bytes at `ask.offset` of a file of known size `ask.size`
+    /// from `url`, straight into `dst`.
+    pub(crate) fn range_into(&self, url: &str, ask: Ask, dst: &mut [u8]) -> Result<(), HttpError> {
+        self.range(url, ask, |body, plan| range::read_planned_into(body, plan, dst))
+            .map(|_| ())
+    }
+
+    /// One Range request for `ask` (tried again as the policy allows), its answer judged,
+    /// its body read by `read`; returns the file's size.
+    fn range(
+        &self,
+        url: &str,
+        ask: Ask,
+        mut read: impl FnMut(&mut dyn Read, Plan) -> Result<(), String>,
+    ) -> Result<u64, HttpError> {
         let last = ask.offset + ask.len.max(1) - 1;
         let range = format!("bytes={}-{last}", ask.offset);
         self.retrying(|| {
@@ -209,7 +232,7 @@ impl Client {
                     let empty =
                         response.header("Content-Range").map(str::trim) == Some("bytes */0");
                     if empty {
-                        return Ok((Vec::new(), 0));
+                        return Ok(0);
                     }
                     let mut error = HttpError::new(
                         url,
@@ -223,14 +246,14 @@ impl Client {
             let plan = judge(url, ask, &response).map_err(Failure::fatal)?;
             let full = response.status() == 206;
             let mut body = Watched::new(response.into_reader());
-            match range::read_planned(&mut body, plan) {
-                Ok(bytes) => {
+            match read(&mut body, plan) {
+                Ok(()) => {
                     if full {
                         // The body is exactly what was read: one more read sees its end and
                         // gives the connection back to the pool for the next request.
                         let _ = body.read(&mut [0u8; 1]);
                     }
-                    Ok((bytes, plan.size))
+                    Ok(plan.size)
                 }
                 // A connection dropped mid-body (reset, or closed early) may work next time;
                 // a stall that ran out the time limit would only stall again.

@@ -32,7 +32,7 @@ impl RemoteFile {
             len: 8,
             size: None,
         };
-        let (prefix, size) = client.range(url, ask)?;
+        let (prefix, size) = client.first_range(url, ask)?;
         Ok(RemoteFile {
             client: client.clone(),
             url: url.to_string(),
@@ -85,9 +85,7 @@ impl RemoteFile {
             len,
             size: Some(self.size),
         };
-        let (bytes, _) = self.client.range(&self.url, ask)?;
-        buf.copy_from_slice(&bytes);
-        Ok(())
+        self.client.range_into(&self.url, ask, buf)
     }
 }
 
