@@ -78,9 +78,9 @@ pub struct Checkpoint {
     shards: Vec<Shard>,
     /// Tensor name -> position in `shards`.
     names: BTreeMap<String, usize>,
-    /// The client remote shards are read with.
+    /// The client remote shards are read with (boxed: a local checkpoint stays small).
     #[cfg(feature = "http")]
-    client: Option<crate::http::Client>,
+    client: Option<Box<crate::http::Client>>,
 }
 
 impl Checkpoint {
@@ -159,7 +159,7 @@ impl Checkpoint {
                 index: None,
                 shards: vec![shard],
                 names,
-                client: Some(client.clone()),
+                client: Some(Box::new(client.clone())),
             });
         }
         let bytes = client.fetch_document(url)?;
@@ -181,7 +181,7 @@ impl Checkpoint {
             index: Some((PathBuf::from(url), index)),
             shards,
             names,
-            client: Some(client.clone()),
+            client: Some(Box::new(client.clone())),
         })
     }
 

@@ -206,8 +206,10 @@ impl Client {
     /// Reads exactly `dst.len()` bytes at `ask.offset` of a file of known size `ask.size`
     /// from `url`, straight into `dst`.
     pub(crate) fn range_into(&self, url: &str, ask: Ask, dst: &mut [u8]) -> Result<(), HttpError> {
-        self.range(url, ask, |body, plan| range::read_planned_into(body, plan, dst))
-            .map(|_| ())
+        self.range(url, ask, |body, plan| {
+            range::read_planned_into(body, plan, dst)
+        })
+        .map(|_| ())
     }
 
     /// One Range request for `ask` (tried again as the policy allows), its answer judged,
