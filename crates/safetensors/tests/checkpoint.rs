@@ -216,12 +216,15 @@ mod over_http {
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 
+    /// Each request: (path, Range header, Authorization header).
+    type Log = Arc<Mutex<Vec<(String, String, String)>>>;
+
     /// Serves the files of `dir` with Range support on 127.0.0.1, keep-alive, logging each
     /// request as (path, range, authorization). Ends with the test process.
-    fn serve(dir: &Path) -> (String, Arc<Mutex<Vec<(String, String, String)>>>) {
+    fn serve(dir: &Path) -> (String, Log) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log: Log = Arc::new(Mutex::new(Vec::new()));
         let (dir, seen) = (dir.to_path_buf(), log.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().take(64) {
