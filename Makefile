@@ -12,7 +12,7 @@ PYTHON ?= python3.11
 
 .PHONY: demo setup setup-quick test test-quick test-rust test-python test-python-quick \
 	test-clients wheel sdist test-packaging lint lint-rust lint-python fmt fuzz-check fuzz-smoke \
-	fuzz-campaign bench-rust bench-python bench-headers ci
+	fuzz-campaign bench-rust bench-python bench-headers bench-sharded ci
 
 ## Build everything, write a sample model file, read it back and slice it, then look at it
 ## (and at a conformance vector) with the command-line tool.
@@ -109,7 +109,7 @@ lint-rust:
 	$(CARGO) build -p safetensors --no-default-features
 	$(MAKE) fuzz-check
 
-PY_LINTED := crates/safetensors-py bench/python
+PY_LINTED := crates/safetensors-py bench/python bench/sharded
 
 ## Python (needs `make setup`): ruff lint and format, mypy on the package, and the extension
 ## module's stub checked against the built module by stubtest.
@@ -152,6 +152,12 @@ bench-headers: setup
 	$(CARGO) build --release -p safetensors-cli
 	$(CARGO) build --release -p safetensors --example read_header
 	$(PY) bench/headers/bench_headers.py $${BENCH_ARGS:-}
+
+## A sharded ~2 GB bf16 checkpoint (4 shards) loaded with load_file from the local folder and
+## over HTTP from nginx on 127.0.0.1: time, requests, bytes moved. Files under /tmp, deleted
+## after. BENCH_ARGS="--layers 4 --runs 2" for a quick run.
+bench-sharded: setup
+	$(PY) bench/sharded/bench_sharded.py $${BENCH_ARGS:-}
 
 ## What CI runs. A missing framework or nginx fails instead of skipping.
 ci: export SAFETENSORS_REQUIRE_FRAMEWORKS = 1

@@ -1,17 +1,17 @@
-//! Arbitrary answers to a Range request, run through the CLI's response judge and body
-//! reader (`crates/safetensors-cli/src/http_range.rs`, compiled in here): an accepted
-//! answer yields exactly the bytes asked for (or, on the first request, the file's first
-//! bytes), whatever the headers claim and however long the body is.
+//! Arbitrary answers to a Range request, run through the core HTTP client's response
+//! judge and body reader (`crates/safetensors/src/http/range.rs`, compiled in here): an
+//! accepted answer yields exactly the bytes asked for (or, on the first request, the file's
+//! first bytes), whatever the headers claim and however long the body is.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../crates/safetensors-cli/src/http_range.rs"]
+#[path = "../../crates/safetensors/src/http/range.rs"]
 #[allow(dead_code)]
 mod http_range;
 
-use http_range::{plan, read_planned, Ask};
+use http_range::{plan, read_planned, read_planned_into, Ask};
 
 #[derive(Arbitrary, Debug)]
 enum Header {
@@ -81,15 +81,27 @@ fuzz_target!(|a: Answer| {
         Box::new(&a.body[..])
     };
     let enough = a.endless || a.body.len() as u64 >= p.skip + p.len;
+    // The in-place reader agrees with the buffered one on every answer.
+    let into_body: Box<dyn std::io::Read> = if a.endless {
+        Box::new(std::io::Read::chain(&a.body[..], std::io::repeat(0xAB)))
+    } else {
+        Box::new(&a.body[..])
+    };
+    let mut dst = vec![0u8; p.len as usize];
+    let into = read_planned_into(into_body, p, &mut dst);
     match read_planned(body, p) {
         Ok(bytes) => {
             assert_eq!(bytes.len() as u64, p.len);
+            assert!(into.is_ok() && dst == bytes, "the in-place read differs");
             let (skip, len) = (p.skip as usize, p.len as usize);
             for (i, &b) in bytes.iter().enumerate() {
                 let expected = a.body.get(skip + i).copied().unwrap_or(0xAB);
                 assert_eq!(b, expected, "byte {i} of {len}");
             }
         }
-        Err(e) => assert!(!enough, "enough bytes arrived, yet: {e}"),
+        Err(e) => {
+            assert!(!enough, "enough bytes arrived, yet: {e}");
+            assert!(into.is_err(), "the in-place read succeeded where the buffered one failed");
+        }
     }
 });

@@ -25,8 +25,3 @@ pub fn read_index(path: &Path) -> Result<ShardIndex, Error> {
 pub fn locate(path: &Path) -> Result<Layout, Error> {
     safetensors::index::locate(path).map_err(|e| Error::invalid(path.display(), e.to_string()))
 }
-
-/// Refuses a shard name from the index at `origin` that would leave the index's folder.
-pub fn check_shard_name(origin: &str, name: &str) -> Result<(), Error> {
-    safetensors::index::check_shard_name(name).map_err(|e| Error::invalid(origin, e.to_string()))
-}

@@ -5,13 +5,12 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Error;
-use crate::header::{read_header, read_local_header, FileHeader};
-use crate::index::{locate, parse_index, read_index, Layout};
+use crate::header::read_local_header;
+use crate::index::{locate, read_index, Layout};
 use crate::output::say;
-use crate::remote::{self, RemoteFile};
+use crate::remote;
 use crate::size::{counted, format_bytes, format_count};
 use crate::table::{printable, shape, Align, Table};
 
@@ -82,68 +81,8 @@ pub fn load(location: &str) -> Result<Model, Error> {
 }
 
 fn load_url(url: &str) -> Result<Model, Error> {
-    let agent = remote::agent();
-    let path_part = url.split(['?', '#']).next().unwrap_or(url);
-    if !path_part.ends_with(".json") {
-        let file = RemoteFile::open(&agent, url)?;
-        let header = read_header(&file, url)?;
-        return Ok(Model {
-            source: url.to_string(),
-            index: None,
-            files: vec![ShardHeader {
-                name: url.to_string(),
-                header,
-            }],
-            warnings: Vec::new(),
-        });
-    }
-    let index = parse_index(&remote::fetch_document(&agent, url)?, url)?;
-    let names = index.files();
-    let urls = names
-        .iter()
-        .map(|name| remote::resolve_sibling(url, name))
-        .collect::<Result<Vec<_>, _>>()?;
-    let headers = fetch_headers(&agent, &urls)?;
-    let files = names
-        .iter()
-        .zip(headers)
-        .map(|(name, header)| ShardHeader {
-            name: name.to_string(),
-            header,
-        })
-        .collect();
-    Ok(sharded(url, index, files))
-}
-
-/// Most shard headers fetched at once: a model with 72 shards takes a few round trips, not 144.
-const PARALLEL_REQUESTS: usize = 8;
-
-/// Reads the header behind each URL (two Range requests each), several at a time; results in
-/// the order of `urls`, or the error of the first URL (in that order) that failed.
-fn fetch_headers(agent: &ureq::Agent, urls: &[String]) -> Result<Vec<FileHeader>, Error> {
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<(usize, Result<FileHeader, Error>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..PARALLEL_REQUESTS.min(urls.len()))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(url) = urls.get(i) else { break done };
-                        let header =
-                            RemoteFile::open(agent, url).and_then(|file| read_header(&file, url));
-                        done.push((i, header));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a header fetch panicked"))
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, header)| header).collect()
+    safetensors::inspect::inspect_url(url, &remote::client()?)
+        .map_err(|(at, e)| remote::url_error(&at, e))
 }
 
 /// The human-readable report.

@@ -7,7 +7,6 @@ mod diff;
 mod error;
 mod floats;
 mod header;
-mod http_range;
 mod index;
 mod inspect;
 mod merge;

@@ -134,6 +134,21 @@ impl Hooks {
         want: usize,
         fill: impl FnOnce(&mut [u8]) -> PyResult<()>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let mut empty = self.empty(py, name, dtype, shape, want)?;
+        fill(empty.dst.as_mut_slice())?;
+        self.finish(py, empty)
+    }
+
+    /// Allocates the framework tensor `name` of `dtype` and `shape`, `want` bytes, not yet
+    /// filled: write its bytes through [`Empty::dst`], then [`Hooks::finish`] it.
+    pub fn empty<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        dtype: Dtype,
+        shape: &[usize],
+        want: usize,
+    ) -> PyResult<Empty<'py>> {
         let made = self.empty.bind(py).call1((dtype.name(), shape.to_vec()))?;
         let (holder, addr, nbytes): (Bound<'py, PyAny>, usize, usize) = made.extract()?;
         if nbytes != want {
@@ -148,12 +163,33 @@ impl Hooks {
             )));
         }
         // SAFETY: `holder` owns `nbytes` bytes at `addr`, freshly allocated by `_st_empty` and
-        // not yet visible to any other Python code; `holder` stays alive (bound here) until
-        // after the copy below.
-        let mut dst = unsafe { RawDst::new(addr, nbytes) };
-        fill(dst.as_mut_slice())?;
-        self.finish
-            .bind(py)
-            .call1((holder, dtype.name(), shape.to_vec(), self.device.bind(py)))
+        // not yet visible to any other Python code; `Empty` keeps `holder` alive with the
+        // destination, and `finish` consumes both, so the memory outlives every write to it.
+        let dst = unsafe { RawDst::new(addr, nbytes) };
+        Ok(Empty {
+            holder,
+            dst,
+            dtype,
+            shape: shape.to_vec(),
+        })
     }
+
+    /// Turns a filled tensor into what the user gets (on the device, in the framework's type).
+    pub fn finish<'py>(&self, py: Python<'py>, empty: Empty<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.finish.bind(py).call1((
+            empty.holder,
+            empty.dtype.name(),
+            empty.shape,
+            self.device.bind(py),
+        ))
+    }
+}
+
+/// A framework tensor allocated by [`Hooks::empty`] and not yet filled.
+pub struct Empty<'py> {
+    holder: Bound<'py, PyAny>,
+    /// Its memory, to be filled before [`Hooks::finish`].
+    pub dst: RawDst,
+    dtype: Dtype,
+    shape: Vec<usize>,
 }

@@ -10,6 +10,7 @@ mod handle;
 mod mapping;
 mod open;
 mod raw;
+mod remote;
 mod serialize;
 mod slice;
 mod source;

@@ -24,7 +24,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
-use safetensors::checkpoint::Checkpoint;
+use safetensors::checkpoint::{Checkpoint, ShardFile};
+use safetensors::coalesce::{coalesce, span_of};
 use safetensors::file::{Backend, SafeFile};
 use safetensors::slice::{byte_ranges, ByteRanges};
 use safetensors::tensor::TensorInfo;
@@ -41,6 +42,10 @@ const COVER_BELOW: usize = 1 << 12;
 /// ...and when the span is at most this many times the selected bytes (or 1 MiB).
 const COVER_FACTOR: usize = 8;
 
+/// Over HTTP, runs of a slice closer than this are fetched in one Range request: skipping
+/// up to 1 MiB costs less than another round trip.
+const REMOTE_GAP: usize = 1 << 20;
+
 /// An open container: where its bytes come from, and the mapping views are made of.
 pub struct Opened {
     /// Where the bytes come from.
@@ -50,6 +55,25 @@ pub struct Opened {
 }
 
 impl Opened {
+    /// A checkpoint's file as an `Opened`: a local file mapped when `map` (the mmap backend),
+    /// a remote one read with Range requests.
+    pub fn from_shard(py: Python<'_>, file: ShardFile, map: bool) -> PyResult<Opened> {
+        Ok(match file {
+            ShardFile::Local(file) => Opened {
+                map: match map {
+                    true => crate::mapping::private_map(py, &file)?,
+                    false => None,
+                },
+                source: Source::File(file),
+            },
+            ShardFile::Remote(file) => Opened {
+                source: Source::Remote(file),
+                map: None,
+            },
+            _ => return Err(st_err("this kind of checkpoint file is not supported")),
+        })
+    }
+
     /// The header entry of tensor `name`, or a `SafetensorError` naming it.
     pub fn info(&self, name: &str) -> PyResult<&TensorInfo> {
         self.source.metadata().info(name).ok_or_else(|| {
@@ -126,6 +150,9 @@ impl Opened {
         plan: ByteRanges,
         dst: &mut [u8],
     ) -> PyResult<()> {
+        if let Source::Remote(_) = self.source {
+            return self.read_remote(py, name, info, plan, dst);
+        }
         let runs = plan.len();
         let n = plan.run_len();
         let (lo, hi) = plan
@@ -145,6 +172,49 @@ impl Opened {
         self.source.read_ranges(py, name, info, &cover, &mut span)?;
         py.detach(|| gather(&span, lo, plan, dst));
         Ok(())
+    }
+
+    /// `read_plan` from a URL: runs closer than [`REMOTE_GAP`] are fetched as one covering
+    /// span (one Range request each, several at once), then gathered; runs with no gap
+    /// between them (a row slice) go straight into `dst`.
+    fn read_remote(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        info: &TensorInfo,
+        plan: ByteRanges,
+        dst: &mut [u8],
+    ) -> PyResult<()> {
+        let spans = coalesce(plan.clone(), REMOTE_GAP);
+        let covered: usize = spans.iter().map(|s| s.len()).sum();
+        if covered == dst.len() {
+            return self.source.read_ranges(py, name, info, &spans, dst);
+        }
+        let mut buf = vec![0u8; covered];
+        self.source.read_ranges(py, name, info, &spans, &mut buf)?;
+        // Where each span starts in `buf`.
+        let starts: Vec<usize> = spans
+            .iter()
+            .scan(0, |at, s| {
+                let here = *at;
+                *at += s.len();
+                Some(here)
+            })
+            .collect();
+        py.detach(|| {
+            let mut off = 0;
+            for run in plan {
+                let Some(k) = span_of(&spans, &run) else {
+                    return Err(st_err(format!(
+                        "tensor {name}: byte run {run:?} is outside the spans read"
+                    )));
+                };
+                let from = starts[k] + run.start - spans[k].start;
+                dst[off..off + run.len()].copy_from_slice(&buf[from..from + run.len()]);
+                off += run.len();
+            }
+            Ok(())
+        })
     }
 
     /// The byte runs of `plan` of tensor `name` as a framework tensor of `shape`: a view of
@@ -258,16 +328,9 @@ impl Container {
             return Ok(one.clone());
         }
         let file = py
-            .detach(|| checkpoint.shard(at).cloned())
+            .detach(|| checkpoint.shard_file(at).cloned())
             .map_err(to_pyerr)?;
-        let map = match map {
-            true => crate::mapping::private_map(py, &file)?,
-            false => None,
-        };
-        let made = Arc::new(Opened {
-            source: Source::File(file),
-            map,
-        });
+        let made = Arc::new(Opened::from_shard(py, file, map)?);
         Ok(opened[at].get_or_init(|| made).clone())
     }
 
@@ -312,6 +375,14 @@ impl Container {
             Container::Sharded { checkpoint, .. } => {
                 py.detach(|| checkpoint.metadata()).map_err(to_pyerr)
             }
+        }
+    }
+
+    /// True when the files are at URLs (reads are Range requests).
+    pub fn is_remote(&self) -> bool {
+        match self {
+            Container::Single(one) => matches!(one.source, Source::Remote(_)),
+            Container::Sharded { checkpoint, .. } => checkpoint.is_remote(),
         }
     }
 
@@ -436,9 +507,40 @@ impl SafeOpen {
             }
             other => to_pyerr(other),
         })?;
+        SafeOpen::from_checkpoint(py, checkpoint, map, framework, device)
+    }
+
+    /// Opens the URL of a file or of an index JSON, sending `headers` on every request.
+    fn open_url(
+        py: Python<'_>,
+        url: &str,
+        headers: Vec<(String, String)>,
+        framework: &str,
+        device: &Bound<'_, PyAny>,
+    ) -> PyResult<SafeOpen> {
+        let client = crate::remote::client(headers)?;
+        let checkpoint = py
+            .detach(|| Checkpoint::open_url(url, &client))
+            .map_err(to_pyerr)?;
+        SafeOpen::from_checkpoint(py, checkpoint, false, framework, device)
+    }
+
+    /// A handle over an open checkpoint: its one file, or its shards opened as needed.
+    fn from_checkpoint(
+        py: Python<'_>,
+        checkpoint: Checkpoint,
+        map: bool,
+        framework: &str,
+        device: &Bound<'_, PyAny>,
+    ) -> PyResult<SafeOpen> {
         if !checkpoint.is_sharded() {
-            let file = checkpoint.shard(0).map_err(to_pyerr)?.clone();
-            return SafeOpen::from_source(py, Source::File(file), map, framework, device);
+            let file = checkpoint.shard_file(0).map_err(to_pyerr)?.clone();
+            let hooks = Hooks::load(py, Framework::parse(framework)?, device)?;
+            let opened = Opened::from_shard(py, file, map)?;
+            return Ok(SafeOpen::from_container(
+                hooks,
+                Container::Single(Arc::new(opened)),
+            ));
         }
         let hooks = Hooks::load(py, Framework::parse(framework)?, device)?;
         let opened = (0..checkpoint.shard_count())
@@ -470,20 +572,25 @@ pub fn parse_backend(name: &str) -> PyResult<bool> {
 #[pymethods]
 impl SafeOpen {
     #[new]
-    #[pyo3(signature = (filename, framework, device = None, *, backend = "mmap"))]
+    #[pyo3(signature = (filename, framework, device = None, *, backend = "mmap", headers = None))]
     fn new(
         py: Python<'_>,
         filename: &Bound<'_, PyAny>,
         framework: &str,
         device: Option<&Bound<'_, PyAny>>,
         backend: &str,
+        headers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         // Check the cheap arguments before touching the file system.
         Framework::parse(framework)?;
         let map = parse_backend(backend)?;
-        let path: PathBuf = filename.extract()?;
+        let headers = crate::remote::headers(headers)?;
         let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
         let device = device.unwrap_or(&cpu);
+        if let Some(url) = crate::remote::url_of(filename) {
+            return SafeOpen::open_url(py, &url, headers, framework, device);
+        }
+        let path: PathBuf = filename.extract()?;
         if path.is_dir() || path.extension().is_some_and(|e| e == "json") {
             return SafeOpen::open_checkpoint(py, &path, filename, map, framework, device);
         }
@@ -533,6 +640,14 @@ impl SafeOpen {
     fn get_tensors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let opened = self.inner.opened(py)?;
         let dict = PyDict::new(py);
+        if opened.is_remote() {
+            let names = opened.keys();
+            let tensors = crate::remote::load_all(py, &self.inner.hooks, &opened, &names)?;
+            for (name, tensor) in names.into_iter().zip(tensors) {
+                dict.set_item(name, tensor)?;
+            }
+            return Ok(dict);
+        }
         for name in opened.keys() {
             let tensor = self.inner.tensor(py, &opened, &name)?;
             dict.set_item(name, tensor)?;
@@ -579,12 +694,27 @@ impl SafeOpen {
     }
 }
 
-/// `_inspect(location)`: the JSON report of a local file, folder or index JSON, read from
-/// the headers alone (the core's `inspect::json_report`, which the CLI's `inspect --json`
-/// prints).
+/// `_inspect(location, headers=None)`: the JSON report of a local file, folder or index
+/// JSON, or of the URL of a file or index JSON, read from the headers alone (the core's
+/// `inspect::json_report`, which the CLI's `inspect --json` prints).
 #[pyfunction]
-#[pyo3(name = "_inspect")]
-pub fn inspect(py: Python<'_>, location: &Bound<'_, PyAny>) -> PyResult<String> {
+#[pyo3(name = "_inspect", signature = (location, headers = None))]
+pub fn inspect(
+    py: Python<'_>,
+    location: &Bound<'_, PyAny>,
+    headers: Option<&Bound<'_, PyAny>>,
+) -> PyResult<String> {
+    let headers = crate::remote::headers(headers)?;
+    if let Some(url) = crate::remote::url_of(location) {
+        let client = crate::remote::client(headers)?;
+        let model = py
+            .detach(|| safetensors::inspect::inspect_url(&url, &client))
+            .map_err(|(at, e)| match e {
+                safetensors::SafeTensorError::IoError(_) => to_pyerr(e),
+                other => st_err(format!("{at}: {other}")),
+            })?;
+        return Ok(safetensors::inspect::json_report(&model));
+    }
     let path: PathBuf = location.extract()?;
     let shown = path.to_string_lossy().into_owned();
     let model = py

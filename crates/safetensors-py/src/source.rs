@@ -1,6 +1,8 @@
 //! Where a lazily opened safetensors container reads its bytes from: a file on disk (the
-//! core's `SafeFile`, mmap or pread), an in-memory Python buffer (`load(bytes)`), or a Python
-//! file object (`_safe_open_handle`, e.g. an fsspec file) driven through `seek`/`read`.
+//! core's `SafeFile`, mmap or pread), a file at an http(s) URL (the core's `UrlFile`, read
+//! with Range requests, several at once through `safetensors::reader::read_into`), an
+//! in-memory Python buffer (`load(bytes)`), or a Python file object (`_safe_open_handle`,
+//! e.g. an fsspec file) driven through `seek`/`read`.
 //!
 //! Every source validates the header with the core crate and copies the selected byte
 //! ranges of a tensor straight into a destination slice.
@@ -11,6 +13,8 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyBytes;
 use safetensors::file::SafeFile;
+use safetensors::http::UrlFile;
+use safetensors::reader::{self, Read, ReaderOptions};
 use safetensors::source::{read_header, Source as CoreSource};
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::SafeTensorError;
@@ -25,6 +29,8 @@ const DETACH_ABOVE: usize = 1 << 16;
 pub enum Source {
     /// A file opened by the core crate (shared with the `Checkpoint` it may come from).
     File(Arc<SafeFile>),
+    /// A file at an http(s) URL (shared with the `Checkpoint` it comes from).
+    Remote(Arc<UrlFile>),
     /// A Python buffer holding a whole safetensors file.
     Buffer {
         /// The pinned buffer.
@@ -50,6 +56,7 @@ impl Source {
     pub fn metadata(&self) -> &Metadata {
         match self {
             Source::File(f) => f.metadata(),
+            Source::Remote(f) => f.metadata(),
             Source::Buffer { meta, .. } | Source::Handle { meta, .. } => meta,
         }
     }
@@ -108,6 +115,21 @@ impl Source {
                     Ok(())
                 })
                 .map_err(to_pyerr),
+            Source::Remote(file) => {
+                let begin = file.data_start() + info.data_offsets.0 as u64;
+                let mut reads = Vec::with_capacity(ranges.len());
+                let mut rest = dst;
+                for r in ranges {
+                    let (head, tail) = rest.split_at_mut(r.len());
+                    reads.push(Read {
+                        offset: begin + r.start as u64,
+                        dst: head,
+                    });
+                    rest = tail;
+                }
+                py.detach(|| reader::read_into(file.source(), reads, &ReaderOptions::default()))
+                    .map_err(to_pyerr)
+            }
             Source::Buffer {
                 buf, data_start, ..
             } => {

@@ -1,15 +1,19 @@
-//! One handle over a checkpoint on disk, whether it is one file or an index of shards.
+//! One handle over a checkpoint, whether it is one file or an index of shards, on disk or at
+//! an `http(s)` URL.
 //!
 //! [`Checkpoint::open`] takes a safetensors file, a folder (see [`crate::index::locate`]) or
-//! an index JSON. A sharded checkpoint knows every tensor's shard from the index alone;
+//! an index JSON, or (feature `http`) the URL of a file or of an index JSON, whose shards
+//! are resolved next to it ([`Checkpoint::open_url`] takes a configured client). A sharded checkpoint knows every tensor's shard from the index alone;
 //! each shard's header is read and validated the first time one of its tensors is asked
 //! for, and checked against the index then (a tensor the shard lacks, a tensor it holds that
 //! the index does not list), so opening a 30-shard model reads one small JSON file.
 //!
-//! Shards are opened with positioned reads ([`Backend::Pread`]); a face that wants a memory
-//! map makes its own over [`SafeFile::file`] (the Python binding maps privately). Local
-//! files only for now: the shard list is kept as names relative to the index so that other
-//! [`crate::source::Source`]s (HTTP ranges) can resolve them the same way later.
+//! Local shards are opened with positioned reads ([`Backend::Pread`]); a face that wants a
+//! memory map makes its own over [`SafeFile::file`] (the Python binding maps privately).
+//! Remote shards are [`crate::http::UrlFile`]s: opening one costs two Range requests, and
+//! its bytes are read with [`crate::reader::read_into`] over [`crate::http::RemoteFile`].
+//! [`Checkpoint::shard_file`] gives either; the code that slices or validates does not care
+//! which.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -21,15 +25,48 @@ use crate::file::{Backend, SafeFile};
 use crate::header::TensorInfo;
 use crate::index::{locate, Layout, ShardIndex};
 
+/// One opened, validated file of a checkpoint: local, or at a URL.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ShardFile {
+    /// A file on disk.
+    Local(Arc<SafeFile>),
+    /// A file at an `http(s)` URL.
+    #[cfg(feature = "http")]
+    Remote(Arc<crate::http::UrlFile>),
+}
+
+impl ShardFile {
+    /// The validated header.
+    pub fn metadata(&self) -> &crate::header::Metadata {
+        match self {
+            ShardFile::Local(file) => file.metadata(),
+            #[cfg(feature = "http")]
+            ShardFile::Remote(file) => file.metadata(),
+        }
+    }
+
+    /// Absolute offset of the data section (`8 + N`).
+    pub fn data_start(&self) -> u64 {
+        match self {
+            ShardFile::Local(file) => file.data_start(),
+            #[cfg(feature = "http")]
+            ShardFile::Remote(file) => file.data_start(),
+        }
+    }
+}
+
 /// One file of a checkpoint, opened on first use.
 #[derive(Debug)]
 struct Shard {
     /// The name the index gives it (the file name for a single file).
     name: String,
-    /// Where it lives.
+    /// Where it lives (for a remote shard, its URL as a path, for display).
     path: PathBuf,
+    /// Its URL, for a remote shard.
+    url: Option<String>,
     /// The open, validated file, once something asked for it.
-    file: OnceLock<Arc<SafeFile>>,
+    file: OnceLock<ShardFile>,
 }
 
 /// A safetensors checkpoint: one file, or the shards an index names. `Send + Sync`.
@@ -41,12 +78,27 @@ pub struct Checkpoint {
     shards: Vec<Shard>,
     /// Tensor name -> position in `shards`.
     names: BTreeMap<String, usize>,
+    /// The client remote shards are read with (boxed: a local checkpoint stays small).
+    #[cfg(feature = "http")]
+    client: Option<Box<crate::http::Client>>,
 }
 
 impl Checkpoint {
     /// Opens a file, a folder or an index JSON. A single file's header is read now; an
     /// index is parsed and every shard it names must exist, but no shard is read yet.
+    ///
+    /// With the `http` feature, an `http://` or `https://` location is opened with
+    /// [`Checkpoint::open_url`] and a client with the default options.
     pub fn open(location: impl AsRef<Path>) -> Result<Self, SafeTensorError> {
+        #[cfg(feature = "http")]
+        if let Some(url) = location
+            .as_ref()
+            .to_str()
+            .filter(|l| crate::http::is_url(l))
+        {
+            let client = crate::http::Client::new(&crate::http::HttpOptions::default())?;
+            return Self::open_url(url, &client);
+        }
         match locate(location.as_ref())? {
             Layout::Single(path) => Self::open_file(path),
             Layout::Sharded { index, folder } => Self::open_index(index, &folder),
@@ -67,13 +119,84 @@ impl Checkpoint {
         let shard = Shard {
             name,
             path,
-            file: OnceLock::from(Arc::new(file)),
+            url: None,
+            file: OnceLock::from(ShardFile::Local(Arc::new(file))),
         };
         Ok(Checkpoint {
             index: None,
             shards: vec![shard],
             names,
+            #[cfg(feature = "http")]
+            client: None,
         })
+    }
+
+    /// Opens the `http(s)` URL of a safetensors file (its header is read now: two Range
+    /// requests) or of an index JSON (fetched and parsed now; each shard, resolved next to
+    /// it, is read the first time one of its tensors is asked for).
+    #[cfg(feature = "http")]
+    pub fn open_url(url: &str, client: &crate::http::Client) -> Result<Self, SafeTensorError> {
+        use crate::http::{is_index_url, resolve_sibling, UrlFile};
+        if !is_index_url(url) {
+            let file = UrlFile::open(client, url).map_err(|e| match e {
+                SafeTensorError::IoError(io) => SafeTensorError::IoError(io),
+                other => SafeTensorError::InvalidIndex(format!(
+                    "{url} is not a valid safetensors file: {other}"
+                )),
+            })?;
+            let names = file
+                .metadata()
+                .iter()
+                .map(|(name, _)| (name.to_owned(), 0))
+                .collect();
+            let shard = Shard {
+                name: url.to_string(),
+                path: PathBuf::from(url),
+                url: Some(url.to_string()),
+                file: OnceLock::from(ShardFile::Remote(Arc::new(file))),
+            };
+            return Ok(Checkpoint {
+                index: None,
+                shards: vec![shard],
+                names,
+                client: Some(Box::new(client.clone())),
+            });
+        }
+        let bytes = client.fetch_document(url)?;
+        let index = ShardIndex::parse(&bytes)
+            .map_err(|e| SafeTensorError::InvalidIndex(format!("{url}: {e}")))?;
+        let files = index.files();
+        let mut shards = Vec::with_capacity(files.len());
+        for name in &files {
+            let shard_url = resolve_sibling(url, name)?;
+            shards.push(Shard {
+                name: (*name).to_owned(),
+                path: PathBuf::from(&shard_url),
+                url: Some(shard_url),
+                file: OnceLock::new(),
+            });
+        }
+        let names = Self::names_of(&index, &files);
+        Ok(Checkpoint {
+            index: Some((PathBuf::from(url), index)),
+            shards,
+            names,
+            client: Some(Box::new(client.clone())),
+        })
+    }
+
+    /// Tensor name -> position of its shard in `files`.
+    fn names_of(index: &ShardIndex, files: &[&str]) -> BTreeMap<String, usize> {
+        index
+            .weight_map
+            .iter()
+            .map(|(tensor, file)| {
+                let at = files
+                    .binary_search(&file.as_str())
+                    .expect("files() lists it");
+                (tensor.clone(), at)
+            })
+            .collect()
     }
 
     fn open_index(index_path: PathBuf, folder: &Path) -> Result<Self, SafeTensorError> {
@@ -108,23 +231,17 @@ impl Checkpoint {
             shards.push(Shard {
                 name: (*name).to_owned(),
                 path,
+                url: None,
                 file: OnceLock::new(),
             });
         }
-        let names = index
-            .weight_map
-            .iter()
-            .map(|(tensor, file)| {
-                let at = files
-                    .binary_search(&file.as_str())
-                    .expect("files() lists it");
-                (tensor.clone(), at)
-            })
-            .collect();
+        let names = Self::names_of(&index, &files);
         Ok(Checkpoint {
             index: Some((index_path, index)),
             shards,
             names,
+            #[cfg(feature = "http")]
+            client: None,
         })
     }
 
@@ -133,7 +250,13 @@ impl Checkpoint {
         self.index.is_some()
     }
 
-    /// The index and the path it was read from, for a sharded checkpoint.
+    /// True when the checkpoint's files are at URLs.
+    pub fn is_remote(&self) -> bool {
+        self.shards.iter().any(|s| s.url.is_some())
+    }
+
+    /// The index and the path it was read from (its URL as a path, for a remote one), for a
+    /// sharded checkpoint.
     pub fn index(&self) -> Option<(&Path, &ShardIndex)> {
         self.index.as_ref().map(|(p, i)| (p.as_path(), i))
     }
@@ -173,16 +296,40 @@ impl Checkpoint {
         &self.shards[i].name
     }
 
-    /// Shard `i`'s path.
+    /// Shard `i`'s path (for a remote shard, its URL as a path).
     pub fn shard_path(&self, i: usize) -> &Path {
         &self.shards[i].path
     }
 
-    /// Shard `i`, opened and checked against the index on first use.
+    /// Shard `i`'s URL, for a remote checkpoint.
+    pub fn shard_url(&self, i: usize) -> Option<&str> {
+        self.shards[i].url.as_deref()
+    }
+
+    /// Shard `i` as a local file, opened and checked against the index on first use. A
+    /// remote shard is an `InvalidArgument` error: use [`Checkpoint::shard_file`].
     pub fn shard(&self, i: usize) -> Result<&Arc<SafeFile>, SafeTensorError> {
-        let shard = &self.shards[i];
-        if let Some(file) = shard.file.get() {
-            return Ok(file);
+        match self.shard_file(i)? {
+            ShardFile::Local(file) => Ok(file),
+            #[cfg(feature = "http")]
+            ShardFile::Remote(file) => Err(SafeTensorError::InvalidArgument(format!(
+                "shard {} is at a URL, not on disk: read it through Checkpoint::shard_file",
+                file.url()
+            ))),
+        }
+    }
+
+    /// Opens shard `i`, local or remote.
+    fn open_shard(&self, shard: &Shard) -> Result<ShardFile, SafeTensorError> {
+        #[cfg(feature = "http")]
+        if let (Some(url), Some(client)) = (&shard.url, &self.client) {
+            let file = crate::http::UrlFile::open(client, url).map_err(|e| match e {
+                SafeTensorError::IoError(io) => SafeTensorError::IoError(io),
+                other => SafeTensorError::InvalidIndex(format!(
+                    "shard {url} is not a valid safetensors file: {other}"
+                )),
+            })?;
+            return Ok(ShardFile::Remote(Arc::new(file)));
         }
         let file = SafeFile::open(&shard.path, Backend::Pread).map_err(|e| match e {
             SafeTensorError::IoError(io) => SafeTensorError::IoError(io::Error::new(
@@ -194,6 +341,25 @@ impl Checkpoint {
                 shard.path.display()
             )),
         })?;
+        Ok(ShardFile::Local(Arc::new(file)))
+    }
+
+    /// Shard `i`, local or remote, opened and checked against the index on first use.
+    pub fn shard_file(&self, i: usize) -> Result<&ShardFile, SafeTensorError> {
+        let shard = &self.shards[i];
+        if let Some(file) = shard.file.get() {
+            return Ok(file);
+        }
+        let file = self.open_shard(shard)?;
+        self.check_shard(shard, file)
+    }
+
+    /// Checks a freshly opened shard against the index and keeps it.
+    fn check_shard<'a>(
+        &'a self,
+        shard: &'a Shard,
+        file: ShardFile,
+    ) -> Result<&'a ShardFile, SafeTensorError> {
         if let Some((index_path, index)) = &self.index {
             let problems = index.shard_problems(&shard.name, &file.metadata());
             if !problems.is_empty() {
@@ -207,7 +373,54 @@ impl Checkpoint {
             }
         }
         // Two threads may race to open a shard: both files are valid, one is kept.
-        Ok(shard.file.get_or_init(|| Arc::new(file)))
+        Ok(shard.file.get_or_init(|| file))
+    }
+
+    /// Opens every shard not opened yet; remote ones several at a time (two Range requests
+    /// each), so that a call that needs every header waits a few round trips, not 2 per shard.
+    pub fn open_all(&self) -> Result<(), SafeTensorError> {
+        #[cfg(feature = "http")]
+        if let Some(client) = &self.client {
+            let waiting: Vec<&Shard> = self
+                .shards
+                .iter()
+                .filter(|s| s.file.get().is_none())
+                .collect();
+            let urls: Vec<String> = waiting.iter().filter_map(|s| s.url.clone()).collect();
+            if urls.len() == waiting.len() && urls.len() > 1 {
+                for (shard, opened) in waiting
+                    .into_iter()
+                    .zip(crate::http::UrlFile::open_many(client, &urls))
+                {
+                    let url = shard.url.as_deref().unwrap_or_default();
+                    let file = opened.map_err(|e| match e {
+                        SafeTensorError::IoError(io) => SafeTensorError::IoError(io),
+                        other => SafeTensorError::InvalidIndex(format!(
+                            "shard {url} is not a valid safetensors file: {other}"
+                        )),
+                    })?;
+                    self.check_shard(shard, ShardFile::Remote(Arc::new(file)))?;
+                }
+            }
+        }
+        for i in 0..self.shards.len() {
+            self.shard_file(i)?;
+        }
+        Ok(())
+    }
+
+    /// The shard holding tensor `name` (opened if needed, local or remote) and the
+    /// tensor's header entry.
+    pub fn tensor_file(&self, name: &str) -> Result<(&ShardFile, &TensorInfo), SafeTensorError> {
+        let at = self
+            .shard_of(name)
+            .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))?;
+        let file = self.shard_file(at)?;
+        let info = file
+            .metadata()
+            .info(name)
+            .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))?;
+        Ok((file, info))
     }
 
     /// The shard holding tensor `name` (opened if needed) and the tensor's header entry.
@@ -226,9 +439,10 @@ impl Checkpoint {
     /// Every tensor name in shard order, then by position of its data within the shard.
     /// Opens every shard.
     pub fn offset_keys(&self) -> Result<Vec<String>, SafeTensorError> {
+        self.open_all()?;
         let mut keys = Vec::with_capacity(self.len());
         for i in 0..self.shards.len() {
-            keys.extend(self.shard(i)?.metadata().offset_keys());
+            keys.extend(self.shard_file(i)?.metadata().offset_keys());
         }
         Ok(keys)
     }
@@ -252,8 +466,9 @@ impl Checkpoint {
                 }
             }
         }
+        self.open_all()?;
         for i in 0..self.shards.len() {
-            if let Some(shard_pairs) = self.shard(i)?.metadata().metadata_ordered() {
+            if let Some(shard_pairs) = self.shard_file(i)?.metadata().metadata_ordered() {
                 any = true;
                 for (key, value) in shard_pairs {
                     if !pairs.iter().any(|(k, _)| k == key) {

@@ -2,9 +2,8 @@
 //! sharded checkpoint), the disagreements between them, totals per dtype, and the JSON
 //! report the CLI's `inspect --json` prints and the Python package's `inspect` returns.
 //!
-//! Where the headers come from (local files here, HTTP ranges in the CLI) is the caller's
-//! business: [`sharded`] assembles headers however they were read; [`inspect_local`] reads
-//! a local file, folder or index.
+//! [`sharded`] assembles headers however they were read; [`inspect_local`] reads a local
+//! file, folder or index, [`inspect_url`] (feature `http`) a file or index at a URL.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -77,6 +76,52 @@ pub fn inspect_local(location: &str) -> Result<Model, SafeTensorError> {
             Ok(sharded(location, parsed, files))
         }
     }
+}
+
+/// Reads the headers behind an `http(s)` URL of a file or of an index JSON (whose shards are
+/// resolved next to it): two Range requests per file, several files at once, never the
+/// tensor data. An error comes with the URL it is about (the index, or the shard).
+#[cfg(feature = "http")]
+pub fn inspect_url(
+    url: &str,
+    client: &crate::http::Client,
+) -> Result<Model, (String, SafeTensorError)> {
+    use crate::http::{resolve_sibling, UrlFile};
+    if !crate::http::is_index_url(url) {
+        let file = UrlFile::open(client, url).map_err(|e| (url.to_string(), e))?;
+        return Ok(Model {
+            source: url.to_string(),
+            index: None,
+            files: vec![ShardHeader {
+                name: url.to_string(),
+                header: file.header().clone(),
+            }],
+            warnings: Vec::new(),
+        });
+    }
+    let bytes = client
+        .fetch_document(url)
+        .map_err(|e| (url.to_string(), e.into()))?;
+    let index = ShardIndex::parse(&bytes).map_err(|e| (url.to_string(), e))?;
+    let names = index.files();
+    let urls = names
+        .iter()
+        .map(|name| resolve_sibling(url, name))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| (url.to_string(), e))?;
+    let mut files = Vec::with_capacity(names.len());
+    for ((name, shard_url), opened) in names
+        .iter()
+        .zip(&urls)
+        .zip(UrlFile::open_many(client, &urls))
+    {
+        let file = opened.map_err(|e| (shard_url.clone(), e))?;
+        files.push(ShardHeader {
+            name: name.to_string(),
+            header: file.header().clone(),
+        });
+    }
+    Ok(sharded(url, index, files))
 }
 
 /// Assembles a sharded model and notes where the index and the shards disagree.

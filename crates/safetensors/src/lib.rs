@@ -8,11 +8,14 @@ extern crate alloc;
 mod atomic;
 #[cfg(feature = "std")]
 pub mod checkpoint;
+pub mod coalesce;
 pub mod dtype;
 mod error;
 #[cfg(feature = "std")]
 pub mod file;
 mod header;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "std")]
 pub mod index;
 pub mod indexing;

@@ -202,3 +202,151 @@ fn a_bad_index_names_its_path() {
         "{err}"
     );
 }
+
+/// A sharded checkpoint at an http:// URL, through the core's client (feature `http`):
+/// opening fetches the index only, a tensor costs its shard's two header requests and one
+/// Range request, and the `headers` option reaches the server on every request.
+#[cfg(feature = "http")]
+mod over_http {
+    use super::*;
+    use safetensors::checkpoint::ShardFile;
+    use safetensors::http::{Client, HttpOptions};
+    use safetensors::reader::{read_into, Read, ReaderOptions};
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// Each request: (path, Range header, Authorization header).
+    type Log = Arc<Mutex<Vec<(String, String, String)>>>;
+
+    /// Serves the files of `dir` with Range support on 127.0.0.1, keep-alive, logging each
+    /// request as (path, range, authorization). Ends with the test process.
+    fn serve(dir: &Path) -> (String, Log) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let log: Log = Arc::new(Mutex::new(Vec::new()));
+        let (dir, seen) = (dir.to_path_buf(), log.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(64) {
+                let Ok(stream) = stream else { return };
+                let (dir, seen) = (dir.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    let mut out = stream.try_clone().unwrap();
+                    let mut reader = BufReader::new(stream);
+                    // At most 1000 requests per connection: the loop ends by itself.
+                    for _ in 0..1000 {
+                        let mut lines = Vec::new();
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            lines.push(line.trim_end().to_string());
+                        }
+                        let path = lines[0].split(' ').nth(1).unwrap_or("/").to_string();
+                        let header = |name: &str| {
+                            lines
+                                .iter()
+                                .find_map(|l| l.strip_prefix(name).map(str::to_string))
+                                .unwrap_or_default()
+                        };
+                        let (range, auth) = (header("Range: "), header("Authorization: "));
+                        seen.lock()
+                            .unwrap()
+                            .push((path.clone(), range.clone(), auth));
+                        let Ok(body) = std::fs::read(dir.join(&path[1..])) else {
+                            let _ = out
+                                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+                            continue;
+                        };
+                        let (start, end) = match range.strip_prefix("bytes=") {
+                            Some(r) => {
+                                let (a, b) = r.split_once('-').unwrap();
+                                let end = b.parse::<usize>().unwrap().min(body.len() - 1);
+                                (a.parse::<usize>().unwrap(), end)
+                            }
+                            None => (0, body.len() - 1),
+                        };
+                        let head = format!(
+                            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{end}/{}\r\nContent-Length: {}\r\n\r\n",
+                            body.len(),
+                            end + 1 - start
+                        );
+                        let _ = out.write_all(head.as_bytes());
+                        let _ = out.write_all(&body[start..=end]);
+                    }
+                });
+            }
+        });
+        (base, log)
+    }
+
+    #[test]
+    fn a_sharded_checkpoint_at_a_url() {
+        let dir = tempfile::tempdir().unwrap();
+        two_shards(dir.path());
+        let (base, log) = serve(dir.path());
+        let options = HttpOptions {
+            headers: vec![("Authorization".into(), "Bearer xyz".into())],
+            ..HttpOptions::default()
+        };
+        let client = Client::new(&options).unwrap();
+        let url = format!("{base}/model.safetensors.index.json");
+        let ckpt = Checkpoint::open_url(&url, &client).unwrap();
+        assert!(ckpt.is_sharded() && ckpt.is_remote());
+        assert_eq!(ckpt.names().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(log.lock().unwrap().len(), 1);
+
+        let (file, info) = ckpt.tensor_file("a").unwrap();
+        let offset = file.data_start() + info.data_offsets.0 as u64;
+        let mut bytes = vec![0u8; info.byte_len()];
+        match file {
+            ShardFile::Remote(remote) => {
+                let reads = vec![Read {
+                    offset,
+                    dst: &mut bytes,
+                }];
+                read_into(remote.source(), reads, &ReaderOptions::default()).unwrap();
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(bytes, [0f32.to_le_bytes(), (-0f32).to_le_bytes()].concat());
+        {
+            let log = log.lock().unwrap();
+            let shard = format!("/{}", shard_file_name(2, 2));
+            let ranges: Vec<&str> = log[1..]
+                .iter()
+                .map(|(p, r, _)| {
+                    assert_eq!(p, &shard);
+                    r.as_str()
+                })
+                .collect();
+            assert_eq!(ranges.len(), 3, "{log:?}");
+            assert_eq!(ranges[0], "bytes=0-7");
+            assert!(
+                log.iter().all(|(_, _, auth)| auth == "Bearer xyz"),
+                "{log:?}"
+            );
+        }
+        assert_eq!(ckpt.offset_keys().unwrap(), ["b", "c", "a"]);
+        assert!(ckpt.shard(0).is_err(), "a remote shard is not a local file");
+
+        // Through Checkpoint::open with a plain client, and a missing file names its URL.
+        assert_eq!(Checkpoint::open(&url).unwrap().len(), 3);
+        let missing = format!("{base}/absent.safetensors");
+        let err = Checkpoint::open_url(&missing, &client).unwrap_err();
+        match err {
+            SafeTensorError::IoError(io) => {
+                assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+                assert!(
+                    io.to_string().contains("absent.safetensors: HTTP 404"),
+                    "{io}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -9,6 +9,7 @@ import json as _json
 import os as _os
 from typing import Any as _Any
 from typing import Dict as _Dict
+from typing import Optional as _Optional
 from typing import Union as _Union
 
 from ._safetensors_rust import (  # noqa: F401
@@ -37,9 +38,14 @@ __all__ = [
 ]
 
 
-def inspect(location: _Union[str, "_os.PathLike[str]"]) -> _Dict[str, _Any]:
+def inspect(
+    location: _Union[str, "_os.PathLike[str]"], *, headers: _Optional[_Dict[str, str]] = None
+) -> _Dict[str, _Any]:
     """What a safetensors file, sharded folder or index JSON holds, read from the headers
     alone (no tensor data): the document ``safetensors inspect --json`` prints, as a dict.
+
+    ``location`` may also be the ``http://`` or ``https://`` URL of a file or of an index
+    JSON: two Range requests per file (shards several at once), ``headers`` sent with each.
 
     Keys: ``source``, ``sharded``, ``index`` (sharded only: its ``metadata`` and
     ``weight_map_len``), ``files`` (``file``, ``file_size``, ``header_len``, ``tensors``,
@@ -48,5 +54,5 @@ def inspect(location: _Union[str, "_os.PathLike[str]"]) -> _Dict[str, _Any]:
     ``parameters``, ``bytes``, ``by_dtype``) and ``warnings`` (where an index and its shards
     disagree).
     """
-    report: _Dict[str, _Any] = _json.loads(_inspect(location))
+    report: _Dict[str, _Any] = _json.loads(_inspect(location, headers))
     return report

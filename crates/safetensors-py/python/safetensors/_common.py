@@ -142,15 +142,28 @@ def load_bytes(data: bytes, framework: str, device: Any = "cpu") -> Dict[str, An
     return {k: f.get_tensor(k) for k in f.offset_keys()}
 
 
-def load_file(filename: PathLike, framework: str, device: Any = "cpu", backend: str = "mmap") -> Dict[str, Any]:
+def load_file(
+    filename: PathLike,
+    framework: str,
+    device: Any = "cpu",
+    backend: str = "mmap",
+    headers: Optional[Dict[str, str]] = None,
+) -> Dict[str, Any]:
     """Every tensor of a safetensors file, keyed by name (file order), or of a sharded
     checkpoint (a folder or an index JSON; shard by shard, each in file order).
 
     With the mmap backend the file is mapped once, privately (copy-on-write): torch and numpy
     tensors are views of the mapping (no copy, pages read on first touch), other frameworks
     copy once from it. With the pread backend each tensor is read into its own memory.
+
+    An ``http(s)://`` URL of a file or index JSON is fetched with Range requests, several at
+    once, straight into the tensors (``headers`` sent with each request).
     """
-    with safe_open(filename, framework=framework, device=device, backend=backend) as f:
+    with safe_open(filename, framework=framework, device=device, backend=backend, headers=headers) as f:
+        if isinstance(filename, str) and filename[:8].lower().startswith(("http://", "https://")):
+            # Fetched all at once, in parallel; returned in file order like a local file.
+            tensors = f.get_tensors()
+            return {k: tensors[k] for k in f.offset_keys()}
         return {k: f.get_tensor(k) for k in f.offset_keys()}
 
 

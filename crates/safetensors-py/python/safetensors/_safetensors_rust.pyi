@@ -73,7 +73,11 @@ class safe_open:
 
     ``filename`` may also be a folder (holding one ``*.safetensors.index.json``, or one
     ``.safetensors`` file) or an index JSON: a sharded checkpoint, whose shards are opened
-    when first read.
+    when first read. A ``str`` starting with ``http://`` or ``https://`` is the URL of a
+    file or of an index JSON (shards resolved next to it), read with HTTP Range requests:
+    opening fetches the header only, ``get_tensor``/``get_slice`` only the bytes needed,
+    ``get_tensors`` several ranges at once; ``headers`` (e.g. ``{"Authorization": "Bearer
+    ..."}``) go with every request.
 
     Leaving the ``with`` block closes it: the descriptor and mapping are released (tensors
     handed out stay valid) and any later call raises ``SafetensorError``. A missing file
@@ -87,6 +91,7 @@ class safe_open:
         device: Optional[_Device] = None,
         *,
         backend: str = "mmap",  # "mmap" or "pread"; anything else raises ValueError
+        headers: Optional[Dict[str, str]] = None,  # sent with every HTTP request (URLs)
     ) -> "safe_open": ...
     def keys(self) -> List[str]: ...
     def offset_keys(self) -> List[str]: ...
@@ -119,7 +124,7 @@ def _serialize_sharded(
 ) -> str:
     """Writes shards of at most ``max_shard_size`` bytes and the index (last); the index JSON."""
 
-def _inspect(location: Union[str, os.PathLike[str]]) -> str:
-    """The JSON report of a file, folder or index JSON, from the headers alone."""
+def _inspect(location: Union[str, os.PathLike[str]], headers: Optional[Dict[str, str]] = None) -> str:
+    """The JSON report of a file, folder, index JSON or URL, from the headers alone."""
 
 def deserialize(bytes: Any) -> List[Tuple[str, Dict[str, Any]]]: ...

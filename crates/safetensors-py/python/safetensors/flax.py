@@ -46,9 +46,14 @@ def load(data: bytes) -> Dict[str, Array]:
     return _common.load_bytes(data, "flax")
 
 
-def load_file(filename: Union[str, os.PathLike], *, backend: str = "mmap") -> Dict[str, Array]:
-    """Loads a safetensors file into arrays (``backend`` as for ``safe_open``)."""
-    return _common.load_file(filename, "flax", backend=backend)
+def load_file(
+    filename: Union[str, os.PathLike], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
+) -> Dict[str, Array]:
+    """Loads a safetensors file into arrays (``backend`` as for ``safe_open``).
+
+    A URL is read with HTTP Range requests, ``headers`` sent with each.
+    """
+    return _common.load_file(filename, "flax", backend=backend, headers=headers)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------

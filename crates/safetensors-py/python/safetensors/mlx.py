@@ -67,9 +67,14 @@ def load(data: bytes) -> Dict[str, mx.array]:
     return _common.load_bytes(data, "mlx")
 
 
-def load_file(filename: Union[str, os.PathLike], *, backend: str = "mmap") -> Dict[str, mx.array]:
-    """Loads a safetensors file into arrays (``backend`` as for ``safe_open``)."""
-    return _common.load_file(filename, "mlx", backend=backend)
+def load_file(
+    filename: Union[str, os.PathLike], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
+) -> Dict[str, mx.array]:
+    """Loads a safetensors file into arrays (``backend`` as for ``safe_open``).
+
+    A URL is read with HTTP Range requests, ``headers`` sent with each.
+    """
+    return _common.load_file(filename, "mlx", backend=backend, headers=headers)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------

@@ -105,9 +105,14 @@ def load(data: bytes) -> Dict[str, np.ndarray]:
     return _common.load_bytes(data, "numpy")
 
 
-def load_file(filename: Union[str, os.PathLike], *, backend: str = "mmap") -> Dict[str, np.ndarray]:
-    """Loads a safetensors file into numpy arrays (``backend`` as for ``safe_open``)."""
-    return _common.load_file(filename, "numpy", backend=backend)
+def load_file(
+    filename: Union[str, os.PathLike], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
+) -> Dict[str, np.ndarray]:
+    """Loads a safetensors file into numpy arrays (``backend`` as for ``safe_open``).
+
+    A URL is read with HTTP Range requests, ``headers`` sent with each.
+    """
+    return _common.load_file(filename, "numpy", backend=backend, headers=headers)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------

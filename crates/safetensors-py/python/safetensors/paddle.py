@@ -73,11 +73,15 @@ def load(data: bytes, device: str = "cpu") -> Dict[str, "paddle.Tensor"]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike], device: Any = "cpu", *, backend: str = "mmap"
+    filename: Union[str, os.PathLike],
+    device: Any = "cpu",
+    *,
+    backend: str = "mmap",
+    headers: Optional[Dict[str, str]] = None,
 ) -> Dict[str, "paddle.Tensor"]:
     """Loads a safetensors file into tensors on ``device`` (one tensor at a time; ``backend``
-    as for ``safe_open``)."""
-    return _common.load_file(filename, "paddle", device, backend)
+    as for ``safe_open``). A URL is read with HTTP Range requests, ``headers`` sent with each."""
+    return _common.load_file(filename, "paddle", device, backend, headers)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------

@@ -43,9 +43,14 @@ def load(data: bytes) -> Dict[str, tf.Tensor]:
     return _common.load_bytes(data, "tensorflow")
 
 
-def load_file(filename: Union[str, os.PathLike], *, backend: str = "mmap") -> Dict[str, tf.Tensor]:
-    """Loads a safetensors file into tensors (``backend`` as for ``safe_open``)."""
-    return _common.load_file(filename, "tensorflow", backend=backend)
+def load_file(
+    filename: Union[str, os.PathLike], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
+) -> Dict[str, tf.Tensor]:
+    """Loads a safetensors file into tensors (``backend`` as for ``safe_open``).
+
+    A URL is read with HTTP Range requests, ``headers`` sent with each.
+    """
+    return _common.load_file(filename, "tensorflow", backend=backend, headers=headers)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------

@@ -287,7 +287,11 @@ def load(data: bytes) -> Dict[str, torch.Tensor]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike], device: Union[str, int, torch.device] = "cpu", backend: str = "mmap"
+    filename: Union[str, os.PathLike],
+    device: Union[str, int, torch.device] = "cpu",
+    backend: str = "mmap",
+    *,
+    headers: Optional[Dict[str, str]] = None,
 ) -> Dict[str, torch.Tensor]:
     """Loads a safetensors file into tensors on ``device``.
 
@@ -295,8 +299,11 @@ def load_file(
     private (copy-on-write) memory map of the file: nothing is read until used, and writing
     to a tensor never changes the file. On another device each tensor is copied there from
     the mapping, one at a time. ``backend="pread"`` reads each tensor into its own memory.
+
+    ``filename`` may be the ``http(s)://`` URL of a file or of an index JSON: tensors are
+    fetched with Range requests, several at once, ``headers`` sent with each request.
     """
-    return _common.load_file(filename, "pt", device, backend)
+    return _common.load_file(filename, "pt", device, backend, headers)
 
 
 def _torch_error(model: torch.nn.Module, missing: List[str], unexpected: List[str]) -> RuntimeError:

@@ -1,7 +1,8 @@
 //! Judging an HTTP answer to a Range request, and reading its body within bounds. Pure
 //! functions of the status, two header values and a byte stream, so that nothing a server
 //! says can make the reader allocate or read more than it asked for; the fuzz target
-//! `http_response` runs this file on arbitrary answers. Depends on `std` only.
+//! `http_response` compiles this file on its own and runs it on arbitrary answers, so it
+//! depends on `std` only.
 
 use std::io::Read;
 
@@ -164,6 +165,37 @@ pub fn read_planned(mut body: impl Read, plan: Plan) -> Result<Vec<u8>, String> 
     Ok(out)
 }
 
+/// [`read_planned`] straight into `dst` (whose length must be `plan.len`): the bytes of a
+/// large read land in their final place without a growing buffer or a second copy.
+pub fn read_planned_into(mut body: impl Read, plan: Plan, dst: &mut [u8]) -> Result<(), String> {
+    if dst.len() as u64 != plan.len {
+        return Err(format!(
+            "a {}-byte destination for a {}-byte answer",
+            dst.len(),
+            plan.len
+        ));
+    }
+    let expected = plan.skip.saturating_add(plan.len);
+    let short = |got: u64| format!("the response ended after {got} bytes, {expected} expected");
+    if plan.skip > 0 {
+        let skipped = std::io::copy(&mut (&mut body).take(plan.skip), &mut std::io::sink())
+            .map_err(|e| format!("cannot read the response: {e}"))?;
+        if skipped < plan.skip {
+            return Err(short(skipped));
+        }
+    }
+    let mut done = 0;
+    while done < dst.len() {
+        match body.read(&mut dst[done..]) {
+            Ok(0) => return Err(short(plan.skip + done as u64)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read the response: {e}")),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +273,13 @@ mod tests {
             .contains("after 1 bytes"));
         // An endless body is cut off after what was planned.
         assert_eq!(read_planned(std::io::repeat(7), p).unwrap(), [7, 7, 7]);
+        let mut dst = [0u8; 3];
+        read_planned_into(&b"abcdefgh"[..], p, &mut dst).unwrap();
+        assert_eq!(&dst, b"cde");
+        let err = read_planned_into(&b"abcd"[..], p, &mut dst).unwrap_err();
+        assert!(err.contains("after 4 bytes"), "{err}");
+        read_planned_into(std::io::repeat(7), p, &mut dst).unwrap();
+        assert_eq!(dst, [7, 7, 7]);
+        assert!(read_planned_into(&b"abcdefgh"[..], p, &mut [0u8; 2]).is_err());
     }
 }
