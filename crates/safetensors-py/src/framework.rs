@@ -134,6 +134,22 @@ impl Hooks {
         want: usize,
         fill: impl FnOnce(&mut [u8]) -> PyResult<()>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let (holder, mut dst) = self.empty(py, name, dtype, shape, want)?;
+        fill(dst.as_mut_slice())?;
+        self.finish(py, holder, dtype, shape)
+    }
+
+    /// Allocates the uninitialized CPU memory of tensor `name` (`want` bytes): the object
+    /// that owns it, and the memory to fill. The memory stays valid while the holder lives
+    /// and is seen by no one else until the holder is passed to [`Hooks::finish`].
+    pub fn empty<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        dtype: Dtype,
+        shape: &[usize],
+        want: usize,
+    ) -> PyResult<(Bound<'py, PyAny>, RawDst)> {
         let made = self.empty.bind(py).call1((dtype.name(), shape.to_vec()))?;
         let (holder, addr, nbytes): (Bound<'py, PyAny>, usize, usize) = made.extract()?;
         if nbytes != want {
@@ -148,10 +164,21 @@ impl Hooks {
             )));
         }
         // SAFETY: `holder` owns `nbytes` bytes at `addr`, freshly allocated by `_st_empty` and
-        // not yet visible to any other Python code; `holder` stays alive (bound here) until
-        // after the copy below.
-        let mut dst = unsafe { RawDst::new(addr, nbytes) };
-        fill(dst.as_mut_slice())?;
+        // not yet visible to any other Python code; the caller keeps `holder` alive while it
+        // uses the destination (it is returned alongside) and hands it out only afterwards.
+        let dst = unsafe { RawDst::new(addr, nbytes) };
+        Ok((holder, dst))
+    }
+
+    /// Turns a filled holder from [`Hooks::empty`] into the tensor the user gets (moved to
+    /// the device, wrapped in the framework's type).
+    pub fn finish<'py>(
+        &self,
+        py: Python<'py>,
+        holder: Bound<'py, PyAny>,
+        dtype: Dtype,
+        shape: &[usize],
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.finish
             .bind(py)
             .call1((holder, dtype.name(), shape.to_vec(), self.device.bind(py)))

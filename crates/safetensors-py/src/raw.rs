@@ -80,6 +80,11 @@ impl RawDst {
         RawDst { addr, len }
     }
 
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
     /// The destination as a byte slice.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         if self.len == 0 {

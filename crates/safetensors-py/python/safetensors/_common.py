@@ -142,16 +142,22 @@ def load_bytes(data: bytes, framework: str, device: Any = "cpu") -> Dict[str, An
     return {k: f.get_tensor(k) for k in f.offset_keys()}
 
 
+# How whole loads read (``load_file``, ``load_model``): "auto" (the default), "mmap" or "read";
+# the environment variable SAFETENSORS_LOAD_STRATEGY sets it for benchmarks and tests.
+LOAD_STRATEGY = os.environ.get("SAFETENSORS_LOAD_STRATEGY", "auto")
+
+
 def load_file(filename: PathLike, framework: str, device: Any = "cpu", backend: str = "mmap") -> Dict[str, Any]:
     """Every tensor of a safetensors file, keyed by name (file order), or of a sharded
     checkpoint (a folder or an index JSON; shard by shard, each in file order).
 
-    With the mmap backend the file is mapped once, privately (copy-on-write): torch and numpy
-    tensors are views of the mapping (no copy, pages read on first touch), other frameworks
-    copy once from it. With the pread backend each tensor is read into its own memory.
+    With the mmap backend, when the file is (at least 90%) in the page cache, it is mapped
+    once, privately (copy-on-write): torch and numpy tensors are views of the mapping (no
+    copy), other frameworks copy once from it. Otherwise (a cold file, or the pread backend)
+    every tensor is read into its own memory by several threads in large blocks.
     """
     with safe_open(filename, framework=framework, device=device, backend=backend) as f:
-        return {k: f.get_tensor(k) for k in f.offset_keys()}
+        return dict(f._load_all(f.offset_keys(), LOAD_STRATEGY))
 
 
 def unsupported(framework: str, dtype: str) -> SafetensorError:
