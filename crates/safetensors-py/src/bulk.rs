@@ -14,10 +14,15 @@
 //! - [`load_all`] allocates every tensor with the framework's `_st_empty` hook, reads them
 //!   all in one go with [`read_items`], then finishes each (`_st_finish`). Each tensor owns
 //!   its memory, so tensors are independent and writable, as with any other copy.
-//! - [`choose_read`] is the policy between the two: the parallel reader for the pread
-//!   backend and for files mostly absent from the page cache (`mincore`, see
-//!   `safetensors::cache`), the mapping's views when at least [`WARM_FRACTION`] of the
-//!   bytes are already cached. In-memory buffers and Python file objects keep their own paths.
+//! - [`plan`] chooses: the parallel reader for the pread backend (no mapping to view); with
+//!   the mmap backend, the mapping's views (zero-copy, independent of how much is used
+//!   later), after [`prefetch`] when less than [`WARM_FRACTION`] of the files' bytes are in
+//!   the page cache (`mincore`, see `safetensors::cache`): `POSIX_FADV_WILLNEED` over the
+//!   span needed queues every read at once in large requests, so the faults that follow
+//!   find their pages arriving instead of reading them one by one. Loads that know their
+//!   destination (`load_model`, `load_into`, the GPU staging ring) always use
+//!   [`read_items`]. In-memory buffers and Python file objects keep their own paths, and so
+//!   do loads to a device other than the CPU (one tensor in host memory at a time).
 
 use crate::error::{st_err, to_pyerr};
 use crate::framework::Hooks;
@@ -34,12 +39,12 @@ use std::sync::Arc;
 /// mapping's views are then used (no copy at all) instead of the parallel reader.
 pub const WARM_FRACTION: f64 = 0.9;
 
-/// How a whole load reads: chosen per load by [`choose_read`] (`Auto`), or forced.
+/// How a whole load reads: chosen per load by [`plan`] (`Auto`), or forced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
-    /// Views of the mapping when warm, the parallel reader when cold.
+    /// As [`plan`] decides.
     Auto,
-    /// Always the mapping's views (tensor by tensor, as `get_tensor`).
+    /// Always tensor by tensor (`get_tensor`), never prefetched.
     Mmap,
     /// Always the parallel reader into fresh memory.
     Read,
@@ -81,6 +86,9 @@ pub struct Item {
     pub dst: RawDst,
 }
 
+/// One container's items, each with its offset in the data section.
+type Group = Vec<(u64, Item)>;
+
 /// Fills every item's destination: grouped by the file (shard) holding the tensor, each
 /// group read by the core's parallel reader with the interpreter detached. Ranges are
 /// checked against the header first; nothing is read when one is out of bounds.
@@ -92,7 +100,7 @@ pub fn read_items(
 ) -> PyResult<()> {
     // Group by container, keeping the order of first appearance (shard order for a
     // sharded checkpoint read in offset_keys order).
-    let mut groups: Vec<(Arc<Opened>, Vec<(u64, Item)>)> = Vec::new();
+    let mut groups: Vec<(Arc<Opened>, Group)> = Vec::new();
     for item in items {
         let opened = container.for_tensor(py, &item.name)?;
         let info = opened.info(&item.name)?;
@@ -127,7 +135,7 @@ pub fn read_items(
 fn read_group(
     py: Python<'_>,
     opened: &Opened,
-    mut group: Vec<(u64, Item)>,
+    mut group: Group,
     options: &ReaderOptions,
 ) -> PyResult<()> {
     let Source::File(file) = &opened.source else {
@@ -166,18 +174,57 @@ fn read_group(
     .map_err(to_pyerr)
 }
 
-/// Whether a whole load of `names` should use the parallel reader rather than views.
-pub fn choose_read(
+/// How a whole load reads, as [`plan`] decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Tensor by tensor: views of the mapping, or the source's own copy path.
+    Views,
+    /// Views of the mapping, after asking the kernel to read every needed byte into the
+    /// page cache at once (`safetensors::cache::advise_willneed`).
+    Prefetch,
+    /// The parallel reader, into freshly allocated tensors.
+    Read,
+}
+
+/// The plan of a whole load of `names` with `strategy`: the parallel reader for the pread
+/// backend; for a mapping, its views, prefetched first when less than [`WARM_FRACTION`] of
+/// the files' bytes are in the page cache. Buffers and file objects: tensor by tensor.
+pub fn plan(
     py: Python<'_>,
     container: &Container,
     names: &[String],
     strategy: Strategy,
-) -> PyResult<bool> {
+) -> PyResult<Plan> {
     match strategy {
-        Strategy::Read => return Ok(true),
-        Strategy::Mmap => return Ok(false),
+        Strategy::Read => return Ok(Plan::Read),
+        Strategy::Mmap => return Ok(Plan::Views),
         Strategy::Auto => {}
     }
+    let (mut cached, mut total) = (0.0, 0.0);
+    for opened in distinct(py, container, names)? {
+        match (&opened.source, &opened.map) {
+            // The pread backend: no mapping to view, the reader is the only way.
+            (Source::File(_), None) => return Ok(Plan::Read),
+            (Source::File(file), Some(map)) => {
+                let data = &map.bytes()[file.data_start() as usize..];
+                let Some(fraction) = safetensors::cache::resident_fraction(data) else {
+                    return Ok(Plan::Views);
+                };
+                cached += fraction * data.len() as f64;
+                total += data.len() as f64;
+            }
+            // Buffers and file objects: their own per-tensor paths.
+            _ => return Ok(Plan::Views),
+        }
+    }
+    Ok(match total > 0.0 && cached < WARM_FRACTION * total {
+        true => Plan::Prefetch,
+        false => Plan::Views,
+    })
+}
+
+/// The containers holding `names`, each once, in order of first appearance.
+fn distinct(py: Python<'_>, container: &Container, names: &[String]) -> PyResult<Vec<Arc<Opened>>> {
     let mut seen: Vec<Arc<Opened>> = Vec::new();
     for name in names {
         let opened = container.for_tensor(py, name)?;
@@ -185,28 +232,36 @@ pub fn choose_read(
             seen.push(opened);
         }
     }
-    let (mut cached, mut total) = (0.0, 0.0);
-    for opened in &seen {
-        match (&opened.source, &opened.map) {
-            // The pread backend: no mapping to view, the reader is the only way.
-            (Source::File(_), None) => return Ok(true),
-            (Source::File(file), Some(map)) => {
-                let data = &map.bytes()[file.data_start() as usize..];
-                let Some(fraction) = safetensors::cache::resident_fraction(data) else {
-                    return Ok(false);
-                };
-                cached += fraction * data.len() as f64;
-                total += data.len() as f64;
-            }
-            // Buffers and file objects: their own per-tensor paths.
-            _ => return Ok(false),
+    Ok(seen)
+}
+
+/// Asks the kernel to read the bytes of `names` into the page cache now, file by file (the
+/// span from the first to the last byte needed in each).
+pub fn prefetch(py: Python<'_>, container: &Container, names: &[String]) -> PyResult<()> {
+    let mut spans: Vec<(Arc<Opened>, usize, usize)> = Vec::new();
+    for name in names {
+        let opened = container.for_tensor(py, name)?;
+        let (begin, end) = opened.info(name)?.data_offsets;
+        match spans.iter_mut().find(|(o, _, _)| Arc::ptr_eq(o, &opened)) {
+            Some((_, lo, hi)) => (*lo, *hi) = ((*lo).min(begin), (*hi).max(end)),
+            None => spans.push((opened, begin, end)),
         }
     }
-    Ok(total > 0.0 && cached < WARM_FRACTION * total)
+    for (opened, lo, hi) in spans {
+        if let Source::File(file) = &opened.source {
+            if lo < hi {
+                let start = file.data_start() + lo as u64;
+                py.detach(|| {
+                    safetensors::cache::advise_willneed(file.file(), start, (hi - lo) as u64)
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every tensor of `names` as a dict (in the order given): with the parallel reader into
-/// freshly allocated tensors, or tensor by tensor through the hooks, as [`choose_read`] says.
+/// freshly allocated tensors, or tensor by tensor through the hooks, as [`plan`] says.
 pub fn load_all<'py>(
     py: Python<'py>,
     hooks: &Hooks,
@@ -217,7 +272,17 @@ pub fn load_all<'py>(
     one: impl Fn(&str) -> PyResult<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
-    if !choose_read(py, container, &names, strategy)? {
+    // Tensors bound for a device are read one at a time (each moved before the next is
+    // read), so that host memory never holds them all: torch's `load_file` to CUDA uses the
+    // staging ring instead (`_staging.py`).
+    let plan = match hooks.on_cpu(py) {
+        true => plan(py, container, &names, strategy)?,
+        false => Plan::Views,
+    };
+    if plan != Plan::Read {
+        if plan == Plan::Prefetch {
+            prefetch(py, container, &names)?;
+        }
         for name in names {
             dict.set_item(&name, one(&name)?)?;
         }

@@ -562,7 +562,28 @@ impl SafeOpen {
         let opened = self.inner.opened(py)?;
         let options = crate::bulk::options(threads, block_size);
         let one = |name: &str| self.inner.tensor(py, &opened, name);
-        crate::bulk::load_all(py, &self.inner.hooks, &opened, names, strategy, &options, one)
+        crate::bulk::load_all(
+            py,
+            &self.inner.hooks,
+            &opened,
+            names,
+            strategy,
+            &options,
+            one,
+        )
+    }
+
+    /// Private, for tests and benchmarks: how a whole load of `names` would read now
+    /// ("views", "prefetch" or "read"; see `bulk.rs`).
+    #[pyo3(signature = (names, strategy = "auto"))]
+    fn _plan(&self, py: Python<'_>, names: Vec<String>, strategy: &str) -> PyResult<&'static str> {
+        let strategy = crate::bulk::Strategy::parse(strategy)?;
+        let opened = self.inner.opened(py)?;
+        Ok(match crate::bulk::plan(py, &opened, &names, strategy)? {
+            crate::bulk::Plan::Views => "views",
+            crate::bulk::Plan::Prefetch => "prefetch",
+            crate::bulk::Plan::Read => "read",
+        })
     }
 
     /// Private, for the loaders of this package: fills caller memory with tensor bytes, with
@@ -593,7 +614,12 @@ impl SafeOpen {
                 Ok(crate::bulk::Item { name, start, dst })
             })
             .collect::<PyResult<Vec<_>>>()?;
-        crate::bulk::read_items(py, &opened, items, &crate::bulk::options(threads, block_size))
+        crate::bulk::read_items(
+            py,
+            &opened,
+            items,
+            &crate::bulk::options(threads, block_size),
+        )
     }
 
     /// Private, for the loaders of this package: `(dtype, shape, nbytes)` of each tensor of

@@ -5,6 +5,8 @@ reading of the same tensor."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -133,7 +135,9 @@ def random_net(seed):
     net = Net()
     with torch.no_grad():
         for t in list(net.parameters()) + list(net.buffers()):
-            t.copy_(make(t.dtype, tuple(t.shape), seed + t.numel()) if t.dtype != torch.float32 else torch.randn(t.shape))
+            t.copy_(
+                make(t.dtype, tuple(t.shape), seed + t.numel()) if t.dtype != torch.float32 else torch.randn(t.shape)
+            )
     return net
 
 
@@ -224,7 +228,9 @@ def test_load_into_strict_and_shape_errors_come_before_any_read(location):
     path, tensors = location
     target = {k: torch.zeros_like(v) for k, v in tensors.items() if k != "ids"}
     target["other"] = torch.zeros(3)
-    with pytest.raises(RuntimeError, match='(?s)Missing key\\(s\\) in state_dict: "other".*Unexpected key\\(s\\) in state_dict: "ids"'):
+    with pytest.raises(
+        RuntimeError, match='(?s)Missing key\\(s\\) in state_dict: "other".*Unexpected key\\(s\\) in state_dict: "ids"'
+    ):
         st.load_into(target, path)
     assert all(int(v.float().abs().sum()) == 0 for v in target.values())
     assert st.load_into(target, path, strict=False) == (["other"], ["ids"])
@@ -241,7 +247,9 @@ def test_load_into_strict_and_shape_errors_come_before_any_read(location):
 def test_staged_load_matches_safe_open_and_bounds_host_memory(location, slot_bytes, slots):
     path, tensors = location
     copier = _staging.CpuCopier()
-    out = st._staged_load(path, torch.device("cpu"), copier, slot_bytes=slot_bytes, slots=slots, threads=3, block_size=100)
+    out = st._staged_load(
+        path, torch.device("cpu"), copier, slot_bytes=slot_bytes, slots=slots, threads=3, block_size=100
+    )
     assert {k: raw(v) for k, v in out.items()} == reference_bytes(path)
     for k, v in out.items():
         assert v.dtype == tensors[k].dtype and v.shape == tensors[k].shape
@@ -305,3 +313,39 @@ def test_cuda_load_through_the_ring_and_load_model(location):
     copier = _staging.TorchCudaCopier("cuda:0")
     out = st._staged_load(path, torch.device("cuda:0"), copier, slot_bytes=256, slots=2)
     assert {k: raw(v.cpu()) for k, v in out.items()} == reference_bytes(path)
+
+
+# --- the choice between views, prefetched views and the reader -------------------------------
+
+
+def evict(path):
+    """Drops the clean pages of ``path`` (and its shards) from the page cache, as a cold disk
+    would have them; returns False where the platform cannot."""
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    files = [path] if path.is_file() else sorted(path.glob("*.safetensors"))
+    for p in files:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    return True
+
+
+def test_the_plan_follows_the_page_cache_and_the_backend(location):
+    path, _ = location
+    with safe_open(path, "pt", backend="pread") as f:
+        assert f._plan(f.keys()) == "read"
+    with safe_open(path, "pt") as f:
+        names = f.keys()
+        assert f._plan(names, "read") == "read"
+        assert f._plan(names, "mmap") == "views"
+        st.load_file(path)  # every byte touched: cached
+        assert f._plan(names) == "views"
+        if evict(path):
+            assert f._plan(names) == "prefetch"
+            # Prefetched views: still views of the private mapping, every byte right.
+            out = f._load_all(f.offset_keys())
+            assert {k: raw(v) for k, v in out.items()} == reference_bytes(path)

@@ -60,18 +60,34 @@ pub fn advise_sequential(file: &File, offset: u64, len: u64) {
     // SAFETY: posix_fadvise only records a hint about the open descriptor; no memory is
     // passed to it.
     unsafe {
-        libc::posix_fadvise(
-            file.as_raw_fd(),
-            offset,
-            len,
-            libc::POSIX_FADV_SEQUENTIAL,
-        );
+        libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_SEQUENTIAL);
     }
 }
 
 /// No hint where `posix_fadvise` is not offered.
 #[cfg(not(target_os = "linux"))]
 pub fn advise_sequential(_file: &File, _offset: u64, _len: u64) {}
+
+/// Asks the kernel to start reading `len` bytes of `file` from `offset` on into the page
+/// cache now (`POSIX_FADV_WILLNEED`): the reads are queued at once, in large requests, and
+/// the call returns without waiting for them, so a mapping touched afterwards finds its
+/// pages arriving (or arrived) instead of faulting each one in from the disk. Best-effort,
+/// like [`advise_sequential`].
+#[cfg(target_os = "linux")]
+pub fn advise_willneed(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return;
+    };
+    // SAFETY: as in `advise_sequential`: a hint about the descriptor, no memory passed.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED);
+    }
+}
+
+/// No hint where `posix_fadvise` is not offered.
+#[cfg(not(target_os = "linux"))]
+pub fn advise_willneed(_file: &File, _offset: u64, _len: u64) {}
 
 #[cfg(test)]
 mod tests {
@@ -87,6 +103,7 @@ mod tests {
         tmp.rewind().unwrap();
         tmp.read_to_end(&mut back).unwrap();
         advise_sequential(&tmp, 0, back.len() as u64);
+        advise_willneed(&tmp, 0, back.len() as u64);
         // SAFETY: the temporary file is ours alone and not modified while mapped.
         let map = unsafe { memmap2::Mmap::map(&tmp) }.unwrap();
         let fraction = resident_fraction(&map[..]);

@@ -151,10 +151,11 @@ def load_file(filename: PathLike, framework: str, device: Any = "cpu", backend: 
     """Every tensor of a safetensors file, keyed by name (file order), or of a sharded
     checkpoint (a folder or an index JSON; shard by shard, each in file order).
 
-    With the mmap backend, when the file is (at least 90%) in the page cache, it is mapped
-    once, privately (copy-on-write): torch and numpy tensors are views of the mapping (no
-    copy), other frameworks copy once from it. Otherwise (a cold file, or the pread backend)
-    every tensor is read into its own memory by several threads in large blocks.
+    With the mmap backend the file is mapped once, privately (copy-on-write): torch and numpy
+    tensors are views of the mapping (no copy), other frameworks copy once from it; a file
+    less than 90% in the page cache is first read ahead whole (``POSIX_FADV_WILLNEED``). With
+    the pread backend every tensor is read into its own memory by several threads in large
+    blocks.
     """
     with safe_open(filename, framework=framework, device=device, backend=backend) as f:
         return dict(f._load_all(f.offset_keys(), LOAD_STRATEGY))

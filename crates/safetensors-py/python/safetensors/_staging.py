@@ -83,7 +83,13 @@ class _Ring:
     """Packs tensor bytes into the buffers in order; a full buffer is read then copied."""
 
     def __init__(
-        self, f: Any, copier: DeviceCopier, addrs: List[int], slot_bytes: int, threads: Optional[int], block_size: Optional[int]
+        self,
+        f: Any,
+        copier: DeviceCopier,
+        addrs: List[int],
+        slot_bytes: int,
+        threads: Optional[int],
+        block_size: Optional[int],
     ) -> None:
         self.f, self.copier, self.addrs, self.slot_bytes = f, copier, addrs, slot_bytes
         self.threads, self.block_size = threads, block_size
@@ -125,7 +131,7 @@ class _TorchTensors:
     def empty(self, dtype: str, shape: List[int], nbytes: int) -> Any:
         import torch
 
-        from .torch import _storage_shape, _TYPES
+        from .torch import _TYPES, _storage_shape
 
         if dtype not in _TYPES:
             from ._common import unsupported
@@ -135,7 +141,7 @@ class _TorchTensors:
         return torch.empty(nbytes, dtype=torch.uint8, device=self.device)
 
     def finish(self, dst: Any, dtype: str, shape: List[int]) -> Any:
-        from .torch import _storage_shape, _TYPES
+        from .torch import _TYPES, _storage_shape
 
         return dst.view(_TYPES[dtype]).view(_storage_shape(dtype, shape))
 

@@ -292,11 +292,11 @@ def load_file(
     """Loads a safetensors file (or a sharded checkpoint: a folder or an index JSON) into
     tensors on ``device``.
 
-    On the CPU, with the mmap backend (the default) and a file already in the page cache,
-    every tensor is a zero-copy view of one private (copy-on-write) memory map of the file:
-    writing to a tensor never changes the file. A file not in the page cache, or
-    ``backend="pread"``, is read by several threads in large blocks into each tensor's own
-    memory. On a CUDA device the bytes stream through a small ring of pinned host buffers
+    On the CPU, with the mmap backend (the default), every tensor is a zero-copy view of one
+    private (copy-on-write) memory map of the file: writing to a tensor never changes the
+    file; a file mostly not in the page cache is first read ahead whole, in large requests.
+    ``backend="pread"`` reads every tensor into its own memory, with several threads in
+    large blocks. On a CUDA device the bytes stream through a small ring of pinned host buffers
     with asynchronous copies (host memory stays bounded whatever the model's size); on other
     devices each tensor is copied there from the CPU.
     """
