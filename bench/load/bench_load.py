@@ -40,6 +40,7 @@ LABELS = {
     "runai": "runai-model-streamer 0.17.0: `stream_files` + `copy_`",
     "fastsafe": "fastsafetensors 0.5.0 (`device='cpu', nogds=True`) + `copy_`",
     "disk": "disk limit: parallel `O_DIRECT` reads (8 threads, 16 MiB)",
+    "disk_buffered": "disk, buffered: parallel `pread` after the drop (8 threads, 16 MiB)",
 }
 
 
@@ -166,8 +167,9 @@ def worker(impl: str, folder: Path) -> None:
     )
 
 
-def disk_worker(folder: Path, threads: int = 8, block: int = 16 << 20) -> None:
-    """Reads every file with O_DIRECT (bypassing the page cache) by `threads` threads."""
+def disk_worker(folder: Path, direct: bool = True, threads: int = 8, block: int = 16 << 20) -> None:
+    """Reads every file by `threads` threads in `block`-sized reads: with O_DIRECT (bypassing
+    the page cache), or buffered (through the page cache and the kernel's read-ahead)."""
     import mmap
 
     files = sorted(folder.glob("*.safetensors"))
@@ -177,7 +179,8 @@ def disk_worker(folder: Path, threads: int = 8, block: int = 16 << 20) -> None:
         jobs += [(str(p), off) for off in range(0, size, block)]
     lock = threading.Lock()
     total = [0]
-    fds = {str(p): os.open(p, os.O_RDONLY | os.O_DIRECT) for p in files}
+    flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
+    fds = {str(p): os.open(p, flags) for p in files}
 
     def run():
         buf = mmap.mmap(-1, block)  # page aligned, as O_DIRECT wants
@@ -258,7 +261,7 @@ def main() -> None:
     ap.add_argument("--folder", type=Path, default=Path("/tmp/st-bench-load"))
     ap.add_argument("--layers", type=int, default=18, help="llama-like layers (18: 2.1 GB in bf16)")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--impls", default=",".join(IMPLS + ["disk"]))
+    ap.add_argument("--impls", default=",".join(IMPLS + ["disk", "disk_buffered"]))
     ap.add_argument("--modes", default="warm,cold")
     ap.add_argument("--python", default=str(ROOT / ".venv/bin/python"))
     ap.add_argument("--peer-python", default="/work/fwvenv/bin/python", help="an interpreter with torch and numpy")
@@ -266,8 +269,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the generated checkpoint")
     args = ap.parse_args()
-    if args.worker == "disk":
-        return disk_worker(args.folder)
+    if args.worker in ("disk", "disk_buffered"):
+        return disk_worker(args.folder, direct=args.worker == "disk")
     if args.worker == "make":
         return make_checkpoint(args.folder, args.layers)
     if args.worker:
@@ -287,25 +290,18 @@ def main() -> None:
             for mode in modes:
                 order = impls[rep % len(impls) :] + impls[: rep % len(impls)]
                 for impl in order:
-                    if impl == "disk" and mode == "warm":
+                    if impl.startswith("disk") and mode == "warm":
                         continue
                     if mode == "cold":
                         drop_caches()
                     else:
                         warm_up(folder)
                     loads.append(os.getloadavg()[0])
-                    r = (
-                        run_one(impl, folder, args)
-                        if impl != "disk"
-                        else json.loads(
-                            subprocess.run(
-                                [args.python, __file__, "--worker", "disk", "--folder", str(folder)],
-                                capture_output=True,
-                                text=True,
-                                check=True,
-                            ).stdout
-                        )
-                    )
+                    if impl.startswith("disk"):
+                        worker_cmd = [args.python, __file__, "--worker", impl, "--folder", str(folder)]
+                        r = json.loads(subprocess.run(worker_cmd, capture_output=True, text=True, check=True).stdout)
+                    else:
+                        r = run_one(impl, folder, args)
                     results[(impl, mode)].append(r)
                     print(
                         f"{rep} {mode:4} {impl:15} {r['seconds'] * 1000:8.0f} ms  +{r['extra_peak_mb']:7.0f} MB",
@@ -316,7 +312,7 @@ def main() -> None:
             for p in folder.glob("*"):
                 p.unlink()
             folder.rmdir()
-    sums = {r["checksum"] for (i, _), rs in results.items() if i != "disk" for r in rs}
+    sums = {r["checksum"] for (i, _), rs in results.items() if not i.startswith("disk") for r in rs}
     report = render(results, impls, modes, loads, sums)
     print(report)
     if args.out:
