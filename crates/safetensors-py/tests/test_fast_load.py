@@ -349,3 +349,21 @@ def test_the_plan_follows_the_page_cache_and_the_backend(location):
             # Prefetched views: still views of the private mapping, every byte right.
             out = f._load_all(f.offset_keys())
             assert {k: raw(v) for k, v in out.items()} == reference_bytes(path)
+
+
+def test_bytes_and_file_objects_take_their_own_paths_with_the_same_bytes(tmp_path):
+    from safetensors import _safe_open_bytes, _safe_open_handle
+
+    p = tmp_path / "m.safetensors"
+    st.save_file(state(), p)
+    expected = reference_bytes(p)
+    data = p.read_bytes()
+    with open(p, "rb") as fileobj:
+        for f in (_safe_open_bytes(data, "pt"), _safe_open_handle(fileobj, "pt")):
+            with f:
+                assert f._plan(f.keys()) == "views"
+                out = f._load_all(f.offset_keys(), "read", threads=4, block_size=64)
+                assert {k: raw(v) for k, v in out.items()} == expected
+                dst = torch.zeros(6, dtype=torch.uint8)
+                f._read_into([("layers.0.b", 3, dst.data_ptr(), 6)])
+                assert dst.numpy().tobytes() == expected["layers.0.b"][3:9]
