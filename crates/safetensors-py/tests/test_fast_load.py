@@ -367,3 +367,32 @@ def test_bytes_and_file_objects_take_their_own_paths_with_the_same_bytes(tmp_pat
                 dst = torch.zeros(6, dtype=torch.uint8)
                 f._read_into([("layers.0.b", 3, dst.data_ptr(), 6)])
                 assert dst.numpy().tobytes() == expected["layers.0.b"][3:9]
+
+
+def test_the_ring_fills_existing_tensors_in_place(location):
+    path, tensors = location
+    targets = {k: torch.zeros_like(v) for k, v in tensors.items()}
+    ptrs = {k: v.data_ptr() for k, v in targets.items()}
+    copier = _staging.CpuCopier()
+    with safe_open(path, "pt") as f:
+        names = f.offset_keys()
+        dsts = [targets[n].reshape(-1).view(torch.uint8) for n in names]
+        _staging.fill(f, names, dsts, copier, slot_bytes=700, slots=2)
+    assert {k: raw(v) for k, v in targets.items()} == reference_bytes(path)
+    assert {k: v.data_ptr() for k, v in targets.items()} == ptrs
+    assert copier.host_bytes <= 1400
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_load_model_and_load_into_on_cuda_fill_device_memory_in_place(saved_net, location):
+    path, net = saved_net
+    fresh = random_net(5).cuda()
+    ptrs = {k: v.data_ptr() for k, v in fresh.state_dict().items()}
+    assert st.load_model(fresh, path, device="cuda:0") == ([], [])
+    assert {k: v.data_ptr() for k, v in fresh.state_dict().items()} == ptrs
+    for k, v in net.state_dict().items():
+        assert raw(fresh.state_dict()[k].cpu()) == raw(v), k
+    path, tensors = location
+    target = {k: torch.zeros_like(v, device="cuda:0") for k, v in tensors.items()}
+    assert st.load_into(target, path) == ([], [])
+    assert {k: raw(v.cpu()) for k, v in target.items()} == reference_bytes(path)

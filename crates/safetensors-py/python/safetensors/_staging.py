@@ -64,10 +64,29 @@ def load(
 ) -> Dict[str, Any]:
     """The tensors ``names`` of the open ``safe_open`` handle ``f``, staged through the ring
     onto ``copier``'s device (see the module docs); a dict in the order of ``names``."""
+    layout = f._layout(list(names))
+    dsts = [copier.empty(dtype, shape, nbytes) for dtype, shape, nbytes in layout]
+    fill(f, names, dsts, copier, slot_bytes, slots, threads=threads, block_size=block_size)
+    return {name: copier.finish(dst, dtype, shape) for name, (dtype, shape, _), dst in zip(names, layout, dsts)}
+
+
+def fill(
+    f: Any,
+    names: Sequence[str],
+    dsts: Sequence[Any],
+    copier: DeviceCopier,
+    slot_bytes: int = DEFAULT_SLOT_BYTES,
+    slots: int = DEFAULT_SLOTS,
+    threads: Optional[int] = None,
+    block_size: Optional[int] = None,
+) -> None:
+    """Copies every byte of each tensor of ``names`` into the matching destination of
+    ``dsts`` (``copier``'s device memory, the tensor's size in bytes: made by
+    ``copier.empty``, or existing memory such as a parameter's) through the ring; returns
+    once every copy is done."""
     if slot_bytes < 1 or slots < 1:
         raise ValueError(f"the staging ring needs at least one buffer of at least one byte, got {slots} x {slot_bytes}")
     layout = f._layout(list(names))
-    dsts = [copier.empty(dtype, shape, nbytes) for dtype, shape, nbytes in layout]
     # Only as many buffers as the data fills (a small model needs one).
     total = sum(nbytes for _, _, nbytes in layout)
     addrs = [copier.host_buffer(slot_bytes) for _ in range(max(1, min(slots, -(-total // slot_bytes))))]
@@ -76,7 +95,6 @@ def load(
         ring.add(name, nbytes, dst)
     ring.flush()
     copier.synchronize()
-    return {name: copier.finish(dst, dtype, shape) for name, (dtype, shape, _), dst in zip(names, layout, dsts)}
 
 
 class _Ring:

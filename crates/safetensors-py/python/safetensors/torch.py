@@ -352,10 +352,11 @@ def load_model(
     would silently keep whichever came last. With ``strict=True`` any missing or unexpected
     name raises RuntimeError (torch's own message).
 
-    Parameters and buffers that are contiguous CPU tensors of the file's dtype and shape,
-    in modules that load their state the default way (no ``_load_from_state_dict`` override,
-    no load hooks), are filled in place: their bytes are read by several threads straight
-    into the parameter's memory, with no intermediate tensor. Everything else is loaded
+    Parameters and buffers that are contiguous tensors of the file's dtype and shape, in
+    modules that load their state the default way (no ``_load_from_state_dict`` override, no
+    load hooks), are filled in place: on the CPU their bytes are read by several threads
+    straight into the parameter's memory, with no intermediate tensor; on a CUDA device they
+    stream through the pinned staging ring into the parameter's memory. Everything else is loaded
     through ``model.load_state_dict`` as before (``device`` only matters for those).
     """
     with safe_open(filename, framework="pt", device=device, backend=backend) as f:
@@ -392,8 +393,9 @@ def load_into(
     names in a safetensors file or a sharded checkpoint (a folder or an index JSON), in place
     (e.g. a model's preallocated parameters, as accelerate and transformers hold them).
 
-    Contiguous CPU tensors of the file's dtype and shape get the file's bytes read straight
-    into their memory by several threads; other tensors (another device, dtype or layout)
+    Contiguous tensors of the file's dtype and shape get the file's bytes read straight into
+    their memory by several threads (CPU) or through the pinned staging ring (CUDA); other
+    tensors (another device, dtype or layout)
     are copied into with ``Tensor.copy_``, which converts the dtype. A shape that differs
     raises RuntimeError before anything is read. Returns ``(missing, unexpected)``: names of
     ``state_dict`` not in the file, names in the file not in ``state_dict``; with
@@ -450,27 +452,37 @@ def _in_place_targets(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
 
 
 def _read_in_place(f: Any, names: List[str], targets: Dict[str, torch.Tensor]) -> Set[str]:
-    """Reads, with the parallel reader, each tensor of ``names`` whose target is a contiguous
-    CPU tensor of the file's dtype and shape straight into the target's memory; returns
-    the names read."""
+    """Fills each target of ``names`` that is a contiguous tensor of the file's dtype and
+    shape straight from the file: on the CPU with the parallel reader into its memory, on a
+    CUDA device through the pinned staging ring into its memory. Returns the names filled."""
     candidates = [name for name in names if name in targets]
     items = []
+    on_cuda: Dict[torch.device, List[Tuple[str, torch.Tensor]]] = defaultdict(list)
     done: Set[str] = set()
     for name, (dtype, shape, nbytes) in zip(candidates, f._layout(candidates)):
         t = targets[name]
-        if (
-            t.device.type == "cpu"
-            and t.layout == torch.strided
+        if not (
+            t.layout == torch.strided
             and t.dtype == _TYPES.get(dtype)
             and dtype != "F4"
             and list(t.shape) == shape
             and t.is_contiguous()
             and t.nelement() * t.element_size() == nbytes
         ):
+            continue
+        if t.device.type == "cpu":
             items.append((name, 0, t.data_ptr(), nbytes))
-            done.add(name)
+        elif t.device.type == "cuda":
+            on_cuda[t.device].append((name, t.detach().reshape(-1).view(torch.uint8)))
+        else:
+            continue
+        done.add(name)
     if items:
         f._read_into(items)
+    with torch.no_grad():
+        for device, pairs in on_cuda.items():
+            copier = _staging.TorchCudaCopier(device)
+            _staging.fill(f, [n for n, _ in pairs], [d for _, d in pairs], copier)
     return done
 
 
