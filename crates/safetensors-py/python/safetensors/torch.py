@@ -365,7 +365,8 @@ def load_model(
         to_removes = _remove_duplicate_names(model_state_dict, preferred_names=file_names)
         in_file = set(file_names)
         tied_in_file = [name for dropped in to_removes.values() for name in dropped if name in in_file]
-        wanted = [name for name in file_names if name not in set(tied_in_file)]
+        tied = set(tied_in_file)
+        wanted = [name for name in file_names if name not in tied]
         direct = _read_in_place(f, wanted, _in_place_targets(model))
         rest = {name: f.get_tensor(name) for name in wanted if name not in direct}
     missing_keys, unexpected_keys = model.load_state_dict(rest, strict=False)
