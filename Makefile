@@ -12,7 +12,7 @@ PYTHON ?= python3.11
 
 .PHONY: demo setup setup-quick test test-quick test-rust test-python test-python-quick \
 	test-clients wheel sdist test-packaging lint lint-rust lint-python fmt fuzz-check fuzz-smoke \
-	fuzz-campaign bench-rust bench-python bench-headers bench-sharded ci
+	fuzz-campaign bench-rust bench-python bench-headers bench-sharded bench-load ci
 
 ## Build everything, write a sample model file, read it back and slice it, then look at it
 ## (and at a conformance vector) with the command-line tool.
@@ -109,7 +109,7 @@ lint-rust:
 	$(CARGO) build -p safetensors --no-default-features
 	$(MAKE) fuzz-check
 
-PY_LINTED := crates/safetensors-py bench/python bench/sharded
+PY_LINTED := crates/safetensors-py bench/python bench/sharded bench/load
 
 ## Python (needs `make setup`): ruff lint and format, mypy on the package, and the extension
 ## module's stub checked against the built module by stubtest.
@@ -145,6 +145,12 @@ bench-rust:
 ## Pass options with BENCH_ARGS, e.g. BENCH_ARGS=--quick.
 bench-python: setup
 	bench/python/run.sh --snapshot-ours $${BENCH_ARGS:-}
+
+## Loading at the hardware's limit (issue 10): ours vs the reference, runai-model-streamer and
+## fastsafetensors (each pip-installed into .bench/load), warm and cold (drops the page cache:
+## root), plus the disk's own O_DIRECT speed. BENCH_ARGS="--runs 1" for a quick run.
+bench-load: setup
+	$(PY) bench/load/bench_load.py $${BENCH_ARGS:-}
 
 ## Worst-case headers (1, 10, 60 MB of every hostile shape) through the core, the Python
 ## package and the CLI: time and peak memory. BENCH_ARGS="--sizes 1,10" for a quick run.

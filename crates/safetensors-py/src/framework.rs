@@ -123,6 +123,17 @@ impl Hooks {
         Ok(if made.is_none() { None } else { Some(made) })
     }
 
+    /// True when tensors are returned in host memory: the normalized device prints as
+    /// `cpu` (torch, numpy and the others), `cpu:N` (torch) or `Place(cpu)` (paddle).
+    pub fn on_cpu(&self, py: Python<'_>) -> bool {
+        let name = self
+            .device
+            .bind(py)
+            .str()
+            .and_then(|s| s.extract::<String>());
+        name.is_ok_and(|s| s == "cpu" || s.starts_with("cpu:") || s == "Place(cpu)")
+    }
+
     /// Builds the framework tensor `name` of `dtype` and `shape` from `want` bytes: allocates
     /// it, lets `fill` copy the bytes straight into its memory, then finishes it.
     pub fn build<'py>(
@@ -192,4 +203,12 @@ pub struct Empty<'py> {
     pub dst: RawDst,
     dtype: Dtype,
     shape: Vec<usize>,
+}
+
+impl Empty<'_> {
+    /// Moves the destination out, to fill it in a batch read: the tensor keeps its memory,
+    /// and [`Hooks::finish`] still takes it afterwards.
+    pub fn take_dst(&mut self) -> RawDst {
+        std::mem::take(&mut self.dst)
+    }
 }

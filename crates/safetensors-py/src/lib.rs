@@ -3,6 +3,7 @@
 //! lives in its own file (see the module list below).
 #![deny(missing_docs)]
 
+mod bulk;
 mod dtype;
 mod error;
 mod framework;

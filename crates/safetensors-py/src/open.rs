@@ -636,23 +636,114 @@ impl SafeOpen {
         self.inner.tensor(py, &opened, name)
     }
 
-    /// Loads every tensor, as a dict keyed by name (sorted order).
+    /// Loads every tensor, as a dict keyed by name (sorted order): views of the mapping when
+    /// the file is in the page cache, else the parallel reader (see `bulk.rs`).
     fn get_tensors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let opened = self.inner.opened(py)?;
-        let dict = PyDict::new(py);
-        if opened.is_remote() {
-            let names = opened.keys();
-            let tensors = crate::remote::load_all(py, &self.inner.hooks, &opened, &names)?;
-            for (name, tensor) in names.into_iter().zip(tensors) {
-                dict.set_item(name, tensor)?;
-            }
-            return Ok(dict);
-        }
-        for name in opened.keys() {
-            let tensor = self.inner.tensor(py, &opened, &name)?;
-            dict.set_item(name, tensor)?;
-        }
-        Ok(dict)
+        let names = opened.keys();
+        let options = crate::bulk::options(None, None);
+        let one = |name: &str| self.inner.tensor(py, &opened, name);
+        crate::bulk::load_all(
+            py,
+            &self.inner.hooks,
+            &opened,
+            names,
+            crate::bulk::Strategy::Auto,
+            &options,
+            one,
+        )
+    }
+
+    /// Private, for the loaders of this package: the tensors `names` as a dict in that order,
+    /// read as `strategy` ("auto", "mmap", "read") says (see `bulk.rs`).
+    #[pyo3(signature = (names, strategy = "auto", *, threads = None, block_size = None))]
+    fn _load_all<'py>(
+        &self,
+        py: Python<'py>,
+        names: Vec<String>,
+        strategy: &str,
+        threads: Option<usize>,
+        block_size: Option<usize>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let strategy = crate::bulk::Strategy::parse(strategy)?;
+        let opened = self.inner.opened(py)?;
+        let options = crate::bulk::options(threads, block_size);
+        let one = |name: &str| self.inner.tensor(py, &opened, name);
+        crate::bulk::load_all(
+            py,
+            &self.inner.hooks,
+            &opened,
+            names,
+            strategy,
+            &options,
+            one,
+        )
+    }
+
+    /// Private, for tests and benchmarks: how a whole load of `names` would read now
+    /// ("views", "prefetch" or "read"; see `bulk.rs`).
+    #[pyo3(signature = (names, strategy = "auto"))]
+    fn _plan(&self, py: Python<'_>, names: Vec<String>, strategy: &str) -> PyResult<&'static str> {
+        let strategy = crate::bulk::Strategy::parse(strategy)?;
+        let opened = self.inner.opened(py)?;
+        Ok(match crate::bulk::plan(py, &opened, &names, strategy)? {
+            crate::bulk::Plan::Views => "views",
+            crate::bulk::Plan::Prefetch => "prefetch",
+            crate::bulk::Plan::Read => "read",
+        })
+    }
+
+    /// Private, for the loaders of this package: fills caller memory with tensor bytes, with
+    /// the parallel reader. Each item is `(name, start, address, nbytes)`: bytes
+    /// `start..start + nbytes` of tensor `name` go to `address`. The caller guarantees that
+    /// each `address..address + nbytes` is writable memory it keeps alive for the call and
+    /// that nothing else uses meanwhile (a tensor's `data_ptr()` it holds).
+    #[pyo3(signature = (items, *, threads = None, block_size = None))]
+    fn _read_into(
+        &self,
+        py: Python<'_>,
+        items: Vec<(String, usize, usize, usize)>,
+        threads: Option<usize>,
+        block_size: Option<usize>,
+    ) -> PyResult<()> {
+        let opened = self.inner.opened(py)?;
+        let items = items
+            .into_iter()
+            .map(|(name, start, addr, nbytes)| {
+                if nbytes > 0 && addr == 0 {
+                    return Err(PyValueError::new_err(format!(
+                        "tensor {name}: a null destination address"
+                    )));
+                }
+                // SAFETY: this private method's contract (above): the caller owns the
+                // memory, keeps it alive for the call and lets nothing else touch it.
+                let dst = unsafe { crate::raw::RawDst::new(addr, nbytes) };
+                Ok(crate::bulk::Item { name, start, dst })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        crate::bulk::read_items(
+            py,
+            &opened,
+            items,
+            &crate::bulk::options(threads, block_size),
+        )
+    }
+
+    /// Private, for the loaders of this package: `(dtype, shape, nbytes)` of each tensor of
+    /// `names`, from the header(s).
+    fn _layout(
+        &self,
+        py: Python<'_>,
+        names: Vec<String>,
+    ) -> PyResult<Vec<(&'static str, Vec<usize>, usize)>> {
+        let opened = self.inner.opened(py)?;
+        names
+            .iter()
+            .map(|name| {
+                let info = opened.info(py, name)?;
+                Ok((info.dtype.name(), info.shape.clone(), info.byte_len()))
+            })
+            .collect()
     }
 
     /// A lazy view of tensor `name`: index it to read only part of it.

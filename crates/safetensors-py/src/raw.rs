@@ -63,6 +63,8 @@ impl View for RawView {
 }
 
 /// Memory a framework allocated for a tensor being loaded, to be filled with file bytes.
+/// The default is zero bytes (nothing to fill).
+#[derive(Default)]
 pub struct RawDst {
     addr: usize,
     len: usize,
@@ -78,6 +80,11 @@ impl RawDst {
     /// `addr` may be anything when `len == 0`.
     pub unsafe fn new(addr: usize, len: usize) -> Self {
         RawDst { addr, len }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     /// The destination as a byte slice.

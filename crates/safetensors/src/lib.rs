@@ -7,6 +7,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 mod atomic;
 #[cfg(feature = "std")]
+pub mod cache;
+#[cfg(feature = "std")]
 pub mod checkpoint;
 pub mod coalesce;
 pub mod dtype;

@@ -142,6 +142,11 @@ def load_bytes(data: bytes, framework: str, device: Any = "cpu") -> Dict[str, An
     return {k: f.get_tensor(k) for k in f.offset_keys()}
 
 
+# How whole loads read (``load_file``, ``load_model``): "auto" (the default), "mmap" or "read";
+# the environment variable SAFETENSORS_LOAD_STRATEGY sets it for benchmarks and tests.
+LOAD_STRATEGY = os.environ.get("SAFETENSORS_LOAD_STRATEGY", "auto")
+
+
 def load_file(
     filename: PathLike,
     framework: str,
@@ -153,18 +158,16 @@ def load_file(
     checkpoint (a folder or an index JSON; shard by shard, each in file order).
 
     With the mmap backend the file is mapped once, privately (copy-on-write): torch and numpy
-    tensors are views of the mapping (no copy, pages read on first touch), other frameworks
-    copy once from it. With the pread backend each tensor is read into its own memory.
+    tensors are views of the mapping (no copy), other frameworks copy once from it; a file
+    less than 90% in the page cache is first read ahead whole (``POSIX_FADV_WILLNEED``). With
+    the pread backend every tensor is read into its own memory by several threads in large
+    blocks.
 
     An ``http(s)://`` URL of a file or index JSON is fetched with Range requests, several at
     once, straight into the tensors (``headers`` sent with each request).
     """
     with safe_open(filename, framework=framework, device=device, backend=backend, headers=headers) as f:
-        if isinstance(filename, str) and filename[:8].lower().startswith(("http://", "https://")):
-            # Fetched all at once, in parallel; returned in file order like a local file.
-            tensors = f.get_tensors()
-            return {k: tensors[k] for k in f.offset_keys()}
-        return {k: f.get_tensor(k) for k in f.offset_keys()}
+        return dict(f._load_all(f.offset_keys(), LOAD_STRATEGY))
 
 
 def unsupported(framework: str, dtype: str) -> SafetensorError:

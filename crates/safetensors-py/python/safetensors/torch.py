@@ -14,12 +14,12 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import torch
 
-from . import _common
+from . import _common, _staging
 
 # Re-exported: code written for the reference imports these from the framework modules.
 from ._safetensors_rust import SafetensorError, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
-__all__ = ["save", "save_file", "save_sharded", "load", "load_file", "save_model", "load_model"]
+__all__ = ["save", "save_file", "save_sharded", "load", "load_file", "save_model", "load_model", "load_into"]
 
 # Header dtype -> torch dtype, for every type this torch build has.
 _TYPES: Dict[str, torch.dtype] = {}
@@ -293,17 +293,42 @@ def load_file(
     *,
     headers: Optional[Dict[str, str]] = None,
 ) -> Dict[str, torch.Tensor]:
-    """Loads a safetensors file into tensors on ``device``.
+    """Loads a safetensors file (or a sharded checkpoint: a folder or an index JSON) into
+    tensors on ``device``.
 
-    With the mmap backend (the default), on the CPU every tensor is a zero-copy view of one
-    private (copy-on-write) memory map of the file: nothing is read until used, and writing
-    to a tensor never changes the file. On another device each tensor is copied there from
-    the mapping, one at a time. ``backend="pread"`` reads each tensor into its own memory.
+    On the CPU, with the mmap backend (the default), every tensor is a zero-copy view of one
+    private (copy-on-write) memory map of the file: writing to a tensor never changes the
+    file; a file mostly not in the page cache is first read ahead whole, in large requests.
+    ``backend="pread"`` reads every tensor into its own memory, with several threads in
+    large blocks. On a CUDA device the bytes stream through a small ring of pinned host buffers
+    with asynchronous copies (host memory stays bounded whatever the model's size); on other
+    devices each tensor is copied there from the CPU.
 
     ``filename`` may be the ``http(s)://`` URL of a file or of an index JSON: tensors are
     fetched with Range requests, several at once, ``headers`` sent with each request.
     """
+    dev = _st_device(device)
+    if dev.type == "cuda":
+        copier = _staging.TorchCudaCopier(dev)
+        return _staged_load(filename, dev, copier, backend=backend, headers=headers)
     return _common.load_file(filename, "pt", device, backend, headers)
+
+
+def _staged_load(
+    filename: Union[str, os.PathLike],
+    device: torch.device,
+    copier: "_staging.DeviceCopier",
+    backend: str = "mmap",
+    slot_bytes: int = _staging.DEFAULT_SLOT_BYTES,
+    slots: int = _staging.DEFAULT_SLOTS,
+    threads: Optional[int] = None,
+    block_size: Optional[int] = None,
+    headers: Optional[Dict[str, str]] = None,
+) -> Dict[str, torch.Tensor]:
+    """``load_file`` through the staging ring onto ``copier``'s device (see ``_staging``)."""
+    with safe_open(filename, framework="pt", device="cpu", backend=backend, headers=headers) as f:
+        names = f.offset_keys()
+        return _staging.load(f, names, copier, slot_bytes, slots, threads=threads, block_size=block_size)
 
 
 def _torch_error(model: torch.nn.Module, missing: List[str], unexpected: List[str]) -> RuntimeError:
@@ -325,7 +350,8 @@ def load_model(
     device: Union[str, int, torch.device] = "cpu",
     backend: str = "mmap",
 ) -> Tuple[List[str], List[str]]:
-    """Loads a file written by ``save_model`` (or ``save_file``) into ``model``.
+    """Loads a file written by ``save_model`` (or ``save_file``), or a sharded checkpoint (a
+    folder or an index JSON), into ``model``.
 
     Returns ``(missing, unexpected)``: names of the model not found in the file, and names
     in the file the model cannot take. Names dropped at save time because they shared
@@ -334,24 +360,140 @@ def load_model(
     only the kept name is loaded and the file's other names are unexpected: loading both
     would silently keep whichever came last. With ``strict=True`` any missing or unexpected
     name raises RuntimeError (torch's own message).
+
+    Parameters and buffers that are contiguous tensors of the file's dtype and shape, in
+    modules that load their state the default way (no ``_load_from_state_dict`` override, no
+    load hooks), are filled in place: on the CPU their bytes are read by several threads
+    straight into the parameter's memory, with no intermediate tensor; on a CUDA device they
+    stream through the pinned staging ring into the parameter's memory. Everything else is loaded
+    through ``model.load_state_dict`` as before (``device`` only matters for those).
     """
-    state_dict = load_file(filename, device=device, backend=backend)
-    model_state_dict = model.state_dict()
-    to_removes = _remove_duplicate_names(model_state_dict, preferred_names=list(state_dict.keys()))
-    tied_in_file = [name for dropped in to_removes.values() for name in dropped if name in state_dict]
-    for name in tied_in_file:
-        del state_dict[name]
-    missing_keys, unexpected_keys = model.load_state_dict(state_dict, strict=False)
-    missing = set(missing_keys)
+    with safe_open(filename, framework="pt", device=device, backend=backend) as f:
+        file_names = f.offset_keys()
+        model_state_dict = model.state_dict()
+        to_removes = _remove_duplicate_names(model_state_dict, preferred_names=file_names)
+        in_file = set(file_names)
+        tied_in_file = [name for dropped in to_removes.values() for name in dropped if name in in_file]
+        tied = set(tied_in_file)
+        wanted = [name for name in file_names if name not in tied]
+        direct = _read_in_place(f, wanted, _in_place_targets(model))
+        rest = {name: f.get_tensor(name) for name in wanted if name not in direct}
+    missing_keys, unexpected_keys = model.load_state_dict(rest, strict=False)
+    missing = set(missing_keys) - direct
+    loaded = set(wanted)
     for kept_name, dropped in to_removes.items():
         for name in dropped:
-            if name in missing and kept_name in state_dict:
+            if name in missing and kept_name in loaded:
                 missing.remove(name)
     missing_list = sorted(missing)
     unexpected = sorted(set(unexpected_keys) | set(tied_in_file))
     if strict and (missing_list or unexpected):
         raise _torch_error(model, missing_list, unexpected)
     return missing_list, unexpected
+
+
+def load_into(
+    state_dict: Dict[str, torch.Tensor],
+    filename: Union[str, os.PathLike],
+    *,
+    strict: bool = True,
+    backend: str = "mmap",
+) -> Tuple[List[str], List[str]]:
+    """Fills the existing tensors of ``state_dict`` with the values stored under the same
+    names in a safetensors file or a sharded checkpoint (a folder or an index JSON), in place
+    (e.g. a model's preallocated parameters, as accelerate and transformers hold them).
+
+    Contiguous tensors of the file's dtype and shape get the file's bytes read straight into
+    their memory by several threads (CPU) or through the pinned staging ring (CUDA); other
+    tensors (another device, dtype or layout)
+    are copied into with ``Tensor.copy_``, which converts the dtype. A shape that differs
+    raises RuntimeError before anything is read. Returns ``(missing, unexpected)``: names of
+    ``state_dict`` not in the file, names in the file not in ``state_dict``; with
+    ``strict=True`` (the default) either raises RuntimeError, before anything is read.
+    """
+    with safe_open(filename, framework="pt", backend=backend) as f:
+        file_names = f.offset_keys()
+        in_file = set(file_names)
+        missing = sorted(name for name in state_dict if name not in in_file)
+        unexpected = sorted(name for name in file_names if name not in state_dict)
+        if strict and (missing or unexpected):
+            msgs = []
+            if missing:
+                msgs.append("Missing key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in missing)))
+            if unexpected:
+                msgs.append("Unexpected key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in unexpected)))
+            raise RuntimeError("Error(s) in loading state_dict:\n\t{}".format("\n\t".join(msgs)))
+        wanted = [name for name in file_names if name in state_dict]
+        for name, (dtype, shape, _) in zip(wanted, f._layout(wanted)):
+            if list(state_dict[name].shape) != _storage_shape(dtype, shape):
+                raise RuntimeError(
+                    f"size mismatch for {name}: copying a param with shape {torch.Size(shape)} from checkpoint, "
+                    f"the shape in current model is {state_dict[name].shape}."
+                )
+        direct = _read_in_place(f, wanted, state_dict)
+        with torch.no_grad():
+            for name in wanted:
+                if name not in direct:
+                    state_dict[name].copy_(f.get_tensor(name))
+    return missing, unexpected
+
+
+def _in_place_targets(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    """The state-dict names of the parameters and persistent buffers that ``load_state_dict``
+    would fill with a plain copy: those of modules loading the default way. None at all when
+    any module has load_state_dict hooks (they may rename or transform entries)."""
+    base = torch.nn.Module._load_from_state_dict
+    modules = list(model.named_modules(remove_duplicate=False))
+    for _, module in modules:
+        if getattr(module, "_load_state_dict_pre_hooks", None) or getattr(module, "_load_state_dict_post_hooks", None):
+            return {}
+    targets: Dict[str, torch.Tensor] = {}
+    for prefix, module in modules:
+        if type(module)._load_from_state_dict is not base:
+            continue
+        dot = prefix + "." if prefix else ""
+        for name, param in module._parameters.items():
+            if param is not None:
+                targets[dot + name] = param
+        for name, buf in module._buffers.items():
+            if buf is not None and name not in module._non_persistent_buffers_set:
+                targets[dot + name] = buf
+    return targets
+
+
+def _read_in_place(f: Any, names: List[str], targets: Dict[str, torch.Tensor]) -> Set[str]:
+    """Fills each target of ``names`` that is a contiguous tensor of the file's dtype and
+    shape straight from the file: on the CPU with the parallel reader into its memory, on a
+    CUDA device through the pinned staging ring into its memory. Returns the names filled."""
+    candidates = [name for name in names if name in targets]
+    items = []
+    on_cuda: Dict[torch.device, List[Tuple[str, torch.Tensor]]] = defaultdict(list)
+    done: Set[str] = set()
+    for name, (dtype, shape, nbytes) in zip(candidates, f._layout(candidates)):
+        t = targets[name]
+        if not (
+            t.layout == torch.strided
+            and t.dtype == _TYPES.get(dtype)
+            and dtype != "F4"
+            and list(t.shape) == shape
+            and t.is_contiguous()
+            and t.nelement() * t.element_size() == nbytes
+        ):
+            continue
+        if t.device.type == "cpu":
+            items.append((name, 0, t.data_ptr(), nbytes))
+        elif t.device.type == "cuda":
+            on_cuda[t.device].append((name, t.detach().reshape(-1).view(torch.uint8)))
+        else:
+            continue
+        done.add(name)
+    if items:
+        f._read_into(items)
+    with torch.no_grad():
+        for device, pairs in on_cuda.items():
+            copier = _staging.TorchCudaCopier(device)
+            _staging.fill(f, [n for n, _ in pairs], [d for _, d in pairs], copier)
+    return done
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------

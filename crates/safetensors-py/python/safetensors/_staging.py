@@ -1,0 +1,273 @@
+"""Loading onto an accelerator through a small ring of pinned host buffers.
+
+A whole load to a GPU must not hold the whole model in host memory, and should keep the
+disk and the host-to-device link busy at the same time. ``load`` walks the tensors in file
+order and packs their bytes into ``slots`` host buffers of ``slot_bytes`` each (a large
+tensor spans several fills): it fills one buffer with the parallel reader (``_read_into``,
+interpreter detached), enqueues its asynchronous copies to the device, and moves on to the
+next buffer while those copies run. Before a buffer is filled again it waits for the copies
+that read it. Host memory is therefore bounded by ``slots * slot_bytes`` whatever the
+model's size.
+
+The device side is one small interface, ``DeviceCopier``: ``TorchCudaCopier`` (pinned
+tensors, one ``torch.cuda.Stream`` and an event per buffer) for GPUs, and ``CpuCopier``,
+which copies on the CPU at the latest moment the protocol allows and checks that no buffer
+is refilled before its copies are done, so that the ring's ordering is testable without a
+GPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
+
+# 4 buffers of 64 MiB: 256 MiB of pinned host memory at most, large enough for the reader
+# to keep several threads busy on each fill.
+DEFAULT_SLOT_BYTES = 64 << 20
+DEFAULT_SLOTS = 4
+
+
+class DeviceCopier(Protocol):
+    """The device side of the ring. Slots are numbered in the order ``host_buffer`` made them."""
+
+    def host_buffer(self, nbytes: int) -> int:
+        """Allocates the next host buffer (pinned where that matters); returns its address."""
+
+    def empty(self, dtype: str, shape: List[int], nbytes: int) -> Any:
+        """The destination of one tensor: ``nbytes`` bytes of device memory."""
+
+    def copy_async(self, dst: Any, dst_offset: int, slot: int, src_offset: int, nbytes: int) -> None:
+        """Enqueues the copy of ``nbytes`` bytes of buffer ``slot`` (from ``src_offset``) to
+        ``dst`` (from ``dst_offset``); it may still be running when this returns."""
+
+    def record(self, slot: int) -> None:
+        """Marks the end of the copies out of ``slot`` enqueued since its last fill."""
+
+    def wait(self, slot: int) -> None:
+        """Blocks until the copies ``record`` marked for ``slot`` are done (the buffer may
+        then be refilled); returns at once for a buffer never filled."""
+
+    def synchronize(self) -> None:
+        """Blocks until every enqueued copy is done."""
+
+    def finish(self, dst: Any, dtype: str, shape: List[int]) -> Any:
+        """The user's tensor of ``dtype`` and ``shape`` over a filled destination."""
+
+
+def load(
+    f: Any,
+    names: Sequence[str],
+    copier: DeviceCopier,
+    slot_bytes: int = DEFAULT_SLOT_BYTES,
+    slots: int = DEFAULT_SLOTS,
+    threads: Optional[int] = None,
+    block_size: Optional[int] = None,
+) -> Dict[str, Any]:
+    """The tensors ``names`` of the open ``safe_open`` handle ``f``, staged through the ring
+    onto ``copier``'s device (see the module docs); a dict in the order of ``names``."""
+    layout = f._layout(list(names))
+    dsts = [copier.empty(dtype, shape, nbytes) for dtype, shape, nbytes in layout]
+    fill(f, names, dsts, copier, slot_bytes, slots, threads=threads, block_size=block_size)
+    return {name: copier.finish(dst, dtype, shape) for name, (dtype, shape, _), dst in zip(names, layout, dsts)}
+
+
+def fill(
+    f: Any,
+    names: Sequence[str],
+    dsts: Sequence[Any],
+    copier: DeviceCopier,
+    slot_bytes: int = DEFAULT_SLOT_BYTES,
+    slots: int = DEFAULT_SLOTS,
+    threads: Optional[int] = None,
+    block_size: Optional[int] = None,
+) -> None:
+    """Copies every byte of each tensor of ``names`` into the matching destination of
+    ``dsts`` (``copier``'s device memory, the tensor's size in bytes: made by
+    ``copier.empty``, or existing memory such as a parameter's) through the ring; returns
+    once every copy is done."""
+    if slot_bytes < 1 or slots < 1:
+        raise ValueError(f"the staging ring needs at least one buffer of at least one byte, got {slots} x {slot_bytes}")
+    layout = f._layout(list(names))
+    # Only as many buffers as the data fills (a small model needs one).
+    total = sum(nbytes for _, _, nbytes in layout)
+    addrs = [copier.host_buffer(slot_bytes) for _ in range(max(1, min(slots, -(-total // slot_bytes))))]
+    ring = _Ring(f, copier, addrs, slot_bytes, threads, block_size)
+    for name, (_, _, nbytes), dst in zip(names, layout, dsts):
+        ring.add(name, nbytes, dst)
+    ring.flush()
+    copier.synchronize()
+
+
+class _Ring:
+    """Packs tensor bytes into the buffers in order; a full buffer is read then copied."""
+
+    def __init__(
+        self,
+        f: Any,
+        copier: DeviceCopier,
+        addrs: List[int],
+        slot_bytes: int,
+        threads: Optional[int],
+        block_size: Optional[int],
+    ) -> None:
+        self.f, self.copier, self.addrs, self.slot_bytes = f, copier, addrs, slot_bytes
+        self.threads, self.block_size = threads, block_size
+        self.slot = 0
+        self.used = 0
+        # (tensor name, first byte in the tensor, destination, offset in the buffer, length)
+        self.pending: List[Tuple[str, int, Any, int, int]] = []
+
+    def add(self, name: str, nbytes: int, dst: Any) -> None:
+        start = 0
+        while start < nbytes:
+            take = min(nbytes - start, self.slot_bytes - self.used)
+            self.pending.append((name, start, dst, self.used, take))
+            self.used += take
+            start += take
+            if self.used == self.slot_bytes:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        slot, base = self.slot, self.addrs[self.slot]
+        self.copier.wait(slot)  # the copies that last read this buffer are done
+        items = [(name, start, base + at, n) for name, start, _, at, n in self.pending]
+        self.f._read_into(items, threads=self.threads, block_size=self.block_size)
+        for _, start, dst, at, n in self.pending:
+            self.copier.copy_async(dst, start, slot, at, n)
+        self.copier.record(slot)
+        self.slot = (slot + 1) % len(self.addrs)
+        self.used = 0
+        self.pending = []
+
+
+class _TorchTensors:
+    """Destinations as flat uint8 torch tensors, viewed as the header's dtype and shape."""
+
+    device: Any
+
+    def empty(self, dtype: str, shape: List[int], nbytes: int) -> Any:
+        import torch
+
+        from .torch import _TYPES, _storage_shape
+
+        if dtype not in _TYPES:
+            from ._common import unsupported
+
+            raise unsupported("torch", dtype)
+        _storage_shape(dtype, shape)  # refuses an odd F4 last dimension before anything is read
+        return torch.empty(nbytes, dtype=torch.uint8, device=self.device)
+
+    def finish(self, dst: Any, dtype: str, shape: List[int]) -> Any:
+        from .torch import _TYPES, _storage_shape
+
+        return dst.view(_TYPES[dtype]).view(_storage_shape(dtype, shape))
+
+
+class TorchCudaCopier(_TorchTensors):
+    """Pinned host tensors, copies on one side stream, an event per buffer."""
+
+    def __init__(self, device: Any) -> None:
+        import torch
+
+        self.device = torch.device(device)
+        self.stream = torch.cuda.Stream(self.device)
+        self.hosts: List[Any] = []
+        self.events: Dict[int, Any] = {}
+        self.started = False
+
+    def host_buffer(self, nbytes: int) -> int:
+        import torch
+
+        t = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+        self.hosts.append(t)
+        return int(t.data_ptr())
+
+    def copy_async(self, dst: Any, dst_offset: int, slot: int, src_offset: int, nbytes: int) -> None:
+        import torch
+
+        if not self.started:
+            # The destinations were allocated on the current stream: order the side stream
+            # after it, so no copy lands in memory still used by earlier work.
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+            self.started = True
+        with torch.cuda.stream(self.stream):
+            src = self.hosts[slot][src_offset : src_offset + nbytes]
+            dst[dst_offset : dst_offset + nbytes].copy_(src, non_blocking=True)
+
+    def record(self, slot: int) -> None:
+        import torch
+
+        event = torch.cuda.Event()
+        event.record(self.stream)
+        self.events[slot] = event
+
+    def wait(self, slot: int) -> None:
+        event = self.events.pop(slot, None)
+        if event is not None:
+            event.synchronize()
+
+    def synchronize(self) -> None:
+        import torch
+
+        self.stream.synchronize()
+        # The user's work runs on the current stream: make it see the copies.
+        torch.cuda.current_stream(self.device).wait_stream(self.stream)
+
+
+class CpuCopier(_TorchTensors):
+    """A device copier for tests: host memory stands for the device.
+
+    Each copy runs at ``wait`` (or ``synchronize``), the latest moment the protocol allows,
+    from the buffer's bytes at that moment; it also keeps the bytes the buffer held when the
+    copy was enqueued, and raises ``AssertionError`` when they differ (the buffer was refilled
+    before its copy completed). ``log`` records every call in order; ``host_bytes`` is the
+    host memory the buffers take.
+    """
+
+    def __init__(self) -> None:
+        import torch
+
+        self.device = torch.device("cpu")
+        self.hosts: List[Any] = []
+        self.pending: Dict[int, List[Tuple[Any, int, int, int, Any]]] = {}
+        self.recorded: Dict[int, int] = {}
+        self.log: List[Tuple[Any, ...]] = []
+        self.host_bytes = 0
+
+    def host_buffer(self, nbytes: int) -> int:
+        import torch
+
+        t = torch.empty(nbytes, dtype=torch.uint8)
+        self.hosts.append(t)
+        self.host_bytes += nbytes
+        self.log.append(("host_buffer", len(self.hosts) - 1, nbytes))
+        return int(t.data_ptr())
+
+    def copy_async(self, dst: Any, dst_offset: int, slot: int, src_offset: int, nbytes: int) -> None:
+        src = self.hosts[slot][src_offset : src_offset + nbytes]
+        self.pending.setdefault(slot, []).append((dst, dst_offset, src_offset, nbytes, src.clone()))
+        self.log.append(("copy", slot, src_offset, nbytes))
+
+    def record(self, slot: int) -> None:
+        self.recorded[slot] = len(self.pending.get(slot, []))
+        self.log.append(("record", slot))
+
+    def _complete(self, slot: int) -> None:
+        for dst, dst_offset, src_offset, nbytes, enqueued in self.pending.pop(slot, []):
+            now = self.hosts[slot][src_offset : src_offset + nbytes]
+            if not bool((now == enqueued).all()):
+                raise AssertionError(f"host buffer {slot} was refilled before its copy completed")
+            dst[dst_offset : dst_offset + nbytes].copy_(now)
+        self.recorded.pop(slot, None)
+
+    def wait(self, slot: int) -> None:
+        self.log.append(("wait", slot))
+        if slot in self.pending and slot not in self.recorded:
+            raise AssertionError(f"wait on host buffer {slot} before its copies were recorded")
+        self._complete(slot)
+
+    def synchronize(self) -> None:
+        self.log.append(("synchronize",))
+        for slot in list(self.pending):
+            self._complete(slot)

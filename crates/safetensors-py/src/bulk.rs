@@ -1,0 +1,331 @@
+//! Whole loads: many tensors (or large parts of them) read at once by the core's parallel
+//! reader, straight into memory the caller allocated.
+//!
+//! `safe_open` is lazy: `get_tensor` hands out views of the file's private mapping, whose
+//! pages the kernel reads one fault at a time on first touch. That is ideal when the file is
+//! already in the page cache (nothing is copied) or when only part of it is used, and slow
+//! from a cold disk, where one thread faulting 4 KiB-128 KiB at a time leaves the device
+//! mostly idle. A load that wants every byte (`load_file`, `get_tensors`, `load_model`, the
+//! GPU staging ring) goes through here instead:
+//!
+//! - [`read_items`] fills caller memory with byte ranges of named tensors, grouping them by
+//!   file (shard) and handing each group to `safetensors::reader::read_into`: several threads,
+//!   large blocks in file order, after an `advise_sequential` hint on the span read.
+//! - [`load_all`] allocates every tensor with the framework's `_st_empty` hook, reads them
+//!   all in one go with [`read_items`], then finishes each (`_st_finish`). Each tensor owns
+//!   its memory, so tensors are independent and writable, as with any other copy.
+//! - [`plan`] chooses: the parallel reader for the pread backend (no mapping to view); with
+//!   the mmap backend, the mapping's views (zero-copy, independent of how much is used
+//!   later), after [`prefetch`] when less than [`WARM_FRACTION`] of the files' bytes are in
+//!   the page cache (`mincore`, see `safetensors::cache`): `POSIX_FADV_WILLNEED` over the
+//!   span needed queues every read at once in large requests, so the faults that follow
+//!   find their pages arriving instead of reading them one by one. Loads that know their
+//!   destination (`load_model`, `load_into`, the GPU staging ring) always use
+//!   [`read_items`]. In-memory buffers and Python file objects keep their own paths, and so
+//!   do loads to a device other than the CPU (one tensor in host memory at a time).
+
+use crate::error::{st_err, to_pyerr};
+use crate::framework::Hooks;
+use crate::open::{Container, Opened};
+use crate::raw::RawDst;
+use crate::source::Source;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use safetensors::reader::{read_into, Read, ReaderOptions};
+use std::sync::Arc;
+
+/// At least this fraction of a file's pages in the page cache makes a load "warm": the
+/// mapping's views are then used (no copy at all) instead of the parallel reader.
+pub const WARM_FRACTION: f64 = 0.9;
+
+/// How a whole load reads: chosen per load by [`plan`] (`Auto`), or forced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// As [`plan`] decides.
+    Auto,
+    /// Always tensor by tensor (`get_tensor`), never prefetched.
+    Mmap,
+    /// Always the parallel reader into fresh memory.
+    Read,
+}
+
+impl Strategy {
+    /// Parses the private `strategy` argument ("auto", "mmap", "read").
+    pub fn parse(name: &str) -> PyResult<Strategy> {
+        match name {
+            "auto" => Ok(Strategy::Auto),
+            "mmap" => Ok(Strategy::Mmap),
+            "read" => Ok(Strategy::Read),
+            _ => Err(PyValueError::new_err(format!(
+                "load strategy {name:?} is not supported: use \"auto\", \"mmap\" or \"read\""
+            ))),
+        }
+    }
+}
+
+/// The reader's options, with the caller's overrides.
+pub fn options(threads: Option<usize>, block_size: Option<usize>) -> ReaderOptions {
+    let mut options = ReaderOptions::default();
+    if let Some(threads) = threads {
+        options.threads = threads.max(1);
+    }
+    if let Some(block_size) = block_size {
+        options.block_size = block_size.max(1);
+    }
+    options
+}
+
+/// One piece to read: `dst.len()` bytes of tensor `name` from byte `start` of the tensor on.
+pub struct Item {
+    /// The tensor.
+    pub name: String,
+    /// The first byte wanted, relative to the tensor's first byte.
+    pub start: usize,
+    /// Where the bytes go.
+    pub dst: RawDst,
+}
+
+/// One container's items, each with its offset in the data section.
+type Group = Vec<(u64, Item)>;
+
+/// Fills every item's destination: grouped by the file (shard) holding the tensor, each
+/// group read by the core's parallel reader with the interpreter detached. Ranges are
+/// checked against the header first; nothing is read when one is out of bounds.
+pub fn read_items(
+    py: Python<'_>,
+    container: &Container,
+    items: Vec<Item>,
+    options: &ReaderOptions,
+) -> PyResult<()> {
+    // Group by container, keeping the order of first appearance (shard order for a
+    // sharded checkpoint read in offset_keys order).
+    let mut groups: Vec<(Arc<Opened>, Group)> = Vec::new();
+    for item in items {
+        let opened = container.for_tensor(py, &item.name)?;
+        let info = opened.info(&item.name)?;
+        let (begin, end) = info.data_offsets;
+        let len = item.dst.len();
+        if item
+            .start
+            .checked_add(len)
+            .is_none_or(|stop| stop > end - begin)
+        {
+            return Err(st_err(format!(
+                "byte range {}..{} is outside tensor {}, which has {} bytes",
+                item.start,
+                item.start.saturating_add(len),
+                item.name,
+                end - begin
+            )));
+        }
+        let at = (begin + item.start) as u64;
+        match groups.iter_mut().find(|(o, _)| Arc::ptr_eq(o, &opened)) {
+            Some((_, group)) => group.push((at, item)),
+            None => groups.push((opened, vec![(at, item)])),
+        }
+    }
+    for (opened, group) in groups {
+        read_group(py, &opened, group, options)?;
+    }
+    Ok(())
+}
+
+/// Reads one container's items; `at` is each item's offset in the data section.
+fn read_group(
+    py: Python<'_>,
+    opened: &Opened,
+    mut group: Group,
+    options: &ReaderOptions,
+) -> PyResult<()> {
+    if let Source::Remote(file) = &opened.source {
+        // Range requests, several at once on keep-alive connections.
+        group.sort_by_key(|(at, _)| *at);
+        let data_start = file.data_start();
+        let reads: Vec<Read<'_>> = group
+            .iter_mut()
+            .map(|(at, item)| Read {
+                offset: data_start + *at,
+                dst: item.dst.as_mut_slice(),
+            })
+            .collect();
+        return py
+            .detach(|| read_into(file.source(), reads, options))
+            .map_err(to_pyerr);
+    }
+    let Source::File(file) = &opened.source else {
+        // A buffer is memory already; a Python file object is read under its lock, one
+        // piece at a time: neither gains from threads.
+        for (_, item) in &mut group {
+            let info = opened.info(&item.name)?.clone();
+            let range = item.start..item.start + item.dst.len();
+            opened
+                .source
+                .read_ranges(py, &item.name, &info, &[range], item.dst.as_mut_slice())?;
+        }
+        return Ok(());
+    };
+    file.check_unchanged().map_err(to_pyerr)?;
+    let data_start = file.data_start();
+    // File order: the reader hands blocks out in the order given.
+    group.sort_by_key(|(at, _)| *at);
+    let (lo, hi) = group.iter().fold((u64::MAX, 0), |(lo, hi), (at, item)| {
+        (lo.min(*at), hi.max(at + item.dst.len() as u64))
+    });
+    let reads: Vec<Read<'_>> = group
+        .iter_mut()
+        .map(|(at, item)| Read {
+            offset: data_start + *at,
+            dst: item.dst.as_mut_slice(),
+        })
+        .collect();
+    let handle = file.file();
+    py.detach(|| {
+        if lo < hi {
+            safetensors::cache::advise_sequential(handle, data_start + lo, hi - lo);
+        }
+        read_into(handle, reads, options)
+    })
+    .map_err(to_pyerr)
+}
+
+/// How a whole load reads, as [`plan`] decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Tensor by tensor: views of the mapping, or the source's own copy path.
+    Views,
+    /// Views of the mapping, after asking the kernel to read every needed byte into the
+    /// page cache at once (`safetensors::cache::advise_willneed`).
+    Prefetch,
+    /// The parallel reader, into freshly allocated tensors.
+    Read,
+}
+
+/// The plan of a whole load of `names` with `strategy`: the parallel reader for the pread
+/// backend; for a mapping, its views, prefetched first when less than [`WARM_FRACTION`] of
+/// the files' bytes are in the page cache. Buffers and file objects: tensor by tensor.
+pub fn plan(
+    py: Python<'_>,
+    container: &Container,
+    names: &[String],
+    strategy: Strategy,
+) -> PyResult<Plan> {
+    match strategy {
+        Strategy::Read => return Ok(Plan::Read),
+        Strategy::Mmap => return Ok(Plan::Views),
+        Strategy::Auto => {}
+    }
+    let (mut cached, mut total) = (0.0, 0.0);
+    for opened in distinct(py, container, names)? {
+        match (&opened.source, &opened.map) {
+            // The pread backend: no mapping to view, the reader is the only way.
+            (Source::File(_), None) => return Ok(Plan::Read),
+            (Source::File(file), Some(map)) => {
+                let data = &map.bytes()[file.data_start() as usize..];
+                let Some(fraction) = safetensors::cache::resident_fraction(data) else {
+                    return Ok(Plan::Views);
+                };
+                cached += fraction * data.len() as f64;
+                total += data.len() as f64;
+            }
+            // Buffers and file objects: their own per-tensor paths.
+            _ => return Ok(Plan::Views),
+        }
+    }
+    Ok(match total > 0.0 && cached < WARM_FRACTION * total {
+        true => Plan::Prefetch,
+        false => Plan::Views,
+    })
+}
+
+/// The containers holding `names`, each once, in order of first appearance.
+fn distinct(py: Python<'_>, container: &Container, names: &[String]) -> PyResult<Vec<Arc<Opened>>> {
+    let mut seen: Vec<Arc<Opened>> = Vec::new();
+    for name in names {
+        let opened = container.for_tensor(py, name)?;
+        if !seen.iter().any(|o| Arc::ptr_eq(o, &opened)) {
+            seen.push(opened);
+        }
+    }
+    Ok(seen)
+}
+
+/// Asks the kernel to read the bytes of `names` into the page cache now, file by file (the
+/// span from the first to the last byte needed in each).
+pub fn prefetch(py: Python<'_>, container: &Container, names: &[String]) -> PyResult<()> {
+    let mut spans: Vec<(Arc<Opened>, usize, usize)> = Vec::new();
+    for name in names {
+        let opened = container.for_tensor(py, name)?;
+        let (begin, end) = opened.info(name)?.data_offsets;
+        match spans.iter_mut().find(|(o, _, _)| Arc::ptr_eq(o, &opened)) {
+            Some((_, lo, hi)) => (*lo, *hi) = ((*lo).min(begin), (*hi).max(end)),
+            None => spans.push((opened, begin, end)),
+        }
+    }
+    for (opened, lo, hi) in spans {
+        if let Source::File(file) = &opened.source {
+            if lo < hi {
+                let start = file.data_start() + lo as u64;
+                py.detach(|| {
+                    safetensors::cache::advise_willneed(file.file(), start, (hi - lo) as u64)
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every tensor of `names` as a dict (in the order given): with the parallel reader into
+/// freshly allocated tensors, or tensor by tensor through the hooks, as [`plan`] says.
+pub fn load_all<'py>(
+    py: Python<'py>,
+    hooks: &Hooks,
+    container: &Container,
+    names: Vec<String>,
+    strategy: Strategy,
+    options: &ReaderOptions,
+    one: impl Fn(&str) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    if container.is_remote() {
+        // Fetched with Range requests, several at once, straight into fresh tensors.
+        let tensors = crate::remote::load_all(py, hooks, container, &names)?;
+        for (name, tensor) in names.into_iter().zip(tensors) {
+            dict.set_item(name, tensor)?;
+        }
+        return Ok(dict);
+    }
+    // Tensors bound for a device are read one at a time (each moved before the next is
+    // read), so that host memory never holds them all: torch's `load_file` to CUDA uses the
+    // staging ring instead (`_staging.py`).
+    let plan = match hooks.on_cpu(py) {
+        true => plan(py, container, &names, strategy)?,
+        false => Plan::Views,
+    };
+    if plan != Plan::Read {
+        if plan == Plan::Prefetch {
+            prefetch(py, container, &names)?;
+        }
+        for name in names {
+            dict.set_item(&name, one(&name)?)?;
+        }
+        return Ok(dict);
+    }
+    let mut holders = Vec::with_capacity(names.len());
+    let mut items = Vec::with_capacity(names.len());
+    for name in names {
+        let info = container.for_tensor(py, &name)?.info(&name)?.clone();
+        let mut empty = hooks.empty(py, &name, info.dtype, &info.shape, info.byte_len())?;
+        items.push(Item {
+            name: name.clone(),
+            start: 0,
+            dst: empty.take_dst(),
+        });
+        holders.push((name, empty));
+    }
+    read_items(py, container, items, options)?;
+    for (name, empty) in holders {
+        dict.set_item(name, hooks.finish(py, empty)?)?;
+    }
+    Ok(dict)
+}
