@@ -262,6 +262,33 @@ def test_torch_load_file_from_a_url(served):
         assert torch.equal(got[name], want[name])
 
 
+def test_torch_load_into_from_a_url_fetches_each_byte_once(served):
+    """``load_into`` (and ``load_model``) over a URL: the parallel reader's Range requests go
+    straight into the existing tensors' memory."""
+    try:
+        import torch
+
+        from safetensors.torch import load_into
+    except ImportError:
+        if os.environ.get("SAFETENSORS_REQUIRE_FRAMEWORKS"):
+            raise
+        pytest.skip("torch is not installed")
+    nginx, root, data = served
+    targets = {name: torch.zeros(value.shape, dtype=getattr(torch, str(value.dtype))) for name, value in data.items()}
+    addresses = {name: t.data_ptr() for name, t in targets.items()}
+    mark = nginx.mark()
+    missing, unexpected = load_into(targets, nginx.url("sharded/model.safetensors.index.json"))
+    log = nginx.since(mark)
+    assert (missing, unexpected) == ([], [])
+    for name, value in data.items():
+        assert targets[name].data_ptr() == addresses[name]
+        np.testing.assert_array_equal(targets[name].numpy(), value)
+    data_bytes = sum(v.nbytes for v in data.values())
+    headers = sum(8 + header_len(p) for p in (root / "sharded").glob("*.safetensors"))
+    index = (root / "sharded" / "model.safetensors.index.json").stat().st_size
+    assert sum(e.body_bytes for e in log) == data_bytes + headers + index
+
+
 # --- A scripted server: failures nginx will not produce on demand -------------------------
 
 
