@@ -13,6 +13,7 @@ mod raw;
 mod serialize;
 mod slice;
 mod source;
+mod split;
 
 use pyo3::prelude::*;
 
@@ -30,6 +31,7 @@ fn _safetensors_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serialize::serialize_file, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::serialize_sharded, m)?)?;
     m.add_function(wrap_pyfunction!(open::inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(split::rank_part, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::deserialize, m)?)?;
     m.add(
         "SafetensorError",

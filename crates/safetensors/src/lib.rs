@@ -26,6 +26,7 @@ pub mod reader;
 mod serialize;
 pub mod slice;
 pub mod source;
+pub mod split;
 pub mod tensor;
 
 #[cfg(not(feature = "std"))]

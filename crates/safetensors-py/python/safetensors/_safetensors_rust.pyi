@@ -18,6 +18,7 @@ __all__ = [
     "serialize_file",
     "_serialize_sharded",
     "_inspect",
+    "_rank_part",
     "deserialize",
     "SafetensorError",
     "__version__",
@@ -121,5 +122,9 @@ def _serialize_sharded(
 
 def _inspect(location: Union[str, os.PathLike[str]]) -> str:
     """The JSON report of a file, folder or index JSON, from the headers alone."""
+
+def _rank_part(shape: List[int], dim: int, world_size: int, rank: int) -> Tuple[int, int, int]:
+    """``(dim, start, stop)``: part ``rank`` of ``world_size`` of a tensor of ``shape`` split
+    along ``dim``, by ``torch.chunk``'s rule (``dim`` made non-negative)."""
 
 def deserialize(bytes: Any) -> List[Tuple[str, Dict[str, Any]]]: ...
