@@ -12,7 +12,7 @@ PYTHON ?= python3.11
 
 .PHONY: demo setup setup-quick test test-quick test-rust test-python test-python-quick \
 	test-clients wheel sdist test-packaging lint lint-rust lint-python fmt fuzz-check fuzz-smoke \
-	fuzz-campaign bench-rust bench-python bench-headers ci
+	fuzz-campaign bench-rust bench-python bench-headers bench-ranks ci
 
 ## Build everything, write a sample model file, read it back and slice it, then look at it
 ## (and at a conformance vector) with the command-line tool.
@@ -109,7 +109,7 @@ lint-rust:
 	$(CARGO) build -p safetensors --no-default-features
 	$(MAKE) fuzz-check
 
-PY_LINTED := crates/safetensors-py bench/python
+PY_LINTED := crates/safetensors-py bench/python bench/ranks
 
 ## Python (needs `make setup`): ruff lint and format, mypy on the package, and the extension
 ## module's stub checked against the built module by stubtest.
@@ -145,6 +145,12 @@ bench-rust:
 ## Pass options with BENCH_ARGS, e.g. BENCH_ARGS=--quick.
 bench-python: setup
 	bench/python/run.sh --snapshot-ours $${BENCH_ARGS:-}
+
+## Per-rank loading: load_for_rank on a ~1.5 GB sharded checkpoint, 2 ranks (gloo), both modes
+## vs one whole load; bytes read per rank (/proc/self/io) with the page cache dropped (root)
+## and warm. BENCH_ARGS="--size-gb 0.2 --runs 1" for a quick run, "--no-cold" without root.
+bench-ranks: setup
+	$(PY) bench/ranks/bench_ranks.py $${BENCH_ARGS:-}
 
 ## Worst-case headers (1, 10, 60 MB of every hostile shape) through the core, the Python
 ## package and the CLI: time and peak memory. BENCH_ARGS="--sizes 1,10" for a quick run.

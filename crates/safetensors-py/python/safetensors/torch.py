@@ -563,11 +563,18 @@ def _load_broadcast(
             scatter_list = None
             if rank == 0:
                 whole = f.get_tensor(name)
-                padded = torch.empty((world_size, widest), dtype=torch.uint8, device=comm)
-                for r, (_, a, b) in enumerate(parts):
+                scatter_list = []
+                for _, a, b in parts:
+                    part = whole.narrow(d, a, b - a)
+                    if part.is_contiguous() and (b - a) * row == widest:
+                        scatter_list.append(_as_bytes(part).to(comm))  # a full-size block: sent as is
+                        continue
+                    # A smaller part (padded to the widest) or not contiguous (a split past dim
+                    # 0): copied once into a buffer of the scatter's size.
+                    buf = torch.empty(widest, dtype=torch.uint8, device=comm)
                     if b > a:
-                        padded[r, : (b - a) * row].copy_(_as_bytes(whole.narrow(d, a, b - a).contiguous()))
-                scatter_list = list(padded.unbind(0))
+                        _from_bytes(buf[: (b - a) * row], dtype, list(part.shape)).copy_(part)
+                    scatter_list.append(buf)
             dist.scatter(recv, scatter_list, src=src, group=group)
             out[name] = _from_bytes(recv[: (stop - start) * row], dtype, shape).to(target)
         return out
