@@ -12,7 +12,7 @@ PYTHON ?= python3.11
 
 .PHONY: demo setup setup-quick test test-quick test-rust test-python test-python-quick \
 	test-clients wheel sdist test-packaging lint lint-rust lint-python fmt fuzz-check fuzz-smoke \
-	fuzz-campaign bench-rust bench-python bench-headers bench-ranks ci
+	fuzz-campaign bench-rust bench-python bench-headers bench-ranks bench-save ci
 
 ## Build everything, write a sample model file, read it back and slice it, then look at it
 ## (and at a conformance vector) with the command-line tool.
@@ -145,6 +145,13 @@ bench-rust:
 ## Pass options with BENCH_ARGS, e.g. BENCH_ARGS=--quick.
 bench-python: setup
 	bench/python/run.sh --snapshot-ours $${BENCH_ARGS:-}
+
+## save_file of ~500 MB of torch tensors vs a plain write of the same bytes vs the reference
+## (installed with pip --target into /tmp/refpkg, only on the reference worker's PYTHONPATH).
+bench-save: setup
+	[ -d /tmp/refpkg/safetensors ] || $(PY) -m pip install --quiet --disable-pip-version-check \
+		--target /tmp/refpkg safetensors==0.8.0 --no-deps
+	$(PY) bench/python/save_vs_write.py --ref /tmp/refpkg $${BENCH_ARGS:-}
 
 ## Per-rank loading: load_for_rank on a ~1.5 GB sharded checkpoint, 2 ranks (gloo), both modes
 ## vs one whole load; bytes read per rank (/proc/self/io) with the page cache dropped (root)

@@ -532,6 +532,35 @@ impl SafeOpen {
         SafeOpen::from_source(py, Source::File(Arc::new(file)), map, framework, device)
     }
 
+    /// The descriptors of the files this handle has opened so far (a sharded checkpoint's
+    /// shards once read from), for `load_for_rank` to advise the kernel how it reads them
+    /// (`os.posix_fadvise`); empty where there are no POSIX descriptors. Private.
+    fn _fds(&self, py: Python<'_>) -> PyResult<Vec<i64>> {
+        let container = self.inner.opened(py)?;
+        let opened: Vec<Arc<Opened>> = match &*container {
+            Container::Single(one) => vec![one.clone()],
+            Container::Sharded { opened, .. } => {
+                opened.iter().filter_map(|o| o.get().cloned()).collect()
+            }
+        };
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            Ok(opened
+                .iter()
+                .filter_map(|o| match &o.source {
+                    Source::File(f) => Some(i64::from(f.file().as_raw_fd())),
+                    _ => None,
+                })
+                .collect())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = opened;
+            Ok(Vec::new())
+        }
+    }
+
     /// The tensor names, sorted (of every shard, for a sharded checkpoint).
     fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         Ok(self.inner.opened(py)?.keys())

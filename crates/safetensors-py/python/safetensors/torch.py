@@ -463,7 +463,8 @@ def _load_read(
     part's byte runs, only those are read) and the whole of each replicated tensor."""
     out: Dict[str, torch.Tensor] = {}
     with safe_open(location, framework="pt", device=device, backend="pread") as f:
-        entries = _entries(f, items, world_size)
+        entries = _entries(f, items, world_size)  # opens every shard
+        _no_readahead(f)
         for name, entry in entries.items():
             dtype, shape, _, dim = entry
             if dim is None:
@@ -474,6 +475,18 @@ def _load_read(
                 start, stop = 2 * start, 2 * stop  # torch packs two F4 values a byte
             out[name] = f.get_slice(name)[(slice(None),) * d + (slice(start, stop),)]
     return out
+
+
+def _no_readahead(f: Any) -> None:
+    """Makes the kernel fetch exactly the pages a read asks for, on every file of ``f``
+    (``POSIX_FADV_RANDOM``): its readahead would otherwise also fetch up to ``read_ahead_kb``
+    past the end of each part, and takes a part's strided runs for a sequential stream,
+    fetching the other ranks' bytes in between. Large reads stay large."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    for fd in f._fds():
+        advise(fd, 0, 0, os.POSIX_FADV_RANDOM)
 
 
 def _comm_device(group: Any, device: torch.device) -> torch.device:
