@@ -248,6 +248,25 @@ def test_read_mode_reads_only_the_ranks_bytes(tmp_path, dim, cols, world_size):
         assert part <= read <= part + full["r"].nbytes + overhead + 16384, (r, read, part)
 
 
+def test_fds_are_the_opened_files(tmp_path):
+    """``safe_open._fds()`` (what read mode advises the kernel about) lists the files opened
+    so far: a single file at once, a shard once read from."""
+    from safetensors import safe_open
+
+    where = write_checkpoints(tmp_path)
+    with safe_open(where["file"], framework="pt", backend="pread") as f:
+        (fd,) = f._fds()
+        assert os.path.samestat(os.fstat(fd), os.stat(where["file"]))
+    with safe_open(where["folder"], framework="pt", backend="pread") as f:
+        assert f._fds() == []
+        f.get_tensor("emb.weight")
+        assert len(f._fds()) == 1
+        for name in f.keys():
+            f.get_slice(name)
+        shards = {p for p in Path(where["folder"]).iterdir() if p.suffix == ".safetensors"}
+        assert len(f._fds()) == len(shards)
+
+
 def test_read_mode_short_rows_are_read_in_one_span(tmp_path):
     """Parts whose runs are shorter than a page, with every page holding some: the result is
     still exactly the part (the covering span is read once, then gathered)."""

@@ -622,7 +622,7 @@ def load_for_rank(
     ``group`` (the default process group when None).
 
     ``mode="read"``: each rank reads only the bytes of its own part of each split tensor
-    (positioned reads of exactly the part's byte runs; where those runs are shorter than a
+    (positioned reads of exactly the part's byte runs, the kernel's readahead off; where those runs are shorter than a
     4 KiB page and every page of the tensor holds some of them, the storage reads those pages
     anyway and the covering span is read in one call) and the whole of each replicated
     tensor. No collective is used: ``rank``/``world_size`` given, it needs no process group.
