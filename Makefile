@@ -12,7 +12,7 @@ PYTHON ?= python3.11
 
 .PHONY: demo setup setup-quick test test-quick test-rust test-python test-python-quick \
 	test-clients wheel sdist test-packaging lint lint-rust lint-python fmt fuzz-check fuzz-smoke \
-	fuzz-campaign bench-rust bench-python bench-headers bench-sharded bench-load ci
+	fuzz-campaign bench-rust bench-python bench-headers bench-sharded bench-load bench-ranks bench-save ci
 
 ## Build everything, write a sample model file, read it back and slice it, then look at it
 ## (and at a conformance vector) with the command-line tool.
@@ -109,7 +109,7 @@ lint-rust:
 	$(CARGO) build -p safetensors --no-default-features
 	$(MAKE) fuzz-check
 
-PY_LINTED := crates/safetensors-py bench/python bench/sharded bench/load
+PY_LINTED := crates/safetensors-py bench/python bench/sharded bench/load bench/ranks
 
 ## Python (needs `make setup`): ruff lint and format, mypy on the package, and the extension
 ## module's stub checked against the built module by stubtest.
@@ -151,6 +151,19 @@ bench-python: setup
 ## root), plus the disk's own O_DIRECT speed. BENCH_ARGS="--runs 1" for a quick run.
 bench-load: setup
 	$(PY) bench/load/bench_load.py $${BENCH_ARGS:-}
+
+## save_file of ~500 MB of torch tensors vs a plain write of the same bytes vs the reference
+## (installed with pip --target into /tmp/refpkg, only on the reference worker's PYTHONPATH).
+bench-save: setup
+	[ -d /tmp/refpkg/safetensors ] || $(PY) -m pip install --quiet --disable-pip-version-check \
+		--target /tmp/refpkg safetensors==0.8.0 --no-deps
+	$(PY) bench/python/save_vs_write.py --ref /tmp/refpkg $${BENCH_ARGS:-}
+
+## Per-rank loading: load_for_rank on a ~1.5 GB sharded checkpoint, 2 ranks (gloo), both modes
+## vs one whole load; bytes read per rank (/proc/self/io) with the page cache dropped (root)
+## and warm. BENCH_ARGS="--size-gb 0.2 --runs 1" for a quick run, "--no-cold" without root.
+bench-ranks: setup
+	$(PY) bench/ranks/bench_ranks.py $${BENCH_ARGS:-}
 
 ## Worst-case headers (1, 10, 60 MB of every hostile shape) through the core, the Python
 ## package and the CLI: time and peak memory. BENCH_ARGS="--sizes 1,10" for a quick run.

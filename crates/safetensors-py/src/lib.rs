@@ -15,6 +15,7 @@ mod remote;
 mod serialize;
 mod slice;
 mod source;
+mod split;
 
 use pyo3::prelude::*;
 
@@ -32,6 +33,7 @@ fn _safetensors_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serialize::serialize_file, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::serialize_sharded, m)?)?;
     m.add_function(wrap_pyfunction!(open::inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(split::rank_part, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::deserialize, m)?)?;
     m.add(
         "SafetensorError",

@@ -36,11 +36,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// Copies from the mapping above this size run with the interpreter detached.
 const DETACH_ABOVE: usize = 1 << 16;
 
-/// Without a mapping, runs shorter than this on average are read as one covering span.
+/// Without a mapping, runs shorter than this on average are read as one covering span...
 const COVER_BELOW: usize = 1 << 12;
 
-/// ...and when the span is at most this many times the selected bytes (or 1 MiB).
-const COVER_FACTOR: usize = 8;
+/// ...when every page of this size in that span holds selected bytes: storage reads whole
+/// pages, so the span then costs no more I/O than the runs, in one call instead of one a run.
+const PAGE: usize = 1 << 12;
 
 /// Over HTTP, runs of a slice closer than this are fetched in one Range request: skipping
 /// up to 1 MiB costs less than another round trip.
@@ -139,9 +140,12 @@ impl Opened {
     }
 
     /// `read_plan` from a file without a mapping (pread) or a Python file object. Many short
-    /// runs (a step along an inner dimension) are read as their covering span in one read,
-    /// then gathered, when that span is not much larger than what is selected: one system call
-    /// (or one Python `read`) per element would cost far more than the bytes skipped.
+    /// runs (a step along an inner dimension, a rank's part of short rows) are read as their
+    /// covering span in one read, then gathered, when no page of that span lies wholly
+    /// between runs: the storage reads those pages in any case, and one system call (or one
+    /// Python `read`) per run would cost far more. Otherwise each run is read on its own, so
+    /// a selection never costs reading pages it does not touch (a rank's part of a split
+    /// tensor reads only that part's pages).
     fn read_unmapped(
         &self,
         py: Python<'_>,
@@ -162,7 +166,8 @@ impl Opened {
                 (lo.min(start.min(last)), hi.max(start.max(last) + n))
             });
         let short_runs = runs > 1 && dst.len() / runs < COVER_BELOW;
-        if !short_runs || hi - lo > (COVER_FACTOR * dst.len()).max(1 << 20) {
+        let at = self.source.data_start() + info.data_offsets.0 as u64;
+        if !short_runs || skips_a_page(&plan, at, lo, hi) {
             let ranges: Vec<Range<usize>> = plan.collect();
             return self.source.read_ranges(py, name, info, &ranges, dst);
         }
@@ -239,6 +244,33 @@ impl Opened {
             self.read_plan(py, name, info, plan, dst)
         })
     }
+}
+
+/// Whether some page (`PAGE` bytes of the file) of `lo..hi` holds none of the runs of
+/// `plan`, whose offsets are relative to the tensor's first byte at `at` in the file: the
+/// pages the runs touch, counted in the runs' order (exact for runs in file order, an
+/// over-count otherwise, which only favours covering), are fewer than the span's.
+fn skips_a_page(plan: &ByteRanges, at: u64, lo: usize, hi: usize) -> bool {
+    // Offsets shifted by the tensor's position within its page give the file's pages.
+    let shift = (at % PAGE as u64) as usize;
+    let (lo, hi) = (lo + shift, hi + shift);
+    let span_pages = (hi - 1) / PAGE - lo / PAGE + 1;
+    let n = plan.run_len();
+    let mut touched = 0;
+    let mut last_page = usize::MAX;
+    for (start, count, step) in plan.rows() {
+        let mut at = (start + shift) as isize;
+        for _ in 0..count {
+            let (first, last) = (at as usize / PAGE, (at as usize + n - 1) / PAGE);
+            touched += last - first + 1 - usize::from(first == last_page);
+            if touched >= span_pages {
+                return false;
+            }
+            last_page = last;
+            at += step;
+        }
+    }
+    true
 }
 
 /// Copies the runs of `plan` from `src` (which holds the tensor's bytes from offset `lo` on)
@@ -605,6 +637,35 @@ impl SafeOpen {
                 other => to_pyerr(other),
             })?;
         SafeOpen::from_source(py, Source::File(Arc::new(file)), map, framework, device)
+    }
+
+    /// The descriptors of the files this handle has opened so far (a sharded checkpoint's
+    /// shards once read from), for `load_for_rank` to advise the kernel how it reads them
+    /// (`os.posix_fadvise`); empty where there are no POSIX descriptors. Private.
+    fn _fds(&self, py: Python<'_>) -> PyResult<Vec<i64>> {
+        let container = self.inner.opened(py)?;
+        let opened: Vec<Arc<Opened>> = match &*container {
+            Container::Single(one) => vec![one.clone()],
+            Container::Sharded { opened, .. } => {
+                opened.iter().filter_map(|o| o.get().cloned()).collect()
+            }
+        };
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            Ok(opened
+                .iter()
+                .filter_map(|o| match &o.source {
+                    Source::File(f) => Some(i64::from(f.file().as_raw_fd())),
+                    _ => None,
+                })
+                .collect())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = opened;
+            Ok(Vec::new())
+        }
     }
 
     /// The tensor names, sorted (of every shard, for a sharded checkpoint).

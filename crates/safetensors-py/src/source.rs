@@ -61,6 +61,15 @@ impl Source {
         }
     }
 
+    /// Where the data part starts (the tensors' offsets count from there).
+    pub fn data_start(&self) -> u64 {
+        match self {
+            Source::File(f) => f.data_start(),
+            Source::Buffer { data_start, .. } => *data_start as u64,
+            Source::Handle { data_start, .. } => *data_start,
+        }
+    }
+
     /// Validates a whole safetensors file held in a Python buffer.
     pub fn from_buffer(data: &Bound<'_, PyAny>) -> PyResult<Source> {
         let buf = PinnedBytes::get(data)?;

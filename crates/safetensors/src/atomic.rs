@@ -7,7 +7,7 @@
 //! writer is gone (on Linux: no `/proc/<pid>`; elsewhere: untouched for an hour).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) struct AtomicFile {
     target: PathBuf,
     temp: PathBuf,
-    writer: Option<BufWriter<File>>,
+    writer: Option<File>,
 }
 
 impl AtomicFile {
@@ -51,8 +51,8 @@ impl AtomicFile {
                     return Ok(AtomicFile {
                         target: target.to_path_buf(),
                         temp,
-                        // Large tensors bypass the buffer; it only batches small ones.
-                        writer: Some(BufWriter::with_capacity(1 << 20, file)),
+                        // Unbuffered: the serializer hands over large vectored writes.
+                        writer: Some(file),
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
@@ -64,8 +64,7 @@ impl AtomicFile {
     /// Flushes and renames the temporary file over the target, keeping the target's
     /// permissions if it existed.
     pub fn commit(mut self) -> io::Result<()> {
-        let writer = self.writer.take().expect("commit is called once");
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        let file = self.writer.take().expect("commit is called once");
         if let Ok(old) = fs::metadata(&self.target) {
             file.set_permissions(old.permissions())?;
         }
@@ -122,6 +121,12 @@ fn remove_stale_temps(dir: &Path, name: &str) {
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.writer.as_mut().expect("not committed").write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.writer
+            .as_mut()
+            .expect("not committed")
+            .write_vectored(bufs)
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.writer.as_mut().expect("not committed").write_all(buf)

@@ -31,6 +31,7 @@ pub mod reader;
 mod serialize;
 pub mod slice;
 pub mod source;
+pub mod split;
 pub mod tensor;
 
 #[cfg(not(feature = "std"))]

@@ -260,7 +260,10 @@ where
 /// Serializes tensors straight to a file, never holding the whole file in memory.
 ///
 /// The bytes go to a temporary file in the same folder that is renamed over `filename`
-/// only once complete: an error midway leaves any existing file untouched.
+/// only once complete: an error midway leaves any existing file untouched. They are written
+/// from each tensor's own memory with vectored writes (`writev`): the header and many
+/// tensors per system call, and no copy into a buffer, so saving costs what a plain write
+/// of the same bytes costs.
 #[cfg(feature = "std")]
 pub fn serialize_to_file<S, V, I, M>(
     data: I,
@@ -273,14 +276,68 @@ where
     I: IntoIterator<Item = (S, V)>,
     M: MetadataArg,
 {
-    use std::io::Write;
     let prepared = prepare(data, data_info)?;
     let mut out = crate::atomic::AtomicFile::create(filename)?;
-    out.write_all(&prepared.header)?;
+    let mut batch: Vec<alloc::borrow::Cow<'_, [u8]>> = Vec::new();
+    let mut owned = 0;
+    batch.push(alloc::borrow::Cow::Borrowed(&prepared.header));
     for view in &prepared.tensors {
-        out.write_all(&checked_data(view)?)?;
+        let data = checked_data(view)?;
+        if data.is_empty() {
+            continue;
+        }
+        if let alloc::borrow::Cow::Owned(bytes) = &data {
+            owned += bytes.len();
+        }
+        batch.push(data);
+        // A view may hand out a copy of its bytes: hold a bounded amount of those at once.
+        if batch.len() == MAX_SLICES || owned > MAX_OWNED {
+            write_all_vectored(&mut out, &batch)?;
+            batch.clear();
+            owned = 0;
+        }
     }
+    write_all_vectored(&mut out, &batch)?;
     out.commit()?;
+    Ok(())
+}
+
+/// The most buffers one vectored write takes (Linux's `IOV_MAX` is 1024).
+#[cfg(feature = "std")]
+const MAX_SLICES: usize = 1024;
+
+/// Bytes of tensor copies (views whose `data()` is owned) held before they are written.
+#[cfg(feature = "std")]
+const MAX_OWNED: usize = 64 << 20;
+
+/// Writes every byte of `bufs`, in order, with as few vectored writes as the system allows
+/// (a write may stop short: at 2 GiB on Linux, or on a signal).
+#[cfg(feature = "std")]
+fn write_all_vectored<B: AsRef<[u8]>>(
+    out: &mut impl std::io::Write,
+    bufs: &[B],
+) -> std::io::Result<()> {
+    use std::io::{ErrorKind, IoSlice};
+    let mut index = 0; // first buffer not fully written
+    let mut skip = 0; // bytes of it already written
+    while index < bufs.len() {
+        let slices: Vec<IoSlice<'_>> = core::iter::once(&bufs[index].as_ref()[skip..])
+            .chain(bufs[index + 1..].iter().map(|b| b.as_ref()))
+            .map(IoSlice::new)
+            .collect();
+        let mut written = match out.write_vectored(&slices) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        while index < bufs.len() && written >= bufs[index].as_ref().len() - skip {
+            written -= bufs[index].as_ref().len() - skip;
+            index += 1;
+            skip = 0;
+        }
+        skip += written;
+    }
     Ok(())
 }
 
@@ -289,6 +346,54 @@ mod tests {
     use super::*;
     use crate::{tensor::TensorView, Dtype};
     use alloc::vec;
+
+    /// A writer that takes at most `max` bytes a call, across buffers, like a write that a
+    /// signal or the 2 GiB limit cuts short.
+    #[cfg(feature = "std")]
+    struct Trickle {
+        out: Vec<u8>,
+        max: usize,
+        calls: usize,
+    }
+
+    #[cfg(feature = "std")]
+    impl std::io::Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.write_vectored(&[std::io::IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+            self.calls += 1;
+            let mut left = self.max;
+            for b in bufs {
+                let n = b.len().min(left);
+                self.out.extend_from_slice(&b[..n]);
+                left -= n;
+            }
+            Ok(self.max - left)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn vectored_writes_resume_after_short_writes() {
+        let bufs: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; usize::from(i % 7) * 3]).collect();
+        let want: Vec<u8> = bufs.concat();
+        for max in [1, 2, 5, 7, 64, 10_000] {
+            let mut w = Trickle {
+                out: Vec::new(),
+                max,
+                calls: 0,
+            };
+            write_all_vectored(&mut w, &bufs).unwrap();
+            assert_eq!(w.out, want, "max {max}");
+            if max >= want.len() {
+                assert_eq!(w.calls, 1, "one call when the writer takes everything");
+            }
+        }
+    }
 
     #[test]
     fn json_escapes_like_serde_json() {

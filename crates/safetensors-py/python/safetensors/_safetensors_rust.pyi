@@ -18,6 +18,7 @@ __all__ = [
     "serialize_file",
     "_serialize_sharded",
     "_inspect",
+    "_rank_part",
     "deserialize",
     "SafetensorError",
     "__version__",
@@ -93,6 +94,9 @@ class safe_open:
         backend: str = "mmap",  # "mmap" or "pread"; anything else raises ValueError
         headers: Optional[Dict[str, str]] = None,  # sent with every HTTP request (URLs)
     ) -> "safe_open": ...
+    def _fds(self) -> List[int]:
+        """Descriptors of the files opened so far (private: load_for_rank's read advice)."""
+
     def keys(self) -> List[str]: ...
     def offset_keys(self) -> List[str]: ...
     def metadata(self) -> Optional[Dict[str, str]]: ...
@@ -126,5 +130,9 @@ def _serialize_sharded(
 
 def _inspect(location: Union[str, os.PathLike[str]], headers: Optional[Dict[str, str]] = None) -> str:
     """The JSON report of a file, folder, index JSON or URL, from the headers alone."""
+
+def _rank_part(shape: List[int], dim: int, world_size: int, rank: int) -> Tuple[int, int, int]:
+    """``(dim, start, stop)``: part ``rank`` of ``world_size`` of a tensor of ``shape`` split
+    along ``dim``, by ``torch.chunk``'s rule (``dim`` made non-negative)."""
 
 def deserialize(bytes: Any) -> List[Tuple[str, Dict[str, Any]]]: ...

@@ -1,0 +1,272 @@
+//! One rank's part of a tensor split across ranks (tensor parallelism): which range of
+//! which dimension it holds, as an indexer list for [`crate::slice`], so that a rank reads
+//! only the byte runs of its own part.
+//!
+//! The parts follow `torch.chunk`'s rule exactly, so a part equals
+//! `torch.chunk(tensor, parts, dim)[index]`: every part but the last holds
+//! `ceil(size / parts)` positions and the last holds what is left. When that rule yields
+//! fewer than `parts` chunks (`torch.chunk(arange(6), 4)` gives three chunks of 2), the
+//! ranks past the last chunk get an empty part: the same shape with the split dimension 0,
+//! starting at the end of the dimension. A dimension of size 0 gives every rank an empty part
+//! (as `torch.chunk` returns `parts` empty chunks then).
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::{Bound, Range};
+
+use crate::slice::TensorIndexer;
+
+/// Why a tensor cannot be split as asked.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvalidSplit {
+    /// The tensor is a scalar: it has no dimension to split.
+    Scalar,
+    /// The dimension is outside `-rank..rank`.
+    DimOutOfRange {
+        /// The dimension asked for (negative counts from the end).
+        dim: i64,
+        /// The tensor's number of dimensions.
+        rank: usize,
+    },
+    /// Zero parts asked for.
+    NoParts,
+    /// The part's index is not below the number of parts.
+    IndexOutOfRange {
+        /// The part asked for.
+        index: usize,
+        /// The number of parts.
+        parts: usize,
+    },
+}
+
+impl fmt::Display for InvalidSplit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidSplit::Scalar => f.write_str("a scalar (0-dimensional) tensor cannot be split"),
+            InvalidSplit::DimOutOfRange { dim, rank } => write!(
+                f,
+                "dimension {dim} is out of range for a tensor of {rank} dimension{} \
+                 (expected to be in range of [{}, {}])",
+                if *rank == 1 { "" } else { "s" },
+                -(*rank as i64),
+                *rank as i64 - 1
+            ),
+            InvalidSplit::NoParts => f.write_str("cannot split into 0 parts"),
+            InvalidSplit::IndexOutOfRange { index, parts } => write!(
+                f,
+                "part {index} does not exist: there are {parts} parts (0 to {})",
+                parts - 1
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for InvalidSplit {}
+
+/// The positions part `index` of `parts` holds of a dimension of `size`, by `torch.chunk`'s
+/// rule (see the module docs); empty, at `size..size`, for a part past the last chunk.
+///
+/// ```
+/// use safetensors::split::chunk_range;
+///
+/// // torch.chunk(arange(5), 4) gives chunks of 2, 2, 1: the fourth rank gets nothing.
+/// let parts: Vec<_> = (0..4).map(|i| chunk_range(5, 4, i)).collect();
+/// assert_eq!(parts, [0..2, 2..4, 4..5, 5..5]);
+/// ```
+///
+/// # Panics
+/// When `parts` is 0 ([`rank_part`] checks its arguments instead).
+pub fn chunk_range(size: usize, parts: usize, index: usize) -> Range<usize> {
+    let chunk = size.div_ceil(parts);
+    let start = index.saturating_mul(chunk).min(size);
+    let end = index
+        .saturating_add(1)
+        .saturating_mul(chunk)
+        .min(size)
+        .max(start);
+    start..end
+}
+
+/// One rank's part of a tensor: the range `range` of dimension `dim`, every other
+/// dimension whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankPart {
+    /// The split dimension (non-negative).
+    pub dim: usize,
+    /// The positions of that dimension the part holds.
+    pub range: Range<usize>,
+}
+
+impl RankPart {
+    /// The indexers selecting the part, for [`crate::slice::byte_ranges`] or
+    /// [`crate::slice::IndexOp`]: whole dimensions up to `dim`, then the range.
+    pub fn indexers(&self) -> Vec<TensorIndexer> {
+        let mut out: Vec<TensorIndexer> = (0..self.dim).map(|_| (..).into()).collect();
+        out.push(TensorIndexer::Narrow(
+            Bound::Included(self.range.start),
+            Bound::Excluded(self.range.end),
+        ));
+        out
+    }
+
+    /// The part's shape, given the whole tensor's.
+    pub fn shape(&self, shape: &[usize]) -> Vec<usize> {
+        let mut out = shape.to_vec();
+        out[self.dim] = self.range.len();
+        out
+    }
+}
+
+/// Part `index` of `parts` of a tensor of `shape` split along `dim` (negative counts from
+/// the end, as in torch), by `torch.chunk`'s rule.
+///
+/// ```
+/// use safetensors::slice::byte_ranges;
+/// use safetensors::split::rank_part;
+/// use safetensors::Dtype;
+///
+/// // Rank 1 of 2 holds columns 2..3 of a 2x3 F32 tensor: one 4-byte run per row.
+/// let part = rank_part(&[2, 3], -1, 2, 1).unwrap();
+/// assert_eq!((part.dim, part.range.clone()), (1, 2..3));
+/// let runs: Vec<_> = byte_ranges(Dtype::F32, &[2, 3], &part.indexers()).unwrap().collect();
+/// assert_eq!(runs, [8..12, 20..24]);
+/// ```
+pub fn rank_part(
+    shape: &[usize],
+    dim: i64,
+    parts: usize,
+    index: usize,
+) -> Result<RankPart, InvalidSplit> {
+    if parts == 0 {
+        return Err(InvalidSplit::NoParts);
+    }
+    if index >= parts {
+        return Err(InvalidSplit::IndexOutOfRange { index, parts });
+    }
+    let rank = shape.len();
+    if rank == 0 {
+        return Err(InvalidSplit::Scalar);
+    }
+    let resolved = if dim < 0 {
+        i128::from(dim) + rank as i128
+    } else {
+        i128::from(dim)
+    };
+    if resolved < 0 || resolved >= rank as i128 {
+        return Err(InvalidSplit::DimOutOfRange { dim, rank });
+    }
+    let dim = resolved as usize;
+    Ok(RankPart {
+        dim,
+        range: chunk_range(shape[dim], parts, index),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `torch.chunk`'s sizes, written out independently: chunks of ceil(size/parts) while
+    /// anything is left (`parts` empty chunks for an empty dimension).
+    fn torch_chunk_sizes(size: usize, parts: usize) -> Vec<usize> {
+        if size == 0 {
+            return alloc::vec![0; parts];
+        }
+        let chunk = size.div_ceil(parts);
+        let mut left = size;
+        let mut out = Vec::new();
+        while left > 0 {
+            out.push(chunk.min(left));
+            left -= chunk.min(left);
+        }
+        out
+    }
+
+    #[test]
+    fn parts_follow_torch_chunk() {
+        for size in 0..40 {
+            for parts in 1..12 {
+                let sizes = torch_chunk_sizes(size, parts);
+                let mut at = 0;
+                for index in 0..parts {
+                    let r = chunk_range(size, parts, index);
+                    let want = sizes.get(index).copied().unwrap_or(0);
+                    assert_eq!(r.len(), want, "size {size} parts {parts} index {index}");
+                    if want > 0 {
+                        assert_eq!(r.start, at);
+                    } else {
+                        assert_eq!(r.start, r.end);
+                        assert!(r.end <= size);
+                    }
+                    at += want;
+                }
+                assert_eq!(at, size);
+            }
+        }
+    }
+
+    #[test]
+    fn fewer_chunks_than_parts_leave_the_last_ranks_empty() {
+        assert_eq!(
+            (0..4).map(|i| chunk_range(6, 4, i)).collect::<Vec<_>>(),
+            [0..2, 2..4, 4..6, 6..6]
+        );
+        assert_eq!(chunk_range(1, 3, 2), 1..1);
+        assert_eq!(chunk_range(usize::MAX, 2, 1).end, usize::MAX);
+    }
+
+    #[test]
+    fn negative_dims_count_from_the_end() {
+        let part = rank_part(&[4, 6, 8], -1, 2, 1).unwrap();
+        assert_eq!(
+            part,
+            RankPart {
+                dim: 2,
+                range: 4..8
+            }
+        );
+        assert_eq!(part.shape(&[4, 6, 8]), [4, 6, 4]);
+        assert_eq!(rank_part(&[4, 6, 8], -3, 3, 2).unwrap().dim, 0);
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        assert_eq!(rank_part(&[], 0, 2, 0), Err(InvalidSplit::Scalar));
+        assert_eq!(
+            rank_part(&[2, 3], 2, 2, 0),
+            Err(InvalidSplit::DimOutOfRange { dim: 2, rank: 2 })
+        );
+        assert_eq!(
+            rank_part(&[2, 3], -3, 2, 0),
+            Err(InvalidSplit::DimOutOfRange { dim: -3, rank: 2 })
+        );
+        assert_eq!(
+            rank_part(&[2, 3], i64::MIN, 2, 0),
+            Err(InvalidSplit::DimOutOfRange {
+                dim: i64::MIN,
+                rank: 2
+            })
+        );
+        assert_eq!(rank_part(&[2], 0, 0, 0), Err(InvalidSplit::NoParts));
+        assert_eq!(
+            rank_part(&[2], 0, 2, 2),
+            Err(InvalidSplit::IndexOutOfRange { index: 2, parts: 2 })
+        );
+        let msg = alloc::format!("{}", InvalidSplit::DimOutOfRange { dim: 2, rank: 2 });
+        assert_eq!(
+            msg,
+            "dimension 2 is out of range for a tensor of 2 dimensions (expected to be in range of [-2, 1])"
+        );
+    }
+
+    #[test]
+    fn indexers_select_the_part() {
+        let part = rank_part(&[3, 5], 1, 2, 0).unwrap();
+        let plan =
+            crate::slice::byte_ranges(crate::Dtype::BF16, &[3, 5], &part.indexers()).unwrap();
+        assert_eq!(plan.newshape(), [3, 3]);
+        assert_eq!(plan.collect::<Vec<_>>(), [0..6, 10..16, 20..26]);
+    }
+}
