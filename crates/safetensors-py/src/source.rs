@@ -65,6 +65,7 @@ impl Source {
     pub fn data_start(&self) -> u64 {
         match self {
             Source::File(f) => f.data_start(),
+            Source::Remote(f) => f.data_start(),
             Source::Buffer { data_start, .. } => *data_start as u64,
             Source::Handle { data_start, .. } => *data_start,
         }
