@@ -96,6 +96,30 @@ class safe_open:
     ) -> "safe_open": ...
     def _fds(self) -> List[int]:
         """Descriptors of the files opened so far (private: load_for_rank's read advice)."""
+    def _load_all(
+        self,
+        names: List[str],
+        strategy: str = "auto",
+        *,
+        threads: Optional[int] = None,
+        block_size: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """Private: the tensors ``names`` as a dict, read as ``strategy`` says (whole loads)."""
+
+    def _plan(self, names: List[str], strategy: str = "auto") -> str:
+        """Private: how a whole load of ``names`` would read now ("views", "prefetch", "read")."""
+
+    def _read_into(
+        self,
+        items: List[Tuple[str, int, int, int]],
+        *,
+        threads: Optional[int] = None,
+        block_size: Optional[int] = None,
+    ) -> None:
+        """Private: fills caller memory, items ``(name, start, address, nbytes)``."""
+
+    def _layout(self, names: List[str]) -> List[Tuple[str, List[int], int]]:
+        """Private: ``(dtype, shape, nbytes)`` of each tensor of ``names``."""
 
     def keys(self) -> List[str]: ...
     def offset_keys(self) -> List[str]: ...

@@ -171,7 +171,7 @@ class TorchCudaCopier(_TorchTensors):
         import torch
 
         self.device = torch.device(device)
-        self.stream = torch.cuda.Stream(self.device)
+        self.stream = torch.cuda.Stream(self.device)  # type: ignore[no-untyped-call]
         self.hosts: List[Any] = []
         self.events: Dict[int, Any] = {}
         self.started = False
@@ -198,7 +198,7 @@ class TorchCudaCopier(_TorchTensors):
     def record(self, slot: int) -> None:
         import torch
 
-        event = torch.cuda.Event()
+        event = torch.cuda.Event()  # type: ignore[no-untyped-call]
         event.record(self.stream)
         self.events[slot] = event
 
