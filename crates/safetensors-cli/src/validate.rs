@@ -87,10 +87,8 @@ fn check_file(path: &Path) -> Result<(SafeFile, String), String> {
     let file = SafeFile::open(path, unsafe { Backend::mmap() }).map_err(|e| chain(&e))?;
     let metadata = file.metadata();
     let mut bytes = 0u64;
-    for (name, _) in metadata.iter() {
-        let view = file
-            .tensor(name)
-            .map_err(|e| format!("tensor `{}`: {}", printable(name), chain(&e)))?;
+    for (name, view) in file.views().map_err(|e| chain(&e))? {
+        let view = view.map_err(|e| format!("tensor `{}`: {}", printable(name), chain(&e)))?;
         bytes += view.data_len() as u64;
     }
     let summary = format!(

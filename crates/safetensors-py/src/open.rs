@@ -669,8 +669,13 @@ impl SafeOpen {
     }
 
     /// The tensor names, sorted (of every shard, for a sharded checkpoint).
-    fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        Ok(self.inner.opened(py)?.keys())
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        // Straight from the header's names into Python strings: no intermediate copy of
+        // every name (a header may hold a million).
+        match &*self.inner.opened(py)? {
+            Container::Single(one) => PyList::new(py, one.source.metadata().names_sorted()),
+            Container::Sharded { checkpoint, .. } => PyList::new(py, checkpoint.names()),
+        }
     }
 
     /// The tensor names in the order of their data in the file (shard by shard).
@@ -681,12 +686,26 @@ impl SafeOpen {
     /// The `__metadata__` of the header as a dict (in file order), or None; for a sharded
     /// checkpoint the index's `metadata` merged with the shards'.
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(pairs) = self.inner.opened(py)?.metadata(py)? else {
-            return Ok(None);
-        };
+        let opened = self.inner.opened(py)?;
         let dict = PyDict::new(py);
-        for (k, v) in pairs {
-            dict.set_item(k, v)?;
+        match &*opened {
+            // Straight from the header's pairs: no intermediate copy of every entry.
+            Container::Single(one) => {
+                let Some(pairs) = one.source.metadata().metadata_ordered() else {
+                    return Ok(None);
+                };
+                for (k, v) in pairs {
+                    dict.set_item(k, v)?;
+                }
+            }
+            Container::Sharded { .. } => {
+                let Some(pairs) = opened.metadata(py)? else {
+                    return Ok(None);
+                };
+                for (k, v) in pairs {
+                    dict.set_item(k, v)?;
+                }
+            }
         }
         Ok(Some(dict))
     }

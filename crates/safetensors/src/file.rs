@@ -205,6 +205,32 @@ impl SafeFile {
         }
     }
 
+    /// Zero-copy views of every tensor, in data order, with their names. Needs the mmap
+    /// backend. The file's size is checked once for all of them, not once per tensor as
+    /// [`SafeFile::tensor`] does: a header of a million tensors would pay a million system
+    /// calls.
+    #[allow(clippy::type_complexity)]
+    pub fn views(
+        &self,
+    ) -> Result<
+        impl ExactSizeIterator<Item = (&str, Result<TensorView<'_>, SafeTensorError>)> + '_,
+        SafeTensorError,
+    > {
+        let Some(map) = &self.map else {
+            return Err(SafeTensorError::InvalidArgument(
+                "zero-copy views need the mmap backend; use tensor_bytes or read_into with pread"
+                    .into(),
+            ));
+        };
+        self.check_unchanged()?;
+        let start = self.data_start() as usize;
+        Ok(self.metadata.iter().map(move |(name, info)| {
+            let (begin, end) = info.data_offsets;
+            let data = &map[start + begin..start + end];
+            (name, TensorView::new(info.dtype, info.shape.clone(), data))
+        }))
+    }
+
     /// An error from a positioned read: a short read means the file shrank.
     fn short_read(&self, e: io::Error) -> SafeTensorError {
         if e.kind() == io::ErrorKind::UnexpectedEof {

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use crate::dtype::{Dtype, ShapeSizeError};
 use crate::error::SafeTensorError;
-use crate::json::{Header, RawEntry, RawTensor};
+use crate::json::{Header, RawTensor};
 use crate::HashMap;
 
 /// The largest header a reader accepts, in bytes. Keeps a hostile length prefix from
@@ -41,15 +41,67 @@ impl TensorInfo {
 }
 
 /// A parsed and validated header: the tensors in data order, and the `__metadata__` map.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Metadata {
-    metadata: Option<HashMap<String, String>>,
+    /// `__metadata__` in file order: the one copy of it.
     metadata_pairs: Option<Vec<(String, String)>>,
+    /// The same as a map, for [`Metadata::metadata`].
+    metadata: MetadataMap,
     /// Tensors sorted by their offsets (data order).
     tensors: Vec<(String, TensorInfo)>,
     /// Positions in `tensors`, sorted by name: lookups by binary search, sorted names for free.
-    by_name: Vec<usize>,
+    /// `u32` is enough: a header of at most [`MAX_HEADER_SIZE`] bytes holds fewer entries.
+    by_name: Vec<u32>,
     data_len: usize,
+}
+
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Self) -> bool {
+        // The map is derived from the pairs (and may not be built yet on either side).
+        self.metadata_pairs == other.metadata_pairs
+            && self.tensors == other.tensors
+            && self.by_name == other.by_name
+            && self.data_len == other.data_len
+    }
+}
+
+impl Eq for Metadata {}
+
+fn to_map(pairs: &Option<Vec<(String, String)>>) -> Option<HashMap<String, String>> {
+    pairs.as_ref().map(|pairs| pairs.iter().cloned().collect())
+}
+
+/// The map [`Metadata::metadata`] returns. With `std` it is built on first use: most
+/// readers only ask for the ordered pairs, and a header of millions of entries must not be
+/// held twice. Without `std` there is no thread-safe lazy cell, so it is built at once.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, Default)]
+struct MetadataMap(std::sync::OnceLock<Option<HashMap<String, String>>>);
+
+#[cfg(feature = "std")]
+impl MetadataMap {
+    fn new(_: &Option<Vec<(String, String)>>) -> Self {
+        Self::default()
+    }
+
+    fn get(&self, pairs: &Option<Vec<(String, String)>>) -> &Option<HashMap<String, String>> {
+        self.0.get_or_init(|| to_map(pairs))
+    }
+}
+
+#[cfg(not(feature = "std"))]
+#[derive(Debug, Clone)]
+struct MetadataMap(Option<HashMap<String, String>>);
+
+#[cfg(not(feature = "std"))]
+impl MetadataMap {
+    fn new(pairs: &Option<Vec<(String, String)>>) -> Self {
+        Self(to_map(pairs))
+    }
+
+    fn get(&self, _: &Option<Vec<(String, String)>>) -> &Option<HashMap<String, String>> {
+        &self.0
+    }
 }
 
 /// Reads the 8-byte little-endian header length at the start of `prefix`, refusing
@@ -80,25 +132,14 @@ impl Metadata {
         {
             return Err(SafeTensorError::InvalidHeaderStart);
         }
-        let Header(entries) = serde_json::from_str(text)
+        // Every tensor entry is validated as it is read; the first problem in file order is
+        // reported, after any JSON syntax error.
+        let header: Header = serde_json::from_str(text)
             .map_err(|e| SafeTensorError::InvalidHeaderDeserialization(e.to_string()))?;
-
-        let mut metadata_pairs = None;
-        let mut tensors = Vec::with_capacity(entries.len());
-        for (name, entry) in entries {
-            match entry {
-                RawEntry::Metadata(_) if metadata_pairs.is_some() => {
-                    return Err(SafeTensorError::DuplicateTensor(name));
-                }
-                RawEntry::Metadata(pairs) => {
-                    metadata_pairs = Some(pairs.map_err(SafeTensorError::InvalidMetadata)?)
-                }
-                RawEntry::Tensor(raw) => {
-                    let info = validate_tensor_entry(&name, raw)?;
-                    tensors.push((name, info));
-                }
-            }
+        if let Some(problem) = header.first_error {
+            return Err(problem);
         }
+        let (metadata_pairs, tensors) = (header.metadata, header.tensors);
         let metadata = Self::from_parts(metadata_pairs, tensors, data_len);
         metadata.check_unique_names()?;
         metadata.check_tiling()?;
@@ -112,14 +153,15 @@ impl Metadata {
         mut tensors: Vec<(String, TensorInfo)>,
         data_len: usize,
     ) -> Self {
-        tensors.sort_by(|(an, a), (bn, b)| {
+        // Unstable: no scratch buffer of half the entries. Equal keys are equal names and
+        // offsets, which the duplicate-name check refuses whatever their order.
+        tensors.sort_unstable_by(|(an, a), (bn, b)| {
             a.data_offsets.cmp(&b.data_offsets).then_with(|| an.cmp(bn))
         });
-        let mut by_name: Vec<usize> = (0..tensors.len()).collect();
-        by_name.sort_unstable_by(|&a, &b| tensors[a].0.cmp(&tensors[b].0));
-        let metadata = metadata_pairs
-            .as_ref()
-            .map(|pairs| pairs.iter().cloned().collect());
+        // Entries take more than one byte each, so their count fits a u32 (MAX_HEADER_SIZE).
+        let mut by_name: Vec<u32> = (0..tensors.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| tensors[a as usize].0.cmp(&tensors[b as usize].0));
+        let metadata = MetadataMap::new(&metadata_pairs);
         Metadata {
             metadata,
             metadata_pairs,
@@ -131,7 +173,7 @@ impl Metadata {
 
     /// The `__metadata__` map, if the header has one.
     pub fn metadata(&self) -> &Option<HashMap<String, String>> {
-        &self.metadata
+        self.metadata.get(&self.metadata_pairs)
     }
 
     /// The `__metadata__` entries in the order the file lists them.
@@ -150,9 +192,9 @@ impl Metadata {
     /// One tensor's entry.
     pub fn info(&self, name: &str) -> Option<&TensorInfo> {
         self.by_name
-            .binary_search_by(|&i| self.tensors[i].0.as_str().cmp(name))
+            .binary_search_by(|&i| self.tensors[i as usize].0.as_str().cmp(name))
             .ok()
-            .map(|pos| &self.tensors[self.by_name[pos]].1)
+            .map(|pos| &self.tensors[self.by_name[pos] as usize].1)
     }
 
     /// Tensor names in data order (sorted by offsets).
@@ -168,7 +210,7 @@ impl Metadata {
     pub fn names_sorted(&self) -> Vec<&str> {
         self.by_name
             .iter()
-            .map(|&i| self.tensors[i].0.as_str())
+            .map(|&i| self.tensors[i as usize].0.as_str())
             .collect()
     }
 
@@ -195,7 +237,8 @@ impl Metadata {
     }
 }
 
-fn validate_tensor_entry(
+/// Checks one tensor entry as read (everything but its place among the others).
+pub(crate) fn validate_tensor_entry(
     name: &str,
     raw: Result<RawTensor, &'static str>,
 ) -> Result<TensorInfo, SafeTensorError> {
@@ -213,12 +256,13 @@ fn validate_tensor_entry(
     }
     let missing = |key: &str| bad(format!("missing field {key:?}"));
     let dtype = match raw.dtype.ok_or_else(|| missing("dtype"))? {
-        Ok(s) => s
-            .parse::<Dtype>()
-            .map_err(|_| SafeTensorError::UnknownDtype {
+        Ok(Ok(dtype)) => dtype,
+        Ok(Err(unknown)) => {
+            return Err(SafeTensorError::UnknownDtype {
                 tensor: Some(name.into()),
-                dtype: s,
-            })?,
+                dtype: unknown,
+            })
+        }
         Err(found) => return Err(bad(format!("dtype must be a string, found {found}"))),
     };
     let shape = raw
@@ -229,12 +273,13 @@ fn validate_tensor_entry(
         .data_offsets
         .ok_or_else(|| missing("data_offsets"))?
         .map_err(|what| bad(format!("data_offsets {what}")))?;
-    let [begin, end] = offsets[..] else {
+    if offsets.count != 2 {
         return Err(bad(format!(
             "data_offsets must hold exactly 2 integers, found {}",
-            offsets.len()
+            offsets.count
         )));
-    };
+    }
+    let [begin, end] = offsets.first;
 
     let expected = dtype.byte_size(&shape).map_err(|e| match e {
         ShapeSizeError::Overflow => SafeTensorError::ValidationOverflow {
@@ -265,8 +310,8 @@ impl Metadata {
     /// Refuses a tensor name that appears twice (adjacent in name order).
     fn check_unique_names(&self) -> Result<(), SafeTensorError> {
         for pair in self.by_name.windows(2) {
-            let name = &self.tensors[pair[0]].0;
-            if *name == self.tensors[pair[1]].0 {
+            let name = &self.tensors[pair[0] as usize].0;
+            if *name == self.tensors[pair[1] as usize].0 {
                 return Err(SafeTensorError::DuplicateTensor(name.clone()));
             }
         }

@@ -1,37 +1,45 @@
-//! The header's JSON grammar as typed serde visitors. They keep entries in file order with
-//! repeated keys (so duplicates can be refused), and report a wrong JSON type as a value
-//! rather than a parse error, so validation can name the tensor and field. No
-//! intermediate `serde_json::Value` is built: parsing a large header allocates little.
+//! The header's JSON grammar as typed serde visitors. Each tensor entry is validated as soon
+//! as it is read, so only validated entries are kept (never a raw copy of the whole header);
+//! a wrong JSON type is reported as a value rather than a parse error, so validation can name
+//! the tensor and field. No intermediate `serde_json::Value` is built: parsing a large header
+//! allocates little beyond what the result keeps.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::header::METADATA_KEY;
-
-/// One top-level header entry, before validation.
-pub(crate) enum RawEntry {
-    /// `__metadata__`: ordered pairs, or what was found instead of an object of strings.
-    Metadata(Result<Vec<(String, String)>, String>),
-    /// A tensor entry: its fields, or the JSON type found instead of an object.
-    Tensor(Result<RawTensor, &'static str>),
-}
+use crate::dtype::Dtype;
+use crate::error::SafeTensorError;
+use crate::header::{validate_tensor_entry, TensorInfo, METADATA_KEY};
 
 /// A tensor entry's fields; each is `Err(what was found)` when it has the wrong JSON type.
 #[derive(Default)]
 pub(crate) struct RawTensor {
-    pub dtype: Option<Result<String, &'static str>>,
+    pub dtype: Option<Result<Result<Dtype, String>, &'static str>>,
     pub shape: Option<Result<Vec<usize>, String>>,
-    pub data_offsets: Option<Result<Vec<usize>, String>>,
-    pub duplicate_field: Option<String>,
+    pub data_offsets: Option<Result<Offsets, String>>,
+    pub duplicate_field: Option<&'static str>,
 }
 
-/// The whole header object, in file order, repeated keys kept.
-pub(crate) struct Header(pub Vec<(String, RawEntry)>);
+/// `data_offsets` as read: its first two integers and how many there were, so a wrong
+/// count is reported without keeping the array.
+pub(crate) struct Offsets {
+    pub first: [usize; 2],
+    pub count: usize,
+}
+
+/// The whole header, read in file order: the metadata, the validated tensors (in file
+/// order), and the first problem met in file order. A problem does not stop the parse, so
+/// a JSON syntax error anywhere still takes precedence, as when the header was read whole
+/// before validation.
+pub(crate) struct Header {
+    pub metadata: Option<Vec<(String, String)>>,
+    pub tensors: Vec<(String, TensorInfo)>,
+    pub first_error: Option<SafeTensorError>,
+}
 
 impl<'de> Deserialize<'de> for Header {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -42,16 +50,42 @@ impl<'de> Deserialize<'de> for Header {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
-                let mut entries = Vec::new();
+                let mut header = Header {
+                    metadata: None,
+                    tensors: Vec::new(),
+                    first_error: None,
+                };
                 while let Some(key) = map.next_key::<String>()? {
-                    let entry = if key == METADATA_KEY {
-                        RawEntry::Metadata(map.next_value::<MetadataValue>()?.0)
+                    let problem = if key == METADATA_KEY {
+                        let value = map.next_value::<MetadataValue>()?.0;
+                        match value {
+                            _ if header.metadata.is_some() => {
+                                Some(SafeTensorError::DuplicateTensor(key))
+                            }
+                            Ok(pairs) => {
+                                header.metadata = Some(pairs);
+                                None
+                            }
+                            Err(e) => Some(SafeTensorError::InvalidMetadata(e)),
+                        }
                     } else {
-                        RawEntry::Tensor(map.next_value::<TensorValue>()?.0)
+                        let raw = map.next_value::<TensorValue>()?.0;
+                        match validate_tensor_entry(&key, raw) {
+                            Ok(info) => {
+                                header.tensors.push((key, info));
+                                None
+                            }
+                            Err(e) => Some(e),
+                        }
                     };
-                    entries.push((key, entry));
+                    if problem.is_some() {
+                        header.first_error = problem;
+                        // The rest only has to be well-formed JSON: skim it, keeping nothing.
+                        drain_map(map)?;
+                        break;
+                    }
                 }
-                Ok(Header(entries))
+                Ok(header)
             }
         }
         d.deserialize_map(V)
@@ -177,13 +211,13 @@ impl<'de> Deserialize<'de> for TensorValue {
                         FieldName::Other => false,
                     };
                     if slot_taken && t.duplicate_field.is_none() {
-                        t.duplicate_field = Some(key.name().into());
+                        t.duplicate_field = Some(key.name());
                     }
                     match key {
-                        FieldName::Dtype => t.dtype = Some(map.next_value::<Typed<String>>()?.0),
+                        FieldName::Dtype => t.dtype = Some(map.next_value::<DtypeValue>()?.0),
                         FieldName::Shape => t.shape = Some(map.next_value::<Integers>()?.0),
                         FieldName::DataOffsets => {
-                            t.data_offsets = Some(map.next_value::<Integers>()?.0)
+                            t.data_offsets = Some(map.next_value::<OffsetsValue>()?.0)
                         }
                         // Ignored, as the reference does, so files from newer writers load.
                         FieldName::Other => {
@@ -206,7 +240,7 @@ enum FieldName {
 }
 
 impl FieldName {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         match self {
             FieldName::Dtype => "dtype",
             FieldName::Shape => "shape",
@@ -242,7 +276,7 @@ struct Typed<T>(Result<T, &'static str>);
 
 impl<'de> Deserialize<'de> for Typed<String> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V(PhantomData<String>);
+        struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Typed<String>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -275,12 +309,79 @@ impl<'de> Deserialize<'de> for Typed<String> {
                 Ok(Typed(Err("an object")))
             }
         }
-        d.deserialize_any(V(PhantomData))
+        d.deserialize_any(V)
     }
 }
 
-/// An array of non-negative integers that fit a `usize`, or a sentence end saying what
-/// was found instead.
+/// A `dtype` value: a known dtype, the unknown name (`Ok(Err(name))`), or the JSON type
+/// found instead. Parsed from the borrowed text: a known dtype allocates nothing.
+struct DtypeValue(Result<Result<Dtype, String>, &'static str>);
+
+impl<'de> Deserialize<'de> for DtypeValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = DtypeValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<DtypeValue, E> {
+                Ok(DtypeValue(Ok(s.parse::<Dtype>().map_err(|_| s.into()))))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<DtypeValue, E> {
+                Ok(DtypeValue(Err("a boolean")))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<DtypeValue, E> {
+                Ok(DtypeValue(Err("a number")))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<DtypeValue, E> {
+                Ok(DtypeValue(Err("a number")))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<DtypeValue, E> {
+                Ok(DtypeValue(Err("a number")))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<DtypeValue, E> {
+                Ok(DtypeValue(Err("null")))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<DtypeValue, A::Error> {
+                drain_seq(seq)?;
+                Ok(DtypeValue(Err("an array")))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<DtypeValue, A::Error> {
+                drain_map(map)?;
+                Ok(DtypeValue(Err("an object")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+const NOT_INTEGERS: &str = "must be an array of non-negative integers, found";
+
+/// Reads an array's items as integers, handing each to `keep` until one is not a
+/// non-negative integer that fits a `usize`; returns the first such problem.
+fn read_integers<'de, A: SeqAccess<'de>>(
+    mut seq: A,
+    mut keep: impl FnMut(usize),
+) -> Result<Option<String>, A::Error> {
+    let mut problem = None;
+    while let Some(item) = seq.next_element::<Integer>()? {
+        match item.0 {
+            Ok(n) if problem.is_none() => keep(n),
+            Ok(_) => {}
+            Err(found) => {
+                problem.get_or_insert(format!("must hold non-negative integers, found {found}"));
+            }
+        }
+    }
+    Ok(problem)
+}
+
+/// Shapes up to this many dimensions are gathered without a growing vector.
+const SHORT_SHAPE: usize = 8;
+
+/// A `shape`: an array of non-negative integers that fit a `usize`, or a sentence end saying
+/// what was found instead.
 struct Integers(Result<Vec<usize>, String>);
 
 impl<'de> Deserialize<'de> for Integers {
@@ -291,31 +392,70 @@ impl<'de> Deserialize<'de> for Integers {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            found_instead!(|kind| Integers(Err(format!(
-                "must be an array of non-negative integers, found {kind}"
-            ))));
+            found_instead!(|kind| Integers(Err(format!("{NOT_INTEGERS} {kind}"))));
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Integers, A::Error> {
                 drain_map(map)?;
-                Ok(Integers(Err(
-                    "must be an array of non-negative integers, found an object".into(),
-                )))
+                Ok(Integers(Err(format!("{NOT_INTEGERS} an object"))))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Integers, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(16));
-                let mut problem = None;
-                while let Some(item) = seq.next_element::<Integer>()? {
-                    match item.0 {
-                        Ok(n) => out.push(n),
-                        Err(found) => {
-                            problem.get_or_insert(format!(
-                                "must hold non-negative integers, found {found}"
-                            ));
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Integers, A::Error> {
+                // Kept for the file's lifetime, so a short shape (the usual case) is
+                // gathered on the stack and allocated once at its exact length: a million
+                // one-dimension shapes must not each hold a vector's growth slack.
+                let mut short = [0usize; SHORT_SHAPE];
+                let mut len = 0;
+                let mut long = Vec::new();
+                let problem = read_integers(seq, |n| {
+                    if len < SHORT_SHAPE {
+                        short[len] = n;
+                    } else {
+                        if long.is_empty() {
+                            long.extend_from_slice(&short);
                         }
+                        long.push(n);
                     }
-                }
+                    len += 1;
+                })?;
                 Ok(Integers(match problem {
                     Some(p) => Err(p),
-                    None => Ok(out),
+                    None if len <= SHORT_SHAPE => Ok(short[..len].to_vec()),
+                    None => Ok(long),
+                }))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `data_offsets`: like [`Integers`], but keeping only the first two and the count.
+struct OffsetsValue(Result<Offsets, String>);
+
+impl<'de> Deserialize<'de> for OffsetsValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OffsetsValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            found_instead!(|kind| OffsetsValue(Err(format!("{NOT_INTEGERS} {kind}"))));
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<OffsetsValue, A::Error> {
+                drain_map(map)?;
+                Ok(OffsetsValue(Err(format!("{NOT_INTEGERS} an object"))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<OffsetsValue, A::Error> {
+                let mut offsets = Offsets {
+                    first: [0; 2],
+                    count: 0,
+                };
+                let problem = read_integers(seq, |n| {
+                    if let Some(slot) = offsets.first.get_mut(offsets.count) {
+                        *slot = n;
+                    }
+                    offsets.count += 1;
+                })?;
+                Ok(OffsetsValue(match problem {
+                    Some(p) => Err(p),
+                    None => Ok(offsets),
                 }))
             }
         }

@@ -53,6 +53,53 @@ fn write_then_read_both_backends() {
         .unwrap()
         .tensor("b")
         .is_err());
+    // Every view at once, in data order: the same as one at a time.
+    let views: Vec<_> = mapped
+        .views()
+        .unwrap()
+        .map(|(name, view)| (name, view.unwrap()))
+        .collect();
+    assert_eq!(views.len(), 2);
+    for (name, view) in views {
+        assert_eq!(view, mapped.tensor(name).unwrap(), "{name}");
+    }
+    assert!(SafeFile::open(&path, Backend::Pread)
+        .unwrap()
+        .views()
+        .is_err());
+}
+
+#[test]
+fn views_of_a_shrunk_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let a = f32_bytes(1024);
+    serialize_to_file(
+        [("a", TensorView::new(Dtype::F32, vec![1024], &a).unwrap())],
+        None,
+        &path,
+    )
+    .unwrap();
+    let f = SafeFile::open(&path, MMAP).unwrap();
+    let full = std::fs::read(&path).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    let e = f.views().err().unwrap();
+    assert!(
+        matches!(
+            e,
+            SafeTensorError::FileChanged {
+                actual_len: 100,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    std::fs::write(&path, full).unwrap();
 }
 
 #[test]

@@ -145,3 +145,64 @@ fn many_metadata_entries_read_and_their_duplicates_are_found() {
     let expected = format!("\"key{}\" appears twice", n / 2);
     assert!(e.to_string().contains(&expected), "{e}");
 }
+
+/// Entries are validated as the parser reads them; what is reported must not depend on
+/// that: a JSON syntax error anywhere wins over a bad entry, and among bad entries the
+/// first in file order is named.
+#[test]
+fn first_problem_in_file_order_after_syntax_errors() {
+    let bad_dtype = r#""x":{"dtype":"Q7","shape":[1],"data_offsets":[0,1]}"#;
+    let bad_shape = r#""y":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}"#;
+    // A syntax error after a bad entry.
+    let e = read(&format!("{{{bad_dtype},{ENTRY},}}"), 3).unwrap_err();
+    assert!(
+        matches!(e, SafeTensorError::InvalidHeaderDeserialization(_)),
+        "{e:?}"
+    );
+    let e = read(&format!("{{{bad_dtype},{ENTRY}"), 3).unwrap_err();
+    assert!(
+        matches!(e, SafeTensorError::InvalidHeaderDeserialization(_)),
+        "{e:?}"
+    );
+    // Two bad entries: the first named, whichever kind.
+    let e = read(&format!("{{{bad_dtype},{bad_shape}}}"), 2).unwrap_err();
+    assert!(
+        matches!(&e, SafeTensorError::UnknownDtype { tensor: Some(t), dtype } if t == "x" && dtype == "Q7"),
+        "{e:?}"
+    );
+    let e = read(&format!("{{{bad_shape},{bad_dtype}}}"), 2).unwrap_err();
+    assert!(
+        matches!(&e, SafeTensorError::InvalidTensorEntry { tensor, .. } if tensor == "y"),
+        "{e:?}"
+    );
+    // Bad metadata before a bad entry, and a second `__metadata__` after one.
+    let e = read(&format!(r#"{{"__metadata__":{{"k":1}},{bad_dtype}}}"#), 1).unwrap_err();
+    assert!(matches!(e, SafeTensorError::InvalidMetadata(_)), "{e:?}");
+    let e = read(
+        &format!(r#"{{"__metadata__":{{}},{ENTRY},"__metadata__":{{}},{bad_dtype}}}"#),
+        2,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, SafeTensorError::DuplicateTensor(name) if name == "__metadata__"),
+        "{e:?}"
+    );
+    // Entry problems come before the checks that need every entry (names, tiling).
+    let e = read(&format!("{{{ENTRY},{ENTRY},{bad_dtype}}}"), 2).unwrap_err();
+    assert!(matches!(e, SafeTensorError::UnknownDtype { .. }), "{e:?}");
+}
+
+/// Shapes are kept at their exact length whether short (gathered on the stack) or long.
+#[test]
+fn shapes_of_every_length_are_kept_exactly() {
+    for rank in [0usize, 1, 7, 8, 9, 17, 1000] {
+        let shape = vec![1usize; rank];
+        let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+        let header = format!(
+            r#"{{"a":{{"dtype":"U8","shape":[{}],"data_offsets":[0,1]}}}}"#,
+            dims.join(",")
+        );
+        let got = read(&header, 1).unwrap_or_else(|e| panic!("rank {rank}: {e}"));
+        assert_eq!(got, [("a".to_string(), Dtype::U8, shape)], "rank {rank}");
+    }
+}
