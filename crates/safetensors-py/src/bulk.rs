@@ -33,6 +33,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use safetensors::reader::{read_into, Read, ReaderOptions};
+use safetensors::source::Source as ByteSource;
 use std::sync::Arc;
 
 /// At least this fraction of a file's pages in the page cache makes a load "warm": the
@@ -138,35 +139,32 @@ fn read_group(
     mut group: Group,
     options: &ReaderOptions,
 ) -> PyResult<()> {
-    if let Source::Remote(file) = &opened.source {
-        // Range requests, several at once on keep-alive connections.
-        group.sort_by_key(|(at, _)| *at);
-        let data_start = file.data_start();
-        let reads: Vec<Read<'_>> = group
-            .iter_mut()
-            .map(|(at, item)| Read {
-                offset: data_start + *at,
-                dst: item.dst.as_mut_slice(),
-            })
-            .collect();
-        return py
-            .detach(|| read_into(file.source(), reads, options))
-            .map_err(to_pyerr);
-    }
-    let Source::File(file) = &opened.source else {
-        // A buffer is memory already; a Python file object is read under its lock, one
-        // piece at a time: neither gains from threads.
-        for (_, item) in &mut group {
-            let info = opened.info(&item.name)?.clone();
-            let range = item.start..item.start + item.dst.len();
-            opened
-                .source
-                .read_ranges(py, &item.name, &info, &[range], item.dst.as_mut_slice())?;
-        }
-        return Ok(());
-    };
-    file.check_unchanged().map_err(to_pyerr)?;
-    let data_start = file.data_start();
+    // The parallel reader over a local file (positioned reads) or a URL (Range requests,
+    // several at once on keep-alive connections); `local` also gets the sequential hint.
+    let (data_start, source, local): (u64, &(dyn ByteSource + Sync), Option<&std::fs::File>) =
+        match &opened.source {
+            Source::File(file) => {
+                file.check_unchanged().map_err(to_pyerr)?;
+                (file.data_start(), file.file(), Some(file.file()))
+            }
+            Source::Remote(file) => (file.data_start(), file.source(), None),
+            // A buffer is memory already; a Python file object is read under its lock, one
+            // piece at a time: neither gains from threads.
+            _ => {
+                for (_, item) in &mut group {
+                    let info = opened.info(&item.name)?.clone();
+                    let range = item.start..item.start + item.dst.len();
+                    opened.source.read_ranges(
+                        py,
+                        &item.name,
+                        &info,
+                        &[range],
+                        item.dst.as_mut_slice(),
+                    )?;
+                }
+                return Ok(());
+            }
+        };
     // File order: the reader hands blocks out in the order given.
     group.sort_by_key(|(at, _)| *at);
     let (lo, hi) = group.iter().fold((u64::MAX, 0), |(lo, hi), (at, item)| {
@@ -179,12 +177,11 @@ fn read_group(
             dst: item.dst.as_mut_slice(),
         })
         .collect();
-    let handle = file.file();
     py.detach(|| {
-        if lo < hi {
+        if let (Some(handle), true) = (local, lo < hi) {
             safetensors::cache::advise_sequential(handle, data_start + lo, hi - lo);
         }
-        read_into(handle, reads, options)
+        read_into(source, reads, options)
     })
     .map_err(to_pyerr)
 }
