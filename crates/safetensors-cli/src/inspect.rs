@@ -2,7 +2,6 @@
 //! byte offsets, totals per dtype and the `__metadata__`), read from the headers alone, for
 //! one file, a sharded folder, or an http(s) URL fetched with Range requests.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -168,12 +167,10 @@ pub fn render(model: &Model) -> String {
     out.push_str(&table.render());
 
     // One metadata section when every file carries the same __metadata__, else one per file.
-    let distinct: BTreeSet<Option<&[(String, String)]>> = model
-        .files
-        .iter()
-        .map(|s| s.header.metadata.metadata_ordered())
-        .collect();
-    let sections: Vec<(Option<&str>, Option<Pairs<'_>>)> = if distinct.len() <= 1 {
+    let all_same = model.files.windows(2).all(|pair| {
+        pair[0].header.metadata.metadata_ordered() == pair[1].header.metadata.metadata_ordered()
+    });
+    let sections: Vec<(Option<&str>, Option<Pairs<'_>>)> = if all_same {
         vec![(
             None,
             model
@@ -196,7 +193,7 @@ pub fn render(model: &Model) -> String {
         }
         match metadata {
             None => out.push_str(" none\n"),
-            Some([]) => out.push_str(" {} (empty)\n"),
+            Some(pairs) if pairs.is_empty() => out.push_str(" {} (empty)\n"),
             Some(pairs) => {
                 out.push('\n');
                 for (key, value) in pairs {

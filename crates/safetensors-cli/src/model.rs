@@ -120,10 +120,8 @@ impl OpenModel {
     pub fn metadata_map(&self) -> BTreeMap<&str, &str> {
         self.metadata()
             .0
-            .unwrap_or(&[])
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
+            .map(|pairs| pairs.iter().collect())
+            .unwrap_or_default()
     }
 
     /// Tensor names in data order, file by file: the order a reader streaming the files sees.
@@ -136,12 +134,12 @@ impl OpenModel {
 }
 
 /// Two `__metadata__` values hold the same pairs (order aside).
-fn same_metadata(a: Option<&[(String, String)]>, b: Option<&[(String, String)]>) -> bool {
+fn same_metadata(a: Option<Pairs<'_>>, b: Option<Pairs<'_>>) -> bool {
     match (a, b) {
         (None, None) => true,
         (Some(a), Some(b)) => {
-            let a: BTreeMap<_, _> = a.iter().map(|(k, v)| (k, v)).collect();
-            let b: BTreeMap<_, _> = b.iter().map(|(k, v)| (k, v)).collect();
+            let a: BTreeMap<_, _> = a.iter().collect();
+            let b: BTreeMap<_, _> = b.iter().collect();
             a == b
         }
         _ => false,

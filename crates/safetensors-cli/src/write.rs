@@ -46,7 +46,7 @@ impl<V: View> View for Counted<'_, V> {
 /// `path`, streaming each tensor's bytes from where the views point.
 pub fn write_file<V: View>(
     tensors: Vec<(String, V)>,
-    metadata: Option<&[(String, String)]>,
+    metadata: Option<safetensors::tensor::MetadataEntries<'_>>,
     path: &Path,
     progress: &Progress,
 ) -> Result<(), Error> {

@@ -266,7 +266,7 @@ fn verify_one(ck: &Checkpoint, plan: &SharePlan, output: &Path) -> Result<(), Co
         ));
     }
     let want_meta = metadata(plan);
-    if meta.metadata_ordered() != Some(&want_meta[..]) {
+    if meta.metadata_ordered().map(|m| m.to_vec()).as_deref() != Some(&want_meta[..]) {
         return Err(verify(
             "__metadata__",
             format!("is {:?}, expected {want_meta:?}", meta.metadata_ordered()),

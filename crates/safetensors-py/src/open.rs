@@ -402,7 +402,7 @@ impl Container {
     pub fn metadata(&self, py: Python<'_>) -> PyResult<Option<Vec<(String, String)>>> {
         match self {
             Container::Single(one) => {
-                Ok(one.source.metadata().metadata_ordered().map(<[_]>::to_vec))
+                Ok(one.source.metadata().metadata_ordered().map(|m| m.to_vec()))
             }
             Container::Sharded { checkpoint, .. } => {
                 py.detach(|| checkpoint.metadata()).map_err(to_pyerr)

@@ -472,7 +472,7 @@ impl Checkpoint {
                 any = true;
                 for (key, value) in shard_pairs {
                     if !pairs.iter().any(|(k, _)| k == key) {
-                        pairs.push((key.clone(), value.clone()));
+                        pairs.push((key.into(), value.into()));
                     }
                 }
             }

@@ -3,11 +3,13 @@
 
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::dtype::{Dtype, ShapeSizeError};
 use crate::error::SafeTensorError;
 use crate::json::{Header, RawTensor};
+use crate::table::{ChunkedVec, Lazy, StrTable};
 use crate::HashMap;
 
 /// The largest header a reader accepts, in bytes. Keeps a hostile length prefix from
@@ -40,68 +42,129 @@ impl TensorInfo {
     }
 }
 
-/// A parsed and validated header: the tensors in data order, and the `__metadata__` map.
+/// A parsed and validated header: the tensors (kept in file order, listed in data order),
+/// and the `__metadata__` map. Names, metadata strings and entries are stored compactly
+/// ([`crate::table`]): a header of millions of entries costs about its own size.
 #[derive(Debug, Clone)]
 pub struct Metadata {
-    /// `__metadata__` in file order: the one copy of it.
-    metadata_pairs: Option<Vec<(String, String)>>,
-    /// The same as a map, for [`Metadata::metadata`].
-    metadata: MetadataMap,
-    /// Tensors sorted by their offsets (data order).
-    tensors: Vec<(String, TensorInfo)>,
-    /// Positions in `tensors`, sorted by name: lookups by binary search, sorted names for free.
+    /// `__metadata__` in file order, key then value: the one copy of it.
+    metadata_pairs: Option<StrTable>,
+    /// The same as a map, for [`Metadata::metadata`]: built on first use, as most readers
+    /// only ask for the ordered pairs and millions of entries must not be held twice.
+    metadata: Lazy<Option<HashMap<String, String>>>,
+    /// Tensor names and entries, in file order (same index).
+    names: StrTable,
+    infos: ChunkedVec<TensorInfo>,
+    /// Positions in `infos` in data order (by offsets; ties, zero-sized tensors, by name).
     /// `u32` is enough: a header of at most [`MAX_HEADER_SIZE`] bytes holds fewer entries.
+    by_offset: Vec<u32>,
+    /// Positions in `infos` sorted by name: lookups by binary search, sorted names for free.
     by_name: Vec<u32>,
     data_len: usize,
 }
 
 impl PartialEq for Metadata {
     fn eq(&self, other: &Self) -> bool {
-        // The map is derived from the pairs (and may not be built yet on either side).
+        // The map is derived from the pairs (and may not be built yet on either side); the
+        // file order of the entries does not matter, their data order does.
         self.metadata_pairs == other.metadata_pairs
-            && self.tensors == other.tensors
-            && self.by_name == other.by_name
             && self.data_len == other.data_len
+            && self.iter().eq(other.iter())
     }
 }
 
 impl Eq for Metadata {}
 
-fn to_map(pairs: &Option<Vec<(String, String)>>) -> Option<HashMap<String, String>> {
-    pairs.as_ref().map(|pairs| pairs.iter().cloned().collect())
+/// The `__metadata__` entries in file order, as [`Metadata::metadata_ordered`] gives them.
+#[derive(Clone, Copy)]
+pub struct MetadataEntries<'a> {
+    pairs: &'a StrTable,
 }
 
-/// The map [`Metadata::metadata`] returns. With `std` it is built on first use: most
-/// readers only ask for the ordered pairs, and a header of millions of entries must not be
-/// held twice. Without `std` there is no thread-safe lazy cell, so it is built at once.
-#[cfg(feature = "std")]
-#[derive(Debug, Clone, Default)]
-struct MetadataMap(std::sync::OnceLock<Option<HashMap<String, String>>>);
-
-#[cfg(feature = "std")]
-impl MetadataMap {
-    fn new(_: &Option<Vec<(String, String)>>) -> Self {
-        Self::default()
+impl<'a> MetadataEntries<'a> {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.pairs.len() / 2
     }
 
-    fn get(&self, pairs: &Option<Vec<(String, String)>>) -> &Option<HashMap<String, String>> {
-        self.0.get_or_init(|| to_map(pairs))
+    /// True when `__metadata__` is an empty object.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `(key, value)` pairs in file order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone + 'a {
+        let pairs = self.pairs;
+        (0..self.len()).map(move |i| (pairs.get(2 * i), pairs.get(2 * i + 1)))
+    }
+
+    /// The value of `key` (a scan: for the few entries metadata usually holds; use
+    /// [`Metadata::metadata`] for many lookups).
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The entries as owned pairs.
+    pub fn to_vec(&self) -> Vec<(String, String)> {
+        self.iter().map(|(k, v)| (k.into(), v.into())).collect()
     }
 }
 
-#[cfg(not(feature = "std"))]
-#[derive(Debug, Clone)]
-struct MetadataMap(Option<HashMap<String, String>>);
-
-#[cfg(not(feature = "std"))]
-impl MetadataMap {
-    fn new(pairs: &Option<Vec<(String, String)>>) -> Self {
-        Self(to_map(pairs))
+impl<'a> IntoIterator for MetadataEntries<'a> {
+    type Item = (&'a str, &'a str);
+    type IntoIter = alloc::boxed::Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        alloc::boxed::Box::new(self.iter())
     }
+}
 
-    fn get(&self, _: &Option<Vec<(String, String)>>) -> &Option<HashMap<String, String>> {
-        &self.0
+impl PartialEq for MetadataEntries<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.pairs == other.pairs
     }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> PartialEq<[(K, V)]> for MetadataEntries<'_> {
+    fn eq(&self, other: &[(K, V)]) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .zip(other)
+                .all(|((k, v), (ok, ov))| k == ok.as_ref() && v == ov.as_ref())
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> PartialEq<&[(K, V)]> for MetadataEntries<'_> {
+    fn eq(&self, other: &&[(K, V)]) -> bool {
+        *self == **other
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> PartialEq<Vec<(K, V)>> for MetadataEntries<'_> {
+    fn eq(&self, other: &Vec<(K, V)>) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>, const N: usize> PartialEq<[(K, V); N]> for MetadataEntries<'_> {
+    fn eq(&self, other: &[(K, V); N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl core::fmt::Debug for MetadataEntries<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+fn to_map(pairs: &Option<StrTable>) -> Option<HashMap<String, String>> {
+    pairs.as_ref().map(|pairs| {
+        MetadataEntries { pairs }
+            .iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect()
+    })
 }
 
 /// Reads the 8-byte little-endian header length at the start of `prefix`, refusing
@@ -139,33 +202,46 @@ impl Metadata {
         if let Some(problem) = header.first_error {
             return Err(problem);
         }
-        let (metadata_pairs, tensors) = (header.metadata, header.tensors);
-        let metadata = Self::from_parts(metadata_pairs, tensors, data_len);
+        let metadata = Self::from_parts(header.metadata, header.names, header.infos, data_len);
         metadata.check_unique_names()?;
         metadata.check_tiling()?;
         Ok(metadata)
     }
 
-    /// Puts tensors in data order (by offsets; ties, zero-sized tensors, by name) and
-    /// indexes them by name. Validation happens on the result.
+    /// Lists the tensors in data order (by offsets; ties, zero-sized tensors, by name) and
+    /// by name. Validation happens on the result.
     fn from_parts(
-        metadata_pairs: Option<Vec<(String, String)>>,
-        mut tensors: Vec<(String, TensorInfo)>,
+        mut metadata_pairs: Option<StrTable>,
+        mut names: StrTable,
+        infos: ChunkedVec<TensorInfo>,
         data_len: usize,
     ) -> Self {
-        // Unstable: no scratch buffer of half the entries. Equal keys are equal names and
-        // offsets, which the duplicate-name check refuses whatever their order.
-        tensors.sort_unstable_by(|(an, a), (bn, b)| {
-            a.data_offsets.cmp(&b.data_offsets).then_with(|| an.cmp(bn))
-        });
+        names.shrink_small();
+        if let Some(pairs) = metadata_pairs.as_mut() {
+            pairs.shrink_small();
+        }
         // Entries take more than one byte each, so their count fits a u32 (MAX_HEADER_SIZE).
-        let mut by_name: Vec<u32> = (0..tensors.len() as u32).collect();
-        by_name.sort_unstable_by(|&a, &b| tensors[a as usize].0.cmp(&tensors[b as usize].0));
-        let metadata = MetadataMap::new(&metadata_pairs);
+        let count = infos.len() as u32;
+        // Unstable sorts: no scratch buffer of half the entries. Equal keys are equal names
+        // (and offsets), which the duplicate-name check refuses whatever their order.
+        let mut by_name: Vec<u32> = (0..count).collect();
+        by_name.sort_unstable_by(|&a, &b| names.get(a as usize).cmp(names.get(b as usize)));
+        // Ties in data order (zero-sized tensors) go by name: by rank in name order, so the
+        // sort compares integers only.
+        let mut rank = vec![0u32; count as usize];
+        for (r, &i) in by_name.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+        let mut by_offset: Vec<u32> = (0..count).collect();
+        by_offset.sort_unstable_by_key(|&i| (infos[i as usize].data_offsets, rank[i as usize]));
+        drop(rank);
+        let metadata = Lazy::new(|| to_map(&metadata_pairs));
         Metadata {
             metadata,
             metadata_pairs,
-            tensors,
+            names,
+            infos,
+            by_offset,
             by_name,
             data_len,
         }
@@ -173,52 +249,55 @@ impl Metadata {
 
     /// The `__metadata__` map, if the header has one.
     pub fn metadata(&self) -> &Option<HashMap<String, String>> {
-        self.metadata.get(&self.metadata_pairs)
+        self.metadata.get(|| to_map(&self.metadata_pairs))
     }
 
     /// The `__metadata__` entries in the order the file lists them.
-    pub fn metadata_ordered(&self) -> Option<&[(String, String)]> {
-        self.metadata_pairs.as_deref()
+    pub fn metadata_ordered(&self) -> Option<MetadataEntries<'_>> {
+        self.metadata_pairs
+            .as_ref()
+            .map(|pairs| MetadataEntries { pairs })
     }
 
     /// Every tensor by name.
     pub fn tensors(&self) -> HashMap<String, &TensorInfo> {
-        self.tensors
-            .iter()
-            .map(|(name, info)| (name.clone(), info))
+        self.iter()
+            .map(|(name, info)| (name.into(), info))
             .collect()
     }
 
     /// One tensor's entry.
     pub fn info(&self, name: &str) -> Option<&TensorInfo> {
         self.by_name
-            .binary_search_by(|&i| self.tensors[i as usize].0.as_str().cmp(name))
+            .binary_search_by(|&i| self.names.get(i as usize).cmp(name))
             .ok()
-            .map(|pos| &self.tensors[self.by_name[pos] as usize].1)
+            .map(|pos| &self.infos[self.by_name[pos] as usize])
     }
 
     /// Tensor names in data order (sorted by offsets).
     pub fn offset_keys(&self) -> Vec<String> {
-        self.tensors.iter().map(|(name, _)| name.clone()).collect()
+        self.iter_names().map(String::from).collect()
     }
 
-    pub(crate) fn iter_names(&self) -> impl Iterator<Item = &String> + '_ {
-        self.tensors.iter().map(|(name, _)| name)
+    pub(crate) fn iter_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.by_offset.iter().map(|&i| self.names.get(i as usize))
     }
 
     /// Tensor names sorted byte-wise.
     pub fn names_sorted(&self) -> Vec<&str> {
-        self.by_name
-            .iter()
-            .map(|&i| self.tensors[i as usize].0.as_str())
-            .collect()
+        self.iter_names_sorted().collect()
+    }
+
+    /// Tensor names sorted byte-wise, without collecting them.
+    pub fn iter_names_sorted(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.by_name.iter().map(|&i| self.names.get(i as usize))
     }
 
     /// Tensors in data order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &TensorInfo)> + '_ {
-        self.tensors
+        self.by_offset
             .iter()
-            .map(|(name, info)| (name.as_str(), info))
+            .map(|&i| (self.names.get(i as usize), &self.infos[i as usize]))
     }
 
     /// Length of the data section in bytes.
@@ -228,12 +307,12 @@ impl Metadata {
 
     /// Number of tensors.
     pub fn len(&self) -> usize {
-        self.tensors.len()
+        self.infos.len()
     }
 
     /// True when the file holds no tensor.
     pub fn is_empty(&self) -> bool {
-        self.tensors.is_empty()
+        self.infos.len() == 0
     }
 }
 
@@ -309,11 +388,15 @@ pub(crate) fn validate_tensor_entry(
 impl Metadata {
     /// Refuses a tensor name that appears twice (adjacent in name order).
     fn check_unique_names(&self) -> Result<(), SafeTensorError> {
-        for pair in self.by_name.windows(2) {
-            let name = &self.tensors[pair[0] as usize].0;
-            if *name == self.tensors[pair[1] as usize].0 {
-                return Err(SafeTensorError::DuplicateTensor(name.clone()));
+        let mut sorted = self.iter_names_sorted();
+        let Some(mut previous) = sorted.next() else {
+            return Ok(());
+        };
+        for name in sorted {
+            if name == previous {
+                return Err(SafeTensorError::DuplicateTensor(name.into()));
             }
+            previous = name;
         }
         Ok(())
     }
@@ -322,11 +405,11 @@ impl Metadata {
     /// overlap, nothing past the end and no trailing bytes.
     fn check_tiling(&self) -> Result<(), SafeTensorError> {
         let mut covered = 0usize;
-        for (name, info) in &self.tensors {
+        for (name, info) in self.iter() {
             let (begin, end) = info.data_offsets;
             if begin != covered || end > self.data_len {
                 return Err(SafeTensorError::InvalidOffset {
-                    tensor: name.clone(),
+                    tensor: name.into(),
                     data_offsets: (begin, end),
                     expected_begin: covered,
                     data_len: self.data_len,

@@ -12,7 +12,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::error::SafeTensorError;
-use crate::header::Metadata;
+use crate::header::{Metadata, MetadataEntries};
 use crate::index::{locate, Layout, ShardIndex};
 use crate::source::{read_header, FileHeader};
 use crate::Dtype;
@@ -144,7 +144,7 @@ pub fn sharded(source: &str, index: ShardIndex, files: Vec<ShardHeader>) -> Mode
 }
 
 /// A `__metadata__` in file order.
-pub type Pairs<'a> = &'a [(String, String)];
+pub type Pairs<'a> = MetadataEntries<'a>;
 
 /// Elements in a tensor of this shape (1 for a scalar).
 pub fn parameters(shape: &[usize]) -> u64 {
@@ -189,12 +189,12 @@ pub fn totals(model: &Model) -> (BTreeMap<Dtype, Totals>, Totals) {
 }
 
 /// `__metadata__` serialized as a JSON object in file order.
-struct OrderedMap<'a>(&'a [(String, String)]);
+struct OrderedMap<'a>(MetadataEntries<'a>);
 
 impl Serialize for OrderedMap<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
+        for (k, v) in self.0.iter() {
             map.serialize_entry(k, v)?;
         }
         map.end()

@@ -14,6 +14,7 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 use crate::dtype::Dtype;
 use crate::error::SafeTensorError;
 use crate::header::{validate_tensor_entry, TensorInfo, METADATA_KEY};
+use crate::table::{ChunkedVec, StrTable};
 
 /// A tensor entry's fields; each is `Err(what was found)` when it has the wrong JSON type.
 #[derive(Default)]
@@ -36,8 +37,11 @@ pub(crate) struct Offsets {
 /// a JSON syntax error anywhere still takes precedence, as when the header was read whole
 /// before validation.
 pub(crate) struct Header {
-    pub metadata: Option<Vec<(String, String)>>,
-    pub tensors: Vec<(String, TensorInfo)>,
+    /// Key, value, key, value... in file order.
+    pub metadata: Option<StrTable>,
+    /// Tensor names and entries in file order (same index).
+    pub names: StrTable,
+    pub infos: ChunkedVec<TensorInfo>,
     pub first_error: Option<SafeTensorError>,
 }
 
@@ -52,15 +56,16 @@ impl<'de> Deserialize<'de> for Header {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
                 let mut header = Header {
                     metadata: None,
-                    tensors: Vec::new(),
+                    names: StrTable::default(),
+                    infos: ChunkedVec::default(),
                     first_error: None,
                 };
-                while let Some(key) = map.next_key::<String>()? {
-                    let problem = if key == METADATA_KEY {
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    let problem = if key.as_ref() == METADATA_KEY {
                         let value = map.next_value::<MetadataValue>()?.0;
                         match value {
                             _ if header.metadata.is_some() => {
-                                Some(SafeTensorError::DuplicateTensor(key))
+                                Some(SafeTensorError::DuplicateTensor(key.into()))
                             }
                             Ok(pairs) => {
                                 header.metadata = Some(pairs);
@@ -70,9 +75,10 @@ impl<'de> Deserialize<'de> for Header {
                         }
                     } else {
                         let raw = map.next_value::<TensorValue>()?.0;
-                        match validate_tensor_entry(&key, raw) {
+                        match validate_tensor_entry(key.as_ref(), raw) {
                             Ok(info) => {
-                                header.tensors.push((key, info));
+                                header.names.push(key);
+                                header.infos.push(info);
                                 None
                             }
                             Err(e) => Some(e),
@@ -127,18 +133,20 @@ fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     Ok(())
 }
 
-/// The first key, in sorted order, that appears more than once. Sorting positions keeps
-/// this O(n log n): a header with a million metadata entries must not take quadratic time.
-pub(crate) fn repeated_key(pairs: &[(String, String)]) -> Option<&str> {
-    let mut order: Vec<usize> = (0..pairs.len()).collect();
-    order.sort_unstable_by(|&a, &b| pairs[a].0.cmp(&pairs[b].0));
+/// The first key, in sorted order, that appears more than once among `count` keys.
+/// Sorting positions keeps this O(n log n): a header with a million metadata entries must
+/// not take quadratic time.
+pub(crate) fn repeated_key<'a>(count: usize, key: impl Fn(usize) -> &'a str) -> Option<&'a str> {
+    // u32 positions: half the scratch memory; a header's or a call's entries fit.
+    let mut order: Vec<u32> = (0..count as u32).collect();
+    order.sort_unstable_by(|&a, &b| key(a as usize).cmp(key(b as usize)));
     order
         .windows(2)
-        .find(|w| pairs[w[0]].0 == pairs[w[1]].0)
-        .map(|w| pairs[w[0]].0.as_str())
+        .find(|w| key(w[0] as usize) == key(w[1] as usize))
+        .map(|w| key(w[0] as usize))
 }
 
-struct MetadataValue(Result<Vec<(String, String)>, String>);
+struct MetadataValue(Result<StrTable, String>);
 
 impl<'de> Deserialize<'de> for MetadataValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -158,23 +166,28 @@ impl<'de> Deserialize<'de> for MetadataValue {
                 )))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MetadataValue, A::Error> {
-                let mut pairs: Vec<(String, String)> = Vec::new();
+                let mut pairs = StrTable::default();
                 let mut problem = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    let value = map.next_value::<Typed<String>>()?.0;
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    let value = map.next_value::<Typed<Text<'de>>>()?.0;
                     if problem.is_some() {
                         continue;
                     }
                     match value {
-                        Ok(v) => pairs.push((key, v)),
+                        Ok(v) => {
+                            pairs.push(key);
+                            pairs.push(v);
+                        }
                         Err(kind) => {
+                            let key = key.as_ref();
                             problem =
                                 Some(format!("value of {key:?} must be a string, found {kind}"))
                         }
                     }
                 }
                 let problem = problem.or_else(|| {
-                    repeated_key(&pairs).map(|key| format!("key {key:?} appears twice"))
+                    repeated_key(pairs.len() / 2, |i| pairs.get(2 * i))
+                        .map(|key| format!("key {key:?} appears twice"))
                 });
                 Ok(MetadataValue(match problem {
                     Some(p) => Err(p),
@@ -274,42 +287,95 @@ impl<'de> Deserialize<'de> for FieldName {
 /// A string, or the JSON type found instead.
 struct Typed<T>(Result<T, &'static str>);
 
-impl<'de> Deserialize<'de> for Typed<String> {
+impl<'de> Deserialize<'de> for Typed<Text<'de>> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Typed<String>;
+            type Value = Typed<Text<'de>>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Typed<String>, E> {
-                Ok(Typed(Ok(s.into())))
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Typed(Ok(Text::Borrowed(s))))
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Typed<String>, E> {
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Typed(Ok(Text::Owned(s.into()))))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Typed(Ok(Text::Owned(s))))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
                 Ok(Typed(Err("a boolean")))
             }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Typed<String>, E> {
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
                 Ok(Typed(Err("a number")))
             }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Typed<String>, E> {
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
                 Ok(Typed(Err("a number")))
             }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Typed<String>, E> {
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
                 Ok(Typed(Err("a number")))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<Typed<String>, E> {
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
                 Ok(Typed(Err("null")))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Typed<String>, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
                 drain_seq(seq)?;
                 Ok(Typed(Err("an array")))
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Typed<String>, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 drain_map(map)?;
                 Ok(Typed(Err("an object")))
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// A string as read: borrowed from the header when it has no escapes (no allocation), owned
+/// otherwise.
+pub(crate) enum Text<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl AsRef<str> for Text<'_> {
+    fn as_ref(&self) -> &str {
+        match self {
+            Text::Borrowed(s) => s,
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+impl From<Text<'_>> for String {
+    fn from(text: Text<'_>) -> String {
+        match text {
+            Text::Borrowed(s) => s.into(),
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text::Borrowed(s))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<'de>, E> {
+                Ok(Text::Owned(s.into()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Text<'de>, E> {
+                Ok(Text::Owned(s))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

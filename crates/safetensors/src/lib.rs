@@ -32,6 +32,7 @@ mod serialize;
 pub mod slice;
 pub mod source;
 pub mod split;
+mod table;
 pub mod tensor;
 
 #[cfg(not(feature = "std"))]

@@ -62,6 +62,12 @@ impl<K: AsRef<str>, V: AsRef<str>> MetadataArg for &[(K, V)] {
     }
 }
 
+impl MetadataArg for crate::tensor::MetadataEntries<'_> {
+    fn into_pairs(self) -> Option<Vec<(String, String)>> {
+        Some(self.to_vec())
+    }
+}
+
 impl<K: Into<String>, V: Into<String>, const N: usize> MetadataArg for [(K, V); N] {
     fn into_pairs(self) -> Option<Vec<(String, String)>> {
         Some(
@@ -116,7 +122,7 @@ where
     if let Some(pairs) = metadata.into_pairs() {
         json_string(&mut json, METADATA_KEY);
         json.push_str(":{");
-        if let Some(k) = crate::json::repeated_key(&pairs) {
+        if let Some(k) = crate::json::repeated_key(pairs.len(), |i| pairs[i].0.as_ref()) {
             return Err(SafeTensorError::InvalidWrite(format!(
                 "metadata key {k:?} given twice"
             )));

@@ -6,6 +6,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::slice::{InvalidSlice, SliceIterator, TensorIndexer};
+use crate::table::Lazy;
 
 /// Anything the writer can store as a tensor: a dtype, a shape and little-endian,
 /// row-major bytes.
@@ -110,6 +111,9 @@ impl View for &TensorView<'_> {
 pub struct SafeTensors<'data> {
     metadata: Metadata,
     data: &'data [u8],
+    /// The names as `String`s, for [`SafeTensors::names`]'s reference-compatible signature;
+    /// built on first use (the header keeps its names compactly).
+    names: Lazy<Vec<String>>,
 }
 
 impl<'data> SafeTensors<'data> {
@@ -137,9 +141,11 @@ impl<'data> SafeTensors<'data> {
     /// ```
     pub fn deserialize(buffer: &'data [u8]) -> Result<Self, SafeTensorError> {
         let (n, metadata) = Self::read_metadata(buffer)?;
+        let names = Lazy::new(|| metadata.offset_keys());
         Ok(SafeTensors {
             metadata,
             data: &buffer[8 + n..],
+            names,
         })
     }
 
@@ -175,7 +181,10 @@ impl<'data> SafeTensors<'data> {
 
     /// Tensor names, in data order.
     pub fn names(&self) -> Vec<&String> {
-        self.metadata.iter_names().collect()
+        self.names
+            .get(|| self.metadata.offset_keys())
+            .iter()
+            .collect()
     }
 
     /// Number of tensors.
@@ -197,7 +206,7 @@ impl<'data> SafeTensors<'data> {
 // The reference crate exposes these under `safetensors::tensor`; keep the paths.
 pub use crate::dtype::Dtype;
 pub use crate::error::SafeTensorError;
-pub use crate::header::{read_header_len, Metadata, TensorInfo};
+pub use crate::header::{read_header_len, Metadata, MetadataEntries, TensorInfo};
 #[cfg(feature = "std")]
 pub use crate::serialize::serialize_to_file;
 pub use crate::serialize::{serialize, MetadataArg};

@@ -36,10 +36,7 @@ fn leading_json_whitespace_is_accepted() {
     let header = format!("\n  {{\"__metadata__\":{{\"k\":\"v\"}},{ENTRY}}}");
     let file = file_with_header(&header, &[1, 2]);
     let st = SafeTensors::deserialize(&file).unwrap();
-    assert_eq!(
-        st.metadata().metadata_ordered().unwrap(),
-        [("k".into(), "v".into())]
-    );
+    assert_eq!(st.metadata().metadata_ordered().unwrap(), [("k", "v")]);
 }
 
 #[test]

@@ -1,0 +1,259 @@
+//! Compact storage for what a header holds many of: names and metadata strings, and tensor
+//! entries. A header may list millions of them, so each costs about its own bytes (no
+//! allocation per string) and growing the storage never copies what is already stored
+//! (no moment where the old and the new buffer are both alive).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Elements per chunk of a [`ChunkedVec`].
+const CHUNK_LEN: usize = 1 << 14;
+
+/// A push-only vector kept in fixed-size chunks: growing allocates one more chunk and moves
+/// nothing, so references into it stay put and a large one never needs twice its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChunkedVec<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for ChunkedVec<T> {
+    fn default() -> Self {
+        Self {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> ChunkedVec<T> {
+    pub fn push(&mut self, value: T) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK_LEN => chunk.push(value),
+            _ => {
+                // The first chunk starts small: most headers hold a few entries.
+                let capacity = if self.chunks.is_empty() {
+                    16
+                } else {
+                    CHUNK_LEN
+                };
+                let mut chunk = Vec::with_capacity(capacity);
+                chunk.push(value);
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Gives the first chunk's unused room back (a header of a few entries).
+    fn shrink_small(&mut self) {
+        if self.chunks.len() == 1 {
+            self.chunks[0].shrink_to_fit();
+        }
+    }
+}
+
+impl<T> core::ops::Index<usize> for ChunkedVec<T> {
+    type Output = T;
+    fn index(&self, index: usize) -> &T {
+        &self.chunks[index / CHUNK_LEN][index % CHUNK_LEN]
+    }
+}
+
+/// Bytes per text chunk of a [`StrTable`]; a string at least a quarter this long is kept
+/// as its own allocation (moved in, not copied).
+const TEXT_CHUNK: usize = 1 << 20;
+
+/// A string's end is stored as `chunk << OFFSET_BITS | offset in the chunk`.
+const OFFSET_BITS: u32 = 21;
+const OFFSET_MASK: u32 = (1 << OFFSET_BITS) - 1;
+/// At most this many chunks: a header's text (at most [`crate::header::MAX_HEADER_SIZE`]
+/// bytes) fills far fewer, as each chunk but the first holds at least a quarter MiB.
+const MAX_CHUNKS: usize = 1 << (32 - OFFSET_BITS);
+
+/// Strings stored back to back in chunks; a string never straddles two chunks, so each
+/// is found from its end and its predecessor's in constant time. A string longer than an
+/// offset can say fills its chunk alone and is stored with the offset 0.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StrTable {
+    chunks: Vec<String>,
+    ends: ChunkedVec<u32>,
+}
+
+impl StrTable {
+    /// Appends `s`, moving it in when it is long.
+    ///
+    /// # Panics
+    /// Past [`MAX_CHUNKS`] chunks, which text from one header cannot reach.
+    pub fn push(&mut self, s: impl AsRef<str> + Into<String>) {
+        let len = s.as_ref().len();
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= len && c.capacity() <= TEXT_CHUNK);
+        if fits {
+            if let Some(chunk) = self.chunks.last_mut() {
+                chunk.push_str(s.as_ref());
+            }
+        } else {
+            assert!(self.chunks.len() < MAX_CHUNKS, "string table full");
+            let chunk = if len >= TEXT_CHUNK / 4 {
+                s.into()
+            } else {
+                // The first chunk starts small: most headers hold a few short strings.
+                let capacity = if self.chunks.is_empty() {
+                    256
+                } else {
+                    TEXT_CHUNK
+                };
+                let mut chunk = String::with_capacity(capacity.max(len));
+                chunk.push_str(s.as_ref());
+                chunk
+            };
+            self.chunks.push(chunk);
+        }
+        let index = self.chunks.len() - 1;
+        let end = self.chunks[index].len();
+        // A chunk past the offset's range holds one string (nothing is appended to a chunk
+        // over TEXT_CHUNK): offset 0 stands for "the whole chunk".
+        let offset = if end > OFFSET_MASK as usize {
+            0
+        } else {
+            end as u32
+        };
+        self.ends.push((index as u32) << OFFSET_BITS | offset);
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn get(&self, index: usize) -> &str {
+        let end = self.ends[index];
+        let chunk = &self.chunks[(end >> OFFSET_BITS) as usize];
+        let end_offset = (end & OFFSET_MASK) as usize;
+        if end_offset == 0 && chunk.len() > OFFSET_MASK as usize {
+            return chunk;
+        }
+        let start_offset = match index.checked_sub(1).map(|i| self.ends[i]) {
+            Some(previous) if previous >> OFFSET_BITS == end >> OFFSET_BITS => {
+                (previous & OFFSET_MASK) as usize
+            }
+            _ => 0,
+        };
+        &chunk[start_offset..end_offset]
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + Clone + '_ {
+        (0..self.len()).map(move |i| self.get(i))
+    }
+
+    /// Gives unused room back where that is cheap (a header of a few strings).
+    pub fn shrink_small(&mut self) {
+        if self.chunks.len() == 1 {
+            self.chunks[0].shrink_to_fit();
+        }
+        self.ends.shrink_small();
+    }
+}
+
+impl PartialEq for StrTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for StrTable {}
+
+/// A value derived from others, built on first use where `std` gives a thread-safe cell
+/// (what is never asked for is never built); without `std`, built at once.
+#[derive(Debug, Clone)]
+pub(crate) struct Lazy<T> {
+    #[cfg(feature = "std")]
+    cell: std::sync::OnceLock<T>,
+    #[cfg(not(feature = "std"))]
+    value: T,
+}
+
+impl<T> Lazy<T> {
+    #[cfg(feature = "std")]
+    pub fn new(_: impl FnOnce() -> T) -> Self {
+        Self {
+            cell: std::sync::OnceLock::new(),
+        }
+    }
+
+    #[cfg(not(feature = "std"))]
+    pub fn new(init: impl FnOnce() -> T) -> Self {
+        Self { value: init() }
+    }
+
+    /// The value; `init` must compute what `new`'s would have.
+    #[cfg(feature = "std")]
+    pub fn get(&self, init: impl FnOnce() -> T) -> &T {
+        self.cell.get_or_init(init)
+    }
+
+    #[cfg(not(feature = "std"))]
+    pub fn get(&self, _: impl FnOnce() -> T) -> &T {
+        &self.value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use alloc::string::ToString;
+
+    #[test]
+    fn chunked_vec_keeps_order_across_chunks() {
+        let mut v = ChunkedVec::default();
+        for i in 0..(3 * CHUNK_LEN + 5) {
+            v.push(i);
+        }
+        assert_eq!(v.len(), 3 * CHUNK_LEN + 5);
+        assert!((0..v.len()).all(|i| v[i] == i));
+    }
+
+    #[test]
+    fn str_table_reads_back_short_long_and_empty_strings() {
+        let mut table = StrTable::default();
+        let mut expected = Vec::new();
+        for i in 0..60_000 {
+            let s = match i % 7 {
+                0 => String::new(),
+                3 if i % 20_000 == 3 => "y".repeat(OFFSET_MASK as usize + 1 + i),
+                3 => "x".repeat(TEXT_CHUNK / 4 + i),
+                _ => format!("name.{i}.é"),
+            };
+            if i % 1000 == 3 || i % 7 != 3 {
+                table.push(s.clone());
+                expected.push(s);
+            }
+        }
+        assert_eq!(table.len(), expected.len());
+        assert!(table.iter().eq(expected.iter().map(String::as_str)));
+        assert_eq!(table.get(0), "");
+        let last = expected.len() - 1;
+        assert_eq!(table.get(last), expected[last]);
+    }
+
+    #[test]
+    fn str_table_starts_empty_and_compares_by_content() {
+        let mut a = StrTable::default();
+        assert_eq!(a.len(), 0);
+        a.push("k");
+        a.push("v".to_string());
+        let mut b = StrTable::default();
+        b.push("k".to_string());
+        b.push("v");
+        assert_eq!(a, b);
+        b.push("");
+        assert_ne!(a, b);
+    }
+}
