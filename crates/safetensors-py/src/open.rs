@@ -377,8 +377,7 @@ impl Container {
             Container::Single(one) => one
                 .source
                 .metadata()
-                .names_sorted()
-                .into_iter()
+                .iter_names_sorted()
                 .map(str::to_owned)
                 .collect(),
             Container::Sharded { checkpoint, .. } => {
@@ -673,7 +672,7 @@ impl SafeOpen {
         // Straight from the header's names into Python strings: no intermediate copy of
         // every name (a header may hold a million).
         match &*self.inner.opened(py)? {
-            Container::Single(one) => PyList::new(py, one.source.metadata().names_sorted()),
+            Container::Single(one) => PyList::new(py, one.source.metadata().iter_names_sorted()),
             Container::Sharded { checkpoint, .. } => PyList::new(py, checkpoint.names()),
         }
     }

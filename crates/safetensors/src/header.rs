@@ -195,10 +195,14 @@ impl Metadata {
         {
             return Err(SafeTensorError::InvalidHeaderStart);
         }
-        // Every tensor entry is validated as it is read; the first problem in file order is
-        // reported, after any JSON syntax error.
-        let header: Header = serde_json::from_str(text)
-            .map_err(|e| SafeTensorError::InvalidHeaderDeserialization(e.to_string()))?;
+        // The plain reader takes nearly every real header; anything else, every problem
+        // included, is read by the general one, which validates every tensor entry as it is
+        // read and reports the first problem in file order, after any JSON syntax error.
+        let header = match crate::json_plain::parse(text) {
+            Some(header) => header,
+            None => serde_json::from_str::<Header>(text)
+                .map_err(|e| SafeTensorError::InvalidHeaderDeserialization(e.to_string()))?,
+        };
         if let Some(problem) = header.first_error {
             return Err(problem);
         }

@@ -24,6 +24,7 @@ pub mod indexing;
 #[cfg(feature = "std")]
 pub mod inspect;
 mod json;
+mod json_plain;
 #[cfg(feature = "std")]
 mod mmap;
 #[cfg(feature = "std")]

@@ -1,0 +1,318 @@
+//! A direct reader for the plain header nearly every file has: tensor entries of exactly
+//! `dtype`, `shape` and `data_offsets`, plain non-negative integers, strings without
+//! escapes, an optional `__metadata__` object of such strings, and no problem anywhere.
+//! It is several times faster than the general serde reader ([`crate::json`]), which
+//! matters for headers of a million entries.
+//!
+//! It only ever gives up: on anything else (an escape, another field, a number with a sign,
+//! fraction or exponent, an invalid entry, a syntax error), [`parse`] returns `None` and the
+//! general reader reads the header from the start. So every error, and which one is
+//! reported first, comes from one place, and the two readers agree on every header this one
+//! accepts (checked by tests and by the `differential` fuzz target through the public API).
+
+use alloc::vec::Vec;
+
+use crate::dtype::Dtype;
+use crate::header::{validate_tensor_entry, METADATA_KEY};
+use crate::json::{repeated_key, Header, Offsets, RawTensor};
+use crate::table::{ChunkedVec, StrTable};
+
+/// Reads `text` (a whole header) if it is plain; `None` means "use the general reader".
+pub(crate) fn parse(text: &str) -> Option<Header> {
+    let mut c = Cursor { text, pos: 0 };
+    let mut header = Header {
+        metadata: None,
+        names: StrTable::default(),
+        infos: ChunkedVec::default(),
+        first_error: None,
+    };
+    c.eat(b'{')?;
+    if !c.eat_if(b'}') {
+        loop {
+            let key = c.string()?;
+            c.eat(b':')?;
+            if key == METADATA_KEY {
+                if header.metadata.is_some() {
+                    return None;
+                }
+                header.metadata = Some(c.metadata()?);
+            } else {
+                let raw = c.tensor()?;
+                header.infos.push(validate_tensor_entry(key, Ok(raw)).ok()?);
+                header.names.push(key);
+            }
+            if !c.eat_if(b',') {
+                c.eat(b'}')?;
+                break;
+            }
+        }
+    }
+    c.skip_whitespace();
+    (c.pos == text.len()).then_some(header)
+}
+
+struct Cursor<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn skip_whitespace(&mut self) {
+        let bytes = self.text.as_bytes();
+        while matches!(bytes.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    /// The next byte after whitespace, not consumed.
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn eat_if(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        self.eat_if(byte).then_some(())
+    }
+
+    /// A string with no escape and no control character.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let rest = &self.text.as_bytes()[start..];
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.pos = start + len + 1;
+        // Both ends are next to an ASCII quote: character boundaries.
+        self.text.get(start..start + len)
+    }
+
+    /// A plain non-negative integer (no sign, fraction, exponent or leading zero) that fits.
+    fn integer(&mut self) -> Option<usize> {
+        self.skip_whitespace();
+        let bytes = self.text.as_bytes();
+        let start = self.pos;
+        let mut value: usize = 0;
+        while let Some(digit) = bytes.get(self.pos).filter(|b| b.is_ascii_digit()) {
+            value = value
+                .checked_mul(10)?
+                .checked_add(usize::from(digit - b'0'))?;
+            self.pos += 1;
+        }
+        let digits = self.pos - start;
+        let leading_zero = digits > 1 && bytes[start] == b'0';
+        let more = matches!(bytes.get(self.pos), Some(b'.' | b'e' | b'E'));
+        (digits > 0 && !leading_zero && !more).then_some(value)
+    }
+
+    /// An array of plain integers, each handed to `keep`; returns how many there were.
+    fn integers(&mut self, mut keep: impl FnMut(usize)) -> Option<usize> {
+        self.eat(b'[')?;
+        let mut count = 0;
+        if self.eat_if(b']') {
+            return Some(0);
+        }
+        loop {
+            keep(self.integer()?);
+            count += 1;
+            if !self.eat_if(b',') {
+                self.eat(b']')?;
+                return Some(count);
+            }
+        }
+    }
+
+    fn shape(&mut self) -> Option<Vec<usize>> {
+        // Allocated once at its exact length: a plain shape's dimensions are its commas plus
+        // one, counted ahead (a shape of millions of dimensions must not be held twice while
+        // a growing vector moves).
+        self.skip_whitespace();
+        let rest = &self.text.as_bytes()[self.pos..];
+        let end = rest.iter().position(|&b| b == b']')?;
+        let commas = rest[..end].iter().filter(|&&b| b == b',').count();
+        let mut dims = Vec::with_capacity(commas + 1);
+        self.integers(|n| dims.push(n))?;
+        dims.shrink_to_fit();
+        Some(dims)
+    }
+
+    /// A tensor entry with exactly the three fields, each once.
+    fn tensor(&mut self) -> Option<RawTensor> {
+        let mut raw = RawTensor::default();
+        self.eat(b'{')?;
+        loop {
+            let field = self.string()?;
+            self.eat(b':')?;
+            match field {
+                "dtype" if raw.dtype.is_none() => {
+                    let dtype = self.string()?.parse::<Dtype>().ok()?;
+                    raw.dtype = Some(Ok(Ok(dtype)));
+                }
+                "shape" if raw.shape.is_none() => raw.shape = Some(Ok(self.shape()?)),
+                "data_offsets" if raw.data_offsets.is_none() => {
+                    let mut first = [0usize; 2];
+                    let mut seen = 0;
+                    let count = self.integers(|n| {
+                        if let Some(slot) = first.get_mut(seen) {
+                            *slot = n;
+                        }
+                        seen += 1;
+                    })?;
+                    raw.data_offsets = Some(Ok(Offsets { first, count }));
+                }
+                _ => return None,
+            }
+            if !self.eat_if(b',') {
+                self.eat(b'}')?;
+                return Some(raw);
+            }
+        }
+    }
+
+    /// `__metadata__`: an object of strings, no key twice.
+    fn metadata(&mut self) -> Option<StrTable> {
+        let mut pairs = StrTable::default();
+        self.eat(b'{')?;
+        if !self.eat_if(b'}') {
+            loop {
+                let key = self.string()?;
+                self.eat(b':')?;
+                let value = self.string()?;
+                pairs.push(key);
+                pairs.push(value);
+                if !self.eat_if(b',') {
+                    self.eat(b'}')?;
+                    break;
+                }
+            }
+        }
+        match repeated_key(pairs.len() / 2, |i| pairs.get(2 * i)) {
+            Some(_) => None,
+            None => Some(pairs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use alloc::string::String;
+    use proptest::prelude::*;
+
+    /// What the general reader makes of `text`, when it accepts it with no problem.
+    fn general(text: &str) -> Option<Header> {
+        serde_json::from_str::<Header>(text)
+            .ok()
+            .filter(|h| h.first_error.is_none())
+    }
+
+    fn same(a: &Header, b: &Header) -> bool {
+        a.names == b.names && a.infos == b.infos && a.metadata == b.metadata
+    }
+
+    /// Whenever the plain reader accepts a header, the general reader reads the same.
+    fn agrees(text: &str) -> bool {
+        match parse(text) {
+            None => true,
+            Some(plain) => general(text).is_some_and(|g| same(&plain, &g)),
+        }
+    }
+
+    const PLAIN: &str = concat!(
+        " {\"__metadata__\":{\"format\":\"pt\",\"k\":\"\"},",
+        "\"a.weight\" : {\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},\n",
+        "\"b\":{\"shape\":[],\"data_offsets\":[24,26],\"dtype\":\"BF16\"},",
+        "\"é\":{\"data_offsets\":[26,26],\"dtype\":\"U8\",\"shape\":[0,1,2,3,4,5,6,7,8,9]}}   "
+    );
+
+    #[test]
+    fn takes_plain_headers_and_reads_them_as_the_general_reader_does() {
+        for text in [
+            PLAIN,
+            "{}",
+            " { } ",
+            "{\"__metadata__\":{}}",
+            "{\"x\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}",
+        ] {
+            let plain = parse(text).unwrap_or_else(|| panic!("not taken: {text}"));
+            assert!(same(&plain, &general(text).unwrap()), "{text}");
+        }
+    }
+
+    #[test]
+    fn gives_up_on_everything_else() {
+        for text in [
+            // Escapes, other fields, numbers that are not plain, syntax and entry problems.
+            "{\"a\\u0041\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]}}",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4],\"x\":1}}",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.0],\"data_offsets\":[0,4]}}",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[1e0],\"data_offsets\":[0,4]}}",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[01],\"data_offsets\":[0,4]}}",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[18446744073709551616],\"data_offsets\":[0,4]}}",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4,4]}}",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,8]}}",
+            "{\"a\":{\"dtype\":\"F33\",\"shape\":[],\"data_offsets\":[0,4]}}",
+            "{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]}}",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[]}}",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},}",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,],\"data_offsets\":[0,4]}}",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]}} x",
+            "{\"__metadata__\":{\"k\":\"v\",\"k\":\"w\"}}",
+            "{\"__metadata__\":{\"k\":1}}",
+            "{\"__metadata__\":{},\"__metadata__\":{}}",
+            "{\"k\":\"v\u{1}\"}",
+            "[]",
+        ] {
+            assert!(parse(text).is_none(), "taken: {text}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Random edits of a plain header, with bytes JSON gives meaning to: the plain
+        /// reader either gives up or reads what the general reader reads.
+        #[test]
+        fn edits_never_make_the_readers_disagree(
+            edits in proptest::collection::vec(
+                (any::<prop::sample::Index>(), 0..3u8, prop::sample::select(
+                    &[" ", "\"", "\\", ":", ",", "{", "}", "[", "]", "0", "1", "9", "-",
+                      ".", "e", "a", "é", "\u{1}", "dtype", "shape", "data_offsets",
+                      "__metadata__", "F32", "U8"][..])),
+                1..4,
+            )
+        ) {
+            let mut text = String::from(PLAIN);
+            for (at, kind, piece) in edits {
+                let boundaries: Vec<usize> =
+                    (0..=text.len()).filter(|&i| text.is_char_boundary(i)).collect();
+                let at = boundaries[at.index(boundaries.len())];
+                match kind {
+                    0 => text.insert_str(at, piece),
+                    1 => {
+                        let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+                        text.replace_range(at..end, "");
+                    }
+                    _ => {
+                        let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+                        text.replace_range(at..end, piece);
+                    }
+                }
+            }
+            prop_assert!(agrees(&text), "disagree on {}", format!("{text:?}"));
+        }
+    }
+}
