@@ -57,9 +57,9 @@ pub struct Metadata {
     infos: ChunkedVec<TensorInfo>,
     /// Positions in `infos` in data order (by offsets; ties, zero-sized tensors, by name).
     /// `u32` is enough: a header of at most [`MAX_HEADER_SIZE`] bytes holds fewer entries.
-    by_offset: Vec<u32>,
+    by_offset: Order,
     /// Positions in `infos` sorted by name: lookups by binary search, sorted names for free.
-    by_name: Vec<u32>,
+    by_name: Order,
     data_len: usize,
 }
 
@@ -74,6 +74,43 @@ impl PartialEq for Metadata {
 }
 
 impl Eq for Metadata {}
+
+/// Positions of the entries in some order: usually the file lists them in name order or in
+/// data order already, and then the order costs nothing.
+#[derive(Debug, Clone)]
+enum Order {
+    FileOrder(usize),
+    Listed(Vec<u32>),
+}
+
+impl Order {
+    fn new(positions: Vec<u32>) -> Self {
+        let in_file_order = positions.iter().enumerate().all(|(i, &p)| i == p as usize);
+        match in_file_order {
+            true => Order::FileOrder(positions.len()),
+            false => Order::Listed(positions),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Order::FileOrder(len) => *len,
+            Order::Listed(positions) => positions.len(),
+        }
+    }
+
+    /// The position of the `k`-th entry in this order.
+    fn get(&self, k: usize) -> usize {
+        match self {
+            Order::FileOrder(_) => k,
+            Order::Listed(positions) => positions[k] as usize,
+        }
+    }
+
+    fn iter(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
+        (0..self.len()).map(move |k| self.get(k))
+    }
+}
 
 /// The `__metadata__` entries in file order, as [`Metadata::metadata_ordered`] gives them.
 #[derive(Clone, Copy)]
@@ -239,6 +276,7 @@ impl Metadata {
         let mut by_offset: Vec<u32> = (0..count).collect();
         by_offset.sort_unstable_by_key(|&i| (infos[i as usize].data_offsets, rank[i as usize]));
         drop(rank);
+        let (by_name, by_offset) = (Order::new(by_name), Order::new(by_offset));
         let metadata = Lazy::new(|| to_map(&metadata_pairs));
         Metadata {
             metadata,
@@ -272,10 +310,17 @@ impl Metadata {
 
     /// One tensor's entry.
     pub fn info(&self, name: &str) -> Option<&TensorInfo> {
-        self.by_name
-            .binary_search_by(|&i| self.names.get(i as usize).cmp(name))
-            .ok()
-            .map(|pos| &self.infos[self.by_name[pos] as usize])
+        let (mut low, mut high) = (0, self.by_name.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            let i = self.by_name.get(mid);
+            match self.names.get(i).cmp(name) {
+                core::cmp::Ordering::Less => low = mid + 1,
+                core::cmp::Ordering::Greater => high = mid,
+                core::cmp::Ordering::Equal => return Some(&self.infos[i]),
+            }
+        }
+        None
     }
 
     /// Tensor names in data order (sorted by offsets).
@@ -284,7 +329,7 @@ impl Metadata {
     }
 
     pub(crate) fn iter_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.by_offset.iter().map(|&i| self.names.get(i as usize))
+        self.by_offset.iter().map(|i| self.names.get(i))
     }
 
     /// Tensor names sorted byte-wise.
@@ -294,14 +339,14 @@ impl Metadata {
 
     /// Tensor names sorted byte-wise, without collecting them.
     pub fn iter_names_sorted(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.by_name.iter().map(|&i| self.names.get(i as usize))
+        self.by_name.iter().map(|i| self.names.get(i))
     }
 
     /// Tensors in data order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &TensorInfo)> + '_ {
         self.by_offset
             .iter()
-            .map(|&i| (self.names.get(i as usize), &self.infos[i as usize]))
+            .map(|i| (self.names.get(i), &self.infos[i]))
     }
 
     /// Length of the data section in bytes.
