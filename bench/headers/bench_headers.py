@@ -22,13 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,8 +83,7 @@ def long_shape(n: int) -> tuple[str, bytes]:
 
 SHAPES = {
     f.__name__: f
-    for f in (tensors, metadata, long_name, shared_prefix, long_string, escapes,
-              deep_nesting, huge_number, long_shape)
+    for f in (tensors, metadata, long_name, shared_prefix, long_string, escapes, deep_nesting, huge_number, long_shape)
 }
 
 
@@ -140,11 +136,19 @@ def main() -> None:
         write_file(tiny, "{}", b"")
         # The CLI's baseline RSS, measured in a child of its own so it is not a running max.
         base = subprocess.run(
-            [sys.executable, "-c",
-             "import resource,subprocess,sys;subprocess.run(sys.argv[1:],check=True,capture_output=True);"
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024)",
-             args.cli, "validate", str(tiny)],
-            capture_output=True, text=True, check=True)
+            [
+                sys.executable,
+                "-c",
+                "import resource,subprocess,sys;subprocess.run(sys.argv[1:],check=True,capture_output=True);"
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024)",
+                args.cli,
+                "validate",
+                str(tiny),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         cli_base = int(base.stdout)
         for shape in shapes:
             for size in sizes:
@@ -152,17 +156,21 @@ def main() -> None:
                 header, data = SHAPES[shape](int(size * MB))
                 header_len = write_file(path, header, data)
                 del header
-                rust = json.loads(subprocess.run([args.reader, str(path)], capture_output=True,
-                                                 text=True, check=True).stdout)
-                py_out = subprocess.run([args.python, "-c", PY_READER, str(path), str(tiny)],
-                                        capture_output=True, text=True)
-                py = (json.loads(py_out.stdout) if py_out.returncode == 0
-                      else {"error": py_out.stderr.strip().splitlines()[-1]})
+                rust = json.loads(
+                    subprocess.run([args.reader, str(path)], capture_output=True, text=True, check=True).stdout
+                )
+                py_out = subprocess.run(
+                    [args.python, "-c", PY_READER, str(path), str(tiny)], capture_output=True, text=True
+                )
+                py = (
+                    json.loads(py_out.stdout)
+                    if py_out.returncode == 0
+                    else {"error": py_out.stderr.strip().splitlines()[-1]}
+                )
                 cli = measure_cli_isolated(args.cli, path)
                 if "max_rss" in cli:
                     cli["peak_bytes"] = max(0, cli["max_rss"] - cli_base)
-                row = {"shape": shape, "header_bytes": header_len,
-                       "rust": rust, "python": py, "cli": cli}
+                row = {"shape": shape, "header_bytes": header_len, "rust": rust, "python": py, "cli": cli}
                 rows.append(row)
                 if args.json:
                     print(json.dumps(row), flush=True)
@@ -184,14 +192,17 @@ def main() -> None:
 
 def measure_cli_isolated(cli: str, path: Path) -> dict:
     """`safetensors validate` in a child of a child, so max RSS is this run's alone."""
-    code = ("import json,resource,subprocess,sys,time\n"
-            "t=time.perf_counter();p=subprocess.run(sys.argv[1:],capture_output=True,text=True)\n"
-            "s=time.perf_counter()-t\n"
-            "r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024\n"
-            "print(json.dumps({'seconds':s,'max_rss':r} if p.returncode==0 else "
-            "{'error':(p.stdout+p.stderr).strip()}))")
-    out = subprocess.run([sys.executable, "-c", code, cli, "validate", str(path)],
-                         capture_output=True, text=True, check=True)
+    code = (
+        "import json,resource,subprocess,sys,time\n"
+        "t=time.perf_counter();p=subprocess.run(sys.argv[1:],capture_output=True,text=True)\n"
+        "s=time.perf_counter()-t\n"
+        "r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024\n"
+        "print(json.dumps({'seconds':s,'max_rss':r} if p.returncode==0 else "
+        "{'error':(p.stdout+p.stderr).strip()}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, cli, "validate", str(path)], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout)
 
 
@@ -203,8 +214,11 @@ def fmt(m: dict, header: int) -> str:
 
 def print_row(row: dict) -> None:
     h = row["header_bytes"]
-    print(f"{row['shape']:14} {h / MB:6.1f} MB | core {fmt(row['rust'], h)} | "
-          f"python {fmt(row['python'], h)} | cli {fmt(row['cli'], h)}", flush=True)
+    print(
+        f"{row['shape']:14} {h / MB:6.1f} MB | core {fmt(row['rust'], h)} | "
+        f"python {fmt(row['python'], h)} | cli {fmt(row['cli'], h)}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ impl TensorInfo {
 
 /// A parsed and validated header: the tensors (kept in file order, listed in data order),
 /// and the `__metadata__` map. Names, metadata strings and entries are stored compactly
-/// ([`crate::table`]): a header of millions of entries costs about its own size.
+/// (`table.rs`): a header of millions of entries costs about its own size.
 #[derive(Debug, Clone)]
 pub struct Metadata {
     /// `__metadata__` in file order, key then value: the one copy of it.
