@@ -22,7 +22,9 @@
 //!   find their pages arriving instead of reading them one by one. Loads that know their
 //!   destination (`load_model`, `load_into`, the GPU staging ring) always use
 //!   [`read_items`]. In-memory buffers and Python file objects keep their own paths, and so
-//!   do loads to a device other than the CPU (one tensor in host memory at a time).
+//!   do loads to a device other than the CPU (one tensor in host memory at a time), except
+//!   where the framework stages them itself (torch on CUDA: `_staging.py`, which reads with
+//!   [`read_items`] into its pinned buffers).
 
 use crate::error::{st_err, to_pyerr};
 use crate::framework::Hooks;
@@ -293,8 +295,9 @@ pub fn load_all<'py>(
         return Ok(dict);
     }
     // Tensors bound for a device are read one at a time (each moved before the next is
-    // read), so that host memory never holds them all: torch's `load_file` to CUDA uses the
-    // staging ring instead (`_staging.py`).
+    // read), so that host memory never holds them all. Whole loads to CUDA with torch
+    // (`load_file`, `get_tensors` through the `_st_load_all` hook) use the staging ring of
+    // `_staging.py` instead and never come here.
     let plan = match hooks.on_cpu(py) {
         true => plan(py, container, &names, strategy)?,
         false => Plan::Views,

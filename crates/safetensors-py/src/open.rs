@@ -717,15 +717,23 @@ impl SafeOpen {
     }
 
     /// Loads every tensor, as a dict keyed by name (sorted order): views of the mapping when
-    /// the file is in the page cache, else the parallel reader (see `bulk.rs`).
-    fn get_tensors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let opened = self.inner.opened(py)?;
+    /// the file is in the page cache, else the parallel reader (see `bulk.rs`). Onto a
+    /// device, the framework's `_st_load_all` hook loads them where it has one for that
+    /// device (torch on CUDA: the pinned staging ring), else tensor by tensor.
+    fn get_tensors<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let this = slf.get();
+        let opened = this.inner.opened(py)?;
         let names = opened.keys();
+        if !this.inner.hooks.on_cpu(py) {
+            if let Some(dict) = this.inner.hooks.load_all(py, slf.as_any(), &names)? {
+                return Ok(dict);
+            }
+        }
         let options = crate::bulk::options(None, None);
-        let one = |name: &str| self.inner.tensor(py, &opened, name);
+        let one = |name: &str| this.inner.tensor(py, &opened, name);
         crate::bulk::load_all(
             py,
-            &self.inner.hooks,
+            &this.inner.hooks,
             &opened,
             names,
             crate::bulk::Strategy::Auto,
