@@ -200,6 +200,7 @@ def worker(args: argparse.Namespace) -> None:
 
 def make_checkpoint(args: argparse.Namespace) -> None:
     import torch
+
     from safetensors.torch import save_sharded
 
     torch.manual_seed(0)
@@ -305,7 +306,8 @@ def report(args: argparse.Namespace, results: dict, started: float) -> None:
 def machine() -> str:
     import platform
 
-    parts = [platform.processor() or platform.machine(), f"{os.cpu_count()} CPUs", f"Python {platform.python_version()}"]
+    parts = [platform.processor() or platform.machine(), f"{os.cpu_count()} CPUs"]
+    parts.append(f"Python {platform.python_version()}")
     try:
         import torch
 
