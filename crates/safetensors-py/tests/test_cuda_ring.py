@@ -141,6 +141,44 @@ def test_get_tensors_on_cuda_of_a_closed_handle_is_refused(location, ring):
     assert ring == []
 
 
+def test_get_tensors_on_cuda_from_bytes_and_a_file_object(tmp_path, ring):
+    from safetensors import _safe_open_bytes, _safe_open_handle
+
+    path = tmp_path / "m.safetensors"
+    st.save_file(state(), path)
+    expected = {k: raw(v) for k, v in reference(path).items()}
+    with open(path, "rb") as fileobj:
+        for f in (
+            _safe_open_bytes(path.read_bytes(), "pt", device="cuda:0"),
+            _safe_open_handle(fileobj, "pt", "cuda:0"),
+        ):
+            with f:
+                assert {k: raw(v) for k, v in f.get_tensors().items()} == expected
+    assert len(ring) == 2
+
+
+def test_get_tensors_on_cuda_from_a_url(tmp_path, ring):
+    """Range requests straight into the ring's buffers: the whole sharded checkpoint, each
+    byte fetched once."""
+    from nginx_server import start
+
+    folder = tmp_path / "ckpt"
+    st.save_sharded(state(), folder, max_shard_size=3000)
+    server = start(tmp_path)
+    if server is None:
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    with server:
+        expected = {k: raw(v) for k, v in reference(folder).items()}
+        mark = server.mark()
+        with safe_open(server.url("ckpt/model.safetensors.index.json"), "pt", device="cuda:0") as f:
+            out = f.get_tensors()
+        fetched = sum(e.body_bytes for e in server.since(mark))
+    assert {k: raw(v) for k, v in out.items()} == expected
+    check_ring(ring[0], sum(len(b) for b in expected.values()))
+    headers = sum(p.stat().st_size for p in folder.iterdir()) - sum(len(b) for b in expected.values())
+    assert sum(len(b) for b in expected.values()) <= fetched <= sum(len(b) for b in expected.values()) + headers
+
+
 # Split along dim 0 (one run of bytes: the ring), past dim 0 (strided runs: read by the
 # core's slice planner), along dim 1 of a tensor whose first dim is 1 (one run: the ring),
 # and replicated (the ring).
