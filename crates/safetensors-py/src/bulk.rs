@@ -95,11 +95,14 @@ type Group = Vec<(u64, Item)>;
 /// Fills every item's destination: grouped by the file (shard) holding the tensor, each
 /// group read by the core's parallel reader with the interpreter detached. Ranges are
 /// checked against the header first; nothing is read when one is out of bounds.
+/// `sequential`: first tell the kernel a local file is read sequentially (a whole load);
+/// false leaves its readahead as it is (a rank's parts: readahead would fetch past each).
 pub fn read_items(
     py: Python<'_>,
     container: &Container,
     items: Vec<Item>,
     options: &ReaderOptions,
+    sequential: bool,
 ) -> PyResult<()> {
     // Group by container, keeping the order of first appearance (shard order for a
     // sharded checkpoint read in offset_keys order).
@@ -129,7 +132,7 @@ pub fn read_items(
         }
     }
     for (opened, group) in groups {
-        read_group(py, &opened, group, options)?;
+        read_group(py, &opened, group, options, sequential)?;
     }
     Ok(())
 }
@@ -140,6 +143,7 @@ fn read_group(
     opened: &Opened,
     mut group: Group,
     options: &ReaderOptions,
+    sequential: bool,
 ) -> PyResult<()> {
     // The parallel reader over a local file (positioned reads) or a URL (Range requests,
     // several at once on keep-alive connections); `local` also gets the sequential hint.
@@ -180,7 +184,7 @@ fn read_group(
         })
         .collect();
     py.detach(|| {
-        if let (Some(handle), true) = (local, lo < hi) {
+        if let (Some(handle), true) = (local, sequential && lo < hi) {
             safetensors::cache::advise_sequential(handle, data_start + lo, hi - lo);
         }
         read_into(source, reads, options)
@@ -323,7 +327,7 @@ pub fn load_all<'py>(
         });
         holders.push((name, empty));
     }
-    read_items(py, container, items, options)?;
+    read_items(py, container, items, options, true)?;
     for (name, empty) in holders {
         dict.set_item(name, hooks.finish(py, empty)?)?;
     }

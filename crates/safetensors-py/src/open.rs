@@ -785,14 +785,17 @@ impl SafeOpen {
     /// the parallel reader. Each item is `(name, start, address, nbytes)`: bytes
     /// `start..start + nbytes` of tensor `name` go to `address`. The caller guarantees that
     /// each `address..address + nbytes` is writable memory it keeps alive for the call and
-    /// that nothing else uses meanwhile (a tensor's `data_ptr()` it holds).
-    #[pyo3(signature = (items, *, threads = None, block_size = None))]
+    /// that nothing else uses meanwhile (a tensor's `data_ptr()` it holds). `sequential`:
+    /// hint the kernel that the files are read sequentially (false keeps its readahead as
+    /// `load_for_rank` set it).
+    #[pyo3(signature = (items, *, threads = None, block_size = None, sequential = true))]
     fn _read_into(
         &self,
         py: Python<'_>,
         items: Vec<(String, usize, usize, usize)>,
         threads: Option<usize>,
         block_size: Option<usize>,
+        sequential: bool,
     ) -> PyResult<()> {
         let opened = self.inner.opened(py)?;
         let items = items
@@ -814,6 +817,7 @@ impl SafeOpen {
             &opened,
             items,
             &crate::bulk::options(threads, block_size),
+            sequential,
         )
     }
 

@@ -105,11 +105,14 @@ def fill_ranges(
     slots: Optional[int] = None,
     threads: Optional[int] = None,
     block_size: Optional[int] = None,
+    sequential: bool = True,
 ) -> None:
     """``fill`` for byte ranges of tensors: each ``(name, first, nbytes, dst)`` copies bytes
     ``first..first + nbytes`` of tensor ``name`` to the start of ``dst`` (device memory of at
     least ``nbytes`` bytes), through the ring, in the order given (file order reads best);
-    returns once every copy is done. A rank's contiguous part of a split tensor is one range."""
+    returns once every copy is done. A rank's contiguous part of a split tensor is one range.
+    ``sequential=False`` keeps the kernel's readahead as the caller set it (a rank's parts:
+    readahead would fetch the other ranks' bytes past each)."""
     slot_bytes = DEFAULT_SLOT_BYTES if slot_bytes is None else slot_bytes
     slots = DEFAULT_SLOTS if slots is None else slots
     if slot_bytes < 1 or slots < 1:
@@ -117,7 +120,7 @@ def fill_ranges(
     # Only as many buffers as the data fills (a small model needs one).
     total = sum(nbytes for _, _, nbytes, _ in ranges)
     addrs = [copier.host_buffer(slot_bytes) for _ in range(max(1, min(slots, -(-total // slot_bytes))))]
-    ring = _Ring(f, copier, addrs, slot_bytes, threads, block_size)
+    ring = _Ring(f, copier, addrs, slot_bytes, threads, block_size, sequential)
     for name, first, nbytes, dst in ranges:
         ring.add(name, first, nbytes, dst)
     ring.flush()
@@ -135,9 +138,10 @@ class _Ring:
         slot_bytes: int,
         threads: Optional[int],
         block_size: Optional[int],
+        sequential: bool = True,
     ) -> None:
         self.f, self.copier, self.addrs, self.slot_bytes = f, copier, addrs, slot_bytes
-        self.threads, self.block_size = threads, block_size
+        self.threads, self.block_size, self.sequential = threads, block_size, sequential
         self.slot = 0
         self.used = 0
         # (tensor name, first byte in the tensor, destination, offset in the destination,
@@ -160,7 +164,7 @@ class _Ring:
         slot, base = self.slot, self.addrs[self.slot]
         self.copier.wait(slot)  # the copies that last read this buffer are done
         items = [(name, at, base + used, n) for name, at, _, _, used, n in self.pending]
-        self.f._read_into(items, threads=self.threads, block_size=self.block_size)
+        self.f._read_into(items, threads=self.threads, block_size=self.block_size, sequential=self.sequential)
         for _, _, dst, dst_offset, used, n in self.pending:
             self.copier.copy_async(dst, dst_offset, slot, used, n)
         self.copier.record(slot)

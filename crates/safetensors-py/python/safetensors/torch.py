@@ -662,7 +662,7 @@ def _load_read(
         if copier is not None and staged:
             dsts = {name: copier.empty(dtype, pshape, n) for name, (dtype, pshape, _, n) in staged.items()}
             ranges = [(name, first, n, dsts[name]) for name, (_, _, first, n) in staged.items()]
-            _staging.fill_ranges(f, ranges, copier)
+            _staging.fill_ranges(f, ranges, copier, sequential=False)  # readahead stays off
             for name, (dtype, pshape, _, _) in staged.items():
                 out[name] = copier.finish(dsts[name], dtype, pshape)
     return out
@@ -817,6 +817,10 @@ def load_for_rank(
     4 KiB page and every page of the tensor holds some of them, the storage reads those pages
     anyway and the covering span is read in one call) and the whole of each replicated
     tensor. No collective is used: ``rank``/``world_size`` given, it needs no process group.
+    Onto a CUDA device, each part that is one run of bytes (every replicated tensor, and a
+    split whose dimensions before the split one are all 1, e.g. along dimension 0) streams
+    through the pinned staging ring (host memory bounded by the ring); a part split further
+    in is read into a host tensor of the part's size, then copied to the device.
     ``mode="broadcast"``: rank 0 alone reads the checkpoint (for storage that should be read
     once, or that only rank 0 sees) and sends each split tensor's parts with one
     ``scatter`` and each replicated tensor with one ``broadcast`` over ``group`` (gloo: host
