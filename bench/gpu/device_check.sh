@@ -15,6 +15,7 @@ cd "$(dirname "$0")/../.."
 DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
 PY=${PYTHON:-python3}
+case "$PY" in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;; esac  # steps cd
 OUT=${OUT:-$PWD/.gpu/out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/device_check.log") 2>&1
@@ -44,6 +45,7 @@ env -u PYTHONPATH "$PY" -c 'import safetensors; print("machine'"'"'s own (the re
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
 
 step "(b) our CUDA tests (pytest -m cuda)"
+(cd crates/safetensors-py && PYTHONPATH="$OURS" "$PY" -c 'import safetensors; print("the tests import", safetensors.__file__)')
 (cd crates/safetensors-py && PYTHONPATH="$OURS" timeout 150 "$PY" -m pytest -m cuda -q -p no:cacheprovider \
     --junitxml="$OUT/cuda_tests.xml" tests/test_cuda_ring.py tests/test_fast_load.py tests/test_torch.py)
 rc=$?
