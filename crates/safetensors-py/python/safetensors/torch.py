@@ -619,9 +619,10 @@ def _load_read(
     part's byte runs, only those are read) and the whole of each replicated tensor.
 
     Onto a CUDA device, every part that is one run of the file's bytes (a replicated tensor,
-    a split along the first dimension larger than 1) streams through the pinned staging ring
+    a split whose dimensions before the split one are all 1, e.g. along dimension 0) streams
+    through the pinned staging ring
     (``_staging.fill_ranges``: read into the ring's buffers, copied asynchronously), so host
-    memory stays bounded by the ring. A part split past that dimension is many strided runs:
+    memory stays bounded by the ring. Any other part is many strided runs:
     the core's slice planner reads it (covering sub-page runs in one read) into a host tensor
     of the part's size, copied to the device before the next part is read."""
     dev = _st_device(device)
