@@ -246,7 +246,7 @@ def warm_up(folder: Path) -> None:
                 pass
 
 
-def report(args: argparse.Namespace, results: dict, started: float) -> None:
+def report(args: argparse.Namespace, results: dict, started: float, show: bool = True) -> None:
     rows = []
     link = None
     checksums = set()
@@ -300,7 +300,8 @@ def report(args: argparse.Namespace, results: dict, started: float) -> None:
             lines.append(f"| {row['label']} | | | | {row['status']} |")
     text = "\n".join(lines) + "\n"
     (out / "gpu_bench.txt").write_text(text)
-    print(text, flush=True)
+    if show:
+        print(text, flush=True)
 
 
 def machine() -> str:
@@ -343,6 +344,7 @@ def driver(args: argparse.Namespace) -> int:
             result = run_worker(impl, args, args.worker_timeout)
             results[impl].append(result)
             print(f"run {rep + 1}/{args.runs} {impl}: {json.dumps(result)}", flush=True)
+        report(args, results, started, show=False)  # what a timeout would leave
     report(args, results, started)
     return 0
 

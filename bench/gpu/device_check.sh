@@ -68,7 +68,7 @@ if [ $DRY -eq 1 ]; then
 else
     bench=(--device cuda:0 --folder /tmp/st-gpu-bench --runs 3)
 fi
-timeout 330 "$PY" bench/gpu/device_bench.py "${bench[@]}" --ours "$OURS" --peers "$PEERS" --out "$OUT"
+timeout 300 "$PY" bench/gpu/device_bench.py "${bench[@]}" --ours "$OURS" --peers "$PEERS" --out "$OUT"
 rc=$?
 echo "bench exit: $rc"
 [ $rc -ne 0 ] && status=1
