@@ -22,7 +22,9 @@
 //!   find their pages arriving instead of reading them one by one. Loads that know their
 //!   destination (`load_model`, `load_into`, the GPU staging ring) always use
 //!   [`read_items`]. In-memory buffers and Python file objects keep their own paths, and so
-//!   do loads to a device other than the CPU (one tensor in host memory at a time).
+//!   do loads to a device other than the CPU (one tensor in host memory at a time), except
+//!   where the framework stages them itself (torch on CUDA: `_staging.py`, which reads with
+//!   [`read_items`] into its pinned buffers).
 
 use crate::error::{st_err, to_pyerr};
 use crate::framework::Hooks;
@@ -93,11 +95,14 @@ type Group = Vec<(u64, Item)>;
 /// Fills every item's destination: grouped by the file (shard) holding the tensor, each
 /// group read by the core's parallel reader with the interpreter detached. Ranges are
 /// checked against the header first; nothing is read when one is out of bounds.
+/// `sequential`: first tell the kernel a local file is read sequentially (a whole load);
+/// false leaves its readahead as it is (a rank's parts: readahead would fetch past each).
 pub fn read_items(
     py: Python<'_>,
     container: &Container,
     items: Vec<Item>,
     options: &ReaderOptions,
+    sequential: bool,
 ) -> PyResult<()> {
     // Group by container, keeping the order of first appearance (shard order for a
     // sharded checkpoint read in offset_keys order).
@@ -127,7 +132,7 @@ pub fn read_items(
         }
     }
     for (opened, group) in groups {
-        read_group(py, &opened, group, options)?;
+        read_group(py, &opened, group, options, sequential)?;
     }
     Ok(())
 }
@@ -138,6 +143,7 @@ fn read_group(
     opened: &Opened,
     mut group: Group,
     options: &ReaderOptions,
+    sequential: bool,
 ) -> PyResult<()> {
     // The parallel reader over a local file (positioned reads) or a URL (Range requests,
     // several at once on keep-alive connections); `local` also gets the sequential hint.
@@ -178,7 +184,7 @@ fn read_group(
         })
         .collect();
     py.detach(|| {
-        if let (Some(handle), true) = (local, lo < hi) {
+        if let (Some(handle), true) = (local, sequential && lo < hi) {
             safetensors::cache::advise_sequential(handle, data_start + lo, hi - lo);
         }
         read_into(source, reads, options)
@@ -293,8 +299,9 @@ pub fn load_all<'py>(
         return Ok(dict);
     }
     // Tensors bound for a device are read one at a time (each moved before the next is
-    // read), so that host memory never holds them all: torch's `load_file` to CUDA uses the
-    // staging ring instead (`_staging.py`).
+    // read), so that host memory never holds them all. Whole loads to CUDA with torch
+    // (`load_file`, `get_tensors` through the `_st_load_all` hook) use the staging ring of
+    // `_staging.py` instead and never come here.
     let plan = match hooks.on_cpu(py) {
         true => plan(py, container, &names, strategy)?,
         false => Plan::Views,
@@ -320,7 +327,7 @@ pub fn load_all<'py>(
         });
         holders.push((name, empty));
     }
-    read_items(py, container, items, options)?;
+    read_items(py, container, items, options, true)?;
     for (name, empty) in holders {
         dict.set_item(name, hooks.finish(py, empty)?)?;
     }

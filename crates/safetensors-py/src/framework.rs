@@ -18,11 +18,17 @@
 //! core's planner (`safetensors::index`); the hooks never index.
 //!
 //! `_st_device(device)` checks and normalizes the `device` argument once, at open time.
+//!
+//! Optionally, `_st_load_all(handle, names, device) -> dict | None` is a framework's own
+//! whole load of `names` from the open `safe_open` handle onto a device that is not the CPU
+//! (torch: CUDA through the pinned staging ring of `_staging.py`, which reads with the
+//! handle's private `_layout`/`_read_into`); None lets the loader read tensor by tensor.
 
 use crate::error::st_err;
 use crate::raw::RawDst;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use safetensors::Dtype;
 
 /// A framework a tensor can be returned as.
@@ -79,6 +85,7 @@ pub struct Hooks {
     empty: Py<PyAny>,
     finish: Py<PyAny>,
     view: Py<PyAny>,
+    load_all: Option<Py<PyAny>>,
     device: Py<PyAny>,
 }
 
@@ -96,6 +103,10 @@ impl Hooks {
             empty: module.getattr("_st_empty")?.unbind(),
             finish: module.getattr("_st_finish")?.unbind(),
             view: module.getattr("_st_view")?.unbind(),
+            load_all: match module.hasattr("_st_load_all")? {
+                true => Some(module.getattr("_st_load_all")?.unbind()),
+                false => None,
+            },
             device: device.unbind(),
         })
     }
@@ -121,6 +132,26 @@ impl Hooks {
             self.device.bind(py),
         ))?;
         Ok(if made.is_none() { None } else { Some(made) })
+    }
+
+    /// The framework's own whole load of `names` from `handle` (the `safe_open` they belong
+    /// to) onto the device, where it has one for this device; None: load tensor by tensor.
+    pub fn load_all<'py>(
+        &self,
+        py: Python<'py>,
+        handle: &Bound<'py, PyAny>,
+        names: &[String],
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(hook) = &self.load_all else {
+            return Ok(None);
+        };
+        let made = hook
+            .bind(py)
+            .call1((handle, names.to_vec(), self.device.bind(py)))?;
+        match made.is_none() {
+            true => Ok(None),
+            false => Ok(Some(made.cast_into::<PyDict>()?)),
+        }
     }
 
     /// True when tensors are returned in host memory: the normalized device prints as

@@ -716,15 +716,23 @@ impl SafeOpen {
     }
 
     /// Loads every tensor, as a dict keyed by name (sorted order): views of the mapping when
-    /// the file is in the page cache, else the parallel reader (see `bulk.rs`).
-    fn get_tensors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let opened = self.inner.opened(py)?;
+    /// the file is in the page cache, else the parallel reader (see `bulk.rs`). Onto a
+    /// device, the framework's `_st_load_all` hook loads them where it has one for that
+    /// device (torch on CUDA: the pinned staging ring), else tensor by tensor.
+    fn get_tensors<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let this = slf.get();
+        let opened = this.inner.opened(py)?;
         let names = opened.keys();
+        if !this.inner.hooks.on_cpu(py) {
+            if let Some(dict) = this.inner.hooks.load_all(py, slf.as_any(), &names)? {
+                return Ok(dict);
+            }
+        }
         let options = crate::bulk::options(None, None);
-        let one = |name: &str| self.inner.tensor(py, &opened, name);
+        let one = |name: &str| this.inner.tensor(py, &opened, name);
         crate::bulk::load_all(
             py,
-            &self.inner.hooks,
+            &this.inner.hooks,
             &opened,
             names,
             crate::bulk::Strategy::Auto,
@@ -776,14 +784,17 @@ impl SafeOpen {
     /// the parallel reader. Each item is `(name, start, address, nbytes)`: bytes
     /// `start..start + nbytes` of tensor `name` go to `address`. The caller guarantees that
     /// each `address..address + nbytes` is writable memory it keeps alive for the call and
-    /// that nothing else uses meanwhile (a tensor's `data_ptr()` it holds).
-    #[pyo3(signature = (items, *, threads = None, block_size = None))]
+    /// that nothing else uses meanwhile (a tensor's `data_ptr()` it holds). `sequential`:
+    /// hint the kernel that the files are read sequentially (false keeps its readahead as
+    /// `load_for_rank` set it).
+    #[pyo3(signature = (items, *, threads = None, block_size = None, sequential = true))]
     fn _read_into(
         &self,
         py: Python<'_>,
         items: Vec<(String, usize, usize, usize)>,
         threads: Option<usize>,
         block_size: Option<usize>,
+        sequential: bool,
     ) -> PyResult<()> {
         let opened = self.inner.opened(py)?;
         let items = items
@@ -805,6 +816,7 @@ impl SafeOpen {
             &opened,
             items,
             &crate::bulk::options(threads, block_size),
+            sequential,
         )
     }
 

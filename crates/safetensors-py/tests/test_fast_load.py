@@ -304,6 +304,7 @@ def test_staging_rejects_an_empty_ring(location):
         st._staged_load(path, torch.device("cpu"), _staging.CpuCopier(), slot_bytes=0)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_load_through_the_ring_and_load_model(location):
     path, tensors = location
@@ -383,6 +384,7 @@ def test_the_ring_fills_existing_tensors_in_place(location):
     assert copier.host_bytes <= 1400
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_load_model_and_load_into_on_cuda_fill_device_memory_in_place(saved_net, location):
     path, net = saved_net

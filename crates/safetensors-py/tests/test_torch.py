@@ -299,6 +299,7 @@ def test_device_argument_forms(tmp_path):
         load_file(p, device="nonsense")
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_load_file_to_cuda(tmp_path):
     tensors = {"a": torch.randn(64, 64), "b": torch.arange(10), "c": make(torch.float8_e4m3fn, (3, 3))}

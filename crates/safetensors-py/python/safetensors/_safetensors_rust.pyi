@@ -80,6 +80,10 @@ class safe_open:
     ``get_tensors`` several ranges at once; ``headers`` (e.g. ``{"Authorization": "Bearer
     ..."}``) go with every request.
 
+    With ``framework="pt"`` and a CUDA ``device``, ``get_tensors`` streams every tensor
+    through a small ring of pinned host buffers with asynchronous copies (host memory stays
+    bounded whatever the model's size); ``get_tensor`` copies its one tensor to the device.
+
     Leaving the ``with`` block closes it: the descriptor and mapping are released (tensors
     handed out stay valid) and any later call raises ``SafetensorError``. A missing file
     raises ``FileNotFoundError`` (``errno`` and ``filename`` set).
@@ -115,8 +119,10 @@ class safe_open:
         *,
         threads: Optional[int] = None,
         block_size: Optional[int] = None,
+        sequential: bool = True,
     ) -> None:
-        """Private: fills caller memory, items ``(name, start, address, nbytes)``."""
+        """Private: fills caller memory, items ``(name, start, address, nbytes)``; ``sequential``:
+        hint the kernel that the files are read sequentially."""
 
     def _layout(self, names: List[str]) -> List[Tuple[str, List[int], int]]:
         """Private: ``(dtype, shape, nbytes)`` of each tensor of ``names``."""

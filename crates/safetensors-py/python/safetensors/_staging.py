@@ -7,7 +7,13 @@ tensor spans several fills): it fills one buffer with the parallel reader (``_re
 interpreter detached), enqueues its asynchronous copies to the device, and moves on to the
 next buffer while those copies run. Before a buffer is filled again it waits for the copies
 that read it. Host memory is therefore bounded by ``slots * slot_bytes`` whatever the
-model's size.
+model's size. ``fill_ranges`` stages byte ranges of tensors the same way (a rank's part of
+a split tensor, for ``load_for_rank``).
+
+Every whole load onto CUDA with torch comes here: ``load_file``, ``safe_open(...,
+device="cuda:N").get_tensors()`` (through the ``_st_load_all`` hook the Rust loader calls),
+``load_model``/``load_into`` into CUDA tensors and ``load_for_rank``; each takes its copier
+from ``safetensors.torch._device_copier``.
 
 The device side is one small interface, ``DeviceCopier``: ``TorchCudaCopier`` (pinned
 tensors, one ``torch.cuda.Stream`` and an event per buffer) for GPUs, and ``CpuCopier``,
@@ -57,13 +63,15 @@ def load(
     f: Any,
     names: Sequence[str],
     copier: DeviceCopier,
-    slot_bytes: int = DEFAULT_SLOT_BYTES,
-    slots: int = DEFAULT_SLOTS,
+    slot_bytes: Optional[int] = None,
+    slots: Optional[int] = None,
     threads: Optional[int] = None,
     block_size: Optional[int] = None,
 ) -> Dict[str, Any]:
     """The tensors ``names`` of the open ``safe_open`` handle ``f``, staged through the ring
-    onto ``copier``'s device (see the module docs); a dict in the order of ``names``."""
+    onto ``copier``'s device (see the module docs); a dict in the order of ``names``. The
+    ring is ``slots`` buffers of ``slot_bytes`` (None: ``DEFAULT_SLOTS`` and
+    ``DEFAULT_SLOT_BYTES`` as they are at the call)."""
     layout = f._layout(list(names))
     dsts = [copier.empty(dtype, shape, nbytes) for dtype, shape, nbytes in layout]
     fill(f, names, dsts, copier, slot_bytes, slots, threads=threads, block_size=block_size)
@@ -75,8 +83,8 @@ def fill(
     names: Sequence[str],
     dsts: Sequence[Any],
     copier: DeviceCopier,
-    slot_bytes: int = DEFAULT_SLOT_BYTES,
-    slots: int = DEFAULT_SLOTS,
+    slot_bytes: Optional[int] = None,
+    slots: Optional[int] = None,
     threads: Optional[int] = None,
     block_size: Optional[int] = None,
 ) -> None:
@@ -84,21 +92,43 @@ def fill(
     ``dsts`` (``copier``'s device memory, the tensor's size in bytes: made by
     ``copier.empty``, or existing memory such as a parameter's) through the ring; returns
     once every copy is done."""
+    layout = f._layout(list(names))
+    ranges = [(name, 0, nbytes, dst) for name, (_, _, nbytes), dst in zip(names, layout, dsts)]
+    fill_ranges(f, ranges, copier, slot_bytes, slots, threads=threads, block_size=block_size)
+
+
+def fill_ranges(
+    f: Any,
+    ranges: Sequence[Tuple[str, int, int, Any]],
+    copier: DeviceCopier,
+    slot_bytes: Optional[int] = None,
+    slots: Optional[int] = None,
+    threads: Optional[int] = None,
+    block_size: Optional[int] = None,
+    sequential: bool = True,
+) -> None:
+    """``fill`` for byte ranges of tensors: each ``(name, first, nbytes, dst)`` copies bytes
+    ``first..first + nbytes`` of tensor ``name`` to the start of ``dst`` (device memory of at
+    least ``nbytes`` bytes), through the ring, in the order given (file order reads best);
+    returns once every copy is done. A rank's contiguous part of a split tensor is one range.
+    ``sequential=False`` keeps the kernel's readahead as the caller set it (a rank's parts:
+    readahead would fetch the other ranks' bytes past each)."""
+    slot_bytes = DEFAULT_SLOT_BYTES if slot_bytes is None else slot_bytes
+    slots = DEFAULT_SLOTS if slots is None else slots
     if slot_bytes < 1 or slots < 1:
         raise ValueError(f"the staging ring needs at least one buffer of at least one byte, got {slots} x {slot_bytes}")
-    layout = f._layout(list(names))
     # Only as many buffers as the data fills (a small model needs one).
-    total = sum(nbytes for _, _, nbytes in layout)
+    total = sum(nbytes for _, _, nbytes, _ in ranges)
     addrs = [copier.host_buffer(slot_bytes) for _ in range(max(1, min(slots, -(-total // slot_bytes))))]
-    ring = _Ring(f, copier, addrs, slot_bytes, threads, block_size)
-    for name, (_, _, nbytes), dst in zip(names, layout, dsts):
-        ring.add(name, nbytes, dst)
+    ring = _Ring(f, copier, addrs, slot_bytes, threads, block_size, sequential)
+    for name, first, nbytes, dst in ranges:
+        ring.add(name, first, nbytes, dst)
     ring.flush()
     copier.synchronize()
 
 
 class _Ring:
-    """Packs tensor bytes into the buffers in order; a full buffer is read then copied."""
+    """Packs byte ranges of tensors into the buffers in order; a full buffer is read then copied."""
 
     def __init__(
         self,
@@ -108,19 +138,21 @@ class _Ring:
         slot_bytes: int,
         threads: Optional[int],
         block_size: Optional[int],
+        sequential: bool = True,
     ) -> None:
         self.f, self.copier, self.addrs, self.slot_bytes = f, copier, addrs, slot_bytes
-        self.threads, self.block_size = threads, block_size
+        self.threads, self.block_size, self.sequential = threads, block_size, sequential
         self.slot = 0
         self.used = 0
-        # (tensor name, first byte in the tensor, destination, offset in the buffer, length)
-        self.pending: List[Tuple[str, int, Any, int, int]] = []
+        # (tensor name, first byte in the tensor, destination, offset in the destination,
+        # offset in the buffer, length)
+        self.pending: List[Tuple[str, int, Any, int, int, int]] = []
 
-    def add(self, name: str, nbytes: int, dst: Any) -> None:
+    def add(self, name: str, first: int, nbytes: int, dst: Any) -> None:
         start = 0
         while start < nbytes:
             take = min(nbytes - start, self.slot_bytes - self.used)
-            self.pending.append((name, start, dst, self.used, take))
+            self.pending.append((name, first + start, dst, start, self.used, take))
             self.used += take
             start += take
             if self.used == self.slot_bytes:
@@ -131,10 +163,10 @@ class _Ring:
             return
         slot, base = self.slot, self.addrs[self.slot]
         self.copier.wait(slot)  # the copies that last read this buffer are done
-        items = [(name, start, base + at, n) for name, start, _, at, n in self.pending]
-        self.f._read_into(items, threads=self.threads, block_size=self.block_size)
-        for _, start, dst, at, n in self.pending:
-            self.copier.copy_async(dst, start, slot, at, n)
+        items = [(name, at, base + used, n) for name, at, _, _, used, n in self.pending]
+        self.f._read_into(items, threads=self.threads, block_size=self.block_size, sequential=self.sequential)
+        for _, _, dst, dst_offset, used, n in self.pending:
+            self.copier.copy_async(dst, dst_offset, slot, used, n)
         self.copier.record(slot)
         self.slot = (slot + 1) % len(self.addrs)
         self.used = 0

@@ -322,9 +322,15 @@ def load_file(
     """
     dev = _st_device(device)
     if dev.type == "cuda":
-        copier = _staging.TorchCudaCopier(dev)
-        return _staged_load(filename, dev, copier, backend=backend, headers=headers)
+        return _staged_load(filename, dev, _device_copier(dev), backend=backend, headers=headers)
     return _common.load_file(filename, "pt", device, backend, headers)
+
+
+def _device_copier(device: torch.device) -> "_staging.DeviceCopier":
+    """The device side of the staging ring for a CUDA ``device``: every whole load onto CUDA
+    (``load_file``, ``safe_open(...).get_tensors()``, ``load_model``/``load_into``,
+    ``load_for_rank``) gets its copier here, so tests substitute ``_staging.CpuCopier``."""
+    return _staging.TorchCudaCopier(device)
 
 
 def _staged_load(
@@ -332,8 +338,8 @@ def _staged_load(
     device: torch.device,
     copier: "_staging.DeviceCopier",
     backend: str = "mmap",
-    slot_bytes: int = _staging.DEFAULT_SLOT_BYTES,
-    slots: int = _staging.DEFAULT_SLOTS,
+    slot_bytes: Optional[int] = None,
+    slots: Optional[int] = None,
     threads: Optional[int] = None,
     block_size: Optional[int] = None,
     headers: Optional[Dict[str, str]] = None,
@@ -504,7 +510,7 @@ def _read_in_place(f: Any, names: List[str], targets: Dict[str, torch.Tensor]) -
         f._read_into(items)
     with torch.no_grad():
         for device, pairs in on_cuda.items():
-            copier = _staging.TorchCudaCopier(device)
+            copier = _device_copier(device)
             _staging.fill(f, [n for n, _ in pairs], [d for _, d in pairs], copier)
     return done
 
@@ -610,20 +616,56 @@ def _load_read(
     location: Any, items: List[Tuple[str, Optional[int]]], rank: int, world_size: int, device: Any
 ) -> Dict[str, torch.Tensor]:
     """Each rank reads its own part of each split tensor (``get_slice``: the core plans the
-    part's byte runs, only those are read) and the whole of each replicated tensor."""
-    out: Dict[str, torch.Tensor] = {}
-    with safe_open(location, framework="pt", device=device, backend="pread") as f:
+    part's byte runs, only those are read) and the whole of each replicated tensor.
+
+    Onto a CUDA device, every part that is one run of the file's bytes (a replicated tensor,
+    a split whose dimensions before the split one are all 1, e.g. along dimension 0) streams
+    through the pinned staging ring
+    (``_staging.fill_ranges``: read into the ring's buffers, copied asynchronously), so host
+    memory stays bounded by the ring. Any other part is many strided runs:
+    the core's slice planner reads it (covering sub-page runs in one read) into a host tensor
+    of the part's size, copied to the device before the next part is read."""
+    dev = _st_device(device)
+    copier = _device_copier(dev) if dev.type == "cuda" else None
+    out: Dict[str, Any] = {}
+    # name -> (dtype, part's header shape, first byte in the tensor, nbytes): the ring's parts.
+    staged: Dict[str, Tuple[str, List[int], int, int]] = {}
+    with safe_open(location, framework="pt", device="cpu" if copier else device, backend="pread") as f:
         entries = _entries(f, items, world_size)  # opens every shard
         _no_readahead(f)
         for name, entry in entries.items():
-            dtype, shape, _, dim = entry
+            dtype, shape, storage, dim = entry
+            nbytes = math.prod(storage) * _TYPES[dtype].itemsize
             if dim is None:
-                out[name] = f.get_tensor(name)
+                if copier is None:
+                    out[name] = f.get_tensor(name)
+                else:
+                    out[name] = None  # keeps file order; filled by the ring below
+                    staged[name] = (dtype, shape, 0, nbytes)
                 continue
             d, start, stop = _part(entry, name, _plan_dim(items, name)[0], world_size, rank)
+            row = nbytes // storage[d] if storage[d] else 0  # bytes per index of dimension d
+            first, size = start * row, (stop - start) * row
             if dtype == "F4" and d == len(shape) - 1:
                 start, stop = 2 * start, 2 * stop  # torch packs two F4 values a byte
-            out[name] = f.get_slice(name)[(slice(None),) * d + (slice(start, stop),)]
+            part_shape = list(shape)
+            part_shape[d] = stop - start
+            if copier is not None and math.prod(storage[:d]) <= 1:
+                out[name] = None
+                staged[name] = (dtype, part_shape, first, size)
+                continue
+            part = f.get_slice(name)[(slice(None),) * d + (slice(start, stop),)]
+            if copier is not None:
+                dst = copier.empty(dtype, part_shape, part.nelement() * part.element_size())
+                dst.copy_(part.reshape(-1).view(torch.uint8))
+                part = copier.finish(dst, dtype, part_shape)
+            out[name] = part
+        if copier is not None and staged:
+            dsts = {name: copier.empty(dtype, pshape, n) for name, (dtype, pshape, _, n) in staged.items()}
+            ranges = [(name, first, n, dsts[name]) for name, (_, _, first, n) in staged.items()]
+            _staging.fill_ranges(f, ranges, copier, sequential=False)  # readahead stays off
+            for name, (dtype, pshape, _, _) in staged.items():
+                out[name] = copier.finish(dsts[name], dtype, pshape)
     return out
 
 
@@ -776,6 +818,10 @@ def load_for_rank(
     4 KiB page and every page of the tensor holds some of them, the storage reads those pages
     anyway and the covering span is read in one call) and the whole of each replicated
     tensor. No collective is used: ``rank``/``world_size`` given, it needs no process group.
+    Onto a CUDA device, each part that is one run of bytes (every replicated tensor, and a
+    split whose dimensions before the split one are all 1, e.g. along dimension 0) streams
+    through the pinned staging ring (host memory bounded by the ring); a part split further
+    in is read into a host tensor of the part's size, then copied to the device.
     ``mode="broadcast"``: rank 0 alone reads the checkpoint (for storage that should be read
     once, or that only rank 0 sees) and sends each split tensor's parts with one
     ``scatter`` and each replicated tensor with one ``broadcast`` over ``group`` (gloo: host
@@ -801,6 +847,22 @@ def _st_device(device: Any) -> torch.device:
     if isinstance(device, int):
         return torch.device("cuda", device)
     return torch.device(device)
+
+
+def _st_load_all(f: Any, names: List[str], device: torch.device) -> Optional[Dict[str, torch.Tensor]]:
+    """``safe_open(..., device=...).get_tensors()`` onto a CUDA device: every tensor through
+    the pinned staging ring (read in file order, returned in the order of ``names``); None on
+    other devices (the loader then moves tensors there one at a time).
+
+    ``get_tensor`` of one tensor does not come here: one tensor gains nothing from the ring
+    (its bytes are a view of the mapping, or one read into host memory, copied in one go),
+    and pinning the ring's buffers would cost more than the copy of most tensors."""
+    if device.type != "cuda":
+        return None
+    wanted = set(names)
+    order = [name for name in f.offset_keys() if name in wanted]
+    out = _staging.load(f, order, _device_copier(device))
+    return {name: out[name] for name in names}
 
 
 def _storage_shape(dtype: str, shape: List[int]) -> List[int]:
