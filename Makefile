@@ -109,7 +109,7 @@ lint-rust:
 	$(CARGO) build -p safetensors --no-default-features
 	$(MAKE) fuzz-check
 
-PY_LINTED := crates/safetensors-py bench/python bench/sharded bench/load bench/ranks bench/headers
+PY_LINTED := crates/safetensors-py bench/python bench/sharded bench/load bench/ranks bench/headers bench/gpu
 
 ## Python (needs `make setup`): ruff lint and format, mypy on the package, and the extension
 ## module's stub checked against the built module by stubtest.
