@@ -122,7 +122,7 @@ pub fn render(model: &Model) -> String {
                 ("BYTES", Align::Right),
                 ("OFFSETS", Align::Left),
             ]);
-            for (name, info) in header.metadata.iter() {
+            for (name, info) in header.metadata.entries() {
                 let (begin, end) = info.data_offsets;
                 table.row(vec![
                     printable(name),

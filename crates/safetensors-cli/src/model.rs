@@ -37,8 +37,8 @@ impl OpenModel {
                 let safe = open_file(&file)?;
                 let tensors = safe
                     .metadata()
-                    .iter()
-                    .map(|(name, _)| (name.to_string(), 0))
+                    .iter_names()
+                    .map(|name| (name.to_string(), 0))
                     .collect();
                 Ok(OpenModel {
                     path: shown.clone(),
@@ -76,7 +76,7 @@ impl OpenModel {
                 }
                 let mut tensors = BTreeMap::new();
                 for (position, (_, file)) in files.iter().enumerate() {
-                    for (name, _) in file.metadata().iter() {
+                    for name in file.metadata().iter_names() {
                         tensors.insert(name.to_string(), position);
                     }
                 }

@@ -274,7 +274,7 @@ fn verify_one(ck: &Checkpoint, plan: &SharePlan, output: &Path) -> Result<(), Co
     }
     for &i in &plan.kept {
         let t = &ck.tensors()[i];
-        let Some(info) = meta.info(t.name()) else {
+        let Some(info) = meta.entry(t.name()) else {
             return Err(verify(t.name(), "missing from the output".to_owned()));
         };
         if info.dtype != t.dtype() || info.shape != t.shape() {

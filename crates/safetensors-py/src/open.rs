@@ -76,8 +76,8 @@ impl Opened {
     }
 
     /// The header entry of tensor `name`, or a `SafetensorError` naming it.
-    pub fn info(&self, name: &str) -> PyResult<&TensorInfo> {
-        self.source.metadata().info(name).ok_or_else(|| {
+    pub fn info(&self, name: &str) -> PyResult<TensorInfo> {
+        self.source.metadata().entry(name).ok_or_else(|| {
             st_err(format!(
                 "File does not contain tensor {name}: call keys() to list the tensors it has"
             ))
@@ -428,7 +428,7 @@ impl Container {
     /// True when tensor `name` is in the container.
     pub fn contains(&self, name: &str) -> bool {
         match self {
-            Container::Single(one) => one.source.metadata().info(name).is_some(),
+            Container::Single(one) => one.source.metadata().entry(name).is_some(),
             Container::Sharded { checkpoint, .. } => checkpoint.contains(name),
         }
     }
@@ -477,7 +477,7 @@ impl Inner {
         let opened = container.for_tensor(py, name)?;
         let info = opened.info(name)?;
         let whole = byte_ranges(info.dtype, &info.shape, &[]).map_err(|e| slice_error(name, e))?;
-        opened.tensor_of(py, &self.hooks, name, info, &info.shape, whole)
+        opened.tensor_of(py, &self.hooks, name, &info, &info.shape, whole)
     }
 }
 

@@ -109,8 +109,8 @@ impl Checkpoint {
         let file = SafeFile::open(&path, Backend::Pread)?;
         let names = file
             .metadata()
-            .iter()
-            .map(|(name, _)| (name.to_owned(), 0))
+            .iter_names()
+            .map(|name| (name.to_owned(), 0))
             .collect();
         let name = path
             .file_name()
@@ -146,8 +146,8 @@ impl Checkpoint {
             })?;
             let names = file
                 .metadata()
-                .iter()
-                .map(|(name, _)| (name.to_owned(), 0))
+                .iter_names()
+                .map(|name| (name.to_owned(), 0))
                 .collect();
             let shard = Shard {
                 name: url.to_string(),
@@ -411,27 +411,27 @@ impl Checkpoint {
 
     /// The shard holding tensor `name` (opened if needed, local or remote) and the
     /// tensor's header entry.
-    pub fn tensor_file(&self, name: &str) -> Result<(&ShardFile, &TensorInfo), SafeTensorError> {
+    pub fn tensor_file(&self, name: &str) -> Result<(&ShardFile, TensorInfo), SafeTensorError> {
         let at = self
             .shard_of(name)
             .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))?;
         let file = self.shard_file(at)?;
         let info = file
             .metadata()
-            .info(name)
+            .entry(name)
             .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))?;
         Ok((file, info))
     }
 
     /// The shard holding tensor `name` (opened if needed) and the tensor's header entry.
-    pub fn tensor(&self, name: &str) -> Result<(&Arc<SafeFile>, &TensorInfo), SafeTensorError> {
+    pub fn tensor(&self, name: &str) -> Result<(&Arc<SafeFile>, TensorInfo), SafeTensorError> {
         let at = self
             .shard_of(name)
             .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))?;
         let file = self.shard(at)?;
         let info = file
             .metadata()
-            .info(name)
+            .entry(name)
             .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))?;
         Ok((file, info))
     }

@@ -163,9 +163,13 @@ impl Dtype {
     /// assert_eq!(Dtype::U8.byte_size(&[usize::MAX, 2]), Err(ShapeSizeError::Overflow));
     /// ```
     pub fn byte_size(&self, shape: &[usize]) -> Result<usize, ShapeSizeError> {
-        let bits = shape
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        self.byte_size_of(shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)))
+    }
+
+    /// [`Dtype::byte_size`] from the element count, `None` when the product of the shape
+    /// overflowed (multiplied left to right).
+    pub(crate) fn byte_size_of(&self, numel: Option<usize>) -> Result<usize, ShapeSizeError> {
+        let bits = numel
             .and_then(|numel| numel.checked_mul(self.bitsize()))
             .ok_or(ShapeSizeError::Overflow)?;
         if bits % 8 != 0 {

@@ -119,9 +119,9 @@ impl SafeFile {
         &self.file
     }
 
-    fn info(&self, name: &str) -> Result<&TensorInfo, SafeTensorError> {
+    fn info(&self, name: &str) -> Result<TensorInfo, SafeTensorError> {
         self.metadata
-            .info(name)
+            .entry(name)
             .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))
     }
 
@@ -197,7 +197,7 @@ impl SafeFile {
     pub fn tensor(&self, name: &str) -> Result<TensorView<'_>, SafeTensorError> {
         let info = self.info(name)?;
         match self.tensor_bytes(name)? {
-            Cow::Borrowed(data) => TensorView::new(info.dtype, info.shape.clone(), data),
+            Cow::Borrowed(data) => TensorView::new(info.dtype, info.shape, data),
             Cow::Owned(_) => Err(SafeTensorError::InvalidArgument(
                 "zero-copy views need the mmap backend; use tensor_bytes or read_into with pread"
                     .into(),
@@ -224,10 +224,10 @@ impl SafeFile {
         };
         self.check_unchanged()?;
         let start = self.data_start() as usize;
-        Ok(self.metadata.iter().map(move |(name, info)| {
+        Ok(self.metadata.entries().map(move |(name, info)| {
             let (begin, end) = info.data_offsets;
             let data = &map[start + begin..start + end];
-            (name, TensorView::new(info.dtype, info.shape.clone(), data))
+            (name, TensorView::new(info.dtype, info.shape, data))
         }))
     }
 

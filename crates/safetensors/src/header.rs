@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use crate::dtype::{Dtype, ShapeSizeError};
 use crate::error::SafeTensorError;
 use crate::json::{Header, RawTensor};
-use crate::table::{ChunkedVec, Lazy, StrTable};
+use crate::table::{ChunkedVec, DimTable, Lazy, StrTable};
 use crate::HashMap;
 
 /// The largest header a reader accepts, in bytes. Keeps a hostile length prefix from
@@ -42,6 +42,16 @@ impl TensorInfo {
     }
 }
 
+/// A tensor entry as a header keeps it: 32 bytes, its dimensions in the header's
+/// [`DimTable`]. [`TensorInfo`]s are built from it on demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub data_offsets: (usize, usize),
+    pub dims_at: u32,
+    pub ndim: u32,
+    pub dtype: Dtype,
+}
+
 /// A parsed and validated header: the tensors (kept in file order, listed in data order),
 /// and the `__metadata__` map. Names, metadata strings and entries are stored compactly
 /// (`table.rs`): a header of millions of entries costs about its own size.
@@ -52,9 +62,14 @@ pub struct Metadata {
     /// The same as a map, for [`Metadata::metadata`]: built on first use, as most readers
     /// only ask for the ordered pairs and millions of entries must not be held twice.
     metadata: Lazy<Option<HashMap<String, String>>>,
-    /// Tensor names and entries, in file order (same index).
+    /// Tensor names and entries, in file order (same index), their shapes in `dims`.
     names: StrTable,
-    infos: ChunkedVec<TensorInfo>,
+    infos: ChunkedVec<Entry>,
+    dims: DimTable,
+    /// Every entry as a [`TensorInfo`] (file order), for the methods that lend one out
+    /// ([`Metadata::info`], [`Metadata::iter`], [`Metadata::tensors`]): built on first use,
+    /// as the others ([`Metadata::entry`], [`Metadata::entries`]) need no such copy.
+    lent: Lazy<ChunkedVec<TensorInfo>>,
     /// Positions in `infos` in data order (by offsets; ties, zero-sized tensors, by name).
     /// `u32` is enough: a header of at most [`MAX_HEADER_SIZE`] bytes holds fewer entries.
     by_offset: Order,
@@ -69,7 +84,7 @@ impl PartialEq for Metadata {
         // file order of the entries does not matter, their data order does.
         self.metadata_pairs == other.metadata_pairs
             && self.data_len == other.data_len
-            && self.iter().eq(other.iter())
+            && self.entries().eq(other.entries())
     }
 }
 
@@ -243,7 +258,7 @@ impl Metadata {
         if let Some(problem) = header.first_error {
             return Err(problem);
         }
-        let metadata = Self::from_parts(header.metadata, header.names, header.infos, data_len);
+        let metadata = Self::from_parts(header, data_len);
         metadata.check_unique_names()?;
         metadata.check_tiling()?;
         Ok(metadata)
@@ -251,12 +266,14 @@ impl Metadata {
 
     /// Lists the tensors in data order (by offsets; ties, zero-sized tensors, by name) and
     /// by name. Validation happens on the result.
-    fn from_parts(
-        mut metadata_pairs: Option<StrTable>,
-        mut names: StrTable,
-        infos: ChunkedVec<TensorInfo>,
-        data_len: usize,
-    ) -> Self {
+    fn from_parts(header: Header, data_len: usize) -> Self {
+        let Header {
+            metadata: mut metadata_pairs,
+            mut names,
+            infos,
+            dims,
+            ..
+        } = header;
         names.shrink_small();
         if let Some(pairs) = metadata_pairs.as_mut() {
             pairs.shrink_small();
@@ -278,15 +295,42 @@ impl Metadata {
         drop(rank);
         let (by_name, by_offset) = (Order::new(by_name), Order::new(by_offset));
         let metadata = Lazy::new(|| to_map(&metadata_pairs));
+        let lent = Lazy::new(|| lend(&infos, &dims));
         Metadata {
             metadata,
             metadata_pairs,
             names,
             infos,
+            dims,
+            lent,
             by_offset,
             by_name,
             data_len,
         }
+    }
+
+    /// The entry at `i` (file order) as a [`TensorInfo`].
+    fn info_at(&self, i: usize) -> TensorInfo {
+        to_info(&self.infos[i], &self.dims)
+    }
+
+    /// The position (file order) of the tensor `name`.
+    fn position(&self, name: &str) -> Option<usize> {
+        let (mut low, mut high) = (0, self.by_name.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            let i = self.by_name.get(mid);
+            match self.names.get(i).cmp(name) {
+                core::cmp::Ordering::Less => low = mid + 1,
+                core::cmp::Ordering::Greater => high = mid,
+                core::cmp::Ordering::Equal => return Some(i),
+            }
+        }
+        None
+    }
+
+    fn lent(&self) -> &ChunkedVec<TensorInfo> {
+        self.lent.get(|| lend(&self.infos, &self.dims))
     }
 
     /// The `__metadata__` map, if the header has one.
@@ -308,19 +352,22 @@ impl Metadata {
             .collect()
     }
 
-    /// One tensor's entry.
+    /// One tensor's entry, lent out (the reference's signature). The first call builds a
+    /// [`TensorInfo`] for every tensor; [`Metadata::entry`] builds only the one asked for.
     pub fn info(&self, name: &str) -> Option<&TensorInfo> {
-        let (mut low, mut high) = (0, self.by_name.len());
-        while low < high {
-            let mid = low + (high - low) / 2;
-            let i = self.by_name.get(mid);
-            match self.names.get(i).cmp(name) {
-                core::cmp::Ordering::Less => low = mid + 1,
-                core::cmp::Ordering::Greater => high = mid,
-                core::cmp::Ordering::Equal => return Some(&self.infos[i]),
-            }
-        }
-        None
+        self.position(name).map(|i| &self.lent()[i])
+    }
+
+    /// One tensor's entry, built from the compact header.
+    pub fn entry(&self, name: &str) -> Option<TensorInfo> {
+        self.position(name).map(|i| self.info_at(i))
+    }
+
+    /// Tensors in data order, each entry built from the compact header as it is reached.
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = (&str, TensorInfo)> + '_ {
+        self.by_offset
+            .iter()
+            .map(|i| (self.names.get(i), self.info_at(i)))
     }
 
     /// Tensor names in data order (sorted by offsets).
@@ -328,7 +375,8 @@ impl Metadata {
         self.iter_names().map(String::from).collect()
     }
 
-    pub(crate) fn iter_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+    /// Tensor names in data order, without collecting them.
+    pub fn iter_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         self.by_offset.iter().map(|i| self.names.get(i))
     }
 
@@ -342,11 +390,13 @@ impl Metadata {
         self.by_name.iter().map(|i| self.names.get(i))
     }
 
-    /// Tensors in data order.
+    /// Tensors in data order, entries lent out (the first call builds a [`TensorInfo`] for
+    /// every tensor; [`Metadata::entries`] does not).
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &TensorInfo)> + '_ {
+        let lent = self.lent();
         self.by_offset
             .iter()
-            .map(|i| (self.names.get(i), &self.infos[i]))
+            .map(move |i| (self.names.get(i), &lent[i]))
     }
 
     /// Length of the data section in bytes.
@@ -365,11 +415,28 @@ impl Metadata {
     }
 }
 
+fn to_info(entry: &Entry, dims: &DimTable) -> TensorInfo {
+    TensorInfo {
+        dtype: entry.dtype,
+        shape: dims.shape(entry.dims_at, entry.ndim),
+        data_offsets: entry.data_offsets,
+    }
+}
+
+fn lend(infos: &ChunkedVec<Entry>, dims: &DimTable) -> ChunkedVec<TensorInfo> {
+    let mut lent = ChunkedVec::default();
+    for i in 0..infos.len() {
+        lent.push(to_info(&infos[i], dims));
+    }
+    lent
+}
+
 /// Checks one tensor entry as read (everything but its place among the others).
 pub(crate) fn validate_tensor_entry(
     name: &str,
     raw: Result<RawTensor, &'static str>,
-) -> Result<TensorInfo, SafeTensorError> {
+    dims: &DimTable,
+) -> Result<Entry, SafeTensorError> {
     let bad = |reason: String| SafeTensorError::InvalidTensorEntry {
         tensor: name.into(),
         reason,
@@ -409,15 +476,15 @@ pub(crate) fn validate_tensor_entry(
     }
     let [begin, end] = offsets.first;
 
-    let expected = dtype.byte_size(&shape).map_err(|e| match e {
+    let expected = dtype.byte_size_of(shape.numel).map_err(|e| match e {
         ShapeSizeError::Overflow => SafeTensorError::ValidationOverflow {
             tensor: name.into(),
-            shape: shape.clone(),
+            shape: dims.shape(shape.at, shape.ndim),
         },
         ShapeSizeError::PartialByte => SafeTensorError::MisalignedSubByte {
             tensor: name.into(),
             dtype,
-            shape: shape.clone(),
+            shape: dims.shape(shape.at, shape.ndim),
         },
     })?;
     if begin > end || end - begin != expected {
@@ -427,10 +494,11 @@ pub(crate) fn validate_tensor_entry(
             data_offsets: (begin, end),
         });
     }
-    Ok(TensorInfo {
-        dtype,
-        shape,
+    Ok(Entry {
         data_offsets: (begin, end),
+        dims_at: shape.at,
+        ndim: shape.ndim,
+        dtype,
     })
 }
 
@@ -454,11 +522,11 @@ impl Metadata {
     /// overlap, nothing past the end and no trailing bytes.
     fn check_tiling(&self) -> Result<(), SafeTensorError> {
         let mut covered = 0usize;
-        for (name, info) in self.iter() {
-            let (begin, end) = info.data_offsets;
+        for i in self.by_offset.iter() {
+            let (begin, end) = self.infos[i].data_offsets;
             if begin != covered || end > self.data_len {
                 return Err(SafeTensorError::InvalidOffset {
-                    tensor: name.into(),
+                    tensor: self.names.get(i).into(),
                     data_offsets: (begin, end),
                     expected_begin: covered,
                     data_len: self.data_len,

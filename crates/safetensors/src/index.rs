@@ -149,12 +149,12 @@ pub trait ShardContents {
 
 impl ShardContents for &Metadata {
     fn tensor_sizes(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.iter()
+        self.entries()
             .map(|(name, info)| (name, info.byte_len() as u64))
     }
 
     fn holds(&self, name: &str) -> bool {
-        self.info(name).is_some()
+        self.entry(name).is_some()
     }
 }
 

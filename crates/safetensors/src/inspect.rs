@@ -178,7 +178,7 @@ pub fn totals(model: &Model) -> (BTreeMap<Dtype, Totals>, Totals) {
     let mut by_dtype: BTreeMap<Dtype, Totals> = BTreeMap::new();
     let mut all = Totals::default();
     for shard in &model.files {
-        for (_, info) in shard.header.metadata.iter() {
+        for (_, info) in shard.header.metadata.entries() {
             let params = parameters(&info.shape);
             let bytes = (info.data_offsets.1 - info.data_offsets.0) as u64;
             by_dtype.entry(info.dtype).or_default().add(params, bytes);
@@ -206,7 +206,7 @@ struct JsonTensor<'a> {
     name: &'a str,
     file: &'a str,
     dtype: String,
-    shape: &'a [usize],
+    shape: Vec<usize>,
     parameters: u64,
     bytes: u64,
     data_offsets: [usize; 2],
@@ -261,13 +261,13 @@ impl<'a> JsonReport<'a> {
         let (by_dtype, all) = totals(model);
         let mut tensors = Vec::new();
         for shard in &model.files {
-            for (name, info) in shard.header.metadata.iter() {
+            for (name, info) in shard.header.metadata.entries() {
                 tensors.push(JsonTensor {
                     name,
                     file: &shard.name,
                     dtype: info.dtype.to_string(),
-                    shape: &info.shape,
                     parameters: parameters(&info.shape),
+                    shape: info.shape,
                     bytes: (info.data_offsets.1 - info.data_offsets.0) as u64,
                     data_offsets: [info.data_offsets.0, info.data_offsets.1],
                 });

@@ -9,20 +9,49 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 use crate::dtype::Dtype;
 use crate::error::SafeTensorError;
-use crate::header::{validate_tensor_entry, TensorInfo, METADATA_KEY};
-use crate::table::{ChunkedVec, StrTable};
+use crate::header::{validate_tensor_entry, Entry, METADATA_KEY};
+use crate::table::{ChunkedVec, DimTable, StrTable};
 
 /// A tensor entry's fields; each is `Err(what was found)` when it has the wrong JSON type.
 #[derive(Default)]
 pub(crate) struct RawTensor {
     pub dtype: Option<Result<Result<Dtype, String>, &'static str>>,
-    pub shape: Option<Result<Vec<usize>, String>>,
+    pub shape: Option<Result<Dims, String>>,
     pub data_offsets: Option<Result<Offsets, String>>,
     pub duplicate_field: Option<&'static str>,
+}
+
+/// A shape as read: where its dimensions start in the header's [`DimTable`], how many there
+/// are, and their product (`None` once it overflows a `usize`).
+#[derive(Clone, Copy)]
+pub(crate) struct Dims {
+    pub at: u32,
+    pub ndim: u32,
+    pub numel: Option<usize>,
+}
+
+impl Dims {
+    /// An empty shape about to be read into `table`.
+    pub fn start(table: &DimTable) -> Self {
+        Dims {
+            at: table.position(),
+            ndim: 0,
+            numel: Some(1),
+        }
+    }
+
+    /// Adds one dimension, stored in `table`.
+    pub fn push(&mut self, table: &mut DimTable, dim: usize) {
+        table.push(dim);
+        self.ndim += 1;
+        self.numel = self.numel.and_then(|n| n.checked_mul(dim));
+    }
 }
 
 /// `data_offsets` as read: its first two integers and how many there were, so a wrong
@@ -39,9 +68,10 @@ pub(crate) struct Offsets {
 pub(crate) struct Header {
     /// Key, value, key, value... in file order.
     pub metadata: Option<StrTable>,
-    /// Tensor names and entries in file order (same index).
+    /// Tensor names and entries in file order (same index), their shapes in `dims`.
     pub names: StrTable,
-    pub infos: ChunkedVec<TensorInfo>,
+    pub infos: ChunkedVec<Entry>,
+    pub dims: DimTable,
     pub first_error: Option<SafeTensorError>,
 }
 
@@ -58,6 +88,7 @@ impl<'de> Deserialize<'de> for Header {
                     metadata: None,
                     names: StrTable::default(),
                     infos: ChunkedVec::default(),
+                    dims: DimTable::default(),
                     first_error: None,
                 };
                 while let Some(key) = map.next_key::<Text<'de>>()? {
@@ -74,8 +105,8 @@ impl<'de> Deserialize<'de> for Header {
                             Err(e) => Some(SafeTensorError::InvalidMetadata(e)),
                         }
                     } else {
-                        let raw = map.next_value::<TensorValue>()?.0;
-                        match validate_tensor_entry(key.as_ref(), raw) {
+                        let raw = map.next_value_seed(TensorSeed(&mut header.dims))?;
+                        match validate_tensor_entry(key.as_ref(), raw, &header.dims) {
                             Ok(info) => {
                                 header.names.push(key);
                                 header.infos.push(info);
@@ -199,22 +230,25 @@ impl<'de> Deserialize<'de> for MetadataValue {
     }
 }
 
-struct TensorValue(Result<RawTensor, &'static str>);
+/// A tensor entry; its shape goes to the header's [`DimTable`].
+struct TensorSeed<'a>(&'a mut DimTable);
 
-impl<'de> Deserialize<'de> for TensorValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TensorValue;
+impl<'de> DeserializeSeed<'de> for TensorSeed<'_> {
+    type Value = Result<RawTensor, &'static str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct V<'a>(&'a mut DimTable);
+        impl<'de> Visitor<'de> for V<'_> {
+            type Value = Result<RawTensor, &'static str>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            found_instead!(|kind| TensorValue(Err(kind)));
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TensorValue, A::Error> {
+            found_instead!(Err);
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
                 drain_seq(seq)?;
-                Ok(TensorValue(Err("an array")))
+                Ok(Err("an array"))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TensorValue, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let dims = self.0;
                 let mut t = RawTensor::default();
                 while let Some(key) = map.next_key::<FieldName>()? {
                     let slot_taken = match key {
@@ -228,7 +262,9 @@ impl<'de> Deserialize<'de> for TensorValue {
                     }
                     match key {
                         FieldName::Dtype => t.dtype = Some(map.next_value::<DtypeValue>()?.0),
-                        FieldName::Shape => t.shape = Some(map.next_value::<Integers>()?.0),
+                        FieldName::Shape => {
+                            t.shape = Some(map.next_value_seed(ShapeSeed(&mut *dims))?)
+                        }
                         FieldName::DataOffsets => {
                             t.data_offsets = Some(map.next_value::<OffsetsValue>()?.0)
                         }
@@ -238,10 +274,10 @@ impl<'de> Deserialize<'de> for TensorValue {
                         }
                     }
                 }
-                Ok(TensorValue(Ok(t)))
+                Ok(Ok(t))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(self.0))
     }
 }
 
@@ -443,56 +479,40 @@ fn read_integers<'de, A: SeqAccess<'de>>(
     Ok(problem)
 }
 
-/// Shapes up to this many dimensions are gathered without a growing vector.
-const SHORT_SHAPE: usize = 8;
+/// A `shape`: an array of non-negative integers that fit a `usize`, stored in the header's
+/// [`DimTable`] as they are read (no vector of them), or a sentence end saying what was
+/// found instead.
+struct ShapeSeed<'a>(&'a mut DimTable);
 
-/// A `shape`: an array of non-negative integers that fit a `usize`, or a sentence end saying
-/// what was found instead.
-struct Integers(Result<Vec<usize>, String>);
-
-impl<'de> Deserialize<'de> for Integers {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Integers;
+impl<'de> DeserializeSeed<'de> for ShapeSeed<'_> {
+    type Value = Result<Dims, String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct V<'a>(&'a mut DimTable);
+        impl<'de> Visitor<'de> for V<'_> {
+            type Value = Result<Dims, String>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            found_instead!(|kind| Integers(Err(format!("{NOT_INTEGERS} {kind}"))));
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Integers, A::Error> {
+            found_instead!(|kind| Err(format!("{NOT_INTEGERS} {kind}")));
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 drain_map(map)?;
-                Ok(Integers(Err(format!("{NOT_INTEGERS} an object"))))
+                Ok(Err(format!("{NOT_INTEGERS} an object")))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Integers, A::Error> {
-                // Kept for the file's lifetime, so a short shape (the usual case) is
-                // gathered on the stack and allocated once at its exact length: a million
-                // one-dimension shapes must not each hold a vector's growth slack.
-                let mut short = [0usize; SHORT_SHAPE];
-                let mut len = 0;
-                let mut long = Vec::new();
-                let problem = read_integers(seq, |n| {
-                    if len < SHORT_SHAPE {
-                        short[len] = n;
-                    } else {
-                        if long.is_empty() {
-                            long.extend_from_slice(&short);
-                        }
-                        long.push(n);
-                    }
-                    len += 1;
-                })?;
-                Ok(Integers(match problem {
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                let table = self.0;
+                let mut dims = Dims::start(table);
+                let problem = read_integers(seq, |n| dims.push(table, n))?;
+                Ok(match problem {
                     Some(p) => Err(p),
-                    None if len <= SHORT_SHAPE => Ok(short[..len].to_vec()),
-                    None => Ok(long),
-                }))
+                    None => Ok(dims),
+                })
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(self.0))
     }
 }
 
-/// `data_offsets`: like [`Integers`], but keeping only the first two and the count.
+/// `data_offsets`: like a shape, but keeping only the first two and the count.
 struct OffsetsValue(Result<Offsets, String>);
 
 impl<'de> Deserialize<'de> for OffsetsValue {

@@ -10,12 +10,10 @@
 //! reported first, comes from one place, and the two readers agree on every header this one
 //! accepts (checked by tests and by the `differential` fuzz target through the public API).
 
-use alloc::vec::Vec;
-
 use crate::dtype::Dtype;
 use crate::header::{validate_tensor_entry, METADATA_KEY};
-use crate::json::{repeated_key, Header, Offsets, RawTensor};
-use crate::table::{ChunkedVec, StrTable};
+use crate::json::{repeated_key, Dims, Header, Offsets, RawTensor};
+use crate::table::{ChunkedVec, DimTable, StrTable};
 
 /// Reads `text` (a whole header) if it is plain; `None` means "use the general reader".
 pub(crate) fn parse(text: &str) -> Option<Header> {
@@ -24,6 +22,7 @@ pub(crate) fn parse(text: &str) -> Option<Header> {
         metadata: None,
         names: StrTable::default(),
         infos: ChunkedVec::default(),
+        dims: DimTable::default(),
         first_error: None,
     };
     c.eat(b'{')?;
@@ -37,8 +36,9 @@ pub(crate) fn parse(text: &str) -> Option<Header> {
                 }
                 header.metadata = Some(c.metadata()?);
             } else {
-                let raw = c.tensor()?;
-                header.infos.push(validate_tensor_entry(key, Ok(raw)).ok()?);
+                let raw = c.tensor(&mut header.dims)?;
+                let entry = validate_tensor_entry(key, Ok(raw), &header.dims).ok()?;
+                header.infos.push(entry);
                 header.names.push(key);
             }
             if !c.eat_if(b',') {
@@ -133,22 +133,15 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn shape(&mut self) -> Option<Vec<usize>> {
-        // Allocated once at its exact length: a plain shape's dimensions are its commas plus
-        // one, counted ahead (a shape of millions of dimensions must not be held twice while
-        // a growing vector moves).
-        self.skip_whitespace();
-        let rest = &self.text.as_bytes()[self.pos..];
-        let end = rest.iter().position(|&b| b == b']')?;
-        let commas = rest[..end].iter().filter(|&&b| b == b',').count();
-        let mut dims = Vec::with_capacity(commas + 1);
-        self.integers(|n| dims.push(n))?;
-        dims.shrink_to_fit();
+    /// A shape, its dimensions stored in `table` as they are read.
+    fn shape(&mut self, table: &mut DimTable) -> Option<Dims> {
+        let mut dims = Dims::start(table);
+        self.integers(|n| dims.push(table, n))?;
         Some(dims)
     }
 
     /// A tensor entry with exactly the three fields, each once.
-    fn tensor(&mut self) -> Option<RawTensor> {
+    fn tensor(&mut self, dims: &mut DimTable) -> Option<RawTensor> {
         let mut raw = RawTensor::default();
         self.eat(b'{')?;
         loop {
@@ -159,7 +152,7 @@ impl<'a> Cursor<'a> {
                     let dtype = self.string()?.parse::<Dtype>().ok()?;
                     raw.dtype = Some(Ok(Ok(dtype)));
                 }
-                "shape" if raw.shape.is_none() => raw.shape = Some(Ok(self.shape()?)),
+                "shape" if raw.shape.is_none() => raw.shape = Some(Ok(self.shape(dims)?)),
                 "data_offsets" if raw.data_offsets.is_none() => {
                     let mut first = [0usize; 2];
                     let mut seen = 0;
@@ -209,6 +202,7 @@ mod tests {
     use super::*;
     use alloc::format;
     use alloc::string::String;
+    use alloc::vec::Vec;
     use proptest::prelude::*;
 
     /// What the general reader makes of `text`, when it accepts it with no problem.
@@ -219,7 +213,20 @@ mod tests {
     }
 
     fn same(a: &Header, b: &Header) -> bool {
-        a.names == b.names && a.infos == b.infos && a.metadata == b.metadata
+        let shapes = |h: &Header| -> Vec<Vec<usize>> {
+            (0..h.infos.len())
+                .map(|i| h.dims.shape(h.infos[i].dims_at, h.infos[i].ndim))
+                .collect()
+        };
+        let entries = |h: &Header| -> Vec<(Dtype, (usize, usize))> {
+            (0..h.infos.len())
+                .map(|i| (h.infos[i].dtype, h.infos[i].data_offsets))
+                .collect()
+        };
+        a.names == b.names
+            && entries(a) == entries(b)
+            && shapes(a) == shapes(b)
+            && a.metadata == b.metadata
     }
 
     /// Whenever the plain reader accepts a header, the general reader reads the same.

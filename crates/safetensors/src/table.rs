@@ -64,6 +64,54 @@ impl<T> core::ops::Index<usize> for ChunkedVec<T> {
     }
 }
 
+/// Tensor dimensions, back to back, each as a LEB128 varint: a dimension costs about the
+/// bytes its digits take in the header (a shape of a million `1`s, a megabyte), where a
+/// `usize` would cost four times the header's text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DimTable {
+    bytes: ChunkedVec<u8>,
+}
+
+impl DimTable {
+    /// Where the next dimension pushed will start.
+    pub fn position(&self) -> u32 {
+        // A header's dimensions take at most its length in bytes (MAX_HEADER_SIZE).
+        self.bytes.len() as u32
+    }
+
+    pub fn push(&mut self, mut dim: usize) {
+        loop {
+            let low = (dim & 0x7f) as u8;
+            dim >>= 7;
+            if dim == 0 {
+                self.bytes.push(low);
+                return;
+            }
+            self.bytes.push(low | 0x80);
+        }
+    }
+
+    /// The `ndim` dimensions pushed from `at` on.
+    pub fn shape(&self, at: u32, ndim: u32) -> Vec<usize> {
+        let mut shape = Vec::with_capacity(ndim as usize);
+        let mut pos = at as usize;
+        for _ in 0..ndim {
+            let (mut dim, mut shift) = (0usize, 0);
+            loop {
+                let byte = self.bytes[pos];
+                pos += 1;
+                dim |= usize::from(byte & 0x7f) << shift;
+                shift += 7;
+                if byte & 0x80 == 0 {
+                    break;
+                }
+            }
+            shape.push(dim);
+        }
+        shape
+    }
+}
+
 /// Bytes per text chunk of a [`StrTable`]; a string at least a quarter this long is kept
 /// as its own allocation (moved in, not copied).
 const TEXT_CHUNK: usize = 1 << 20;
@@ -218,6 +266,20 @@ mod tests {
         }
         assert_eq!(v.len(), 3 * CHUNK_LEN + 5);
         assert!((0..v.len()).all(|i| v[i] == i));
+    }
+
+    #[test]
+    fn dim_table_reads_back_every_size_of_dimension() {
+        let dims = [0, 1, 127, 128, 4096, 1 << 35, usize::MAX, 7];
+        let mut table = DimTable::default();
+        table.push(5);
+        let at = table.position();
+        for d in dims {
+            table.push(d);
+        }
+        assert_eq!(table.shape(at, dims.len() as u32), dims);
+        assert_eq!(table.shape(0, 1), [5]);
+        assert_eq!(table.shape(at, 0), Vec::<usize>::new());
     }
 
     #[test]

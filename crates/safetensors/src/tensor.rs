@@ -149,11 +149,11 @@ impl<'data> SafeTensors<'data> {
         })
     }
 
-    fn view(&self, info: &crate::TensorInfo) -> TensorView<'data> {
+    fn view(&self, info: crate::TensorInfo) -> TensorView<'data> {
         TensorView {
             dtype: info.dtype,
-            shape: info.shape.clone(),
             data: &self.data[info.data_offsets.0..info.data_offsets.1],
+            shape: info.shape,
         }
     }
 
@@ -167,14 +167,14 @@ impl<'data> SafeTensors<'data> {
     /// Every tensor, in data order, without allocating names.
     pub fn iter(&self) -> impl Iterator<Item = (&str, TensorView<'data>)> + '_ {
         self.metadata
-            .iter()
+            .entries()
             .map(|(name, info)| (name, self.view(info)))
     }
 
     /// One tensor by name.
     pub fn tensor(&self, name: &str) -> Result<TensorView<'data>, SafeTensorError> {
         self.metadata
-            .info(name)
+            .entry(name)
             .map(|info| self.view(info))
             .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))
     }
