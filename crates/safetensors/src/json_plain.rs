@@ -51,6 +51,20 @@ pub(crate) fn parse(text: &str) -> Option<Header> {
     (c.pos == text.len()).then_some(header)
 }
 
+/// The bytes that end the plain part of a string: the closing quote, a backslash (an
+/// escape: given up on) and control characters (invalid in JSON strings).
+const STRING_STOP: [bool; 256] = {
+    let mut stop = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        stop[b] = true;
+        b += 1;
+    }
+    stop[b'"' as usize] = true;
+    stop[b'\\' as usize] = true;
+    stop
+};
+
 struct Cursor<'a> {
     text: &'a str,
     pos: usize,
@@ -87,9 +101,7 @@ impl<'a> Cursor<'a> {
         self.eat(b'"')?;
         let start = self.pos;
         let rest = &self.text.as_bytes()[start..];
-        let len = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = rest.iter().position(|&b| STRING_STOP[usize::from(b)])?;
         if rest[len] != b'"' {
             return None;
         }
