@@ -64,42 +64,66 @@ impl<T> core::ops::Index<usize> for ChunkedVec<T> {
     }
 }
 
+/// Bytes per chunk of a [`DimTable`].
+const DIM_CHUNK: usize = 1 << 16;
+
 /// Tensor dimensions, back to back, each as a LEB128 varint: a dimension costs about the
 /// bytes its digits take in the header (a shape of a million `1`s, a megabyte), where a
-/// `usize` would cost four times the header's text.
+/// `usize` would cost four times the header's text. Chunk `k` holds positions
+/// `[k * DIM_CHUNK, (k + 1) * DIM_CHUNK)`; a varint never straddles two chunks, so a chunk
+/// may end a few positions short of its range.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct DimTable {
-    bytes: ChunkedVec<u8>,
+    chunks: Vec<Vec<u8>>,
 }
 
 impl DimTable {
-    /// Where the next dimension pushed will start.
+    /// Where the next dimension pushed will start (or just before, at a chunk's unused end).
     pub fn position(&self) -> u32 {
         // A header's dimensions take at most its length in bytes (MAX_HEADER_SIZE).
-        self.bytes.len() as u32
+        self.chunks.last().map_or(0, |c| {
+            ((self.chunks.len() - 1) * DIM_CHUNK + c.len()) as u32
+        })
     }
 
     pub fn push(&mut self, mut dim: usize) {
-        loop {
-            let low = (dim & 0x7f) as u8;
-            dim >>= 7;
-            if dim == 0 {
-                self.bytes.push(low);
-                return;
-            }
-            self.bytes.push(low | 0x80);
+        // Room for the longest varint (10 bytes), so none straddles two chunks.
+        let room = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.len() + 10 <= DIM_CHUNK);
+        if !room {
+            // The first chunk starts small and grows: most headers hold few dimensions.
+            let capacity = if self.chunks.is_empty() {
+                64
+            } else {
+                DIM_CHUNK
+            };
+            self.chunks.push(Vec::with_capacity(capacity));
         }
+        let Some(chunk) = self.chunks.last_mut() else {
+            return;
+        };
+        while dim >= 0x80 {
+            chunk.push((dim & 0x7f) as u8 | 0x80);
+            dim >>= 7;
+        }
+        chunk.push(dim as u8);
     }
 
     /// The `ndim` dimensions pushed from `at` on.
     pub fn shape(&self, at: u32, ndim: u32) -> Vec<usize> {
         let mut shape = Vec::with_capacity(ndim as usize);
-        let mut pos = at as usize;
+        let (mut chunk, mut offset) = (at as usize / DIM_CHUNK, at as usize % DIM_CHUNK);
         for _ in 0..ndim {
+            if offset >= self.chunks[chunk].len() {
+                (chunk, offset) = (chunk + 1, 0);
+            }
+            let bytes = &self.chunks[chunk];
             let (mut dim, mut shift) = (0usize, 0);
             loop {
-                let byte = self.bytes[pos];
-                pos += 1;
+                let byte = bytes[offset];
+                offset += 1;
                 dim |= usize::from(byte & 0x7f) << shift;
                 shift += 7;
                 if byte & 0x80 == 0 {
@@ -280,6 +304,20 @@ mod tests {
         assert_eq!(table.shape(at, dims.len() as u32), dims);
         assert_eq!(table.shape(0, 1), [5]);
         assert_eq!(table.shape(at, 0), Vec::<usize>::new());
+        // Shapes across chunk ends, where a varint moves whole to the next chunk.
+        let mut shapes = Vec::new();
+        for i in 0..40_000usize {
+            let shape: Vec<usize> = (0..i % 5).map(|k| (i << (k * 9)) | k).collect();
+            let at = table.position();
+            for &d in &shape {
+                table.push(d);
+            }
+            shapes.push((at, shape));
+        }
+        assert!(table.chunks.len() > 3);
+        for (at, shape) in shapes {
+            assert_eq!(table.shape(at, shape.len() as u32), shape);
+        }
     }
 
     #[test]
