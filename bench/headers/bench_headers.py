@@ -2,7 +2,8 @@
 
 Generates valid files whose header is about 1 MB, 10 MB and 60 MB for each shape (many
 tensors, many metadata entries, long names, names sharing a long prefix, long strings,
-many escapes, deep nesting, huge numbers, long shapes), then reads each one through
+many escapes, deep nesting, huge numbers, long shapes, and many tensors with one escape in
+the last name: plain but for its end), then reads each one through
 
 - the Rust core (`SafeFile::open` plus names and metadata, the `read_header` example:
   peak = heap bytes allocated, counted by the allocator),
@@ -77,6 +78,14 @@ def huge_number(n: int) -> tuple[str, bytes]:
     return '{"t":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"x":' + number + "}}", b""
 
 
+def late_escape(n: int) -> tuple[str, bytes]:
+    # `tensors`, but the last name is written with an escape: the direct reader for plain
+    # headers reads it all, gives up at the end, and the general reader reads it again.
+    header, data = tensors(n)
+    last = header.rindex('"t')
+    return header[:last] + '"\\u0074' + header[last + 2 :], data
+
+
 def long_shape(n: int) -> tuple[str, bytes]:
     dims = ",".join("1" for _ in range(n // 2))
     return '{"t":{"dtype":"U8","shape":[' + dims + '],"data_offsets":[0,1]}}', b"\0"
@@ -84,7 +93,18 @@ def long_shape(n: int) -> tuple[str, bytes]:
 
 SHAPES = {
     f.__name__: f
-    for f in (tensors, metadata, long_name, shared_prefix, long_string, escapes, deep_nesting, huge_number, long_shape)
+    for f in (
+        tensors,
+        metadata,
+        long_name,
+        shared_prefix,
+        long_string,
+        escapes,
+        deep_nesting,
+        huge_number,
+        long_shape,
+        late_escape,
+    )
 }
 
 
