@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 
 use crate::dtype::{Dtype, ShapeSizeError};
 use crate::error::SafeTensorError;
-use crate::json::{Header, RawTensor};
+use crate::json::{Header, HeaderSeed, RawTensor};
 use crate::table::{ChunkedVec, DimTable, Lazy, StrTable};
 use crate::HashMap;
 
@@ -237,24 +237,44 @@ impl Metadata {
     /// Validates a header. `header` is the `N` bytes after the length prefix (padding
     /// included); `data_len` is the length of the data section (`file size - 8 - N`).
     pub fn from_header_bytes(header: &[u8], data_len: usize) -> Result<Metadata, SafeTensorError> {
-        let text = core::str::from_utf8(header).map_err(|e| SafeTensorError::InvalidHeader {
-            valid_up_to: e.valid_up_to(),
-        })?;
-        // JSON whitespace may precede the object, as the reference reads it.
-        if !text
-            .trim_start_matches([' ', '\t', '\n', '\r'])
-            .starts_with('{')
-        {
-            return Err(SafeTensorError::InvalidHeaderStart);
-        }
-        // The plain reader takes nearly every real header; anything else, every problem
-        // included, is read by the general one, which validates every tensor entry as it is
-        // read and reports the first problem in file order, after any JSON syntax error.
+        let text = header_text(header)?;
+        // The direct reader takes nearly every real header; anything else, every problem
+        // included, is read by the general one (borrowed bytes: from the start).
         let header = match crate::json_plain::parse(text) {
-            Some(header) => header,
-            None => serde_json::from_str::<Header>(text)
-                .map_err(|e| SafeTensorError::InvalidHeaderDeserialization(e.to_string()))?,
+            Ok(header) => header,
+            Err(_) => read_general(text, Header::empty())?,
         };
+        Self::validated(header, data_len)
+    }
+
+    /// [`Metadata::from_header_bytes`] on bytes it may change: where the direct reader gives
+    /// up after some entries, the general reader goes on from there instead of reading the
+    /// header twice. The entries already read are blanked (newlines kept), so the general
+    /// reader's error positions are still the file's.
+    pub(crate) fn from_header_vec(
+        mut bytes: Vec<u8>,
+        data_len: usize,
+    ) -> Result<Metadata, SafeTensorError> {
+        let text = header_text(&bytes)?;
+        let header = match crate::json_plain::parse(text) {
+            Ok(header) => header,
+            Err(None) => read_general(text, Header::empty())?,
+            Err(Some(partial)) => {
+                // Just after the opening brace (the first byte that is not whitespace).
+                let open = text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len() + 1;
+                for byte in &mut bytes[open..partial.resume_at] {
+                    if *byte != b'\n' {
+                        *byte = b' ';
+                    }
+                }
+                // Whole characters were replaced by ASCII spaces: still UTF-8.
+                read_general(header_text(&bytes)?, partial.header)?
+            }
+        };
+        Self::validated(header, data_len)
+    }
+
+    fn validated(header: Header, data_len: usize) -> Result<Metadata, SafeTensorError> {
         if let Some(problem) = header.first_error {
             return Err(problem);
         }
@@ -431,6 +451,33 @@ fn lend(infos: &ChunkedVec<Entry>, dims: &DimTable) -> ChunkedVec<TensorInfo> {
     lent
 }
 
+/// The header as text: UTF-8, and an object (JSON whitespace may precede it, as the
+/// reference reads it).
+fn header_text(header: &[u8]) -> Result<&str, SafeTensorError> {
+    let text = core::str::from_utf8(header).map_err(|e| SafeTensorError::InvalidHeader {
+        valid_up_to: e.valid_up_to(),
+    })?;
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return Err(SafeTensorError::InvalidHeaderStart);
+    }
+    Ok(text)
+}
+
+/// The general (serde) reader, adding the object's entries to `start`: it validates every
+/// tensor entry as it is read and reports the first problem in file order, after any JSON
+/// syntax error.
+fn read_general(text: &str, start: Header) -> Result<Header, SafeTensorError> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    HeaderSeed(start)
+        .deserialize(&mut de)
+        .and_then(|header| de.end().map(|()| header))
+        .map_err(|e| SafeTensorError::InvalidHeaderDeserialization(e.to_string()))
+}
+
 /// Checks one tensor entry as read (everything but its place among the others).
 pub(crate) fn validate_tensor_entry(
     name: &str,
@@ -541,5 +588,80 @@ impl Metadata {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use proptest::prelude::*;
+
+    /// The serde reader alone, from the start: what every header read must equal.
+    fn general_only(text: &str, data_len: usize) -> Result<Metadata, String> {
+        read_general(text, Header::empty())
+            .and_then(|header| Metadata::validated(header, data_len))
+            .map_err(|e| e.to_string())
+    }
+
+    fn resumed(text: &str, data_len: usize) -> Result<Metadata, String> {
+        Metadata::from_header_vec(text.as_bytes().to_vec(), data_len).map_err(|e| e.to_string())
+    }
+
+    const ENTRIES: &str = concat!(
+        "{\"__metadata__\":{\"format\":\"pt\"},\n",
+        "\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},\n",
+        "\"b\":{\"dtype\":\"BF16\",\"shape\":[],\"data_offsets\":[24,26]},",
+        "\"c\\u00e9\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[26,28],\"x\":[1]},",
+        "\"\\u00e9\":{\"dtype\":\"U8\",\"shape\":[0,4],\"data_offsets\":[28,28]}}  "
+    );
+
+    #[test]
+    fn resuming_after_the_direct_reader_reads_what_the_serde_reader_reads() {
+        // Escapes and an extra field in the third entry: two entries kept, then resumed.
+        let Err(Some(partial)) = crate::json_plain::parse(ENTRIES) else {
+            panic!("the direct reader should keep the first entries");
+        };
+        assert_eq!(partial.header.infos.len(), 2);
+        let got = resumed(ENTRIES, 28).unwrap();
+        assert_eq!(Ok(&got), general_only(ENTRIES, 28).as_ref());
+        assert_eq!(got.len(), 4);
+        assert_eq!(got.entry("cé").unwrap().shape, [2]);
+        // An error after the kept entries: same message, same position.
+        let broken = ENTRIES.replace("[28,28]}}", "[28,28]},}");
+        let error = resumed(&broken, 28).unwrap_err();
+        assert_eq!(Err(error.clone()), general_only(&broken, 28));
+        assert!(error.contains("line 3 column 185"), "{error}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Random edits anywhere, most near the end: reading with the direct reader and
+        /// resuming gives exactly the serde reader's result or error message.
+        #[test]
+        fn edits_read_the_same_resumed_or_not(
+            edits in proptest::collection::vec(
+                (0.0..1.0f64, 0..3u8, prop::sample::select(
+                    &[" ", "\n", "\"", "\\", ":", ",", "{", "}", "[", "]", "0", "1", "-", ".",
+                      "e", "é", "\u{1}", "dtype", "shape", "data_offsets", "__metadata__",
+                      "F32", "U8", "\\u0041"][..])),
+                1..4,
+            )
+        ) {
+            let mut text = alloc::string::String::from(ENTRIES);
+            for (at, kind, piece) in edits {
+                // Three edits in four land in the last third, after entries to keep.
+                let at = (text.len() as f64 * (if at < 0.75 { 0.66 + at * 0.45 } else { at })) as usize;
+                let at = (0..=at.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+                match kind {
+                    0 => text.insert_str(at, piece),
+                    1 => text.replace_range(at..end, ""),
+                    _ => text.replace_range(at..end, piece),
+                }
+            }
+            prop_assert_eq!(resumed(&text, 28), general_only(&text, 28), "{:?}", text);
+        }
     }
 }

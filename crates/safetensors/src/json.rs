@@ -75,22 +75,34 @@ pub(crate) struct Header {
     pub first_error: Option<SafeTensorError>,
 }
 
-impl<'de> Deserialize<'de> for Header {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
+impl Header {
+    /// A header with nothing read yet.
+    pub fn empty() -> Self {
+        Header {
+            metadata: None,
+            names: StrTable::default(),
+            infos: ChunkedVec::default(),
+            dims: DimTable::default(),
+            first_error: None,
+        }
+    }
+}
+
+/// Reads a header's object into `.0`, which may already hold entries read before (by the
+/// direct reader, see `json_plain.rs`): the object's remaining entries are added to them.
+pub(crate) struct HeaderSeed(pub Header);
+
+impl<'de> DeserializeSeed<'de> for HeaderSeed {
+    type Value = Header;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Header, D::Error> {
+        struct V(Header);
         impl<'de> Visitor<'de> for V {
             type Value = Header;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
-                let mut header = Header {
-                    metadata: None,
-                    names: StrTable::default(),
-                    infos: ChunkedVec::default(),
-                    dims: DimTable::default(),
-                    first_error: None,
-                };
+                let mut header = self.0;
                 while let Some(key) = map.next_key::<Text<'de>>()? {
                     let problem = if key.as_ref() == METADATA_KEY {
                         let value = map.next_value::<MetadataValue>()?.0;
@@ -125,7 +137,7 @@ impl<'de> Deserialize<'de> for Header {
                 Ok(header)
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V(self.0))
     }
 }
 

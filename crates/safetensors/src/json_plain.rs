@@ -5,50 +5,76 @@
 //! matters for headers of a million entries.
 //!
 //! It only ever gives up: on anything else (an escape, another field, a number with a sign,
-//! fraction or exponent, an invalid entry, a syntax error), [`parse`] returns `None` and the
-//! general reader reads the header from the start. So every error, and which one is
+//! fraction or exponent, an invalid entry, a syntax error), [`parse`] returns the entries
+//! read before the one it could not read, and the general reader goes on from that entry
+//! (or reads the whole header, where it cannot resume). So every error, and which one is
 //! reported first, comes from one place, and the two readers agree on every header this one
 //! accepts (checked by tests and by the `differential` fuzz target through the public API).
 
 use crate::dtype::Dtype;
-use crate::header::{validate_tensor_entry, METADATA_KEY};
+use crate::header::{validate_tensor_entry, Entry, METADATA_KEY};
 use crate::json::{repeated_key, Dims, Header, Offsets, RawTensor};
-use crate::table::{ChunkedVec, DimTable, StrTable};
+use crate::table::{DimTable, StrTable};
 
-/// Reads `text` (a whole header) if it is plain; `None` means "use the general reader".
-pub(crate) fn parse(text: &str) -> Option<Header> {
+/// Where the direct reader gave up: the entries it read before (all valid) and the byte
+/// offset of the entry it could not read (right after the `{` or `,` before it), from where
+/// the general reader can go on.
+pub(crate) struct Partial {
+    pub header: Header,
+    pub resume_at: usize,
+}
+
+/// Reads `text` (a whole header) if it is plain. `Err(Some(..))`: what was read before the
+/// first entry it could not read; `Err(None)`: nothing worth keeping.
+pub(crate) fn parse(text: &str) -> Result<Header, Option<Partial>> {
     let mut c = Cursor { text, pos: 0 };
-    let mut header = Header {
-        metadata: None,
-        names: StrTable::default(),
-        infos: ChunkedVec::default(),
-        dims: DimTable::default(),
-        first_error: None,
-    };
-    c.eat(b'{')?;
-    if !c.eat_if(b'}') {
-        loop {
-            let key = c.string()?;
-            c.eat(b':')?;
-            if key == METADATA_KEY {
-                if header.metadata.is_some() {
-                    return None;
-                }
-                header.metadata = Some(c.metadata()?);
-            } else {
-                let raw = c.tensor(&mut header.dims)?;
-                let entry = validate_tensor_entry(key, Ok(raw), &header.dims).ok()?;
-                header.infos.push(entry);
-                header.names.push(key);
+    let mut header = Header::empty();
+    c.eat(b'{').ok_or(None)?;
+    if c.eat_if(b'}') {
+        c.skip_whitespace();
+        return (c.pos == text.len()).then_some(header).ok_or(None);
+    }
+    loop {
+        let entry_start = c.pos;
+        let give_up = |header: Header| {
+            Some(Partial {
+                header,
+                resume_at: entry_start,
+            })
+        };
+        // An entry is kept only once what follows it is read too: the general reader must
+        // resume at an entry's start, never after one (its errors would differ).
+        let Some(entry) = c.entry(&mut header) else {
+            return Err(give_up(header));
+        };
+        let last = if c.eat_if(b',') {
+            false
+        } else if c.eat_if(b'}') {
+            c.skip_whitespace();
+            if c.pos != text.len() {
+                return Err(give_up(header));
             }
-            if !c.eat_if(b',') {
-                c.eat(b'}')?;
-                break;
+            true
+        } else {
+            return Err(give_up(header));
+        };
+        match entry {
+            Read::Metadata(pairs) => header.metadata = Some(pairs),
+            Read::Tensor(name, entry) => {
+                header.infos.push(entry);
+                header.names.push(name);
             }
         }
+        if last {
+            return Ok(header);
+        }
     }
-    c.skip_whitespace();
-    (c.pos == text.len()).then_some(header)
+}
+
+/// One entry of the header's object, read but not yet kept.
+enum Read<'a> {
+    Metadata(StrTable),
+    Tensor(&'a str, Entry),
 }
 
 /// The bytes that end the plain part of a string: the closing quote, a backslash (an
@@ -94,6 +120,21 @@ impl<'a> Cursor<'a> {
 
     fn eat(&mut self, byte: u8) -> Option<()> {
         self.eat_if(byte).then_some(())
+    }
+
+    /// One entry of the header's object (`"key": value`), valid and plain.
+    fn entry(&mut self, header: &mut Header) -> Option<Read<'a>> {
+        let key = self.string()?;
+        self.eat(b':')?;
+        if key == METADATA_KEY {
+            if header.metadata.is_some() {
+                return None;
+            }
+            return Some(Read::Metadata(self.metadata()?));
+        }
+        let raw = self.tensor(&mut header.dims)?;
+        let entry = validate_tensor_entry(key, Ok(raw), &header.dims).ok()?;
+        Some(Read::Tensor(key, entry))
     }
 
     /// A string with no escape and no control character.
@@ -219,9 +260,13 @@ mod tests {
 
     /// What the general reader makes of `text`, when it accepts it with no problem.
     fn general(text: &str) -> Option<Header> {
-        serde_json::from_str::<Header>(text)
-            .ok()
-            .filter(|h| h.first_error.is_none())
+        use serde::de::DeserializeSeed;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let header = crate::json::HeaderSeed(Header::empty())
+            .deserialize(&mut de)
+            .ok()?;
+        de.end().ok()?;
+        header.first_error.is_none().then_some(header)
     }
 
     fn same(a: &Header, b: &Header) -> bool {
@@ -244,8 +289,8 @@ mod tests {
     /// Whenever the plain reader accepts a header, the general reader reads the same.
     fn agrees(text: &str) -> bool {
         match parse(text) {
-            None => true,
-            Some(plain) => general(text).is_some_and(|g| same(&plain, &g)),
+            Err(_) => true,
+            Ok(plain) => general(text).is_some_and(|g| same(&plain, &g)),
         }
     }
 
@@ -265,7 +310,7 @@ mod tests {
             "{\"__metadata__\":{}}",
             "{\"x\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}",
         ] {
-            let plain = parse(text).unwrap_or_else(|| panic!("not taken: {text}"));
+            let plain = parse(text).unwrap_or_else(|_| panic!("not taken: {text}"));
             assert!(same(&plain, &general(text).unwrap()), "{text}");
         }
     }
@@ -295,7 +340,7 @@ mod tests {
             "{\"k\":\"v\u{1}\"}",
             "[]",
         ] {
-            assert!(parse(text).is_none(), "taken: {text}");
+            assert!(parse(text).is_err(), "taken: {text}");
         }
     }
 

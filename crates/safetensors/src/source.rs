@@ -123,7 +123,7 @@ pub fn read_header<S: Source + ?Sized>(source: &S) -> Result<FileHeader, SafeTen
     let mut header = vec![0u8; header_len];
     source.read_at(8, &mut header)?;
     let data_len = usize::try_from(file_len - data_start).map_err(|_| past_end())?;
-    let metadata = Metadata::from_header_bytes(&header, data_len)?;
+    let metadata = Metadata::from_header_vec(header, data_len)?;
     Ok(FileHeader {
         file_len,
         header_len,
