@@ -11,6 +11,8 @@
 //! reported first, comes from one place, and the two readers agree on every header this one
 //! accepts (checked by tests and by the `differential` fuzz target through the public API).
 
+use alloc::boxed::Box;
+
 use crate::dtype::Dtype;
 use crate::header::{validate_tensor_entry, Entry, METADATA_KEY};
 use crate::json::{repeated_key, Dims, Header, Offsets, RawTensor};
@@ -26,7 +28,7 @@ pub(crate) struct Partial {
 
 /// Reads `text` (a whole header) if it is plain. `Err(Some(..))`: what was read before the
 /// first entry it could not read; `Err(None)`: nothing worth keeping.
-pub(crate) fn parse(text: &str) -> Result<Header, Option<Partial>> {
+pub(crate) fn parse(text: &str) -> Result<Header, Option<Box<Partial>>> {
     let mut c = Cursor { text, pos: 0 };
     let mut header = Header::empty();
     c.eat(b'{').ok_or(None)?;
@@ -37,10 +39,10 @@ pub(crate) fn parse(text: &str) -> Result<Header, Option<Partial>> {
     loop {
         let entry_start = c.pos;
         let give_up = |header: Header| {
-            Some(Partial {
+            Some(Box::new(Partial {
                 header,
                 resume_at: entry_start,
-            })
+            }))
         };
         // An entry is kept only once what follows it is read too: the general reader must
         // resume at an entry's start, never after one (its errors would differ).
