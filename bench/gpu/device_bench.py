@@ -36,6 +36,10 @@ import sys
 import time
 from pathlib import Path
 
+# The same llama-like checkpoint as `make bench-load`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "load"))
+from bench_load import llama_like  # noqa: E402
+
 IMPLS = ["pinned", "pageable", "ours_load_file", "ours_get_tensors", "ours_load_into", "ours_load_for_rank", "ref"]
 PEERS = ["fastsafe", "runai"]
 LABELS = {
@@ -49,22 +53,6 @@ LABELS = {
     "fastsafe": "fastsafetensors: `fastsafe_open(files, device, nogds=True)` + `get_tensor().clone()`",
     "runai": "runai-model-streamer: `stream_files` + `.to(device)`",
 }
-
-
-def llama_like(layers: int, hidden: int, inter: int, vocab: int):
-    """(name, shape) of a llama-like model, in the order transformers saves it."""
-    yield "model.embed_tokens.weight", (vocab, hidden)
-    for i in range(layers):
-        p = f"model.layers.{i}."
-        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            yield p + f"self_attn.{proj}.weight", (hidden, hidden)
-        yield p + "mlp.gate_proj.weight", (inter, hidden)
-        yield p + "mlp.up_proj.weight", (inter, hidden)
-        yield p + "mlp.down_proj.weight", (hidden, inter)
-        yield p + "input_layernorm.weight", (hidden,)
-        yield p + "post_attention_layernorm.weight", (hidden,)
-    yield "model.norm.weight", (hidden,)
-    yield "lm_head.weight", (vocab, hidden)
 
 
 def sync(device: str) -> None:
