@@ -10,7 +10,7 @@ export SAFETENSORS_TEST_PYTHON ?= $(PY)
 # Python 3.11 makes the development venv and the fresh venvs of the packaging test.
 PYTHON ?= python3.11
 
-.PHONY: demo setup setup-quick test test-quick test-rust test-python test-python-quick \
+.PHONY: demo setup setup-quick system-packages test test-quick test-rust test-python test-python-quick \
 	test-clients wheel sdist test-packaging lint lint-rust lint-python fmt fuzz-check fuzz-smoke \
 	fuzz-campaign bench-rust bench-python bench-headers bench-sharded bench-load bench-ranks bench-save ci
 
@@ -50,7 +50,12 @@ $(VENV)/.ext-built.stamp: $(EXT_INPUTS) | $(VENV)/.deps-quick.stamp
 	touch $@
 
 ## Every test: Rust (core, convert, CLI end to end) and Python (every framework).
-test: setup test-rust test-python
+test: system-packages setup test-rust test-python
+
+## System packages the tests need (nginx for the HTTP tests): installed when missing where
+## possible (root with apt-get), otherwise a one-line message before anything is built.
+system-packages:
+	bash scripts/system-packages.sh
 
 ## Day-to-day: the Rust tests and the Python tests that need only numpy (no framework
 ## download). CI runs everything (`make ci`).
@@ -175,10 +180,10 @@ bench-headers: setup
 ## A sharded ~2 GB bf16 checkpoint (4 shards) loaded with load_file from the local folder and
 ## over HTTP from nginx on 127.0.0.1: time, requests, bytes moved. Files under /tmp, deleted
 ## after. BENCH_ARGS="--layers 4 --runs 2" for a quick run.
-bench-sharded: setup
+bench-sharded: system-packages setup
 	$(PY) bench/sharded/bench_sharded.py $${BENCH_ARGS:-}
 
 ## What CI runs. A missing framework or nginx fails instead of skipping.
 ci: export SAFETENSORS_REQUIRE_FRAMEWORKS = 1
 ci: export SAFETENSORS_REQUIRE_NGINX = 1
-ci: setup lint test-rust test-python test-clients test-packaging fuzz-smoke
+ci: system-packages setup lint test-rust test-python test-clients test-packaging fuzz-smoke
