@@ -261,13 +261,19 @@ impl Metadata {
             Err(None) => read_general(text, Header::empty())?,
             Err(Some(partial)) => {
                 // Just after the opening brace (the first byte that is not whitespace).
-                let open = text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len() + 1;
+                let open = crate::json_plain::skip_whitespace(text.as_bytes(), 0) + 1;
                 for byte in &mut bytes[open..partial.resume_at] {
                     if *byte != b'\n' {
                         *byte = b' ';
                     }
                 }
-                // Whole characters were replaced by ASCII spaces: still UTF-8.
+                // The brace moves to just before the entry to resume at (where the `,` or
+                // the brace itself was): the blanked entries become leading whitespace,
+                // which the general reader skips fast, and every later byte keeps its line
+                // and column.
+                bytes[open - 1] = b' ';
+                bytes[partial.resume_at - 1] = b'{';
+                // Whole characters were replaced by ASCII bytes: still UTF-8.
                 read_general(header_text(&bytes)?, partial.header)?
             }
         };
@@ -457,10 +463,8 @@ fn header_text(header: &[u8]) -> Result<&str, SafeTensorError> {
     let text = core::str::from_utf8(header).map_err(|e| SafeTensorError::InvalidHeader {
         valid_up_to: e.valid_up_to(),
     })?;
-    if !text
-        .trim_start_matches([' ', '\t', '\n', '\r'])
-        .starts_with('{')
-    {
+    let first = crate::json_plain::skip_whitespace(text.as_bytes(), 0);
+    if text.as_bytes().get(first) != Some(&b'{') {
         return Err(SafeTensorError::InvalidHeaderStart);
     }
     Ok(text)
@@ -469,13 +473,31 @@ fn header_text(header: &[u8]) -> Result<&str, SafeTensorError> {
 /// The general (serde) reader, adding the object's entries to `start`: it validates every
 /// tensor entry as it is read and reports the first problem in file order, after any JSON
 /// syntax error.
+///
+/// serde skips whitespace a byte at a time, and a header may hold up to 100 MB of it around
+/// the object, so it is given the object alone. Only where that fails is the whole text read
+/// again, for an error message whose line and column are the file's.
 fn read_general(text: &str, start: Header) -> Result<Header, SafeTensorError> {
     use serde::de::DeserializeSeed;
-    let mut de = serde_json::Deserializer::from_str(text);
-    HeaderSeed(start)
-        .deserialize(&mut de)
-        .and_then(|header| de.end().map(|()| header))
-        .map_err(|e| SafeTensorError::InvalidHeaderDeserialization(e.to_string()))
+    let read = |text: &str, start: Header| {
+        let mut de = serde_json::Deserializer::from_str(text);
+        HeaderSeed(start)
+            .deserialize(&mut de)
+            .and_then(|header| de.end().map(|()| header))
+            .map_err(|e| SafeTensorError::InvalidHeaderDeserialization(e.to_string()))
+    };
+    let bytes = text.as_bytes();
+    let begin = crate::json_plain::skip_whitespace(bytes, 0);
+    let end = crate::json_plain::trim_whitespace_end(bytes).max(begin);
+    if begin == 0 && end == text.len() {
+        return read(text, start);
+    }
+    // Cut at ASCII whitespace: both ends are character boundaries.
+    read(&text[begin..end], start).or_else(|trimmed| match read(text, Header::empty()) {
+        // Surrounding whitespace never changes what JSON means; the first error stands.
+        Ok(_) => Err(trimmed),
+        Err(whole) => Err(whole),
+    })
 }
 
 /// Checks one tensor entry as read (everything but its place among the others).
@@ -597,11 +619,28 @@ mod tests {
     use alloc::string::ToString;
     use proptest::prelude::*;
 
-    /// The serde reader alone, from the start: what every header read must equal.
+    /// The serde reader alone over the whole text, from the start: what every header read
+    /// must equal, error messages included.
     fn general_only(text: &str, data_len: usize) -> Result<Metadata, String> {
-        read_general(text, Header::empty())
+        use serde::de::DeserializeSeed;
+        header_text(text.as_bytes()).map_err(|e| e.to_string())?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        HeaderSeed(Header::empty())
+            .deserialize(&mut de)
+            .and_then(|header| de.end().map(|()| header))
+            .map_err(|e| SafeTensorError::InvalidHeaderDeserialization(e.to_string()))
             .and_then(|header| Metadata::validated(header, data_len))
             .map_err(|e| e.to_string())
+    }
+
+    /// What the crate's readers make of `text`: the direct reader (resuming) and the general
+    /// one on its own.
+    fn both_readers(text: &str, data_len: usize) -> [Result<Metadata, String>; 2] {
+        let general = header_text(text.as_bytes())
+            .and_then(|text| read_general(text, Header::empty()))
+            .and_then(|header| Metadata::validated(header, data_len))
+            .map_err(|e| e.to_string());
+        [resumed(text, data_len), general]
     }
 
     fn resumed(text: &str, data_len: usize) -> Result<Metadata, String> {
@@ -625,6 +664,7 @@ mod tests {
         assert_eq!(partial.header.infos.len(), 2);
         let got = resumed(ENTRIES, 28).unwrap();
         assert_eq!(Ok(&got), general_only(ENTRIES, 28).as_ref());
+        assert_eq!(both_readers(ENTRIES, 28)[1], Ok(got.clone()));
         assert_eq!(got.len(), 4);
         assert_eq!(got.entry("cé").unwrap().shape, [2]);
         // An error after the kept entries: same message, same position.
@@ -632,6 +672,19 @@ mod tests {
         let error = resumed(&broken, 28).unwrap_err();
         assert_eq!(Err(error.clone()), general_only(&broken, 28));
         assert!(error.contains("line 3 column 185"), "{error}");
+    }
+
+    #[test]
+    fn a_trailing_comma_after_kept_entries_is_reported_as_serde_reports_it() {
+        // The direct reader gives up at the `}`; resumed after the blanked comma, the general
+        // reader would have seen an empty object and then trailing characters.
+        let text = ENTRIES.replacen("[0,24]},\n", "[0,24]},}\n", 1);
+        let error = resumed(&text, 28).unwrap_err();
+        assert_eq!(Err(error.clone()), general_only(&text, 28));
+        assert!(
+            error.contains("trailing comma at line 2 column 57"),
+            "{error}"
+        );
     }
 
     proptest! {
@@ -663,5 +716,42 @@ mod tests {
             }
             prop_assert_eq!(resumed(&text, 28), general_only(&text, 28), "{:?}", text);
         }
+
+        /// Whitespace around the object (runs longer than the 32-byte steps, mixed with
+        /// newlines and tabs) and edits anywhere: every reader gives the serde reader's result
+        /// or error message, line and column included.
+        #[test]
+        fn surrounding_whitespace_reads_as_serde_reads_it(
+            lead in proptest::collection::vec(prop::sample::select(&[" ", "\n", "\t", "\r", "                                         "][..]), 0..6),
+            trail in proptest::collection::vec(prop::sample::select(&[" ", "\n", "\t", "                                      "][..]), 0..6),
+            edit in (0.0..1.0f64, prop::sample::select(&["", "\"", ",", "}", "\\", "é", "\u{1}", " \n "][..])),
+        ) {
+            let mut text = ENTRIES.to_string();
+            let at = (text.len() as f64 * edit.0) as usize;
+            let at = (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            text.insert_str(at, edit.1);
+            let text = lead.concat() + &text + &trail.concat();
+            let expected = general_only(&text, 28);
+            for got in both_readers(&text, 28) {
+                prop_assert_eq!(&got, &expected, "{:?}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn whitespace_is_skipped_from_either_end_at_any_length() {
+        use crate::json_plain::{skip_whitespace, trim_whitespace_end};
+        for n in [0, 1, 31, 32, 33, 64, 100] {
+            for filler in [" ", "\n", " \t\r\n"] {
+                let pad = filler.repeat(n);
+                let text = format!("{pad}{{}}{pad}");
+                let start = skip_whitespace(text.as_bytes(), 0);
+                let end = trim_whitespace_end(text.as_bytes());
+                assert_eq!(&text[start..end], "{}", "{n} x {filler:?}");
+            }
+        }
+        assert_eq!(skip_whitespace(b"   ", 0), 3);
+        assert_eq!(trim_whitespace_end(b"   "), 0);
+        assert_eq!(skip_whitespace(b"{ ", 1), 2);
     }
 }

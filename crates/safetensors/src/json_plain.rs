@@ -36,6 +36,7 @@ pub(crate) fn parse(text: &str) -> Result<Header, Option<Box<Partial>>> {
         c.skip_whitespace();
         return (c.pos == text.len()).then_some(header).ok_or(None);
     }
+    let first_entry = c.pos;
     loop {
         let entry_start = c.pos;
         let give_up = |header: Header| {
@@ -47,6 +48,11 @@ pub(crate) fn parse(text: &str) -> Result<Header, Option<Box<Partial>>> {
         // An entry is kept only once what follows it is read too: the general reader must
         // resume at an entry's start, never after one (its errors would differ).
         let Some(entry) = c.entry(&mut header) else {
+            // A `}` right after a comma: the general reader, resumed after the blanked comma,
+            // would see an empty object where the file has a trailing comma.
+            if entry_start != first_entry && c.peek() == Some(b'}') {
+                return Err(None);
+            }
             return Err(give_up(header));
         };
         let last = if c.eat_if(b',') {
@@ -93,6 +99,45 @@ const STRING_STOP: [bool; 256] = {
     stop
 };
 
+/// The position of the first byte at or after `pos` that is not JSON whitespace. A header
+/// may carry up to 100 MB of padding or leading whitespace, so runs of spaces are skipped 32
+/// bytes at a step (a loop the compiler vectorizes) instead of byte by byte.
+pub(crate) fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
+    const STEP: usize = 32;
+    loop {
+        if let Some(block) = bytes.get(pos..pos + STEP) {
+            // No early exit inside the block: the fold compiles to a few vector compares.
+            if block.iter().fold(0u8, |acc, &b| acc | (b ^ b' ')) == 0 {
+                pos += STEP;
+                continue;
+            }
+        }
+        match bytes.get(pos) {
+            Some(b' ' | b'\t' | b'\n' | b'\r') => pos += 1,
+            _ => return pos,
+        }
+    }
+}
+
+/// The end of `bytes` without its trailing JSON whitespace (a header's padding), found as
+/// [`skip_whitespace`] finds the start.
+pub(crate) fn trim_whitespace_end(bytes: &[u8]) -> usize {
+    const STEP: usize = 32;
+    let mut end = bytes.len();
+    loop {
+        if let Some(block) = end.checked_sub(STEP).map(|start| &bytes[start..end]) {
+            if block.iter().fold(0u8, |acc, &b| acc | (b ^ b' ')) == 0 {
+                end -= STEP;
+                continue;
+            }
+        }
+        match end.checked_sub(1).map(|last| bytes[last]) {
+            Some(b' ' | b'\t' | b'\n' | b'\r') => end -= 1,
+            _ => return end,
+        }
+    }
+}
+
 struct Cursor<'a> {
     text: &'a str,
     pos: usize,
@@ -100,10 +145,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn skip_whitespace(&mut self) {
-        let bytes = self.text.as_bytes();
-        while matches!(bytes.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.pos += 1;
-        }
+        self.pos = skip_whitespace(self.text.as_bytes(), self.pos);
     }
 
     /// The next byte after whitespace, not consumed.
