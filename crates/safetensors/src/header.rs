@@ -493,11 +493,10 @@ fn read_general(text: &str, start: Header) -> Result<Header, SafeTensorError> {
         return read(text, start);
     }
     // Cut at ASCII whitespace: both ends are character boundaries.
-    read(&text[begin..end], start).or_else(|trimmed| match read(text, Header::empty()) {
-        // Surrounding whitespace never changes what JSON means; the first error stands.
-        Ok(_) => Err(trimmed),
-        Err(whole) => Err(whole),
-    })
+    // Surrounding whitespace never changes what JSON means, so the whole text fails too;
+    // should it not, the first error stands.
+    read(&text[begin..end], start)
+        .map_err(|trimmed| read(text, Header::empty()).err().unwrap_or(trimmed))
 }
 
 /// Checks one tensor entry as read (everything but its place among the others).
