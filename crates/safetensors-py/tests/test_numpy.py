@@ -183,3 +183,42 @@ def test_load_file_accepts_backend_np(tmp_path):
 
 def test_non_tensor_values_refused_np(tmp_path):
     check_non_tensor_values_refused(safetensors.numpy, tmp_path)
+
+
+def test_ml_dtypes_is_imported_only_when_a_dtype_needs_it(tmp_path):
+    # Importing ml_dtypes costs about half a second: opening a float32 file must not pay it,
+    # and a bfloat16 file or array still works without the caller importing it first.
+    import subprocess
+    import sys
+
+    save_file({"f": np.ones(2, np.float32)}, tmp_path / "f32.safetensors")
+    save_file({"b": np.ones(2, ml_dtypes.bfloat16)}, tmp_path / "bf16.safetensors")
+    code = f"""
+import sys
+import numpy as np
+import safetensors.numpy as stn
+from safetensors import safe_open
+with safe_open({str(tmp_path / "f32.safetensors")!r}, "numpy") as f:
+    assert f.get_tensor("f").tolist() == [1.0, 1.0]
+stn.save({{"g": np.zeros(1, np.int8)}})
+assert "ml_dtypes" not in sys.modules, "ml_dtypes imported for float32"
+out = stn.load_file({str(tmp_path / "bf16.safetensors")!r})["b"]
+assert str(out.dtype) == "bfloat16" and out.astype(np.float32).tolist() == [1.0, 1.0]
+import ml_dtypes
+assert stn.load(stn.save({{"c": np.ones(1, ml_dtypes.float8_e4m3fn)}}))["c"].dtype == ml_dtypes.float8_e4m3fn
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_ml_dtypes_array_saves_in_a_fresh_process():
+    # The caller imported ml_dtypes, safetensors.numpy has not needed it yet: saving finds it.
+    import subprocess
+    import sys
+
+    code = """
+import ml_dtypes, numpy as np
+import safetensors.numpy as stn
+data = stn.save({"b": np.arange(3, dtype=ml_dtypes.bfloat16)})
+assert stn.load(data)["b"].tolist() == [0, 1, 2]
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -64,7 +64,7 @@ def _st_device(device: Any) -> str:
 
 
 def _st_empty(dtype: str, shape: List[int]) -> Tuple[np.ndarray, int, int]:
-    if dtype not in _np._TYPES:
+    if _np._lookup(dtype) is None:
         raise _common.unsupported("jax", dtype)
     return _np._st_empty(dtype, shape)
 
@@ -75,7 +75,7 @@ def _st_finish(arr: np.ndarray, dtype: str, shape: List[int], device: Any) -> Ar
 
 def _st_view(buf: Any, dtype: str, shape: List[int], offset: int, nbytes: int, device: Any) -> Optional[Array]:
     # One copy, from the mapped bytes into the JAX array.
-    if dtype not in _np._TYPES:
+    if _np._lookup(dtype) is None:
         return None
     arr = _np._st_view(buf, dtype, shape, offset, nbytes, device)
     return None if arr is None else jnp.asarray(arr)

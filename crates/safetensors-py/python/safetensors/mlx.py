@@ -104,7 +104,7 @@ def _st_view(buf: Any, dtype: str, shape: List[int], offset: int, nbytes: int, d
     # One copy, from the mapped bytes into the MLX array.
     if dtype not in _TYPES:
         return None
-    bits = np.dtype(np.uint16) if dtype == "BF16" else _np._TYPES.get(dtype)
+    bits = np.dtype(np.uint16) if dtype == "BF16" else _np._lookup(dtype)
     if bits is None:
         return None
     arr = _np._view(buf, bits, shape, offset, nbytes)

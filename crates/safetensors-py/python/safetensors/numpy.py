@@ -15,43 +15,68 @@ from . import _common
 # Re-exported: code written for the reference imports these from the framework modules.
 from ._safetensors_rust import SafetensorError, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
 
-try:  # bfloat16 / float8 dtypes for numpy
-    import ml_dtypes as _ml
-except ImportError:  # pragma: no cover - exercised only without ml_dtypes
-    _ml = None  # type: ignore[assignment]  # checked with `_ml is None` below
-
 __all__ = ["save", "save_file", "save_sharded", "load", "load_file"]
 
-# Header dtype -> numpy dtype (little-endian). Numpy's own types, then the ml_dtypes ones
-# (bfloat16, float8) when installed; no sub-byte types (numpy stores one element a byte).
+# Header dtype -> numpy dtype (little-endian): numpy's own types at import; the ml_dtypes
+# ones (bfloat16, float8) the first time a file or an array needs one, since importing
+# ml_dtypes takes about half a second (more than opening most files). No sub-byte types
+# (numpy stores one element a byte).
 _TYPES: Dict[str, Any] = {}
+# Header dtype -> the ml_dtypes attribute that holds it, for those numpy lacks.
+_ML_TYPES: Dict[str, str] = {}
 for _name, _attr in _common.DTYPE_NAMES.items():
     if _name in ("F4", "F6_E2M3", "F6_E3M2"):
         continue
     try:
         _TYPES[_name] = np.dtype(_attr).newbyteorder("<")
     except TypeError:
-        if _ml is not None and hasattr(_ml, _attr):
-            _TYPES[_name] = np.dtype(getattr(_ml, _attr))
+        _ML_TYPES[_name] = _attr
 
 _NAMES: Dict[Any, str] = {v: k for k, v in _TYPES.items()}
+_ml_loaded = False
+
+
+def _load_ml_dtypes() -> bool:
+    """Adds the ml_dtypes types to the tables (once); False when ml_dtypes is not installed."""
+    global _ml_loaded
+    if not _ml_loaded:
+        try:
+            import ml_dtypes
+        except ImportError:  # pragma: no cover - exercised only without ml_dtypes
+            return False
+        for name, attr in _ML_TYPES.items():
+            if hasattr(ml_dtypes, attr):
+                _TYPES[name] = np.dtype(getattr(ml_dtypes, attr))
+                _NAMES[_TYPES[name]] = name
+        _ml_loaded = True
+    return True
+
+
+def _lookup(dtype: str) -> Optional[np.dtype]:
+    """The numpy dtype for a header dtype, or None where numpy (with ml_dtypes) has none."""
+    found = _TYPES.get(dtype)
+    if found is None and dtype in _ML_TYPES and _load_ml_dtypes():
+        found = _TYPES.get(dtype)
+    return found
 
 
 def _np_dtype(dtype: str) -> np.dtype:
-    try:
-        return _TYPES[dtype]
-    except KeyError:
-        pass
-    if _ml is None and (dtype == "BF16" or dtype.startswith("F8_")):
+    found = _lookup(dtype)
+    if found is not None:
+        return found
+    if dtype in _ML_TYPES and not _load_ml_dtypes():
         raise SafetensorError(f"dtype {dtype} needs the ml_dtypes package to load with numpy: pip install ml_dtypes")
     raise _common.unsupported("numpy", dtype)
 
 
 def _header_dtype(arr: np.ndarray, name: str) -> str:
     dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
+    if dt not in _NAMES and getattr(dt.type, "__module__", "").startswith("ml_dtypes"):
+        _load_ml_dtypes()  # an ml_dtypes array: its module is imported already
     try:
         return _NAMES[dt]
     except KeyError:
+        _load_ml_dtypes()  # the message lists every type that can be stored
         raise SafetensorError(
             f"array {name!r} has dtype {arr.dtype}, which safetensors cannot store "
             f"(supported: {', '.join(sorted(str(t) for t in _TYPES.values()))})"
@@ -138,7 +163,7 @@ def _view(buf: Any, npdtype: np.dtype, shape: List[int], offset: int, nbytes: in
 
 
 def _st_view(buf: Any, dtype: str, shape: List[int], offset: int, nbytes: int, device: Any) -> Optional[np.ndarray]:
-    npdtype = _TYPES.get(dtype)
+    npdtype = _lookup(dtype)
     if npdtype is None:
         return None  # the copy path reports the unsupported dtype
     return _view(buf, npdtype, shape, offset, nbytes)

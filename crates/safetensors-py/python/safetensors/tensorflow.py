@@ -65,7 +65,7 @@ _UNSUPPORTED = {"F8_E8M0"}
 
 
 def _st_empty(dtype: str, shape: List[int]) -> Tuple[np.ndarray, int, int]:
-    if dtype in _UNSUPPORTED or dtype not in _np._TYPES:
+    if dtype in _UNSUPPORTED or _np._lookup(dtype) is None:
         raise _common.unsupported("tensorflow", dtype)
     return _np._st_empty(dtype, shape)
 
@@ -76,7 +76,7 @@ def _st_finish(arr: np.ndarray, dtype: str, shape: List[int], device: Any) -> tf
 
 def _st_view(buf: Any, dtype: str, shape: List[int], offset: int, nbytes: int, device: Any) -> Optional[tf.Tensor]:
     # One copy, from the mapped bytes into the TensorFlow tensor.
-    if dtype in _UNSUPPORTED or dtype not in _np._TYPES:
+    if dtype in _UNSUPPORTED or _np._lookup(dtype) is None:
         return None
     arr = _np._st_view(buf, dtype, shape, offset, nbytes, device)
     return None if arr is None else tf.convert_to_tensor(arr)
