@@ -173,6 +173,14 @@ impl StrTable {
             }
         } else {
             assert!(self.chunks.len() < MAX_CHUNKS, "string table full");
+            // The chunk left behind gives back its unused room, so what the table reserves
+            // follows what it stores: long strings alternating with short ones would
+            // otherwise leave a fresh, nearly empty chunk behind each of them.
+            if let Some(last) = self.chunks.last_mut() {
+                if last.capacity() - last.len() > last.capacity() / 8 {
+                    last.shrink_to_fit();
+                }
+            }
             let chunk = if len >= TEXT_CHUNK / 4 {
                 s.into()
             } else {
@@ -230,6 +238,14 @@ impl StrTable {
             self.chunks[0].shrink_to_fit();
         }
         self.ends.shrink_small();
+    }
+}
+
+#[cfg(test)]
+impl StrTable {
+    /// Bytes reserved for text.
+    fn reserved(&self) -> usize {
+        self.chunks.iter().map(String::capacity).sum()
     }
 }
 
@@ -341,6 +357,37 @@ mod tests {
         assert_eq!(table.get(0), "");
         let last = expected.len() - 1;
         assert_eq!(table.get(last), expected[last]);
+    }
+
+    #[test]
+    fn str_table_reserves_in_proportion_to_what_it_stores() {
+        // Long strings (moved in whole) alternating with short ones: each short string used
+        // to start a fresh 1 MiB chunk that stayed nearly empty.
+        let mut table = StrTable::default();
+        let mut stored = 0;
+        for i in 0..300 {
+            let long = "l".repeat(TEXT_CHUNK / 4 + i);
+            let short = format!("short {i}");
+            stored += long.len() + short.len();
+            table.push(long);
+            table.push(short);
+        }
+        assert!(
+            table.reserved() <= stored + stored / 8 + TEXT_CHUNK,
+            "{} reserved for {stored}",
+            table.reserved()
+        );
+        // Short strings alone fill whole chunks: nothing changes for the common header.
+        let mut names = StrTable::default();
+        for i in 0..200_000 {
+            names.push(format!("model.layers.{i}.weight"));
+        }
+        let stored: usize = names.iter().map(str::len).sum();
+        assert!(names.reserved() <= stored + TEXT_CHUNK);
+        assert!(names
+            .iter()
+            .enumerate()
+            .all(|(i, s)| s == format!("model.layers.{i}.weight")));
     }
 
     #[test]
