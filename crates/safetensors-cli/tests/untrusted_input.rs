@@ -229,3 +229,41 @@ fn garbage_files_are_refused_by_every_file_command() {
     }
     assert_eq!(snapshot(root.path()), before, "files changed");
 }
+
+/// A hostile header of millions of dimensions or a multi-megabyte name: `inspect` and
+/// `validate` say what is wrong in a few hundred bytes instead of quoting the input back.
+#[test]
+fn errors_stay_small_whatever_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "n".repeat(5_000_000);
+    let dims = vec!["2"; 2_000_000].join(",");
+    let cases = [
+        (
+            format!(r#"{{"w":{{"dtype":"F32","shape":[{dims}],"data_offsets":[0,4]}}}}"#),
+            "2000000 dimensions",
+        ),
+        (
+            format!(r#"{{"{long}":{{"dtype":"F32"}}}}"#),
+            "5000000 bytes",
+        ),
+    ];
+    for (i, (header, says)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("hostile{i}.safetensors"));
+        let mut raw = header.clone().into_bytes();
+        raw.resize(raw.len().next_multiple_of(8), b' ');
+        let mut file = (raw.len() as u64).to_le_bytes().to_vec();
+        file.extend(raw);
+        file.extend([0u8; 4]);
+        std::fs::write(&path, file).unwrap();
+        for command in ["inspect", "validate"] {
+            let out = run([command, path.to_str().unwrap()]);
+            assert_ne!(out.code, 0);
+            assert!(
+                out.all().len() < 2048,
+                "{command}: {} bytes",
+                out.all().len()
+            );
+            assert!(out.all().contains(says), "{command}: {}", out.all());
+        }
+    }
+}

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::archive::{self, Archive};
-use crate::error::ConvertError;
+use crate::error::{excerpt, ConvertError};
 use crate::mmap::Mapped;
 use crate::pickle::{self, PickleError, Value};
 use crate::torch::{self, TensorRecord, TorchDtype};
@@ -466,8 +466,8 @@ fn resolve_storages(
             None => {
                 return Err(ConvertError::MissingStorage {
                     path: path.to_path_buf(),
-                    tensor: name.clone(),
-                    key: key.to_string(),
+                    tensor: excerpt(name),
+                    key: excerpt(&key.to_string()),
                 })
             }
         };
@@ -711,13 +711,13 @@ fn validate(
 ) -> Result<TensorEntry, ConvertError> {
     let invalid = |message: String| ConvertError::InvalidTensor {
         path: path.to_path_buf(),
-        tensor: name.to_owned(),
+        tensor: excerpt(name),
         message,
     };
     let Some(st_name) = rec.dtype.safetensors_name() else {
         return Err(ConvertError::UnsupportedDtype {
             path: path.to_path_buf(),
-            tensor: name.to_owned(),
+            tensor: excerpt(name),
             dtype: rec.dtype.name().to_owned(),
         });
     };

@@ -251,7 +251,7 @@ fn verify_one(ck: &Checkpoint, plan: &SharePlan, output: &Path) -> Result<(), Co
     let file = SafeFile::open(output, Backend::Pread).map_err(st_err)?;
     let verify = |tensor: &str, message: String| ConvertError::Verify {
         path: output.to_path_buf(),
-        tensor: tensor.to_owned(),
+        tensor: crate::error::excerpt(tensor),
         message,
     };
     let meta = file.metadata();

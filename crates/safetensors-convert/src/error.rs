@@ -125,6 +125,19 @@ pub enum ConvertError {
     },
 }
 
+/// What an error keeps of a name or string read from a checkpoint: all of it up to 256 bytes,
+/// otherwise its start, `…` and its length (a hostile pickle can hold a huge string).
+pub(crate) fn excerpt(text: &str) -> String {
+    let cut = (0..=text.len().min(256))
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    match cut < text.len() {
+        true => format!("{}… ({} bytes)", &text[..cut], text.len()),
+        false => text.to_owned(),
+    }
+}
+
 impl fmt::Display for ConvertError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use ConvertError::*;

@@ -703,8 +703,8 @@ impl Machine<'_, '_> {
 
 fn resolve_global(module: &str, name: &str, at: usize) -> Result<Global, PickleError> {
     torch::lookup_global(module, name).ok_or_else(|| PickleError::ForbiddenGlobal {
-        module: module.to_owned(),
-        name: name.to_owned(),
+        module: crate::error::excerpt(module),
+        name: crate::error::excerpt(name),
         offset: at,
     })
 }

@@ -93,6 +93,24 @@ fn os_system_in_data_pkl_is_refused_before_running() {
 }
 
 #[test]
+fn a_huge_global_name_gives_a_small_error() {
+    // STACK_GLOBAL with a 5 MB module name (BINUNICODE8 strings): the error names the
+    // global's start and length, not the whole name.
+    let module = "m".repeat(5_000_000);
+    let mut pkl = b"\x80\x04\x8d".to_vec();
+    pkl.extend((module.len() as u64).to_le_bytes());
+    pkl.extend(module.as_bytes());
+    pkl.extend(b"\x8c\x04eval\x93.");
+    let err = refuse(&archive_with_pickle(&pkl, &[]), "hugeglobal");
+    let shown = err.to_string();
+    assert!(shown.len() < 1024, "{} bytes", shown.len());
+    assert!(
+        shown.contains("mmmm") && shown.contains("5000000 bytes"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn legacy_stream_with_forbidden_global_is_refused() {
     // magic number, protocol, sys_info, then an object pickle calling os.system.
     let mut p = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.".to_vec();

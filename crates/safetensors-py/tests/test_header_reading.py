@@ -129,3 +129,25 @@ def test_torch_load_file_reads_them_too(tmp_path):
     assert torch.equal(torch_load(p.read_bytes())["w"], expected)
     with safe_open(p, "pt") as f:
         assert torch.equal(f.get_tensor("w"), expected)
+
+
+def _hostile_headers():
+    long = "n" * 5_000_000
+    entry = '{"dtype":"%s","shape":[%s],"data_offsets":[0,4]}'
+    yield "2 M dimensions", '{"w":' + entry % ("F32", ",".join(["2"] * 2_000_000)) + "}", "2000000 dimensions"
+    yield "long name", '{"' + long + '":{"dtype":"F32"}}', "5000000 bytes"
+    yield "long dtype", '{"w":' + entry % (long, "1") + "}", "5000000 bytes"
+    yield "long metadata key", '{"__metadata__":{"' + long + '":1}}', "5000000 bytes"
+
+
+@pytest.mark.parametrize("what", ["2 M dimensions", "long name", "long dtype", "long metadata key"])
+def test_errors_stay_small_whatever_the_input(tmp_path, what):
+    # A hostile header of millions of dimensions or a multi-megabyte name: the error says what
+    # is wrong in a few hundred bytes, not by quoting the whole input back.
+    header, says = next((h, s) for w, h, s in _hostile_headers() if w == what)
+    path = write(tmp_path, header, DATA[:4])
+    for attempt in (lambda: safe_open(path, "numpy"), lambda: np_load(path.read_bytes())):
+        with pytest.raises(SafetensorError) as info:
+            attempt()
+        message = str(info.value)
+        assert len(message) < 1024 and says in message, message[:300]

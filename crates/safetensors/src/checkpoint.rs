@@ -414,12 +414,12 @@ impl Checkpoint {
     pub fn tensor_file(&self, name: &str) -> Result<(&ShardFile, TensorInfo), SafeTensorError> {
         let at = self
             .shard_of(name)
-            .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))?;
+            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))?;
         let file = self.shard_file(at)?;
         let info = file
             .metadata()
             .entry(name)
-            .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))?;
+            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))?;
         Ok((file, info))
     }
 
@@ -427,12 +427,12 @@ impl Checkpoint {
     pub fn tensor(&self, name: &str) -> Result<(&Arc<SafeFile>, TensorInfo), SafeTensorError> {
         let at = self
             .shard_of(name)
-            .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))?;
+            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))?;
         let file = self.shard(at)?;
         let info = file
             .metadata()
             .entry(name)
-            .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))?;
+            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))?;
         Ok((file, info))
     }
 

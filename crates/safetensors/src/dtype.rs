@@ -279,7 +279,7 @@ impl FromStr for Dtype {
             .find(|d| d.name() == s)
             .ok_or_else(|| SafeTensorError::UnknownDtype {
                 tensor: None,
-                dtype: s.into(),
+                dtype: crate::error::excerpt(s),
             })
     }
 }

@@ -1,6 +1,7 @@
 //! The one error type of the crate. Every message names what is wrong and where: the
 //! tensor, the offending numbers, and what was expected.
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -61,8 +62,10 @@ pub enum SafeTensorError {
     ValidationOverflow {
         /// Tensor name.
         tensor: String,
-        /// The shape that overflows.
+        /// The shape's first dimensions (at most [`QUOTED_DIMS`]).
         shape: Vec<usize>,
+        /// How many dimensions the shape has.
+        ndim: usize,
     },
     /// A sub-byte tensor whose bits do not fill whole bytes.
     MisalignedSubByte {
@@ -70,8 +73,10 @@ pub enum SafeTensorError {
         tensor: String,
         /// Its dtype.
         dtype: Dtype,
-        /// Its shape.
+        /// The shape's first dimensions (at most [`QUOTED_DIMS`]).
         shape: Vec<usize>,
+        /// How many dimensions the shape has.
+        ndim: usize,
     },
     /// `end - begin` does not equal the size computed from dtype and shape, or `begin > end`.
     TensorInvalidInfo {
@@ -161,13 +166,15 @@ impl fmt::Display for SafeTensorError {
             UnknownDtype { tensor: Some(t), dtype } => write!(f, "tensor {t:?}: unknown dtype {dtype:?}"),
             UnknownDtype { tensor: None, dtype } => write!(f, "unknown dtype {dtype:?}"),
             InvalidMetadata(reason) => write!(f, "invalid __metadata__: {reason}"),
-            ValidationOverflow { tensor, shape } => write!(
+            ValidationOverflow { tensor, shape, ndim } => write!(
                 f,
-                "tensor {tensor:?}: the size of shape {shape:?} overflows 64 bits"
+                "tensor {tensor:?}: the size of shape {} overflows 64 bits",
+                ShapeExcerpt(shape, *ndim)
             ),
-            MisalignedSubByte { tensor, dtype, shape } => write!(
+            MisalignedSubByte { tensor, dtype, shape, ndim } => write!(
                 f,
-                "tensor {tensor:?}: {dtype} shape {shape:?} does not fill a whole number of bytes"
+                "tensor {tensor:?}: {dtype} shape {} does not fill a whole number of bytes",
+                ShapeExcerpt(shape, *ndim)
             ),
             TensorInvalidInfo { tensor, expected, data_offsets: (b, e) } => write!(
                 f,
@@ -213,6 +220,47 @@ impl fmt::Display for SafeTensorError {
             InvalidWrite(reason) => write!(f, "cannot write: {reason}"),
             InvalidIndex(reason) | InvalidArgument(reason) => f.write_str(reason),
         }
+    }
+}
+
+/// At most this many bytes of a name or string from the input are kept by an error.
+pub const QUOTED_BYTES: usize = 256;
+/// At most this many dimensions of a shape from the input are kept by an error.
+pub const QUOTED_DIMS: usize = 8;
+
+/// What an error keeps of `text` from its input: all of it up to [`QUOTED_BYTES`] bytes,
+/// otherwise its start, `…` and its length. A hostile header can hold a 100 MB name or
+/// string; an error about it stays small whatever the input.
+pub(crate) fn excerpt(text: &str) -> String {
+    excerpt_to(text, QUOTED_BYTES)
+}
+
+/// [`excerpt`] with another limit, for messages that quote input in their own words.
+pub(crate) fn excerpt_to(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.into();
+    }
+    let mut cut = limit;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..cut], text.len())
+}
+
+/// Shows the dimensions an error kept, and how many there were when it kept fewer.
+struct ShapeExcerpt<'a>(&'a [usize], usize);
+
+impl fmt::Display for ShapeExcerpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ShapeExcerpt(head, ndim) = *self;
+        if head.len() >= ndim {
+            return write!(f, "{head:?}");
+        }
+        f.write_str("[")?;
+        for dim in head {
+            write!(f, "{dim}, ")?;
+        }
+        write!(f, "…] ({ndim} dimensions)")
     }
 }
 

@@ -122,7 +122,7 @@ impl SafeFile {
     fn info(&self, name: &str) -> Result<TensorInfo, SafeTensorError> {
         self.metadata
             .entry(name)
-            .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))
+            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))
     }
 
     /// Fails with [`SafeTensorError::FileChanged`] if the file no longer has the size it

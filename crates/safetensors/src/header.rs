@@ -7,7 +7,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::dtype::{Dtype, ShapeSizeError};
-use crate::error::SafeTensorError;
+use crate::error::{excerpt, excerpt_to, SafeTensorError, QUOTED_BYTES, QUOTED_DIMS};
 use crate::json::{Header, HeaderSeed, RawTensor};
 use crate::table::{ChunkedVec, DimTable, Lazy, StrTable};
 use crate::HashMap;
@@ -484,7 +484,13 @@ fn read_general(text: &str, start: Header) -> Result<Header, SafeTensorError> {
         HeaderSeed(start)
             .deserialize(&mut de)
             .and_then(|header| de.end().map(|()| header))
-            .map_err(|e| SafeTensorError::InvalidHeaderDeserialization(e.to_string()))
+            // serde's own words, bounded should one ever quote a long piece of input.
+            .map_err(|e| {
+                SafeTensorError::InvalidHeaderDeserialization(excerpt_to(
+                    &e.to_string(),
+                    4 * QUOTED_BYTES,
+                ))
+            })
     };
     let bytes = text.as_bytes();
     let begin = crate::json_plain::skip_whitespace(bytes, 0);
@@ -506,7 +512,7 @@ pub(crate) fn validate_tensor_entry(
     dims: &DimTable,
 ) -> Result<Entry, SafeTensorError> {
     let bad = |reason: String| SafeTensorError::InvalidTensorEntry {
-        tensor: name.into(),
+        tensor: excerpt(name),
         reason,
     };
     let raw = raw.map_err(|found| {
@@ -522,8 +528,8 @@ pub(crate) fn validate_tensor_entry(
         Ok(Ok(dtype)) => dtype,
         Ok(Err(unknown)) => {
             return Err(SafeTensorError::UnknownDtype {
-                tensor: Some(name.into()),
-                dtype: unknown,
+                tensor: Some(excerpt(name)),
+                dtype: excerpt(&unknown),
             })
         }
         Err(found) => return Err(bad(format!("dtype must be a string, found {found}"))),
@@ -546,18 +552,20 @@ pub(crate) fn validate_tensor_entry(
 
     let expected = dtype.byte_size_of(shape.numel).map_err(|e| match e {
         ShapeSizeError::Overflow => SafeTensorError::ValidationOverflow {
-            tensor: name.into(),
-            shape: dims.shape(shape.at, shape.ndim),
+            tensor: excerpt(name),
+            shape: dims.shape(shape.at, shape.ndim.min(QUOTED_DIMS as u32)),
+            ndim: shape.ndim as usize,
         },
         ShapeSizeError::PartialByte => SafeTensorError::MisalignedSubByte {
-            tensor: name.into(),
+            tensor: excerpt(name),
             dtype,
-            shape: dims.shape(shape.at, shape.ndim),
+            shape: dims.shape(shape.at, shape.ndim.min(QUOTED_DIMS as u32)),
+            ndim: shape.ndim as usize,
         },
     })?;
     if begin > end || end - begin != expected {
         return Err(SafeTensorError::TensorInvalidInfo {
-            tensor: name.into(),
+            tensor: excerpt(name),
             expected,
             data_offsets: (begin, end),
         });
@@ -579,7 +587,7 @@ impl Metadata {
         };
         for name in sorted {
             if name == previous {
-                return Err(SafeTensorError::DuplicateTensor(name.into()));
+                return Err(SafeTensorError::DuplicateTensor(excerpt(name)));
             }
             previous = name;
         }
@@ -594,7 +602,7 @@ impl Metadata {
             let (begin, end) = self.infos[i].data_offsets;
             if begin != covered || end > self.data_len {
                 return Err(SafeTensorError::InvalidOffset {
-                    tensor: self.names.get(i).into(),
+                    tensor: excerpt(self.names.get(i)),
                     data_offsets: (begin, end),
                     expected_begin: covered,
                     data_len: self.data_len,

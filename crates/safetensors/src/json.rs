@@ -14,7 +14,7 @@ use serde::de::{
 };
 
 use crate::dtype::Dtype;
-use crate::error::SafeTensorError;
+use crate::error::{excerpt, SafeTensorError};
 use crate::header::{validate_tensor_entry, Entry, METADATA_KEY};
 use crate::table::{ChunkedVec, DimTable, StrTable};
 
@@ -227,7 +227,7 @@ impl<'de> Deserialize<'de> for MetadataValue {
                             pairs.push(v);
                         }
                         Err(kind) => {
-                            let key = key.as_ref();
+                            let key = excerpt(key.as_ref());
                             problem =
                                 Some(format!("value of {key:?} must be a string, found {kind}"))
                         }
@@ -235,7 +235,7 @@ impl<'de> Deserialize<'de> for MetadataValue {
                 }
                 let problem = problem.or_else(|| {
                     repeated_key(pairs.len() / 2, |i| pairs.get(2 * i))
-                        .map(|key| format!("key {key:?} appears twice"))
+                        .map(|key| format!("key {:?} appears twice", excerpt(key)))
                 });
                 Ok(MetadataValue(match problem {
                     Some(p) => Err(p),
@@ -590,7 +590,7 @@ impl<'de> Deserialize<'de> for Integer {
                 Ok(Integer(Err(format!("{b}"))))
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Integer, E> {
-                Ok(Integer(Err(format!("{s:?}"))))
+                Ok(Integer(Err(format!("{:?}", excerpt(s)))))
             }
             fn visit_unit<E: de::Error>(self) -> Result<Integer, E> {
                 Ok(Integer(Err("null".into())))

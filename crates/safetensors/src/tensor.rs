@@ -176,7 +176,7 @@ impl<'data> SafeTensors<'data> {
         self.metadata
             .entry(name)
             .map(|info| self.view(info))
-            .ok_or_else(|| SafeTensorError::TensorNotFound(name.into()))
+            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))
     }
 
     /// Tensor names, in data order.

@@ -315,3 +315,123 @@ fn invalid_write() {
         Err(SafeTensorError::InvalidWrite(_))
     ));
 }
+
+/// Every error that quotes the input (names, strings, shapes) stays small whatever the
+/// input: a hostile header of millions of dimensions or a multi-megabyte name gives an error
+/// of a few hundred bytes that still says what it is about.
+#[test]
+fn errors_stay_small_whatever_the_input() {
+    let long = "n".repeat(5_000_000);
+    let dims = |n: usize, d: &str| vec![d; n].join(",");
+    let entry = |dtype: &str, shape: &str, offsets: &str| {
+        format!(r#"{{"dtype":"{dtype}","shape":[{shape}],"data_offsets":{offsets}}}"#)
+    };
+    let cases: Vec<(&str, String, usize, &str)> = vec![
+        (
+            "a shape of 2 M dimensions that overflows",
+            format!(
+                r#"{{"a":{}}}"#,
+                entry("F32", &dims(2_000_000, "2"), "[0,4]")
+            ),
+            4,
+            "2000000 dimensions",
+        ),
+        (
+            "an F4 shape of 1 M dimensions that splits a byte",
+            format!(
+                r#"{{"a":{}}}"#,
+                entry("F4", &(dims(1_000_000, "1") + ",3"), "[0,2]")
+            ),
+            2,
+            "1000001 dimensions",
+        ),
+        (
+            "a long name with a bad entry",
+            format!(r#"{{"{long}":{{"dtype":"F32"}}}}"#),
+            0,
+            "5000000 bytes",
+        ),
+        (
+            "a long unknown dtype",
+            format!(r#"{{"a":{}}}"#, entry(&long, "1", "[0,4]")),
+            4,
+            "5000000 bytes",
+        ),
+        (
+            "a long name whose offsets do not match",
+            format!(r#"{{"{long}":{}}}"#, entry("F32", "1", "[0,8]")),
+            8,
+            "5000000 bytes",
+        ),
+        (
+            "a long name past the end of the data",
+            format!(r#"{{"{long}":{}}}"#, entry("F32", "1", "[0,4]")),
+            0,
+            "5000000 bytes",
+        ),
+        (
+            "a long name twice",
+            format!(
+                r#"{{"{long}":{0},"{long}":{0}}}"#,
+                entry("U8", "0", "[0,0]")
+            ),
+            0,
+            "5000000 bytes",
+        ),
+        (
+            "a long string in data_offsets",
+            format!(
+                r#"{{"a":{}}}"#,
+                entry("F32", "1", &format!(r#"["{long}",4]"#))
+            ),
+            4,
+            "5000000 bytes",
+        ),
+        (
+            "a long metadata key with a number",
+            format!(r#"{{"__metadata__":{{"{long}":1}}}}"#),
+            0,
+            "5000000 bytes",
+        ),
+        (
+            "a long metadata key twice",
+            format!(r#"{{"__metadata__":{{"{long}":"x","{long}":"y"}}}}"#),
+            0,
+            "5000000 bytes",
+        ),
+    ];
+    for (what, header, data_len, says) in cases {
+        let e = err_for(&header, data_len);
+        let (shown, debug) = (e.to_string(), format!("{e:?}"));
+        assert!(
+            shown.len() < 1024 && debug.len() < 1024,
+            "{what}: {} bytes: {shown:.300}",
+            shown.len()
+        );
+        assert!(shown.contains(says), "{what}: {shown}");
+    }
+    // The dimensions an error keeps are the shape's first ones.
+    let header = format!(
+        r#"{{"a":{}}}"#,
+        entry("F32", &dims(40, "4294967296"), "[0,4]")
+    );
+    match err_for(&header, 4) {
+        SafeTensorError::ValidationOverflow { shape, ndim, .. } => {
+            assert_eq!((shape, ndim), (vec![4294967296; 8], 40));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A name asked for by the caller is kept short too.
+    let file = file_with_header(
+        r#"{"a":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}"#,
+        &[],
+    );
+    let e = SafeTensors::deserialize(&file)
+        .unwrap()
+        .tensor(&long)
+        .unwrap_err();
+    assert!(
+        e.to_string().len() < 1024 && e.to_string().contains("5000000 bytes"),
+        "{e}"
+    );
+}
