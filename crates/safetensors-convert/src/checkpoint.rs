@@ -467,7 +467,7 @@ fn resolve_storages(
                 return Err(ConvertError::MissingStorage {
                     path: path.to_path_buf(),
                     tensor: excerpt(name),
-                    key: excerpt(&key.to_string()),
+                    key: excerpt(key.as_ref()),
                 })
             }
         };
