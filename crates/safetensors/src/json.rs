@@ -73,6 +73,9 @@ pub(crate) struct Header {
     pub infos: ChunkedVec<Entry>,
     pub dims: DimTable,
     pub first_error: Option<SafeTensorError>,
+    /// `"__metadata__": null` was read: no metadata, but the key is taken (a second one
+    /// is a repeat).
+    pub metadata_null: bool,
 }
 
 impl Header {
@@ -84,6 +87,7 @@ impl Header {
             infos: ChunkedVec::default(),
             dims: DimTable::default(),
             first_error: None,
+            metadata_null: false,
         }
     }
 }
@@ -107,11 +111,15 @@ impl<'de> DeserializeSeed<'de> for HeaderSeed {
                     let problem = if key.as_ref() == METADATA_KEY {
                         let value = map.next_value::<MetadataValue>()?.0;
                         match value {
-                            _ if header.metadata.is_some() => {
+                            _ if header.metadata.is_some() || header.metadata_null => {
                                 Some(SafeTensorError::DuplicateTensor(key.into()))
                             }
-                            Ok(pairs) => {
+                            Ok(Some(pairs)) => {
                                 header.metadata = Some(pairs);
+                                None
+                            }
+                            Ok(None) => {
+                                header.metadata_null = true;
                                 None
                             }
                             Err(e) => Some(SafeTensorError::InvalidMetadata(e)),
@@ -194,7 +202,9 @@ pub(crate) fn repeated_key<'a>(count: usize, key: impl Fn(usize) -> &'a str) -> 
         .map(|w| key(w[0] as usize))
 }
 
-struct MetadataValue(Result<StrTable, String>);
+/// `__metadata__`'s value: its pairs, `None` for `null` (read as no metadata, as the
+/// reference reads it), or a sentence end saying what was found instead.
+struct MetadataValue(Result<Option<StrTable>, String>);
 
 impl<'de> Deserialize<'de> for MetadataValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -204,9 +214,10 @@ impl<'de> Deserialize<'de> for MetadataValue {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            found_instead!(|kind| MetadataValue(Err(format!(
-                "expected an object of strings, found {kind}"
-            ))));
+            found_instead!(|kind| MetadataValue(match kind {
+                "null" => Ok(None),
+                _ => Err(format!("expected an object of strings, found {kind}")),
+            }));
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<MetadataValue, A::Error> {
                 drain_seq(seq)?;
                 Ok(MetadataValue(Err(
@@ -239,7 +250,7 @@ impl<'de> Deserialize<'de> for MetadataValue {
                 });
                 Ok(MetadataValue(match problem {
                     Some(p) => Err(p),
-                    None => Ok(pairs),
+                    None => Ok(Some(pairs)),
                 }))
             }
         }

@@ -203,3 +203,30 @@ fn shapes_of_every_length_are_kept_exactly() {
         assert_eq!(got, [("a".to_string(), Dtype::U8, shape)], "rank {rank}");
     }
 }
+
+#[test]
+fn null_metadata_is_read_as_no_metadata() {
+    // SPEC section 1, as the reference reads it; the key still counts once.
+    let entry = r#""a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}"#;
+    for header in [
+        format!(r#"{{"__metadata__":null,{entry}}}"#),
+        format!(r#"{{{entry},"__metadata__" : null }}"#),
+    ] {
+        let file = file_with_header(&header, &[1, 2]);
+        let st = SafeTensors::deserialize(&file).unwrap();
+        assert_eq!(st.tensor("a").unwrap().data(), &[1, 2]);
+        let (_, metadata) = SafeTensors::read_metadata(&file).unwrap();
+        assert!(metadata.metadata().is_none(), "{header}");
+    }
+    for header in [
+        r#"{"__metadata__":null,"__metadata__":{"k":"v"}}"#,
+        r#"{"__metadata__":{"k":"v"},"__metadata__":null}"#,
+        r#"{"__metadata__":null,"__metadata__":null}"#,
+    ] {
+        let e = SafeTensors::deserialize(&file_with_header(header, &[])).unwrap_err();
+        assert!(
+            matches!(e, SafeTensorError::DuplicateTensor(_)),
+            "{header}: {e:?}"
+        );
+    }
+}
