@@ -194,11 +194,12 @@ pub fn as_dual(py: Python<'_>, err: PyErr, context: &str) -> PyErr {
     if err.is_instance_of::<SafetensorError>(py) {
         return err;
     }
-    let ty = err.get_type(py);
-    let base = DUAL
-        .iter()
-        .map(|(b, _)| *b)
-        .find(|b| ty.name().is_ok_and(|n| n.to_string() == *b));
+    let ty = err
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let base = DUAL.iter().map(|(b, _)| *b).find(|b| *b == ty);
     let msg = format!("{context}: {}", err.value(py));
     let out = dual_err(py, base.unwrap_or(""), msg);
     out.set_cause(py, Some(err));
