@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 import safetensors
 from safetensors import SafetensorError, safe_open
 
-torch = pytest.importorskip("torch")
+torch = require("torch")
 import safetensors.numpy as st_np  # noqa: E402
 import safetensors.torch as st_pt  # noqa: E402
 
@@ -262,7 +263,8 @@ def test_names_public_projects_import():
 
 def test_torch_distributed_checkpoint_loads_through_its_hugging_face_reader(tmp_path):
     # torch.distributed.checkpoint's HuggingFaceStorageReader imports safetensors.torch._getdtype.
-    dcp = pytest.importorskip("torch.distributed.checkpoint")
+    import torch.distributed.checkpoint as dcp
+
     if not hasattr(dcp, "HuggingFaceStorageReader"):
         pytest.skip("this torch has no HuggingFaceStorageReader")
     stored = {"w": torch.arange(12, dtype=torch.float32).reshape(3, 4), "b": torch.ones(4, dtype=torch.bfloat16)}
@@ -275,8 +277,8 @@ def test_torch_distributed_checkpoint_loads_through_its_hugging_face_reader(tmp_
 
 
 def test_paddle_names():
-    paddle_mod = pytest.importorskip("safetensors.paddle")
-    import paddle
+    paddle = require("paddle")
+    import safetensors.paddle as paddle_mod
 
     assert paddle_mod.TensorSpec is safetensors.TensorSpec
     assert paddle_mod.NPDTYPES[paddle.float32] is np.float32
