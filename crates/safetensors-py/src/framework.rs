@@ -26,7 +26,6 @@
 
 use crate::error::st_err;
 use crate::raw::RawDst;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use safetensors::Dtype;
@@ -58,11 +57,19 @@ impl Framework {
             "flax" | "jax" => Framework::Flax,
             "paddle" | "paddlepaddle" => Framework::Paddle,
             "mlx" => Framework::Mlx,
+            // The reference raises SafetensorError, ours raised ValueError: both.
             _ => {
-                return Err(PyValueError::new_err(format!(
-                    "framework {name:?} is not supported: use one of \"pt\" (or \"torch\"), \"np\" \
-                     (\"numpy\"), \"tf\" (\"tensorflow\"), \"flax\" (\"jax\"), \"paddle\", \"mlx\""
-                )))
+                return Python::attach(|py| {
+                    Err(crate::error::dual_err(
+                        py,
+                        "ValueError",
+                        format!(
+                            "framework {name:?} is invalid: use one of \"pt\" (or \"torch\"), \
+                             \"np\" (\"numpy\"), \"tf\" (\"tensorflow\"), \"flax\" (\"jax\"), \
+                             \"paddle\", \"mlx\""
+                        ),
+                    ))
+                })
             }
         })
     }
@@ -82,6 +89,8 @@ impl Framework {
 
 /// The resolved hooks of one framework plus the normalized device.
 pub struct Hooks {
+    /// The framework the hooks belong to.
+    pub framework: Framework,
     empty: Py<PyAny>,
     finish: Py<PyAny>,
     view: Py<PyAny>,
@@ -98,8 +107,14 @@ impl Hooks {
         device: &Bound<'_, PyAny>,
     ) -> PyResult<Hooks> {
         let module = py.import(framework.module())?;
-        let device = module.call_method1("_st_device", (device,))?;
+        // An invalid device is a SafetensorError, as the reference raises it, that is also
+        // what the framework raised (torch: RuntimeError, TypeError; ours: ValueError).
+        let device = module.call_method1("_st_device", (device,)).map_err(|e| {
+            let shown = device.repr().map(|r| r.to_string()).unwrap_or_default();
+            crate::error::as_dual(py, e, &format!("device {shown} is invalid"))
+        })?;
         Ok(Hooks {
+            framework,
             empty: module.getattr("_st_empty")?.unbind(),
             finish: module.getattr("_st_finish")?.unbind(),
             view: module.getattr("_st_view")?.unbind(),

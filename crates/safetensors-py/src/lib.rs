@@ -39,6 +39,7 @@ fn _safetensors_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "SafetensorError",
         m.py().get_type::<error::SafetensorError>(),
     )?;
+    error::register_dual(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -10,9 +10,10 @@
 //! against the index, mapped with the mmap backend) the first time one of its tensors is
 //! read; from then on it is read exactly like a single file.
 //!
-//! Leaving the `with` block closes the handle: the file descriptor and the handle's reference
-//! to the mapping are released (tensors already handed out keep the mapping alive), and every
-//! later use of the handle or of its slices raises `SafetensorError`.
+//! Leaving the `with` block closes the handle: its reference to the file descriptor and to the
+//! mapping is released (tensors already handed out keep the mapping alive, and slices taken
+//! from the handle keep the file open and stay readable, as the reference's do), and every
+//! later use of the handle raises `SafetensorError`.
 
 use crate::error::{slice_error, st_err, to_pyerr};
 use crate::framework::{Framework, Hooks};
@@ -451,7 +452,7 @@ impl Inner {
             .map_err(|_| st_err("a previous call on this file failed midway; open it again"))?;
         state.clone().ok_or_else(|| {
             st_err(
-                "The file is closed: this safe_open handle was used after its `with` block \
+                "File is closed: this safe_open handle was used after its `with` block \
                  ended; open the file again",
             )
         })
@@ -476,7 +477,8 @@ impl Inner {
     ) -> PyResult<Bound<'py, PyAny>> {
         let opened = container.for_tensor(py, name)?;
         let info = opened.info(name)?;
-        let whole = byte_ranges(info.dtype, &info.shape, &[]).map_err(|e| slice_error(name, e))?;
+        let whole =
+            byte_ranges(info.dtype, &info.shape, &[]).map_err(|e| slice_error(py, name, e))?;
         opened.tensor_of(py, &self.hooks, name, &info, &info.shape, whole)
     }
 }
@@ -593,10 +595,17 @@ pub fn parse_backend(name: &str) -> PyResult<bool> {
     match name {
         "mmap" => Ok(true),
         "pread" => Ok(false),
-        _ => Err(PyValueError::new_err(format!(
-            "backend {name:?} is not supported: use \"mmap\" (map the file) or \"pread\" (read \
-             each tensor with positioned reads)"
-        ))),
+        // The reference raises SafetensorError, ours raised ValueError: both.
+        _ => Python::attach(|py| {
+            Err(crate::error::dual_err(
+                py,
+                "ValueError",
+                format!(
+                    "backend {name:?} is invalid: use \"mmap\" (map the file) or \"pread\" \
+                     (read each tensor with positioned reads)"
+                ),
+            ))
+        }),
     }
 }
 
@@ -839,8 +848,14 @@ impl SafeOpen {
 
     /// A lazy view of tensor `name`: index it to read only part of it.
     fn get_slice(&self, py: Python<'_>, name: &str) -> PyResult<PySafeSlice> {
-        let info = self.inner.opened(py)?.info(py, name)?;
-        Ok(PySafeSlice::new(self.inner.clone(), name.to_owned(), info))
+        let container = self.inner.opened(py)?;
+        let info = container.info(py, name)?;
+        Ok(PySafeSlice::new(
+            self.inner.clone(),
+            container,
+            name.to_owned(),
+            info,
+        ))
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

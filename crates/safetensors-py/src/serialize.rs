@@ -222,7 +222,7 @@ pub fn serialize_file(
     })
     .map_err(|e| match e {
         safetensors::SafeTensorError::IoError(io) => {
-            crate::error::io_error(io, &format!("cannot write {}", filename.display()))
+            crate::error::write_error(py, io, &format!("cannot write {}", filename.display()))
         }
         other => to_pyerr(other),
     })?;
@@ -253,9 +253,11 @@ pub fn serialize_sharded(
     let index = py
         .detach(|| safetensors::index::save_sharded(views, metadata, &folder, limit))
         .map_err(|e| match e {
-            safetensors::SafeTensorError::IoError(io) => {
-                crate::error::io_error(io, &format!("cannot write into {}", folder.display()))
-            }
+            safetensors::SafeTensorError::IoError(io) => crate::error::write_error(
+                py,
+                io,
+                &format!("cannot write into {}", folder.display()),
+            ),
             other => to_pyerr(other),
         })?;
     drop(prepared._pins);

@@ -1,18 +1,28 @@
 //! `get_slice(name)[...]`: reading part of a tensor.
 //!
-//! This file only converts the Python index into the core's `Index` entries (ints and
-//! anything with `__index__`, slices, `...`, `None`, the empty list `[]`, or a tuple of
-//! these); the core's planner (`safetensors::indexing::plan_index`) applies numpy's rules and
-//! decides both the bytes to read and the result's shape, so the result is exactly numpy's
-//! `arr[index]`. A selection that is one contiguous byte run is a view of the file mapping
-//! where the framework can make one (mmap backend); any other is copied run by run into a
-//! new tensor (a negative step simply lists the runs backwards).
+//! This file only converts the Python index into the core's `Index` entries (Python ints,
+//! slices, `...`, `None`, the empty list `[]`, or a tuple of these); the core's planner
+//! (`safetensors::indexing::plan_index`) applies numpy's rules and decides both the bytes to
+//! read and the result's shape, so the result is exactly numpy's `arr[index]`. A selection
+//! that is one contiguous byte run is a view of the file mapping where the framework can make
+//! one (mmap backend); any other is copied run by run into a new tensor (a negative step
+//! simply lists the runs backwards).
+//!
+//! Any other entry (a list, an index tensor or array, a bool, a numpy or torch integer) goes
+//! to `safetensors._slicing.getitem`, which applies the framework's own rules: it reads the
+//! part of the tensor the index needs through this same `__getitem__` with basic entries
+//! only, then indexes that part as the framework indexes the full tensor.
+//!
+//! A slice keeps the open container it was taken from: it stays readable after its
+//! `safe_open` handle is closed, as the reference's does (the file stays open while a slice
+//! of it is alive).
 
-use crate::error::{slice_error, st_err};
-use crate::open::{shape_list, Inner};
+use crate::error::slice_error;
+use crate::framework::Framework;
+use crate::open::{shape_list, Container, Inner};
 use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyEllipsis, PyList, PySlice, PyTuple};
+use pyo3::types::{PyBool, PyEllipsis, PyInt, PyList, PySlice, PyTuple};
 use safetensors::indexing::{plan_index, Index};
 use safetensors::tensor::TensorInfo;
 use std::sync::Arc;
@@ -21,14 +31,26 @@ use std::sync::Arc;
 #[pyclass(frozen, name = "PySafeSlice", module = "safetensors")]
 pub struct PySafeSlice {
     inner: Arc<Inner>,
+    /// The container the slice reads, kept open for as long as the slice lives.
+    container: Arc<Container>,
     name: String,
     info: TensorInfo,
 }
 
 impl PySafeSlice {
-    /// A view of tensor `name` (described by `info`) of `inner`.
-    pub fn new(inner: Arc<Inner>, name: String, info: TensorInfo) -> Self {
-        PySafeSlice { inner, name, info }
+    /// A view of tensor `name` (described by `info`) of `container`, opened by `inner`.
+    pub fn new(
+        inner: Arc<Inner>,
+        container: Arc<Container>,
+        name: String,
+        info: TensorInfo,
+    ) -> Self {
+        PySafeSlice {
+            inner,
+            container,
+            name,
+            info,
+        }
     }
 }
 
@@ -52,59 +74,36 @@ fn optional_int(obj: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
     }
 }
 
-fn unsupported(obj: &Bound<'_, PyAny>, why: &str) -> PyErr {
-    let shown = obj
-        .repr()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| "this object".into());
-    st_err(format!("cannot index a tensor slice with {shown}: {why}"))
-}
-
-/// Converts one entry of a Python index.
-fn parse_item(obj: &Bound<'_, PyAny>) -> PyResult<Index> {
+/// Converts one entry of a Python index; None for an entry only the framework's rules can
+/// apply (see the module docs). `numpy_rules`: whether the framework indexes as numpy does
+/// with `[]` (torch reads an int next to it as a basic index, numpy as an advanced one).
+fn parse_item(obj: &Bound<'_, PyAny>, numpy_rules: bool) -> PyResult<Option<Index>> {
     if obj.is_instance_of::<PyEllipsis>() {
-        return Ok(Index::Ellipsis);
+        return Ok(Some(Index::Ellipsis));
     }
     if obj.is_none() {
-        return Ok(Index::NewAxis);
+        return Ok(Some(Index::NewAxis));
     }
     if let Ok(slice) = obj.cast::<PySlice>() {
         let part = |attr: &str| optional_int(&slice.getattr(attr)?);
-        return Ok(Index::Slice {
+        return Ok(Some(Index::Slice {
             start: part("start")?,
             stop: part("stop")?,
             step: part("step")?,
-        });
+        }));
     }
     if obj.is_instance_of::<PyBool>() {
-        // numpy reads a bool as a mask, not as the position 0 or 1.
-        return Err(unsupported(
-            obj,
-            "boolean (mask) indexing is not supported; use ints, slices, ..., None",
-        ));
+        return Ok(None); // a mask, not the position 0 or 1
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return index_int(obj).map(|i| Some(Index::Int(i)));
     }
     if let Ok(list) = obj.cast::<PyList>() {
-        if list.is_empty() {
-            return Ok(Index::EmptyList);
+        if list.is_empty() && numpy_rules {
+            return Ok(Some(Index::EmptyList));
         }
-        return Err(unsupported(
-            obj,
-            "integer-array (advanced) indexing is not supported, except the empty list; load \
-             the tensor and index it, or slice it with ints and slices",
-        ));
     }
-    if obj.hasattr("__index__")? {
-        return index_int(obj).map(Index::Int).map_err(|e| {
-            unsupported(
-                obj,
-                &format!("its __index__ failed ({e}); use ints, slices, ..., None"),
-            )
-        });
-    }
-    Err(unsupported(
-        obj,
-        "use ints, slices (a:b:c), ..., None or a tuple of these",
-    ))
+    Ok(None)
 }
 
 #[pymethods]
@@ -119,31 +118,54 @@ impl PySafeSlice {
         self.info.dtype.name()
     }
 
-    fn __len__(&self) -> PyResult<usize> {
-        self.info
-            .shape
-            .first()
-            .copied()
-            .ok_or_else(|| st_err(format!("tensor {} is a scalar: it has no len()", self.name)))
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        self.info.shape.first().copied().ok_or_else(|| {
+            let msg = format!("tensor {} is a scalar: it has no len()", self.name);
+            crate::error::dual_err(py, "TypeError", msg)
+        })
     }
 
     fn __getitem__<'py>(
-        &self,
+        slf: &Bound<'py, Self>,
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let this = slf.get();
+        let numpy_rules = this.inner.hooks.framework != Framework::Pytorch;
         let index = match key.cast::<PyTuple>() {
             Ok(t) => t
                 .iter()
-                .map(|e| parse_item(&e))
-                .collect::<PyResult<Vec<_>>>()?,
-            Err(_) => vec![parse_item(key)?],
+                .map(|e| parse_item(&e, numpy_rules))
+                .collect::<PyResult<Option<Vec<_>>>>()?,
+            Err(_) => parse_item(key, numpy_rules)?.map(|one| vec![one]),
         };
-        let plan = plan_index(self.info.dtype, &self.info.shape, &index)
-            .map_err(|e| slice_error(&self.name, e))?;
+        let Some(mut index) = index else {
+            let framework = match this.inner.hooks.framework {
+                Framework::Pytorch => "pt",
+                Framework::Numpy => "np",
+                Framework::Tensorflow => "tf",
+                Framework::Flax => "flax",
+                Framework::Paddle => "paddle",
+                Framework::Mlx => "mlx",
+            };
+            return py
+                .import("safetensors._slicing")?
+                .call_method1("getitem", (slf, key, framework, this.name.as_str()));
+        };
+        if !numpy_rules {
+            // torch reads every `...` after the first as nothing (numpy refuses a second one).
+            let mut seen = false;
+            index.retain(|e| {
+                let extra = seen && *e == Index::Ellipsis;
+                seen |= *e == Index::Ellipsis;
+                !extra
+            });
+        }
+        let plan = plan_index(this.info.dtype, &this.info.shape, &index)
+            .map_err(|e| slice_error(py, &this.name, e))?;
         let shape = plan.newshape();
-        let opened = self.inner.opened(py)?.for_tensor(py, &self.name)?;
-        opened.tensor_of(py, &self.inner.hooks, &self.name, &self.info, &shape, plan)
+        let opened = this.container.for_tensor(py, &this.name)?;
+        opened.tensor_of(py, &this.inner.hooks, &this.name, &this.info, &shape, plan)
     }
 
     fn __repr__(&self) -> String {

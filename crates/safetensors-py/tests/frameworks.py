@@ -113,3 +113,45 @@ def shapes_and_indices(draw):
     bare = len(entries) == 1 and draw(st.booleans())  # `t[x]` as well as `t[(x,)]`
     index = entries[0] if bare else tuple(entries)
     return shape, index
+
+
+# --- random advanced indexers: lists, index arrays or tensors, bools, masks -------------------
+
+# Positions (some out of range), nested (2-d) positions, masks of random lengths (so some fit
+# their dimension and some do not), and bools; each list later given as a list, a numpy array
+# or a torch tensor (`kinds`).
+INDEX_LIST = st.lists(st.integers(-7, 7), min_size=1, max_size=3)
+NESTED_INDEX = st.lists(st.lists(st.integers(-5, 5), min_size=2, max_size=2), min_size=1, max_size=2)
+MASK = st.lists(st.booleans(), min_size=0, max_size=5)
+ADVANCED_ENTRY = st.one_of(ENTRY, INDEX_LIST, NESTED_INDEX, MASK, st.booleans())
+
+
+@st.composite
+def shapes_and_advanced_indices(draw):
+    """``(shape, entries, kinds, bare)``: a shape, index entries (basic and advanced), for each
+    entry how a list in it is passed ("list", "array" or "tensor"), and whether a single entry
+    is passed bare (``t[x]``) rather than in a tuple."""
+    shape = tuple(draw(st.lists(st.integers(0, 5), min_size=0, max_size=4)))
+    entries = draw(st.lists(ADVANCED_ENTRY, min_size=1, max_size=len(shape) + 2))
+    kinds = draw(st.lists(st.sampled_from(["list", "array", "tensor"]), min_size=len(entries), max_size=len(entries)))
+    # A bare nested list is a deprecated "sequence of indices" for torch: always in a tuple.
+    bare = (
+        len(entries) == 1
+        and draw(st.booleans())
+        and not (isinstance(entries[0], list) and entries[0] and isinstance(entries[0][0], list))
+    )
+    return shape, entries, kinds, bare
+
+
+def advanced_key(entries, kinds, bare, tensor):
+    """The index of ``shapes_and_advanced_indices``, each list passed as its kind says
+    (``tensor`` makes a torch tensor from a list; numpy arrays otherwise)."""
+
+    def one(entry, kind):
+        if not isinstance(entry, list) or not entry or kind == "list":
+            return entry
+        arr = np.array(entry)
+        return tensor(arr) if kind == "tensor" else arr
+
+    converted = [one(e, k) for e, k in zip(entries, kinds)]
+    return converted[0] if bare else tuple(converted)

@@ -136,7 +136,7 @@ def test_get_tensors_on_cuda_of_a_closed_handle_is_refused(location, ring):
     f = safe_open(location, "pt", device="cuda:0")
     with f:
         pass
-    with pytest.raises(Exception, match="The file is closed"):
+    with pytest.raises(Exception, match="File is closed"):
         f.get_tensors()
     assert ring == []
 

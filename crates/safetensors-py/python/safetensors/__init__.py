@@ -15,6 +15,18 @@ from typing import Union as _Union
 from ._safetensors_rust import (  # noqa: F401
     PySafeSlice,
     SafetensorError,
+    # A SafetensorError that is also the builtin exception the reference raises there (see
+    # `src/error.rs`); here so that they pickle (their __module__ is "safetensors").
+    SafetensorFileNotFoundError,
+    SafetensorIndexError,
+    SafetensorIsADirectoryError,
+    SafetensorKeyError,
+    SafetensorNotADirectoryError,
+    SafetensorOSError,
+    SafetensorPermissionError,
+    SafetensorRuntimeError,
+    SafetensorTypeError,
+    SafetensorValueError,
     TensorSpec,
     __version__,
     _inspect,

@@ -29,6 +29,17 @@ Converted = Tuple[str, List[int], int, int, Any]
 Convert = Callable[[str, Any], Converted]
 
 
+class NotATensorError(ValueError, AttributeError):
+    """A dict value that is not a tensor of the framework: a ValueError, as ours and the
+    reference's torch module raise, and an AttributeError, as the reference's numpy module
+    raises (it reads the value's ``dtype``)."""
+
+
+class TensorNameError(ValueError, TypeError):
+    """A tensor name that is not a ``str``: a TypeError, as the reference raises, and the
+    ValueError ours raised before."""
+
+
 class FileNotFound(FileNotFoundError):
     """A missing file: ``errno``, ``strerror`` and ``filename`` set, and the text exactly
     ``No such file or directory: <filename as given>``."""
@@ -79,12 +90,12 @@ def check_dict(tensors: Any, kind: str) -> None:
         raise ValueError(f"Expected a dict of [str, {kind}] but received {type(tensors).__name__}")
     for k in tensors:
         if not isinstance(k, str):
-            raise ValueError(f"tensor names must be str, got {type(k).__name__} ({k!r})")
+            raise TensorNameError(f"tensor names must be str, got {type(k).__name__} ({k!r})")
 
 
 def not_a_tensor(name: str, value: Any, kind: str) -> ValueError:
     """The error for a dict value that is not a tensor of the framework."""
-    return ValueError(f"Key {name!r} does not map to a {kind}: got {type(value).__name__} ({value!r:.80})")
+    return NotATensorError(f"Key {name!r} does not map to a {kind}: got {type(value).__name__} ({value!r:.80})")
 
 
 def _specs(tensors: Any, kind: str, convert: Convert) -> Tuple[Dict[str, TensorSpec], List[Any]]:

@@ -21,6 +21,16 @@ __all__ = [
     "_rank_part",
     "deserialize",
     "SafetensorError",
+    "SafetensorIndexError",
+    "SafetensorValueError",
+    "SafetensorKeyError",
+    "SafetensorTypeError",
+    "SafetensorRuntimeError",
+    "SafetensorOSError",
+    "SafetensorFileNotFoundError",
+    "SafetensorIsADirectoryError",
+    "SafetensorNotADirectoryError",
+    "SafetensorPermissionError",
     "__version__",
 ]
 
@@ -28,6 +38,19 @@ __version__: str
 
 class SafetensorError(Exception):
     """Any problem with safetensors data: invalid file, missing tensor, bad slice, bad dtype."""
+
+# Where the reference raises a builtin exception and ours a SafetensorError (or the other way
+# round), the error is an instance of a class deriving from both.
+class SafetensorIndexError(SafetensorError, IndexError): ...
+class SafetensorValueError(SafetensorError, ValueError): ...
+class SafetensorKeyError(SafetensorError, KeyError): ...
+class SafetensorTypeError(SafetensorError, TypeError): ...
+class SafetensorRuntimeError(SafetensorError, RuntimeError): ...
+class SafetensorOSError(SafetensorError, OSError): ...
+class SafetensorFileNotFoundError(SafetensorError, FileNotFoundError): ...
+class SafetensorIsADirectoryError(SafetensorError, IsADirectoryError): ...
+class SafetensorNotADirectoryError(SafetensorError, NotADirectoryError): ...
+class SafetensorPermissionError(SafetensorError, PermissionError): ...
 
 @final
 class TensorSpec:
@@ -52,15 +75,19 @@ class TensorSpec:
 _Framework = str
 _Device = Union[str, int, Any]
 
-_BasicIndex = Union[int, slice, ellipsis, None, List[Any]]
+_BasicIndex = Union[int, slice, ellipsis, None, List[Any], Any]
 
 @final
 class PySafeSlice:
     """A lazy view of one tensor: index it to read only the selected part.
 
     ``slice[index]`` is numpy's ``arr[index]`` for every basic index (ints, slices with any
-    step, ``...``, ``None``, tuples of these, and the empty list ``[]``); where numpy raises,
-    it raises ``SafetensorError``, as it does once the ``safe_open`` it came from is closed.
+    step, ``...``, ``None``, tuples of these, and the empty list ``[]``). Lists, index arrays
+    and tensors, bools and masks index as the framework indexes the full tensor (torch with
+    ``framework="pt"``, numpy with ``"np"``), reading only the part they select. Where the
+    framework raises, it raises ``SafetensorError`` that is also the framework's exception
+    (``IndexError`` for a position out of range, ``ValueError`` for a zero step). A slice
+    stays readable after the ``safe_open`` it came from is closed.
     """
 
     def get_shape(self) -> List[int]: ...
@@ -95,7 +122,7 @@ class safe_open:
         framework: _Framework,
         device: Optional[_Device] = None,
         *,
-        backend: str = "mmap",  # "mmap" or "pread"; anything else raises ValueError
+        backend: str = "mmap",  # "mmap" or "pread"; anything else raises SafetensorValueError
         headers: Optional[Dict[str, str]] = None,  # sent with every HTTP request (URLs)
     ) -> "safe_open": ...
     def _fds(self) -> List[int]:

@@ -6,6 +6,7 @@ bfloat16 and the float8 types need ``ml_dtypes`` (used when installed).
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -13,7 +14,14 @@ import numpy as np
 from . import _common
 
 # Re-exported: code written for the reference imports these from the framework modules.
-from ._safetensors_rust import SafetensorError, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+from ._safetensors_rust import (  # noqa: F401,E402
+    SafetensorError,
+    TensorSpec,
+    deserialize,
+    safe_open,
+    serialize,
+    serialize_file,
+)
 
 __all__ = ["save", "save_file", "save_sharded", "load", "load_file"]
 
@@ -58,6 +66,17 @@ def _lookup(dtype: str) -> Optional[np.dtype]:
     if found is None and dtype in _ML_TYPES and _load_ml_dtypes():
         found = _TYPES.get(dtype)
     return found
+
+
+def _getdtype(dtype_str: str) -> np.dtype:
+    """The numpy dtype of a header dtype ("F32" -> float32); KeyError for one numpy lacks."""
+    return _TYPES[dtype_str]
+
+
+def _is_little_endian(tensor: np.ndarray) -> bool:
+    """Whether the array's bytes are little-endian (or byte order does not apply)."""
+    order = tensor.dtype.byteorder
+    return order == "<" or order == "|" or (order == "=" and sys.byteorder == "little")
 
 
 def _np_dtype(dtype: str) -> np.dtype:

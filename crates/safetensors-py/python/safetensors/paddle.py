@@ -12,13 +12,20 @@ from . import _common
 from . import numpy as _np
 
 # Re-exported: code written for the reference imports these from the framework modules.
-from ._safetensors_rust import SafetensorError, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+from ._safetensors_rust import (  # noqa: F401,E402
+    SafetensorError,
+    TensorSpec,
+    deserialize,
+    safe_open,
+    serialize,
+    serialize_file,
+)
 
 __all__ = ["save", "save_file", "load", "load_file"]
 
 # Header dtype -> (paddle dtype, numpy type holding the same bits). No unsigned types wider
 # than 8 bits: paddle reads a numpy uint16 array as bfloat16 and has no uint32/uint64 tensors.
-_TYPES: Dict[str, Any] = {}
+_PAIRS: Dict[str, Any] = {}
 for _name, _bits in {
     "BOOL": np.bool_,
     "U8": np.uint8,
@@ -36,8 +43,22 @@ for _name, _bits in {
 }.items():
     _dt = getattr(paddle, _common.DTYPE_NAMES[_name], None)
     if _dt is not None:
-        _TYPES[_name] = (_dt, np.dtype(_bits))
-_NAMES = {v[0]: k for k, v in _TYPES.items()}
+        _PAIRS[_name] = (_dt, np.dtype(_bits))
+_NAMES = {v[0]: k for k, v in _PAIRS.items()}
+# Header dtype -> paddle dtype, as the reference's private table (imported by other code).
+_TYPES: Dict[str, Any] = {name: pair[0] for name, pair in _PAIRS.items()}
+# paddle dtype -> the numpy type holding its bits (public in the reference).
+NPDTYPES: Dict[Any, Any] = {pdtype: bits.type for pdtype, bits in _PAIRS.values()}
+# paddle dtype -> bytes per element.
+_SIZE: Dict[Any, int] = {pdtype: bits.itemsize for pdtype, bits in _PAIRS.values()}
+
+
+def _getdtype(dtype_str: str) -> Any:
+    """The paddle dtype of a header dtype ("F32" -> paddle.float32); KeyError for one paddle
+    lacks."""
+    return _TYPES[dtype_str]
+
+
 # Types numpy cannot hold as such: moved as raw bits and reinterpreted by paddle.
 _VIEWED = {"BF16", "F8_E4M3", "F8_E5M2"}
 
@@ -102,7 +123,7 @@ def _st_device(device: Any) -> Any:
 
 def _st_empty(dtype: str, shape: List[int]) -> Tuple[Any, int, int]:
     try:
-        pdtype, bits = _TYPES[dtype]
+        pdtype, bits = _PAIRS[dtype]
     except KeyError:
         raise _common.unsupported("paddle", dtype) from None
     nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(bits).itemsize
@@ -118,7 +139,7 @@ def _st_empty(dtype: str, shape: List[int]) -> Tuple[Any, int, int]:
 def _st_finish(t: Any, dtype: str, shape: List[int], device: Any) -> "paddle.Tensor":
     if isinstance(t, np.ndarray):
         out = paddle.to_tensor(t, place=device)
-        return out.view(_TYPES[dtype][0]) if dtype in _VIEWED else out
+        return out.view(_PAIRS[dtype][0]) if dtype in _VIEWED else out
     if not device.is_cpu_place():
         t = t.to(device)
     return t
@@ -129,7 +150,7 @@ def _st_view(
 ) -> Optional["paddle.Tensor"]:
     # One copy, from the mapped bytes into the paddle tensor.
     try:
-        _, bits = _TYPES[dtype]
+        _, bits = _PAIRS[dtype]
     except KeyError:
         return None
     arr = _np._view(buf, bits, shape, offset, nbytes)

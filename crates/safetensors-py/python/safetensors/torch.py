@@ -20,7 +20,18 @@ import torch
 from . import _common, _staging
 
 # Re-exported: code written for the reference imports these from the framework modules.
-from ._safetensors_rust import SafetensorError, _rank_part, deserialize, safe_open, serialize, serialize_file  # noqa: F401,E402
+from ._safetensors_rust import (  # noqa: F401,E402
+    SafetensorError,
+    SafetensorKeyError,
+    SafetensorRuntimeError,
+    SafetensorTypeError,
+    TensorSpec,
+    _rank_part,
+    deserialize,
+    safe_open,
+    serialize,
+    serialize_file,
+)
 
 __all__ = [
     "save",
@@ -42,6 +53,42 @@ for _name, _attr in {**_common.DTYPE_NAMES, "F4": "float4_e2m1fn_x2"}.items():
         _TYPES[_name] = getattr(torch, _attr)
 _NAMES: Dict[torch.dtype, str] = {v: k for k, v in _TYPES.items()}
 _F4 = _TYPES.get("F4")
+# torch dtype -> bytes per element (of storage: a float4_e2m1fn_x2 holds two values in one).
+_SIZE: Dict[torch.dtype, int] = {t: t.itemsize for t in _TYPES.values()}
+
+
+# --- private helpers that public projects import from the reference ---------------------------
+
+
+def _getdtype(dtype_str: str) -> torch.dtype:
+    """The torch dtype of a header dtype ("F32" -> torch.float32); KeyError for one torch lacks
+    (PyTorch's distributed checkpoint reader and diffusers call it)."""
+    return _TYPES[dtype_str]
+
+
+def _to_ndarray(tensor: torch.Tensor) -> Tuple[Any, torch.Tensor]:
+    """The tensor's bytes as a flat numpy ``uint8`` array (row-major, little-endian), and the
+    contiguous CPU tensor that holds them (keep it alive while the array is used): diffusers
+    calls ``_to_ndarray(t)[0].tobytes()``. A "meta" tensor has no bytes: NotImplementedError."""
+    import numpy as np
+
+    if tensor.device.type == "meta":
+        raise NotImplementedError("Cannot copy out of meta tensor; no data!")
+    t = tensor.detach().to("cpu").contiguous()
+    if t.nelement() == 0:
+        return np.empty(0, dtype=np.uint8), t
+    return t.reshape(-1).view(torch.uint8).numpy(), t
+
+
+def _tobytes(tensor: torch.Tensor, name: str) -> bytes:
+    """The bytes safetensors stores for ``tensor`` (``name`` names it in errors): what earlier
+    releases' helper returned, still imported by some training frameworks."""
+    if not tensor.is_contiguous():
+        raise ValueError(
+            f"You are trying to save a non contiguous tensor: `{name}` which is not allowed. Call `.contiguous()` "
+            "on your tensor to pack it before saving."
+        )
+    return _to_ndarray(tensor)[0].tobytes()
 
 
 # --- storage helpers (imported by other libraries) -----------------------------------------
@@ -169,7 +216,8 @@ def _header(t: torch.Tensor, name: str) -> Tuple[str, List[int]]:
     try:
         dtype = _NAMES[t.dtype]
     except KeyError:
-        raise SafetensorError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store") from None
+        # A KeyError, as the reference raises it (its table lookup), and a SafetensorError.
+        raise SafetensorKeyError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store") from None
     shape = list(t.shape)
     if t.dtype == _F4 and _F4 is not None:
         if not shape:
@@ -194,8 +242,8 @@ def _check_savable(tensors: Any) -> None:
             raise _common.not_a_tensor(k, v, "torch.Tensor")
     for v in tensors.values():
         if v.device.type == "meta":
-            # What torch itself says when asked to copy a meta tensor's (absent) data.
-            raise RuntimeError("Cannot copy out of meta tensor; no data!")
+            # What torch itself raises when asked to copy a meta tensor's (absent) data.
+            raise NotImplementedError("Cannot copy out of meta tensor; no data!")
     shared = [sorted(s) for s in _find_shared_tensors(tensors) if len(s) > 1]
     if shared:
         raise RuntimeError(
@@ -301,9 +349,9 @@ def load(data: bytes) -> Dict[str, torch.Tensor]:
 
 def load_file(
     filename: Union[str, os.PathLike],
-    device: Union[str, int, torch.device] = "cpu",
-    backend: str = "mmap",
+    device: Union[str, int, torch.device, None] = "cpu",
     *,
+    backend: str = "mmap",
     headers: Optional[Dict[str, str]] = None,
 ) -> Dict[str, torch.Tensor]:
     """Loads a safetensors file (or a sharded checkpoint: a folder or an index JSON) into
@@ -366,15 +414,18 @@ def load_model(
     model: torch.nn.Module,
     filename: Union[str, os.PathLike],
     strict: bool = True,
-    device: Union[str, int, torch.device] = "cpu",
+    device: Union[str, int, torch.device, None] = "cpu",
+    *,
     backend: str = "mmap",
-) -> Tuple[List[str], List[str]]:
+) -> Tuple[Set[str], List[str]]:
     """Loads a file written by ``save_model`` (or ``save_file``), or a sharded checkpoint (a
     folder or an index JSON), into ``model``.
 
-    Returns ``(missing, unexpected)``: names of the model not found in the file, and names
-    in the file the model cannot take. Names dropped at save time because they shared
-    memory with a kept name are restored through that sharing and are not reported missing.
+    Returns ``(missing, unexpected)``, as the reference does: the set of names of the model
+    not found in the file, and the list of names in the file the model cannot take. Of a
+    group of tied names (sharing memory) only the name kept is reported missing: the others
+    are restored through that sharing when it is loaded, and dropped from the file by
+    ``save_model`` in any case.
     Where the model ties tensors (they share memory) but the file stores them separately,
     only the kept name is loaded and the file's other names are unexpected: loading both
     would silently keep whichever came last. With ``strict=True`` any missing or unexpected
@@ -399,16 +450,12 @@ def load_model(
         rest = {name: f.get_tensor(name) for name in wanted if name not in direct}
     missing_keys, unexpected_keys = model.load_state_dict(rest, strict=False)
     missing = set(missing_keys) - direct
-    loaded = set(wanted)
-    for kept_name, dropped in to_removes.items():
-        for name in dropped:
-            if name in missing and kept_name in loaded:
-                missing.remove(name)
-    missing_list = sorted(missing)
+    for dropped in to_removes.values():
+        missing.difference_update(dropped)
     unexpected = sorted(set(unexpected_keys) | set(tied_in_file))
-    if strict and (missing_list or unexpected):
-        raise _torch_error(model, missing_list, unexpected)
-    return missing_list, unexpected
+    if strict and (missing or unexpected):
+        raise _torch_error(model, sorted(missing), unexpected)
+    return missing, unexpected
 
 
 def load_into(
@@ -844,9 +891,18 @@ def load_for_rank(
 
 
 def _st_device(device: Any) -> torch.device:
-    if isinstance(device, int):
-        return torch.device("cuda", device)
-    return torch.device(device)
+    """``device`` as a torch.device (None: the CPU, an int: that CUDA device). One torch refuses
+    is a SafetensorError, as the reference raises it, that is also what torch raised."""
+    try:
+        if device is None:
+            return torch.device("cpu")
+        if isinstance(device, int) and not isinstance(device, bool):
+            return torch.device("cuda", device)
+        return torch.device(device)
+    except RuntimeError as e:
+        raise SafetensorRuntimeError(f"device {device!r} is invalid: {e}") from e
+    except TypeError as e:
+        raise SafetensorTypeError(f"device {device!r} is invalid: {e}") from e
 
 
 def _st_load_all(f: Any, names: List[str], device: torch.device) -> Optional[Dict[str, torch.Tensor]]:
