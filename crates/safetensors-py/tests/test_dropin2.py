@@ -187,16 +187,13 @@ def _file_with_null_metadata(path: Path) -> Path:
     return path
 
 
-@pytest.mark.xfail(
-    reason="needs the core's header readers (crates/safetensors/src/json*.rs, issue 22's files) to read a null "
-    "__metadata__ as none, as SPEC section 1 says",
-    raises=SafetensorError,
-)
 def test_null_metadata_loads_and_metadata_is_none(tmp_path):
     p = _file_with_null_metadata(tmp_path / "null.safetensors")
     with safe_open(p, framework="np") as f:
         assert f.metadata() is None
         assert f.get_tensor("x").tolist() == [1.5]
+    assert st_np.load_file(p)["x"].tolist() == [1.5]
+    assert st_np.load(p.read_bytes())["x"].tolist() == [1.5]
 
 
 # --- 6. load_model's return value ----------------------------------------------------------
