@@ -147,9 +147,10 @@ before = status("VmRSS:")
 t = time.perf_counter()
 with safe_open(sys.argv[1], "numpy") as f:
     n = len(f.keys())
+    t_dict = time.perf_counter()
     m = f.metadata()
-seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "peak_bytes": status("VmHWM:") - before,
+    end = time.perf_counter()
+print(json.dumps({"seconds": end - t, "metadata_seconds": end - t_dict, "peak_bytes": status("VmHWM:") - before,
                   "tensors": n, "metadata": len(m or {})}))
 """
 
@@ -248,7 +249,7 @@ def main() -> None:
     if worst:
         print(
             "\nGoal for headers >= 50 MB: < 1 s and < 3x the header size (peak); for Python's "
-            "metadata(), which must build a dict: < 1.2x CPython building that dict from prebuilt strings."
+            "metadata() call, which must build a dict: < 1.2x CPython building that dict from prebuilt strings."
         )
         ok = True
         for r in worst:
@@ -258,7 +259,7 @@ def main() -> None:
                 if "error" in m:
                     missed = True
                 elif baseline is not None:
-                    missed = m["seconds"] >= 1.2 * baseline["seconds"]
+                    missed = m["metadata_seconds"] >= 1.2 * baseline["seconds"]
                 else:
                     missed = m["seconds"] >= 1 or m["peak_bytes"] >= 3 * r["header_bytes"]
                 if missed:
@@ -309,9 +310,14 @@ def print_row(row: dict) -> None:
         flush=True,
     )
     if "dict_baseline" in row:
-        base, ours = row["dict_baseline"]["seconds"], row["python"].get("seconds")
-        ratio = f" (python / baseline: {ours / base:.2f}x)" if ours else ""
-        print(f"{'':14} {'':9} | CPython dict(zip(keys, values)) of the same strings: {base:.3f} s{ratio}", flush=True)
+        base, py = row["dict_baseline"]["seconds"], row["python"]
+        print(f"{'':14} {'':9} | CPython dict(zip(keys, values)) of the same strings: {base:.3f} s", flush=True)
+        if "seconds" in py:
+            print(
+                f"{'':14} {'':9} | python / baseline: metadata() {py['metadata_seconds'] / base:.2f}x, "
+                f"safe_open + keys() + metadata() {py['seconds'] / base:.2f}x",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
