@@ -20,11 +20,10 @@ const PAGES_PER_WINDOW: usize = 8;
 /// in the page cache now; None where it cannot be asked (not Unix, or the call failed).
 ///
 /// The kernel answers page by page, so asking about every page of a 2 GB file costs tens of
-/// milliseconds: more than a warm load of it. A range of up to [`ALL_PAGES_UP_TO`] pages
-/// (16 MiB) is asked about whole; a larger one through [`SAMPLE_WINDOWS`] windows of
-/// [`PAGES_PER_WINDOW`] pages spread evenly over it (about 1,000 pages whatever the size),
-/// which is plenty to tell a warm file from a cold one or a half-read one. No page is read
-/// or faulted in.
+/// milliseconds: more than a warm load of it. A range of up to 4,096 pages (16 MiB) is
+/// asked about whole; a larger one through 128 windows of 8 pages spread evenly over it
+/// (about 1,000 pages whatever the size), plenty to tell a warm file from a cold one or a
+/// half-read one. No page is read or faulted in.
 #[cfg(unix)]
 pub fn resident_fraction(bytes: &[u8]) -> Option<f64> {
     if bytes.is_empty() {

@@ -62,7 +62,7 @@ pub enum SafeTensorError {
     ValidationOverflow {
         /// Tensor name.
         tensor: String,
-        /// The shape's first dimensions (at most [`QUOTED_DIMS`]).
+        /// The shape's first dimensions (at most 8: an error stays small whatever the input).
         shape: Vec<usize>,
         /// How many dimensions the shape has.
         ndim: usize,
@@ -73,7 +73,7 @@ pub enum SafeTensorError {
         tensor: String,
         /// Its dtype.
         dtype: Dtype,
-        /// The shape's first dimensions (at most [`QUOTED_DIMS`]).
+        /// The shape's first dimensions (at most 8: an error stays small whatever the input).
         shape: Vec<usize>,
         /// How many dimensions the shape has.
         ndim: usize,
@@ -224,9 +224,9 @@ impl fmt::Display for SafeTensorError {
 }
 
 /// At most this many bytes of a name or string from the input are kept by an error.
-pub const QUOTED_BYTES: usize = 256;
+pub(crate) const QUOTED_BYTES: usize = 256;
 /// At most this many dimensions of a shape from the input are kept by an error.
-pub const QUOTED_DIMS: usize = 8;
+pub(crate) const QUOTED_DIMS: usize = 8;
 
 /// What an error keeps of `text` from its input: all of it up to [`QUOTED_BYTES`] bytes,
 /// otherwise its start, `…` and its length. A hostile header can hold a 100 MB name or
