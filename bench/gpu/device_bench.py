@@ -113,9 +113,9 @@ def load_worker(impl: str, folder: Path, device: str) -> dict:
         if not device.startswith("cuda"):
             # The dry run: the same staging path, the CPU copier standing in for the GPU's
             # (load_into fills CPU tensors there, with the CPU reader: no ring).
-            from safetensors import _staging
+            from safetensors import _torch_staging
 
-            st._device_copier = lambda dev: _staging.CpuCopier()
+            _torch_staging.device_copier = lambda dev: _torch_staging.CpuCopier()
             device = "cuda:0"
         if impl == "ours_load_into":
             with safe_open(folder, "pt") as f:

@@ -3,7 +3,7 @@
 "cuda:0")`` and ``load_for_rank(..., device="cuda:0")``, from one file and a sharded folder.
 
 Without a GPU the tests substitute the ring's CPU copier for the CUDA one
-(``safetensors.torch._device_copier``, where every CUDA whole load gets its copier) and
+(``safetensors._torch_staging.device_copier``, where every CUDA whole load gets its copier) and
 shrink the ring (``_staging.DEFAULT_SLOT_BYTES``/``DEFAULT_SLOTS``): smaller than the
 largest tensor, fewer buffers than tensors. The CPU copier completes each copy as late as the
 protocol allows and fails when a buffer is refilled too early. Every byte is compared with
@@ -18,7 +18,7 @@ from conftest import require
 
 torch = require("torch")
 
-from safetensors import _staging, safe_open  # noqa: E402
+from safetensors import _staging, _torch_staging, safe_open  # noqa: E402
 from safetensors import torch as st  # noqa: E402
 
 SLOT_BYTES = 1000
@@ -80,10 +80,10 @@ def ring(monkeypatch):
 
     def copier(device):
         assert device == torch.device("cuda:0"), device
-        made.append(_staging.CpuCopier())
+        made.append(_torch_staging.CpuCopier())
         return made[-1]
 
-    monkeypatch.setattr(st, "_device_copier", copier)
+    monkeypatch.setattr(_torch_staging, "device_copier", copier)
     monkeypatch.setattr(_staging, "DEFAULT_SLOT_BYTES", SLOT_BYTES)
     monkeypatch.setattr(_staging, "DEFAULT_SLOTS", SLOTS)
     return made

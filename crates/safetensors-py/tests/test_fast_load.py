@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from safetensors import _common, _staging, safe_open  # noqa: E402
+from safetensors import _common, _staging, _torch_staging, safe_open  # noqa: E402
 from safetensors import torch as st  # noqa: E402
 
 
@@ -246,7 +246,7 @@ def test_load_into_strict_and_shape_errors_come_before_any_read(location):
 @pytest.mark.parametrize("slot_bytes,slots", [(64, 1), (1000, 2), (4096, 3), (1 << 20, 4)])
 def test_staged_load_matches_safe_open_and_bounds_host_memory(location, slot_bytes, slots):
     path, tensors = location
-    copier = _staging.CpuCopier()
+    copier = _torch_staging.CpuCopier()
     out = st._staged_load(
         path, torch.device("cpu"), copier, slot_bytes=slot_bytes, slots=slots, threads=3, block_size=100
     )
@@ -261,7 +261,7 @@ def test_staged_load_matches_safe_open_and_bounds_host_memory(location, slot_byt
 
 def test_staging_ring_waits_before_each_refill_and_copies_in_file_order(location):
     path, tensors = location
-    copier = _staging.CpuCopier()
+    copier = _torch_staging.CpuCopier()
     slot_bytes, slots = 512, 3
     st._staged_load(path, torch.device("cpu"), copier, slot_bytes=slot_bytes, slots=slots)
     log = copier.log
@@ -285,7 +285,7 @@ def test_staging_ring_waits_before_each_refill_and_copies_in_file_order(location
     assert log[-1] == ("synchronize",)
 
 
-class EagerRefill(_staging.CpuCopier):
+class EagerRefill(_torch_staging.CpuCopier):
     """A copier whose wait does not wait: the ring's next fill overwrites bytes not yet copied."""
 
     def wait(self, slot):
@@ -301,7 +301,7 @@ def test_cpu_copier_catches_a_buffer_refilled_before_its_copy(location):
 def test_staging_rejects_an_empty_ring(location):
     path, _ = location
     with pytest.raises(ValueError, match="at least one buffer"):
-        st._staged_load(path, torch.device("cpu"), _staging.CpuCopier(), slot_bytes=0)
+        st._staged_load(path, torch.device("cpu"), _torch_staging.CpuCopier(), slot_bytes=0)
 
 
 @pytest.mark.cuda
@@ -311,7 +311,7 @@ def test_cuda_load_through_the_ring_and_load_model(location):
     out = st.load_file(path, device="cuda:0")
     assert {k: raw(v.cpu()) for k, v in out.items()} == reference_bytes(path)
     assert all(v.device.type == "cuda" for v in out.values())
-    copier = _staging.TorchCudaCopier("cuda:0")
+    copier = _torch_staging.TorchCudaCopier("cuda:0")
     out = st._staged_load(path, torch.device("cuda:0"), copier, slot_bytes=256, slots=2)
     assert {k: raw(v.cpu()) for k, v in out.items()} == reference_bytes(path)
 
@@ -374,7 +374,7 @@ def test_the_ring_fills_existing_tensors_in_place(location):
     path, tensors = location
     targets = {k: torch.zeros_like(v) for k, v in tensors.items()}
     ptrs = {k: v.data_ptr() for k, v in targets.items()}
-    copier = _staging.CpuCopier()
+    copier = _torch_staging.CpuCopier()
     with safe_open(path, "pt") as f:
         names = f.offset_keys()
         dsts = [targets[n].reshape(-1).view(torch.uint8) for n in names]

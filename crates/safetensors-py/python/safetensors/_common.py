@@ -23,7 +23,7 @@ from ._safetensors_rust import (
     serialize_file,
 )
 
-PathLike = Union[str, "os.PathLike[str]"]
+PathLike = Union[str, os.PathLike[str]]
 # name, value -> (header dtype, header shape, address, length in bytes, owner of the bytes)
 Converted = Tuple[str, List[int], int, int, Any]
 Convert = Callable[[str, Any], Converted]

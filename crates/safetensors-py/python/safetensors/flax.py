@@ -35,7 +35,7 @@ def save(tensors: Dict[str, Array], metadata: Optional[Dict[str, str]] = None) -
 
 
 def save_file(
-    tensors: Dict[str, Array], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
+    tensors: Dict[str, Array], filename: Union[str, os.PathLike[str]], metadata: Optional[Dict[str, str]] = None
 ) -> None:
     """Saves a dict of arrays to a safetensors file."""
     _common.save_file(tensors, filename, metadata, "jax Array", _convert)
@@ -47,7 +47,7 @@ def load(data: bytes) -> Dict[str, Array]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
+    filename: Union[str, os.PathLike[str]], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
 ) -> Dict[str, Array]:
     """Loads a safetensors file into arrays (``backend`` as for ``safe_open``).
 

@@ -56,7 +56,7 @@ def save(tensors: Dict[str, mx.array], metadata: Optional[Dict[str, str]] = None
 
 
 def save_file(
-    tensors: Dict[str, mx.array], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
+    tensors: Dict[str, mx.array], filename: Union[str, os.PathLike[str]], metadata: Optional[Dict[str, str]] = None
 ) -> None:
     """Saves a dict of arrays to a safetensors file."""
     _common.save_file(tensors, filename, metadata, "mlx array", _convert)
@@ -68,7 +68,7 @@ def load(data: bytes) -> Dict[str, mx.array]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
+    filename: Union[str, os.PathLike[str]], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
 ) -> Dict[str, mx.array]:
     """Loads a safetensors file into arrays (``backend`` as for ``safe_open``).
 

@@ -70,7 +70,10 @@ def _lookup(dtype: str) -> Optional[np.dtype]:
 
 def _getdtype(dtype_str: str) -> np.dtype:
     """The numpy dtype of a header dtype ("F32" -> float32); KeyError for one numpy lacks."""
-    return _TYPES[dtype_str]
+    found = _lookup(dtype_str)
+    if found is None:
+        raise KeyError(dtype_str)
+    return found
 
 
 def _is_little_endian(tensor: np.ndarray) -> bool:
@@ -105,7 +108,8 @@ def _header_dtype(arr: np.ndarray, name: str) -> str:
 def _to_le_contiguous(arr: np.ndarray) -> np.ndarray:
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return _common.c_contiguous(arr)
+    out: np.ndarray = _common.c_contiguous(arr)
+    return out
 
 
 def _convert(name: str, arr: Any) -> _common.Converted:
@@ -124,7 +128,9 @@ def save(tensor_dict: Dict[str, np.ndarray], metadata: Optional[Dict[str, str]] 
 
 
 def save_file(
-    tensor_dict: Dict[str, np.ndarray], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
+    tensor_dict: Dict[str, np.ndarray],
+    filename: Union[str, os.PathLike[str]],
+    metadata: Optional[Dict[str, str]] = None,
 ) -> None:
     """Saves a dict of arrays to a safetensors file."""
     _common.save_file(tensor_dict, filename, metadata, "np.ndarray", _convert)
@@ -132,7 +138,7 @@ def save_file(
 
 def save_sharded(
     tensor_dict: Dict[str, np.ndarray],
-    folder: Union[str, os.PathLike],
+    folder: Union[str, os.PathLike[str]],
     *,
     max_shard_size: Union[int, str] = "5GB",
     metadata: Optional[Dict[str, str]] = None,
@@ -150,7 +156,7 @@ def load(data: bytes) -> Dict[str, np.ndarray]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
+    filename: Union[str, os.PathLike[str]], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
 ) -> Dict[str, np.ndarray]:
     """Loads a safetensors file into numpy arrays (``backend`` as for ``safe_open``).
 

@@ -82,7 +82,9 @@ def save(tensors: Dict[str, "paddle.Tensor"], metadata: Optional[Dict[str, str]]
 
 
 def save_file(
-    tensors: Dict[str, "paddle.Tensor"], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
+    tensors: Dict[str, "paddle.Tensor"],
+    filename: Union[str, os.PathLike[str]],
+    metadata: Optional[Dict[str, str]] = None,
 ) -> None:
     """Saves a dict of tensors to a safetensors file."""
     _common.save_file(tensors, filename, metadata, "paddle.Tensor", _convert)
@@ -94,7 +96,7 @@ def load(data: bytes, device: str = "cpu") -> Dict[str, "paddle.Tensor"]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike],
+    filename: Union[str, os.PathLike[str]],
     device: Any = "cpu",
     *,
     backend: str = "mmap",
@@ -140,9 +142,8 @@ def _st_finish(t: Any, dtype: str, shape: List[int], device: Any) -> "paddle.Ten
     if isinstance(t, np.ndarray):
         out = paddle.to_tensor(t, place=device)
         return out.view(_PAIRS[dtype][0]) if dtype in _VIEWED else out
-    if not device.is_cpu_place():
-        t = t.to(device)
-    return t
+    tensor: "paddle.Tensor" = t if device.is_cpu_place() else t.to(device)
+    return tensor
 
 
 def _st_view(

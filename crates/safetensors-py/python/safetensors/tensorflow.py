@@ -32,7 +32,7 @@ def save(tensors: Dict[str, tf.Tensor], metadata: Optional[Dict[str, str]] = Non
 
 
 def save_file(
-    tensors: Dict[str, tf.Tensor], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
+    tensors: Dict[str, tf.Tensor], filename: Union[str, os.PathLike[str]], metadata: Optional[Dict[str, str]] = None
 ) -> None:
     """Saves a dict of tensors to a safetensors file."""
     _common.save_file(tensors, filename, metadata, "tf.Tensor", _convert)
@@ -44,7 +44,7 @@ def load(data: bytes) -> Dict[str, tf.Tensor]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
+    filename: Union[str, os.PathLike[str]], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
 ) -> Dict[str, tf.Tensor]:
     """Loads a safetensors file into tensors (``backend`` as for ``safe_open``).
 

@@ -8,16 +8,13 @@ helpers other libraries import from it (``storage_ptr``, ``storage_size``,
 
 from __future__ import annotations
 
-import fnmatch
-import json
-import math
 import os
 from collections import defaultdict
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import torch
 
-from . import _common, _staging
+from . import _common, _staging, _torch_staging
 
 # Re-exported: code written for the reference imports these from the framework modules.
 from ._safetensors_rust import (  # noqa: F401,E402
@@ -32,6 +29,8 @@ from ._safetensors_rust import (  # noqa: F401,E402
     serialize,
     serialize_file,
 )
+from ._torch_common import _F4, _NAMES, _SIZE, _TYPES, _st_device, _storage_shape  # noqa: F401 (vLLM imports _TYPES)
+from ._torch_ranks import load_for_rank  # noqa: F401 (public: in __all__)
 
 __all__ = [
     "save",
@@ -44,18 +43,6 @@ __all__ = [
     "load_model",
     "load_into",
 ]
-
-# Header dtype -> torch dtype, for every type this torch build has.
-_TYPES: Dict[str, torch.dtype] = {}
-# F4: torch holds two 4-bit floats a byte (float4_e2m1fn_x2); no F6 types in torch.
-for _name, _attr in {**_common.DTYPE_NAMES, "F4": "float4_e2m1fn_x2"}.items():
-    if isinstance(getattr(torch, _attr, None), torch.dtype):
-        _TYPES[_name] = getattr(torch, _attr)
-_NAMES: Dict[torch.dtype, str] = {v: k for k, v in _TYPES.items()}
-_F4 = _TYPES.get("F4")
-# torch dtype -> bytes per element (of storage: a float4_e2m1fn_x2 holds two values in one).
-_SIZE: Dict[torch.dtype, int] = {t: t.itemsize for t in _TYPES.values()}
-
 
 # --- private helpers that public projects import from the reference ---------------------------
 
@@ -88,7 +75,8 @@ def _tobytes(tensor: torch.Tensor, name: str) -> bytes:
             f"You are trying to save a non contiguous tensor: `{name}` which is not allowed. Call `.contiguous()` "
             "on your tensor to pack it before saving."
         )
-    return _to_ndarray(tensor)[0].tobytes()
+    data: bytes = _to_ndarray(tensor)[0].tobytes()
+    return data
 
 
 # --- storage helpers (imported by other libraries) -----------------------------------------
@@ -100,7 +88,7 @@ def storage_ptr(tensor: torch.Tensor) -> int:
         return tensor.untyped_storage().data_ptr()
     except Exception:
         try:  # older torch
-            return tensor.storage().data_ptr()
+            return int(tensor.storage().data_ptr())  # type: ignore[no-untyped-call]
         except NotImplementedError:
             return 0
 
@@ -111,7 +99,7 @@ def storage_size(tensor: torch.Tensor) -> int:
         return tensor.untyped_storage().nbytes()
     except AttributeError:  # older torch
         try:
-            return tensor.storage().size() * tensor.element_size()
+            return int(tensor.storage().size()) * tensor.element_size()  # type: ignore[no-untyped-call]
         except NotImplementedError:
             return tensor.nelement() * tensor.element_size()
 
@@ -277,7 +265,7 @@ def save(tensors: Dict[str, torch.Tensor], metadata: Optional[Dict[str, str]] = 
 
 
 def save_file(
-    tensors: Dict[str, torch.Tensor], filename: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None
+    tensors: Dict[str, torch.Tensor], filename: Union[str, os.PathLike[str]], metadata: Optional[Dict[str, str]] = None
 ) -> None:
     """Saves a dict of tensors to a safetensors file (written to a temporary file, then renamed)."""
     _check_savable(tensors)
@@ -312,7 +300,7 @@ def save_model(
 
 def save_sharded(
     state_dict: Dict[str, torch.Tensor],
-    folder: Union[str, os.PathLike],
+    folder: Union[str, os.PathLike[str]],
     *,
     max_shard_size: Union[int, str] = "5GB",
     metadata: Optional[Dict[str, str]] = None,
@@ -348,7 +336,7 @@ def load(data: bytes) -> Dict[str, torch.Tensor]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike],
+    filename: Union[str, os.PathLike[str]],
     device: Union[str, int, torch.device, None] = "cpu",
     *,
     backend: str = "mmap",
@@ -370,19 +358,12 @@ def load_file(
     """
     dev = _st_device(device)
     if dev.type == "cuda":
-        return _staged_load(filename, dev, _device_copier(dev), backend=backend, headers=headers)
+        return _staged_load(filename, dev, _torch_staging.device_copier(dev), backend=backend, headers=headers)
     return _common.load_file(filename, "pt", device, backend, headers)
 
 
-def _device_copier(device: torch.device) -> "_staging.DeviceCopier":
-    """The device side of the staging ring for a CUDA ``device``: every whole load onto CUDA
-    (``load_file``, ``safe_open(...).get_tensors()``, ``load_model``/``load_into``,
-    ``load_for_rank``) gets its copier here, so tests substitute ``_staging.CpuCopier``."""
-    return _staging.TorchCudaCopier(device)
-
-
 def _staged_load(
-    filename: Union[str, os.PathLike],
+    filename: Union[str, os.PathLike[str]],
     device: torch.device,
     copier: "_staging.DeviceCopier",
     backend: str = "mmap",
@@ -412,7 +393,7 @@ def _torch_error(model: torch.nn.Module, missing: List[str], unexpected: List[st
 
 def load_model(
     model: torch.nn.Module,
-    filename: Union[str, os.PathLike],
+    filename: Union[str, os.PathLike[str]],
     strict: bool = True,
     device: Union[str, int, torch.device, None] = "cpu",
     *,
@@ -460,7 +441,7 @@ def load_model(
 
 def load_into(
     state_dict: Dict[str, torch.Tensor],
-    filename: Union[str, os.PathLike],
+    filename: Union[str, os.PathLike[str]],
     *,
     strict: bool = True,
     backend: str = "mmap",
@@ -557,352 +538,12 @@ def _read_in_place(f: Any, names: List[str], targets: Dict[str, torch.Tensor]) -
         f._read_into(items)
     with torch.no_grad():
         for device, pairs in on_cuda.items():
-            copier = _device_copier(device)
+            copier = _torch_staging.device_copier(device)
             _staging.fill(f, [n for n, _ in pairs], [d for _, d in pairs], copier)
     return done
 
 
-# --- per-rank loading (tensor parallelism) --------------------------------------------------
-
-# name -> (header dtype, header shape, storage shape, split dim or None): what every rank needs
-# to know about a tensor before its bytes arrive.
-_Entry = Tuple[str, List[int], List[int], Optional[int]]
-
-
-def _check_plan(plan: Any) -> List[Tuple[str, Optional[int]]]:
-    if not isinstance(plan, Mapping):
-        raise TypeError(
-            f"plan must be a dict of tensor-name pattern -> dimension to split (or None), got {type(plan).__name__}"
-        )
-    items = list(plan.items())
-    for pattern, dim in items:
-        if not isinstance(pattern, str):
-            raise TypeError(f"plan keys must be str glob patterns, got {type(pattern).__name__} ({pattern!r})")
-        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int)):
-            raise TypeError(
-                f"plan[{pattern!r}] must be an int dimension or None (replicated), got {type(dim).__name__} ({dim!r})"
-            )
-    return items
-
-
-def _plan_dim(items: List[Tuple[str, Optional[int]]], name: str) -> Tuple[Optional[str], Optional[int]]:
-    """The first pattern matching ``name`` and its dimension; (None, None) when none does."""
-    for pattern, dim in items:
-        if fnmatch.fnmatchcase(name, pattern):
-            return pattern, dim
-    return None, None
-
-
-def _part(entry: _Entry, name: str, pattern: Optional[str], world_size: int, rank: int) -> Tuple[int, int, int]:
-    """(dim, start, stop) of ``rank``'s part of a split tensor, by torch.chunk's rule, over
-    the tensor's torch shape; a clear error naming the tensor and the pattern."""
-    _, _, storage, dim = entry
-    assert dim is not None
-    try:
-        return _rank_part(storage, dim, world_size, rank)
-    except ValueError as e:
-        raise ValueError(
-            f"cannot split tensor {name!r} (shape {storage}) as plan[{pattern!r}] = {dim} asks: {e}"
-        ) from None
-
-
-def _entries(f: Any, items: List[Tuple[str, Optional[int]]], world_size: int) -> Dict[str, _Entry]:
-    """Every tensor of an open checkpoint (file order) with its split dimension; checks the
-    whole plan against the headers (and every dtype against torch) before any data is read."""
-    entries: Dict[str, _Entry] = {}
-    for name in f.offset_keys():
-        sl = f.get_slice(name)
-        dtype, shape = sl.get_dtype(), sl.get_shape()
-        if dtype not in _TYPES:
-            raise _common.unsupported("torch", dtype)
-        pattern, dim = _plan_dim(items, name)
-        entry = (dtype, shape, _storage_shape(dtype, shape), dim)
-        if dim is not None:
-            for r in range(world_size):
-                _part(entry, name, pattern, world_size, r)
-        entries[name] = entry
-    return entries
-
-
-def _group_info(group: Any, rank: Optional[int], world_size: Optional[int], need_group: bool) -> Tuple[int, int]:
-    """This process's rank and the world size: as given, else the process group's."""
-    import torch.distributed as dist
-
-    initialized = dist.is_available() and dist.is_initialized()
-    if need_group or rank is None or world_size is None:
-        if not initialized:
-            why = (
-                "mode='broadcast' sends the parts with torch.distributed"
-                if need_group
-                else ("rank and world_size default to those of the process group")
-            )
-            raise RuntimeError(
-                f"load_for_rank: {why}, but torch.distributed is not initialized: call "
-                "torch.distributed.init_process_group(...) first"
-                + ("" if need_group else ", or pass rank= and world_size=")
-            )
-        group_rank, group_size = dist.get_rank(group), dist.get_world_size(group)
-        if group_rank < 0:
-            raise ValueError("load_for_rank: this process is not a member of the given group")
-        if need_group and (rank not in (None, group_rank) or world_size not in (None, group_size)):
-            raise ValueError(
-                f"load_for_rank: rank={rank}, world_size={world_size} disagree with the process group "
-                f"(rank {group_rank} of {group_size}); mode='broadcast' uses the group's"
-            )
-        rank = group_rank if rank is None else rank
-        world_size = group_size if world_size is None else world_size
-    for what, value in (("rank", rank), ("world_size", world_size)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"load_for_rank: {what} must be an int, got {type(value).__name__} ({value!r})")
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"load_for_rank: rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
-    return rank, world_size
-
-
-def _load_read(
-    location: Any, items: List[Tuple[str, Optional[int]]], rank: int, world_size: int, device: Any
-) -> Dict[str, torch.Tensor]:
-    """Each rank reads its own part of each split tensor (``get_slice``: the core plans the
-    part's byte runs, only those are read) and the whole of each replicated tensor.
-
-    Onto a CUDA device, every part that is one run of the file's bytes (a replicated tensor,
-    a split whose dimensions before the split one are all 1, e.g. along dimension 0) streams
-    through the pinned staging ring
-    (``_staging.fill_ranges``: read into the ring's buffers, copied asynchronously), so host
-    memory stays bounded by the ring. Any other part is many strided runs:
-    the core's slice planner reads it (covering sub-page runs in one read) into a host tensor
-    of the part's size, copied to the device before the next part is read."""
-    dev = _st_device(device)
-    copier = _device_copier(dev) if dev.type == "cuda" else None
-    out: Dict[str, Any] = {}
-    # name -> (dtype, part's header shape, first byte in the tensor, nbytes): the ring's parts.
-    staged: Dict[str, Tuple[str, List[int], int, int]] = {}
-    with safe_open(location, framework="pt", device="cpu" if copier else device, backend="pread") as f:
-        entries = _entries(f, items, world_size)  # opens every shard
-        _no_readahead(f)
-        for name, entry in entries.items():
-            dtype, shape, storage, dim = entry
-            nbytes = math.prod(storage) * _TYPES[dtype].itemsize
-            if dim is None:
-                if copier is None:
-                    out[name] = f.get_tensor(name)
-                else:
-                    out[name] = None  # keeps file order; filled by the ring below
-                    staged[name] = (dtype, shape, 0, nbytes)
-                continue
-            d, start, stop = _part(entry, name, _plan_dim(items, name)[0], world_size, rank)
-            row = nbytes // storage[d] if storage[d] else 0  # bytes per index of dimension d
-            first, size = start * row, (stop - start) * row
-            if dtype == "F4" and d == len(shape) - 1:
-                start, stop = 2 * start, 2 * stop  # torch packs two F4 values a byte
-            part_shape = list(shape)
-            part_shape[d] = stop - start
-            if copier is not None and math.prod(storage[:d]) <= 1:
-                out[name] = None
-                staged[name] = (dtype, part_shape, first, size)
-                continue
-            part = f.get_slice(name)[(slice(None),) * d + (slice(start, stop),)]
-            if copier is not None:
-                dst = copier.empty(dtype, part_shape, part.nelement() * part.element_size())
-                dst.copy_(part.reshape(-1).view(torch.uint8))
-                part = copier.finish(dst, dtype, part_shape)
-            out[name] = part
-        if copier is not None and staged:
-            dsts = {name: copier.empty(dtype, pshape, n) for name, (dtype, pshape, _, n) in staged.items()}
-            ranges = [(name, first, n, dsts[name]) for name, (_, _, first, n) in staged.items()]
-            _staging.fill_ranges(f, ranges, copier, sequential=False)  # readahead stays off
-            for name, (dtype, pshape, _, _) in staged.items():
-                out[name] = copier.finish(dsts[name], dtype, pshape)
-    return out
-
-
-def _no_readahead(f: Any) -> None:
-    """Makes the kernel fetch exactly the pages a read asks for, on every file of ``f``
-    (``POSIX_FADV_RANDOM``): its readahead would otherwise also fetch up to ``read_ahead_kb``
-    past the end of each part, and takes a part's strided runs for a sequential stream,
-    fetching the other ranks' bytes in between. Large reads stay large."""
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is None:
-        return
-    for fd in f._fds():
-        advise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-
-
-def _comm_device(group: Any, device: torch.device) -> torch.device:
-    """Where collective buffers live: the GPU for NCCL (the target one when it is a GPU),
-    host memory for gloo and other CPU backends."""
-    import torch.distributed as dist
-
-    if str(dist.get_backend(group)) == "nccl":
-        return device if device.type == "cuda" else torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def _as_bytes(t: torch.Tensor) -> torch.Tensor:
-    """A contiguous tensor's bytes as a flat uint8 tensor (no copy): collectives then move
-    any dtype, bf16 and float8 included, whatever the backend supports."""
-    return t.reshape(-1).view(torch.uint8)
-
-
-def _from_bytes(buf: torch.Tensor, dtype: str, storage: List[int]) -> torch.Tensor:
-    return buf.view(_TYPES[dtype]).view(storage)
-
-
-def _load_broadcast(
-    location: Any, items: List[Tuple[str, Optional[int]]], rank: int, world_size: int, device: Any, group: Any
-) -> Dict[str, torch.Tensor]:
-    """Rank 0 reads every tensor; split tensors go out with one scatter each (parts padded to
-    the largest, since gloo scatters equal sizes), replicated ones with one broadcast each.
-    Rank 0 first broadcasts the list of tensors (or the error that stopped it, so that every
-    rank raises instead of waiting for data that will not come)."""
-    import torch.distributed as dist
-
-    target = _st_device(device)
-    comm = _comm_device(group, target)
-    src = 0 if group is None else dist.get_global_rank(group, 0)
-    f: Any = None
-    try:
-        if rank == 0:
-            try:
-                f = safe_open(location, framework="pt", device="cpu")
-                entries = _entries(f, items, world_size)
-                message = json.dumps({"tensors": [[n, *e] for n, e in entries.items()]})
-            except Exception as e:
-                failure: Optional[BaseException] = e
-                message = json.dumps({"error": f"{type(e).__name__}: {e}"})
-            else:
-                failure = None
-            payload = torch.frombuffer(bytearray(message.encode()), dtype=torch.uint8).to(comm)
-            size = torch.tensor([payload.numel()], dtype=torch.int64, device=comm)
-            dist.broadcast(size, src, group=group)
-            dist.broadcast(payload, src, group=group)
-            if failure is not None:
-                raise failure
-        else:
-            size = torch.zeros(1, dtype=torch.int64, device=comm)
-            dist.broadcast(size, src, group=group)
-            payload = torch.empty(int(size.item()), dtype=torch.uint8, device=comm)
-            dist.broadcast(payload, src, group=group)
-            decoded = json.loads(bytes(payload.cpu().numpy()).decode())
-            if "error" in decoded:
-                raise RuntimeError(f"load_for_rank: rank 0 could not load {location!r}: {decoded['error']}")
-            entries = {n: (dt, sh, st, dim) for n, dt, sh, st, dim in decoded["tensors"]}
-
-        out: Dict[str, torch.Tensor] = {}
-        for name, entry in entries.items():
-            dtype, _, storage, dim = entry
-            if dim is None:
-                nbytes = math.prod(storage) * _TYPES[dtype].itemsize
-                if rank == 0:
-                    buf = _as_bytes(f.get_tensor(name)).to(comm)
-                else:
-                    buf = torch.empty(nbytes, dtype=torch.uint8, device=comm)
-                if nbytes:
-                    dist.broadcast(buf, src, group=group)
-                out[name] = _from_bytes(buf, dtype, storage).to(target)
-                continue
-            parts = [_part(entry, name, None, world_size, r) for r in range(world_size)]
-            d = parts[0][0]
-            row = math.prod(storage) // storage[d] * _TYPES[dtype].itemsize if storage[d] else 0
-            widest = max(stop - start for _, start, stop in parts) * row
-            _, start, stop = parts[rank]
-            shape = list(storage)
-            shape[d] = stop - start
-            if widest == 0:
-                out[name] = torch.empty(shape, dtype=_TYPES[dtype], device=target)
-                continue
-            recv = torch.empty(widest, dtype=torch.uint8, device=comm)
-            scatter_list = None
-            if rank == 0:
-                whole = f.get_tensor(name)
-                scatter_list = []
-                for _, a, b in parts:
-                    part = whole.narrow(d, a, b - a)
-                    if part.is_contiguous() and (b - a) * row == widest:
-                        scatter_list.append(_as_bytes(part).to(comm))  # a full-size block: sent as is
-                        continue
-                    # A smaller part (padded to the widest) or not contiguous (a split past dim
-                    # 0): copied once into a buffer of the scatter's size.
-                    buf = torch.empty(widest, dtype=torch.uint8, device=comm)
-                    if b > a:
-                        _from_bytes(buf[: (b - a) * row], dtype, list(part.shape)).copy_(part)
-                    scatter_list.append(buf)
-            dist.scatter(recv, scatter_list, src=src, group=group)
-            out[name] = _from_bytes(recv[: (stop - start) * row], dtype, shape).to(target)
-        return out
-    finally:
-        if f is not None:
-            f.__exit__(None, None, None)
-
-
-def load_for_rank(
-    location: Union[str, os.PathLike],
-    plan: Mapping[str, Optional[int]],
-    *,
-    rank: Optional[int] = None,
-    world_size: Optional[int] = None,
-    device: Union[str, int, torch.device] = "cpu",
-    group: Any = None,
-    mode: str = "read",
-) -> Dict[str, torch.Tensor]:
-    """Loads this rank's part of every tensor of a checkpoint (a file, a sharded folder or its
-    index JSON: anything ``safe_open`` takes), for tensor-parallel models.
-
-    ``plan`` maps tensor-name glob patterns (``fnmatch``, case-sensitive: ``*`` matches dots
-    too) to the dimension split across ranks, or to None for a tensor every rank gets whole
-    (replicated). The first pattern that matches a name, in the plan's order, decides; a
-    tensor no pattern matches is replicated. A split dimension may be negative (counted from
-    the end, as in torch).
-
-    Rank ``r`` of ``world_size`` gets ``torch.chunk(tensor, world_size, dim)[r]``, exactly
-    ``torch.chunk``'s rule for uneven sizes; where that rule makes fewer chunks than ranks
-    (6 rows over 4 ranks: chunks of 2, 2, 2), the ranks past the last chunk get an empty
-    tensor (the split dimension 0). ``rank`` and ``world_size`` default to this process's in
-    ``group`` (the default process group when None).
-
-    ``mode="read"``: each rank reads only the bytes of its own part of each split tensor
-    (positioned reads of exactly the part's byte runs, the kernel's readahead off; where those runs are shorter than a
-    4 KiB page and every page of the tensor holds some of them, the storage reads those pages
-    anyway and the covering span is read in one call) and the whole of each replicated
-    tensor. No collective is used: ``rank``/``world_size`` given, it needs no process group.
-    Onto a CUDA device, each part that is one run of bytes (every replicated tensor, and a
-    split whose dimensions before the split one are all 1, e.g. along dimension 0) streams
-    through the pinned staging ring (host memory bounded by the ring); a part split further
-    in is read into a host tensor of the part's size, then copied to the device.
-    ``mode="broadcast"``: rank 0 alone reads the checkpoint (for storage that should be read
-    once, or that only rank 0 sees) and sends each split tensor's parts with one
-    ``scatter`` and each replicated tensor with one ``broadcast`` over ``group`` (gloo: host
-    memory; NCCL: GPU memory); every rank of the group must call it.
-
-    Returns a dict name -> tensor on ``device``, in file order. A plan that is not a dict, a
-    dimension that is not an int or None, a dimension a tensor does not have, a scalar to
-    split, or an unknown mode is refused before any tensor data is read.
-    """
-    if mode not in ("read", "broadcast"):
-        raise ValueError(f"load_for_rank: mode must be 'read' or 'broadcast', got {mode!r}")
-    items = _check_plan(plan)
-    rank, world_size = _group_info(group, rank, world_size, need_group=mode == "broadcast")
-    if mode == "read":
-        return _load_read(location, items, rank, world_size, device)
-    return _load_broadcast(location, items, rank, world_size, device, group)
-
-
 # --- hooks called by the Rust loader -------------------------------------------------------
-
-
-def _st_device(device: Any) -> torch.device:
-    """``device`` as a torch.device (None: the CPU, an int: that CUDA device). One torch refuses
-    is a SafetensorError, as the reference raises it, that is also what torch raised."""
-    try:
-        if device is None:
-            return torch.device("cpu")
-        if isinstance(device, int) and not isinstance(device, bool):
-            return torch.device("cuda", device)
-        return torch.device(device)
-    except RuntimeError as e:
-        raise SafetensorRuntimeError(f"device {device!r} is invalid: {e}") from e
-    except TypeError as e:
-        raise SafetensorTypeError(f"device {device!r} is invalid: {e}") from e
 
 
 def _st_load_all(f: Any, names: List[str], device: torch.device) -> Optional[Dict[str, torch.Tensor]]:
@@ -917,19 +558,8 @@ def _st_load_all(f: Any, names: List[str], device: torch.device) -> Optional[Dic
         return None
     wanted = set(names)
     order = [name for name in f.offset_keys() if name in wanted]
-    out = _staging.load(f, order, _device_copier(device))
+    out = _staging.load(f, order, _torch_staging.device_copier(device))
     return {name: out[name] for name in names}
-
-
-def _storage_shape(dtype: str, shape: List[int]) -> List[int]:
-    if dtype == "F4":
-        if not shape or shape[-1] % 2:
-            raise SafetensorError(
-                f"an F4 tensor of shape {shape} cannot be a torch.float4_e2m1fn_x2 tensor: "
-                "its last dimension must be even"
-            )
-        return shape[:-1] + [shape[-1] // 2]
-    return shape
 
 
 def _st_empty(dtype: str, shape: List[int]) -> Tuple[torch.Tensor, int, int]:
