@@ -18,7 +18,8 @@ use crate::archive::{self, Archive};
 use crate::error::{excerpt, ConvertError};
 use crate::mmap::Mapped;
 use crate::pickle::{self, PickleError, Value};
-use crate::torch::{self, TensorRecord, TorchDtype};
+use crate::torch::{self, Torch};
+use crate::torch_types::{TensorRecord, TorchDtype};
 
 /// A tensor whose elements overlap (stride 0 or overlapping strides) is materialized in full;
 /// it may exceed the storage bytes it reads by at most this much.
@@ -551,7 +552,7 @@ fn read_zip(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
             }
         },
     };
-    let loaded = pickle::load(pkl_bytes, &mut |heap, pid| {
+    let loaded = pickle::load(pkl_bytes, &Torch, &mut |heap, pid| {
         torch::storage_from_pid(heap, pid, false)
     })
     .map_err(|e| pickle_err(path, &pkl.name, e))?;
@@ -576,10 +577,10 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Parsed, ConvertError> {
      -> Result<(pickle::Loaded, usize), ConvertError> {
         let start = pos;
         let loaded = match legacy_pid {
-            None => pickle::load(&data[pos..], &mut |_, _| {
+            None => pickle::load(&data[pos..], &Torch, &mut |_, _| {
                 Err("unexpected persistent id".to_owned())
             }),
-            Some(elsizes) => pickle::load(&data[pos..], &mut |heap, pid| {
+            Some(elsizes) => pickle::load(&data[pos..], &Torch, &mut |heap, pid| {
                 let v = torch::storage_from_pid(heap, pid, true)?;
                 if let Value::Storage(s) = &v {
                     let el = s.dtype.map_or(1, TorchDtype::element_size);

@@ -10,6 +10,7 @@ mod error;
 mod mmap;
 mod pickle;
 mod torch;
+mod torch_types;
 
 #[doc(hidden)]
 pub use checkpoint::parse_checkpoint_bytes;
@@ -19,4 +20,4 @@ pub use convert::{
     ST_INDEX,
 };
 pub use error::ConvertError;
-pub use torch::TorchDtype;
+pub use torch_types::TorchDtype;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 
-use crate::torch::{self, TorchDtype};
+use crate::torch_types::{Global, StorageRef, TensorRecord};
 
 /// A pickle value. Lists and dicts are mutable and may be shared through the memo, so they live
 /// in the VM's [`Heap`] and are referred to by index; everything else is cheap to clone.
@@ -34,9 +34,9 @@ pub(crate) enum Value {
     Dict(usize),
     Global(Global),
     /// A storage reference produced by the persistent-id hook.
-    Storage(Rc<torch::StorageRef>),
+    Storage(Rc<StorageRef>),
     /// A tensor produced by one of the rebuild functions.
-    Tensor(Rc<torch::TensorRecord>),
+    Tensor(Rc<TensorRecord>),
 }
 
 impl Value {
@@ -94,26 +94,6 @@ impl Value {
             items: items.into_boxed_slice(),
         })))
     }
-}
-
-/// The only globals a checkpoint may name. Everything else is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Global {
-    OrderedDict,
-    RebuildTensor,
-    RebuildTensorV2,
-    RebuildTensorV3,
-    RebuildParameter,
-    RebuildParameterWithState,
-    RebuildFromTypeV2,
-    TensorClass,
-    ParameterClass,
-    TorchSize,
-    /// `torch.device`, rebuilt as its string form.
-    Device,
-    /// `torch.<X>Storage` (typed, carries a dtype) or `torch.UntypedStorage` (`None`).
-    StorageType(Option<TorchDtype>),
-    Dtype(TorchDtype),
 }
 
 /// Longest string accepted as a dict key.
@@ -304,8 +284,21 @@ fn malformed(offset: usize, message: impl Into<String>) -> PickleError {
     }
 }
 
+/// What the machine may build, handed to it by its caller: which globals a stream may name,
+/// and what `REDUCE` and `BUILD` make of them. The machine knows no global of its own, so a
+/// stream can only ever make what this table allows (for checkpoints: `torch::Torch`).
+pub(crate) trait Allowlist {
+    /// The global that `module.name` stands for, or `None` when a stream may not name it.
+    fn global(&self, module: &str, name: &str) -> Option<Global>;
+    /// What calling `global` with `args` makes (`REDUCE`).
+    fn reduce(&self, heap: &mut Heap, global: Global, args: &[Value]) -> Result<Value, String>;
+    /// Whether `state` may be set on `target` (`BUILD`); nothing is kept of it.
+    fn build(&self, heap: &Heap, target: &Value, state: &Value) -> Result<(), String>;
+}
+
 /// The VM state for one pickle stream.
 pub(crate) struct Machine<'a, 'h> {
+    allowlist: &'a dyn Allowlist,
     reader: Reader<'a>,
     pub(crate) heap: Heap,
     stack: Vec<Value>,
@@ -326,9 +319,11 @@ pub(crate) struct Loaded {
 /// Runs the pickle at the start of `data` until `STOP`.
 pub(crate) fn load(
     data: &[u8],
+    allowlist: &dyn Allowlist,
     persistent_load: &mut PersistentLoad<'_>,
 ) -> Result<Loaded, PickleError> {
     let mut m = Machine {
+        allowlist,
         reader: Reader { data, pos: 0 },
         heap: Heap::default(),
         stack: Vec::new(),
@@ -640,7 +635,7 @@ impl Machine<'_, '_> {
                 b'c' => {
                     let module = self.reader.line(at)?.to_owned();
                     let name = self.reader.line(at)?.to_owned();
-                    let g = resolve_global(&module, &name, at)?;
+                    let g = self.resolve_global(&module, &name, at)?;
                     self.push(Value::Global(g), at)?;
                 }
                 0x93 => {
@@ -650,7 +645,7 @@ impl Machine<'_, '_> {
                     let (Value::Str(module), Value::Str(name)) = (&module, &name) else {
                         return Err(malformed(at, "STACK_GLOBAL needs two strings"));
                     };
-                    let g = resolve_global(module, name, at)?;
+                    let g = self.resolve_global(module, name, at)?;
                     self.push(Value::Global(g), at)?;
                 }
                 b'Q' => {
@@ -678,8 +673,10 @@ impl Machine<'_, '_> {
                             format!("REDUCE arguments are a {}, expected a tuple", args.kind()),
                         ));
                     };
-                    let v =
-                        torch::reduce(&mut self.heap, g, &args).map_err(|m| malformed(at, m))?;
+                    let v = self
+                        .allowlist
+                        .reduce(&mut self.heap, g, &args)
+                        .map_err(|m| malformed(at, m))?;
                     self.push(v, at)?;
                 }
                 b'b' => {
@@ -687,7 +684,9 @@ impl Machine<'_, '_> {
                     // state on tensors is accepted; it carries nothing a safetensors file stores.
                     let state = self.pop(at)?;
                     let target = self.top(at)?.clone();
-                    torch::build(&self.heap, &target, &state).map_err(|m| malformed(at, m))?;
+                    self.allowlist
+                        .build(&self.heap, &target, &state)
+                        .map_err(|m| malformed(at, m))?;
                 }
                 other => {
                     return Err(PickleError::UnsupportedOpcode {
@@ -701,12 +700,16 @@ impl Machine<'_, '_> {
     }
 }
 
-fn resolve_global(module: &str, name: &str, at: usize) -> Result<Global, PickleError> {
-    torch::lookup_global(module, name).ok_or_else(|| PickleError::ForbiddenGlobal {
-        module: crate::error::excerpt(module),
-        name: crate::error::excerpt(name),
-        offset: at,
-    })
+impl Machine<'_, '_> {
+    fn resolve_global(&self, module: &str, name: &str, at: usize) -> Result<Global, PickleError> {
+        self.allowlist
+            .global(module, name)
+            .ok_or_else(|| PickleError::ForbiddenGlobal {
+                module: crate::error::excerpt(module),
+                name: crate::error::excerpt(name),
+                offset: at,
+            })
+    }
 }
 
 #[cfg(test)]
@@ -714,7 +717,7 @@ mod tests {
     use super::*;
 
     fn run(bytes: &[u8]) -> Result<Loaded, PickleError> {
-        load(bytes, &mut |_, _| {
+        load(bytes, &crate::torch::Torch, &mut |_, _| {
             Err("no persistent ids expected".to_owned())
         })
     }
