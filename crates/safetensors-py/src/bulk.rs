@@ -26,9 +26,9 @@
 //!   where the framework stages them itself (torch on CUDA: `_staging.py`, which reads with
 //!   [`read_items`] into its pinned buffers).
 
+use crate::container::{Container, Opened};
 use crate::error::{st_err, to_pyerr};
 use crate::framework::Hooks;
-use crate::open::{Container, Opened};
 use crate::raw::RawDst;
 use crate::source::Source;
 use pyo3::exceptions::PyValueError;

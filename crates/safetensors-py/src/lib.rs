@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod bulk;
+mod container;
 mod dtype;
 mod error;
 mod framework;

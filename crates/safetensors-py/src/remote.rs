@@ -5,9 +5,9 @@
 //! Reading a URL is otherwise the same as reading a file: `safe_open` opens a core
 //! `Checkpoint` over it, and slices and single tensors go through the same planner.
 
+use crate::container::Container;
 use crate::error::{st_err, to_pyerr};
 use crate::framework::{Empty, Hooks};
-use crate::open::Container;
 use crate::source::Source;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;

@@ -17,9 +17,9 @@
 //! `safe_open` handle is closed, as the reference's does (the file stays open while a slice
 //! of it is alive).
 
+use crate::container::{shape_list, Container, Inner};
 use crate::error::slice_error;
 use crate::framework::Framework;
-use crate::open::{shape_list, Container, Inner};
 use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyEllipsis, PyInt, PyList, PySlice, PyTuple};
