@@ -10,7 +10,7 @@ export SAFETENSORS_TEST_PYTHON ?= $(PY)
 # Python 3.11 makes the development venv and the fresh venvs of the packaging test.
 PYTHON ?= python3.11
 
-.PHONY: demo setup setup-quick system-packages test test-quick test-rust test-python test-python-quick \
+.PHONY: demo help setup setup-quick system-packages test test-quick test-rust test-python test-python-quick \
 	test-clients wheel sdist test-packaging lint lint-rust lint-python fmt fuzz-check fuzz-smoke \
 	fuzz-campaign bench-rust bench-python bench-headers bench-sharded bench-load bench-ranks bench-save ci
 
@@ -25,6 +25,18 @@ demo:
 	target/release/safetensors inspect target/demo/demo.safetensors
 	target/release/safetensors validate target/demo/demo.safetensors tests/data/vectors/valid/gpt2_block.safetensors
 	target/release/safetensors inspect tests/data/vectors/valid/gpt2_block.safetensors | tail -n 12
+
+## This list: every target with what its comment says.
+help:
+	@awk 'function show(name, text,   n, w, i, line) { \
+			n = split(text, w, " "); line = sprintf("  %-18s", name); \
+			for (i = 1; i <= n; i++) { \
+				if (length(line) + length(w[i]) > 100) { print line; line = sprintf("  %-18s", "") } \
+				line = line " " w[i] } \
+			print line } \
+		/^## /{doc = doc (doc ? " " : "") substr($$0, 4); next} \
+		/^[a-z][a-z-]*:/ && doc {split($$0, t, ":"); show(t[1], doc)} {doc = ""}' \
+		$(firstword $(MAKEFILE_LIST))
 
 ## The Python environment: .venv with every framework, and our package built into it.
 ## Stamps in .venv make a repeated run do only what changed (requirements, Rust sources).
@@ -68,6 +80,7 @@ test-quick: setup-quick test-rust test-python-quick
 test-rust:
 	$(CARGO) test --workspace -- --include-ignored
 
+## The Python tests (every framework; a missing one skips its tests, outside CI).
 test-python:
 	$(PY) -m pytest -q -p no:cacheprovider $(PYCRATE)/tests
 
@@ -75,6 +88,7 @@ test-python:
 PY_QUICK_TESTS := test_core_api.py test_errors.py test_numpy.py test_threads.py \
 	test_vectors.py test_readme_snippets.py
 
+## The Python tests that need only numpy.
 test-python-quick:
 	$(PY) -m pytest -q -p no:cacheprovider $(addprefix $(PYCRATE)/tests/,$(PY_QUICK_TESTS))
 
