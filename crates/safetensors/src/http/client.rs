@@ -342,3 +342,196 @@ fn request_failure(url: &str, err: ureq::Error) -> Failure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The client against a scripted server on 127.0.0.1: each connection gets the next
+    //! canned answer, and every request line and header block is kept for the test to check.
+
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::Mutex;
+    use std::thread;
+
+    /// A server answering `answers` in order, one connection each (then it stops); returns
+    /// its base URL and the requests it received.
+    fn serve(answers: Vec<Vec<u8>>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        thread::spawn(move || {
+            for answer in answers {
+                let Ok((stream, _)) = listener.accept() else {
+                    return;
+                };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                while reader.read_line(&mut request).is_ok_and(|n| n > 2) {}
+                log.lock().unwrap().push(request);
+                let mut stream = stream;
+                let _ = stream.write_all(&answer);
+            }
+        });
+        (url, seen)
+    }
+
+    fn answer(status: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for h in headers {
+            out += h;
+            out += "\r\n";
+        }
+        out += "\r\n";
+        let mut out = out.into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn client(retries: u32) -> Client {
+        Client::new(&HttpOptions {
+            headers: vec![("X-Token".into(), "secret".into())],
+            retries,
+            backoff: Duration::from_millis(1),
+            timeout: Some(Duration::from_secs(2)),
+            ..HttpOptions::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn header_names_and_values_that_could_inject_headers_are_refused() {
+        for (name, value) in [
+            ("", "v"),
+            ("X Bad", "v"),
+            ("X:Bad", "v"),
+            ("X-Ok", "a\r\nEvil: 1"),
+            ("X-Ok", "a\0"),
+        ] {
+            let options = HttpOptions {
+                headers: vec![(name.into(), value.into())],
+                ..HttpOptions::default()
+            };
+            let e = Client::new(&options).unwrap_err();
+            assert!(
+                matches!(e, SafeTensorError::InvalidArgument(_)),
+                "{name:?}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_document_is_fetched_with_the_clients_headers() {
+        let (url, seen) = serve(vec![answer("200 OK", &[], b"{\"weight_map\":{}}")]);
+        let body = client(0)
+            .fetch_document(&format!("{url}/model.safetensors.index.json"))
+            .unwrap();
+        assert_eq!(body, b"{\"weight_map\":{}}");
+        let request = seen.lock().unwrap()[0].to_ascii_lowercase();
+        assert!(
+            request.starts_with("get /model.safetensors.index.json http/1.1"),
+            "{request}"
+        );
+        assert!(request.contains("x-token: secret"), "{request}");
+    }
+
+    #[test]
+    fn a_5xx_answer_is_tried_again_and_a_4xx_answer_is_not() {
+        let unavailable = answer("503 Service Unavailable", &[], b"busy");
+        let (url, seen) = serve(vec![unavailable.clone(), answer("200 OK", &[], b"ok")]);
+        assert_eq!(client(2).fetch_document(&url).unwrap(), b"ok");
+        assert_eq!(seen.lock().unwrap().len(), 2);
+
+        let (url, seen) = serve(vec![unavailable.clone(), unavailable]);
+        let e = client(1).fetch_document(&url).unwrap_err();
+        assert_eq!(e.status, Some(503), "{e:?}");
+        assert!(e.message.contains("after 1 retries"), "{}", e.message);
+
+        let (url, seen_404) = serve(vec![
+            answer("404 Not Found", &[], b""),
+            answer("200 OK", &[], b""),
+        ]);
+        let e = client(3).fetch_document(&url).unwrap_err();
+        assert_eq!((e.status, e.kind()), (Some(404), io::ErrorKind::NotFound));
+        assert_eq!(seen_404.lock().unwrap().len(), 1, "a 404 is final");
+        drop(seen);
+    }
+
+    #[test]
+    fn a_range_lands_in_the_callers_buffer_and_an_empty_file_has_size_zero() {
+        let (url, seen) = serve(vec![answer(
+            "206 Partial Content",
+            &["Content-Range: bytes 4-7/10"],
+            b"4567",
+        )]);
+        let mut dst = [0u8; 4];
+        let ask = Ask {
+            offset: 4,
+            len: 4,
+            size: Some(10),
+        };
+        client(0).range_into(&url, ask, &mut dst).unwrap();
+        assert_eq!(&dst, b"4567");
+        assert!(seen.lock().unwrap()[0]
+            .to_ascii_lowercase()
+            .contains("range: bytes=4-7"));
+
+        let (url, _) = serve(vec![answer(
+            "416 Range Not Satisfiable",
+            &["Content-Range: bytes */0"],
+            b"",
+        )]);
+        let ask = Ask {
+            offset: 0,
+            len: 8,
+            size: None,
+        };
+        assert_eq!(client(0).first_range(&url, ask).unwrap(), (Vec::new(), 0));
+    }
+
+    #[test]
+    fn an_answer_that_disagrees_with_the_request_is_refused_not_retried() {
+        // Asked for bytes 4-7, told about bytes 0-3.
+        let wrong = answer(
+            "206 Partial Content",
+            &["Content-Range: bytes 0-3/10"],
+            b"0123",
+        );
+        let (url, seen) = serve(vec![wrong.clone(), wrong]);
+        let mut dst = [0u8; 4];
+        let ask = Ask {
+            offset: 4,
+            len: 4,
+            size: Some(10),
+        };
+        let e = client(3).range_into(&url, ask, &mut dst).unwrap_err();
+        assert!(e.message.contains("sent 0-3"), "{}", e.message);
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_server_that_stalls_is_an_error_within_the_time_limit() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        // Accepts, then says nothing until the test is over.
+        let held = thread::spawn(move || {
+            listener.accept().map(|(s, _)| {
+                thread::sleep(Duration::from_secs(5));
+                drop(s)
+            })
+        });
+        let started = std::time::Instant::now();
+        let e = client(0).fetch_document(&url).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(!e.message.is_empty());
+        drop(held);
+    }
+}
