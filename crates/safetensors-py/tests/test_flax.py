@@ -7,9 +7,6 @@ import pytest
 from conftest import numpy_dtypes, require
 from frameworks import (
     SHAPES,
-    check_load_file_backend,
-    check_load_file_missing_file,
-    check_non_tensor_values_refused,
     check_round_trip,
     random_array,
 )
@@ -64,20 +61,3 @@ def test_unsupported_dtype_is_clear():
 
 
 # --- drop-in behaviours shared with every framework module ------------------------------
-
-
-def test_load_file_missing_file_flax(tmp_path):
-    check_load_file_missing_file(st_flax, tmp_path)
-
-
-def test_load_file_accepts_backend_flax(tmp_path):
-    check_load_file_backend(
-        st_flax,
-        {"a": jnp.arange(6, dtype=jnp.float32).reshape(2, 3), "b": jnp.ones(4, dtype=jnp.int32)},
-        np.asarray,
-        tmp_path,
-    )
-
-
-def test_non_tensor_values_refused_flax(tmp_path):
-    check_non_tensor_values_refused(st_flax, tmp_path)

@@ -7,9 +7,6 @@ import pytest
 from conftest import require
 from frameworks import (
     SHAPES,
-    check_load_file_backend,
-    check_load_file_missing_file,
-    check_non_tensor_values_refused,
     check_round_trip,
     random_array,
 )
@@ -76,17 +73,3 @@ def test_unsupported_dtype_is_clear():
 
 
 # --- drop-in behaviours shared with every framework module ------------------------------
-
-
-def test_load_file_missing_file_mlx(tmp_path):
-    check_load_file_missing_file(st_mlx, tmp_path)
-
-
-def test_load_file_accepts_backend_mlx(tmp_path):
-    check_load_file_backend(
-        st_mlx, {"a": mx.arange(6, dtype=mx.float32).reshape(2, 3), "b": mx.ones(4, dtype=mx.int64)}, np.array, tmp_path
-    )
-
-
-def test_non_tensor_values_refused_mlx(tmp_path):
-    check_non_tensor_values_refused(st_mlx, tmp_path)

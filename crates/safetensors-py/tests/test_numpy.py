@@ -7,9 +7,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 from conftest import header_of, numpy_dtypes
-from frameworks import check_load_file_backend, check_load_file_missing_file, check_non_tensor_values_refused
 
-import safetensors.numpy
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load, load_file, save, save_file
 
@@ -166,23 +164,6 @@ def test_unaligned_vector_numpy():
 
 
 # --- drop-in behaviours shared with every framework module ------------------------------
-
-
-def test_load_file_missing_file_np(tmp_path):
-    check_load_file_missing_file(safetensors.numpy, tmp_path)
-
-
-def test_load_file_accepts_backend_np(tmp_path):
-    check_load_file_backend(
-        safetensors.numpy,
-        {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(4, dtype=np.int64)},
-        np.asarray,
-        tmp_path,
-    )
-
-
-def test_non_tensor_values_refused_np(tmp_path):
-    check_non_tensor_values_refused(safetensors.numpy, tmp_path)
 
 
 def test_ml_dtypes_is_imported_only_when_a_dtype_needs_it(tmp_path):

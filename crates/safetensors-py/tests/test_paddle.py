@@ -7,9 +7,6 @@ import pytest
 from conftest import require
 from frameworks import (
     SHAPES,
-    check_load_file_backend,
-    check_load_file_missing_file,
-    check_non_tensor_values_refused,
     check_round_trip,
     random_array,
 )
@@ -104,20 +101,3 @@ def test_load_to_gpu(tmp_path):
 
 
 # --- drop-in behaviours shared with every framework module ------------------------------
-
-
-def test_load_file_missing_file_paddle(tmp_path):
-    check_load_file_missing_file(st_paddle, tmp_path)
-
-
-def test_load_file_accepts_backend_paddle(tmp_path):
-    check_load_file_backend(
-        st_paddle,
-        {"a": paddle.arange(6, dtype="float32").reshape([2, 3]), "b": paddle.ones([4], dtype="int64")},
-        lambda t: t.numpy(),
-        tmp_path,
-    )
-
-
-def test_non_tensor_values_refused_paddle(tmp_path):
-    check_non_tensor_values_refused(st_paddle, tmp_path)

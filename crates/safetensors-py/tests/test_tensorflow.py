@@ -6,9 +6,6 @@ import pytest
 from conftest import numpy_dtypes, require
 from frameworks import (
     SHAPES,
-    check_load_file_backend,
-    check_load_file_missing_file,
-    check_non_tensor_values_refused,
     check_round_trip,
     random_array,
 )
@@ -60,20 +57,3 @@ def test_unsupported_dtype_is_clear():
 
 
 # --- drop-in behaviours shared with every framework module ------------------------------
-
-
-def test_load_file_missing_file_tf(tmp_path):
-    check_load_file_missing_file(st_tf, tmp_path)
-
-
-def test_load_file_accepts_backend_tf(tmp_path):
-    check_load_file_backend(
-        st_tf,
-        {"a": tf.reshape(tf.range(6, dtype=tf.float32), (2, 3)), "b": tf.ones(4, dtype=tf.int64)},
-        np.asarray,
-        tmp_path,
-    )
-
-
-def test_non_tensor_values_refused_tf(tmp_path):
-    check_non_tensor_values_refused(st_tf, tmp_path)

@@ -10,9 +10,6 @@ import pytest
 from conftest import header_of, require
 from frameworks import (
     advanced_key,
-    check_load_file_backend,
-    check_load_file_missing_file,
-    check_non_tensor_values_refused,
     shapes_and_advanced_indices,
     shapes_and_indices,
 )
@@ -595,19 +592,11 @@ def test_text_mode_file_object_torch(tmp_path):
             assert torch.equal(f.get_tensor("t"), torch.arange(6.0))
 
 
-def test_load_file_missing_file_torch(tmp_path):
-    check_load_file_missing_file(safetensors.torch, tmp_path)
-
-
-def test_load_file_accepts_backend_torch(tmp_path):
-    tensors = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.ones(4, dtype=torch.int64)}
-    check_load_file_backend(safetensors.torch, tensors, lambda t: t.numpy(), tmp_path)
+def test_load_file_pread_with_a_device_torch(tmp_path):
+    tensors = {"a": torch.arange(6.0).reshape(2, 3)}
+    save_file(tensors, tmp_path / "b.safetensors")
     out = load_file(tmp_path / "b.safetensors", device="cpu", backend="pread")
     assert torch.equal(out["a"], tensors["a"])
-
-
-def test_non_tensor_values_refused_torch(tmp_path):
-    check_non_tensor_values_refused(safetensors.torch, tmp_path)
 
 
 def test_meta_tensor_save_raises_torchs_copy_error(tmp_path):
