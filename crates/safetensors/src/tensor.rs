@@ -30,14 +30,24 @@ pub struct TensorView<'data> {
 }
 
 impl<'data> TensorView<'data> {
-    /// Wraps `data` as a tensor, checking its length against dtype and shape.
+    /// Wraps `data` as a tensor, checking its length against dtype and shape
+    /// ([`SafeTensorError::InvalidTensorView`] when they disagree).
     pub fn new(
         dtype: Dtype,
         shape: Vec<usize>,
         data: &'data [u8],
     ) -> Result<Self, SafeTensorError> {
+        Self::checked(dtype, shape, data).map_err(SafeTensorError::from)
+    }
+
+    /// [`TensorView::new`] with the crate's detailed [`crate::Error`].
+    pub(crate) fn checked(
+        dtype: Dtype,
+        shape: Vec<usize>,
+        data: &'data [u8],
+    ) -> Result<Self, crate::Error> {
         if dtype.byte_size(&shape) != Ok(data.len()) {
-            return Err(SafeTensorError::InvalidTensorView {
+            return Err(crate::Error::InvalidTensorView {
                 dtype,
                 shape,
                 data_len: data.len(),
@@ -119,6 +129,9 @@ pub struct SafeTensors<'data> {
 impl<'data> SafeTensors<'data> {
     /// Parses and validates the header of a whole file held in `buffer`; returns the
     /// header length `N` and the header.
+    ///
+    /// The reference's error enum: for the detailed [`crate::Error`] (the tensor, the
+    /// numbers) read the same header with [`crate::source::read_header`].
     pub fn read_metadata(buffer: &'data [u8]) -> Result<(usize, Metadata), SafeTensorError> {
         let header = crate::source::read_header(buffer)?;
         Ok((header.header_len, header.metadata))
@@ -139,8 +152,18 @@ impl<'data> SafeTensors<'data> {
     /// assert_eq!(weight.shape(), &[2]);
     /// assert_eq!(weight.data(), &bytes[..]);
     /// ```
+    ///
+    /// The reference's error enum: for the detailed [`crate::Error`] (the tensor, the
+    /// numbers) use [`SafeTensors::parse`].
     pub fn deserialize(buffer: &'data [u8]) -> Result<Self, SafeTensorError> {
-        let (n, metadata) = Self::read_metadata(buffer)?;
+        Ok(Self::parse(buffer)?)
+    }
+
+    /// [`SafeTensors::deserialize`] with the crate's detailed [`crate::Error`] (which tensor,
+    /// which numbers): the same checks, for callers that report them.
+    pub fn parse(buffer: &'data [u8]) -> Result<Self, crate::Error> {
+        let header = crate::source::read_header(buffer)?;
+        let (n, metadata) = (header.header_len, header.metadata);
         let names = Lazy::new(|| metadata.offset_keys());
         Ok(SafeTensors {
             metadata,
@@ -205,8 +228,8 @@ impl<'data> SafeTensors<'data> {
 
 // The reference crate exposes these under `safetensors::tensor`; keep the paths.
 pub use crate::dtype::Dtype;
-pub use crate::error::SafeTensorError;
 pub use crate::header::{read_header_len, Metadata, MetadataEntries, TensorInfo};
+pub use crate::safe_tensor_error::SafeTensorError;
 #[cfg(feature = "std")]
 pub use crate::serialize::serialize_to_file;
 pub use crate::serialize::{serialize, MetadataArg};
