@@ -14,7 +14,7 @@ use crate::slice::InvalidSlice;
 
 /// Everything that can go wrong reading, slicing or writing a safetensors file, told in
 /// detail: the error of the project's own API (`file`, `checkpoint`, `reader`, `source`,
-/// `inspect`, `index`, `split`, [`crate::write`], [`crate::Metadata::from_header_bytes`]) and
+/// `inspect`, `index`, `split`, [`crate::write`], [`crate::tensor::Metadata::from_header_bytes`]) and
 /// of every face built on it (the CLI, the converter, the Python package).
 ///
 /// The reference crate's functions return [`crate::SafeTensorError`] instead, the
