@@ -25,6 +25,7 @@ pub mod indexing;
 pub mod inspect;
 mod json;
 mod json_plain;
+mod metadata_serde;
 #[cfg(feature = "std")]
 mod mmap;
 #[cfg(feature = "std")]

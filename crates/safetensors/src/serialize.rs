@@ -213,7 +213,7 @@ fn checked_data<V: View>(view: &V) -> Result<alloc::borrow::Cow<'_, [u8]>, Error
 }
 
 /// Writes `s` as a JSON string, escaping only what JSON requires (as serde_json does).
-fn json_string(out: &mut String, s: &str) {
+pub(crate) fn json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -237,7 +237,7 @@ fn json_string(out: &mut String, s: &str) {
 }
 
 /// Formats an integer without going through `core::fmt`.
-fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &str {
+pub(crate) fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
     loop {
         i -= 1;
