@@ -6,7 +6,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::slice::{InvalidSlice, SliceIterator, TensorIndexer};
-use crate::table::Lazy;
 
 /// Anything the writer can store as a tensor: a dtype, a shape and little-endian,
 /// row-major bytes.
@@ -121,9 +120,6 @@ impl View for &TensorView<'_> {
 pub struct SafeTensors<'data> {
     metadata: Metadata,
     data: &'data [u8],
-    /// The names as `String`s, for [`SafeTensors::names`]'s reference-compatible signature;
-    /// built on first use (the header keeps its names compactly).
-    names: Lazy<Vec<String>>,
 }
 
 impl<'data> SafeTensors<'data> {
@@ -164,11 +160,9 @@ impl<'data> SafeTensors<'data> {
     pub fn parse(buffer: &'data [u8]) -> Result<Self, crate::Error> {
         let header = crate::source::read_header(buffer)?;
         let (n, metadata) = (header.header_len, header.metadata);
-        let names = Lazy::new(|| metadata.offset_keys());
         Ok(SafeTensors {
             metadata,
             data: &buffer[8 + n..],
-            names,
         })
     }
 
@@ -202,12 +196,9 @@ impl<'data> SafeTensors<'data> {
             .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))
     }
 
-    /// Tensor names, in data order.
-    pub fn names(&self) -> Vec<&String> {
-        self.names
-            .get(|| self.metadata.offset_keys())
-            .iter()
-            .collect()
+    /// Tensor names, in data order (0.8.0's signature: borrowed `&str`s).
+    pub fn names(&self) -> Vec<&str> {
+        self.metadata.iter_names().collect()
     }
 
     /// Number of tensors.

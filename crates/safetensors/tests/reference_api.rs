@@ -54,7 +54,7 @@ fn reference_call_shapes_compile_and_agree() -> Result<(), SafeTensorError> {
     let view = st.tensor("a")?;
     assert!(view.dtype().to_string() == "U8");
     assert_eq!(view.shape(), &[2, 3]);
-    assert_eq!(st.names(), vec![&"a".to_string()]);
+    assert_eq!(st.names(), vec!["a"]);
     assert_eq!(st.len(), 1);
     assert!(!st.is_empty());
     for (name, tensor) in st.tensors() {
