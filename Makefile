@@ -92,11 +92,15 @@ PY_QUICK_TESTS := test_core_api.py test_errors.py test_numpy.py test_threads.py 
 test-python-quick:
 	$(PY) -m pytest -q -p no:cacheprovider $(addprefix $(PYCRATE)/tests/,$(PY_QUICK_TESTS))
 
-## A real Rust client: candle-core from crates.io, patched onto our core crate with one
-## [patch.crates-io] line, loads and saves every conformance vector (tests/clients/candle).
+## Real Rust clients from crates.io, patched onto our core crate with one [patch.crates-io]
+## line: candle-core loads and saves every conformance vector (tests/clients/candle);
+## anamnesis reads every header through serde into safetensors::tensor::Metadata
+## (tests/clients/anamnesis).
 test-clients:
 	CARGO_TARGET_DIR=$(CURDIR)/target/clients $(CARGO) run --locked \
 		--manifest-path tests/clients/candle/Cargo.toml -- tests/data/vectors
+	CARGO_TARGET_DIR=$(CURDIR)/target/clients $(CARGO) run --locked \
+		--manifest-path tests/clients/anamnesis/Cargo.toml -- tests/data/vectors
 
 ## The Python wheel: abi3 (one wheel for CPython 3.9 and later) with a manylinux2014 tag,
 ## linked through zig (ziglang from PyPI) so no manylinux docker image is needed.
@@ -123,6 +127,7 @@ lint: lint-rust lint-python
 lint-rust:
 	$(CARGO) fmt --all --check
 	cd tests/clients/candle && $(CARGO) fmt --check
+	cd tests/clients/anamnesis && $(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 	$(CARGO) build -p safetensors --no-default-features

@@ -1,7 +1,7 @@
 //! The CLI's error type. Every variant names the file, URL or tensor involved so that the
 //! one line `main` prints is enough to act on; causes are kept as `source()`.
 
-use safetensors::SafeTensorError;
+use safetensors::Error as CoreError;
 
 /// A failure of one subcommand.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum Error {
         path: String,
         /// The core's reason, naming the tensor and the numbers.
         #[source]
-        source: SafeTensorError,
+        source: CoreError,
     },
     /// The core failed while writing an output file.
     #[error("cannot write {path}")]
@@ -33,7 +33,7 @@ pub enum Error {
         path: String,
         /// The core's reason.
         #[source]
-        source: SafeTensorError,
+        source: CoreError,
     },
     /// A file is malformed in a way found by the CLI itself (header bounds, index json, ...).
     #[error("{path}: {message}")]
@@ -77,10 +77,10 @@ impl Error {
     }
 
     /// Wraps a core error about `path`: an I/O failure reads as one (not as an invalid file).
-    pub fn from_core(path: impl std::fmt::Display, source: SafeTensorError) -> Self {
+    pub fn from_core(path: impl std::fmt::Display, source: CoreError) -> Self {
         match source {
             // A CLI error (an HTTP failure) raised inside a `Source` the core was reading.
-            SafeTensorError::IoError(e) => match e.downcast::<Error>() {
+            CoreError::IoError(e) => match e.downcast::<Error>() {
                 Ok(inner) => inner,
                 Err(e) => Error::Io {
                     action: "read",

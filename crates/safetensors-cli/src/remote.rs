@@ -3,7 +3,7 @@
 //! and turns its errors into the CLI's.
 
 use safetensors::http::{Client, HttpError, HttpOptions};
-use safetensors::SafeTensorError;
+use safetensors::Error as CoreError;
 
 use crate::error::Error;
 
@@ -21,16 +21,16 @@ pub fn client() -> Result<Client, Error> {
 
 /// A core error about `url` (a file or an index JSON): an HTTP failure names its URL, an
 /// unusable index is invalid, a bad header is a format error.
-pub fn url_error(url: &str, error: SafeTensorError) -> Error {
+pub fn url_error(url: &str, error: CoreError) -> Error {
     match error {
-        SafeTensorError::IoError(io) => match io.downcast::<HttpError>() {
+        CoreError::IoError(io) => match io.downcast::<HttpError>() {
             Ok(http) => Error::Http {
                 url: http.url,
                 message: http.message,
             },
-            Err(io) => Error::from_core(url, SafeTensorError::IoError(io)),
+            Err(io) => Error::from_core(url, CoreError::IoError(io)),
         },
-        SafeTensorError::InvalidIndex(message) => Error::invalid(url, message),
+        CoreError::InvalidIndex(message) => Error::invalid(url, message),
         other => Error::from_core(url, other),
     }
 }

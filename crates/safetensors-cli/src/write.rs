@@ -1,11 +1,12 @@
 //! Writing a safetensors file from borrowed tensor views through the core's
-//! `serialize_to_file` (temporary file + rename), advancing a progress bar as each tensor's
+//! `write::to_file` (temporary file + rename), advancing a progress bar as each tensor's
 //! bytes are handed to the writer.
 
 use std::borrow::Cow;
 use std::path::Path;
 
-use safetensors::{serialize_to_file, Dtype, View};
+use safetensors::write::to_file as serialize_to_file;
+use safetensors::{Dtype, View};
 
 use crate::error::Error;
 use crate::progress::Progress;

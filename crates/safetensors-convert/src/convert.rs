@@ -1,5 +1,5 @@
 //! Conversion proper: choosing one name per shared storage region, streaming tensors into the
-//! core crate's atomic `serialize_to_file`, sharded folders, and the optional verification pass.
+//! core crate's atomic `write::to_file`, sharded folders, and the optional verification pass.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -11,7 +11,8 @@ use safetensors::file::{Backend, SafeFile};
 use safetensors::index::{
     shard_file_name, write_index_json, IndexProblem, ShardContents, ShardIndex,
 };
-use safetensors::{serialize_to_file, Dtype, View};
+use safetensors::write::to_file as serialize_to_file;
+use safetensors::{Dtype, View};
 
 use crate::checkpoint::{read_checkpoint, Checkpoint, TensorEntry};
 use crate::error::ConvertError;

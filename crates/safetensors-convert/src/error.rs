@@ -112,7 +112,7 @@ pub enum ConvertError {
         /// The output file.
         path: PathBuf,
         /// The core crate's error.
-        source: safetensors::SafeTensorError,
+        source: safetensors::Error,
     },
     /// Verification found the written file differs from the source.
     Verify {

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use safetensors::slice::InvalidSlice;
-use safetensors::SafeTensorError;
+use safetensors::Error as CoreError;
 use std::io;
 
 create_exception!(
@@ -80,15 +80,15 @@ pub fn open_error(py: Python<'_>, err: io::Error, filename: &Bound<'_, PyAny>) -
 }
 
 /// Converts a core error into the Python exception a caller expects.
-pub fn to_pyerr(err: SafeTensorError) -> PyErr {
+pub fn to_pyerr(err: CoreError) -> PyErr {
     match err {
         // A Python exception raised by a file object's `seek`/`read` travels through the
         // core's reader wrapped in an I/O error: raise it as it was.
-        SafeTensorError::IoError(e) => match e.downcast::<PyErr>() {
+        CoreError::IoError(e) => match e.downcast::<PyErr>() {
             Ok(err) => err,
             Err(e) => io_error(e, "safetensors I/O error"),
         },
-        SafeTensorError::TensorNotFound(ref name) => SafetensorError::new_err(format!(
+        CoreError::TensorNotFound(ref name) => SafetensorError::new_err(format!(
             "File does not contain tensor {name}: call keys() to list the tensors it has"
         )),
         other => SafetensorError::new_err(other.to_string()),

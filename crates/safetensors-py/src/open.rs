@@ -77,7 +77,7 @@ impl SafeOpen {
         device: &Bound<'_, PyAny>,
     ) -> PyResult<SafeOpen> {
         let checkpoint = py.detach(|| Checkpoint::open(path)).map_err(|e| match e {
-            safetensors::SafeTensorError::IoError(io) if !path.exists() => {
+            safetensors::Error::IoError(io) if !path.exists() => {
                 crate::error::open_error(py, io, filename)
             }
             other => to_pyerr(other),
@@ -181,9 +181,7 @@ impl SafeOpen {
         let file = py
             .detach(|| SafeFile::open(&path, Backend::Pread))
             .map_err(|e| match e {
-                safetensors::SafeTensorError::IoError(io) => {
-                    crate::error::open_error(py, io, filename)
-                }
+                safetensors::Error::IoError(io) => crate::error::open_error(py, io, filename),
                 other => to_pyerr(other),
             })?;
         SafeOpen::from_source(py, Source::File(Arc::new(file)), map, framework, device)
@@ -449,7 +447,7 @@ pub fn inspect(
         let model = py
             .detach(|| safetensors::inspect::inspect_url(&url, &client))
             .map_err(|(at, e)| match e {
-                safetensors::SafeTensorError::IoError(_) => to_pyerr(e),
+                safetensors::Error::IoError(_) => to_pyerr(e),
                 other => st_err(format!("{at}: {other}")),
             })?;
         return Ok(safetensors::inspect::json_report(&model));
@@ -459,7 +457,7 @@ pub fn inspect(
     let model = py
         .detach(|| safetensors::inspect::inspect_local(&shown))
         .map_err(|e| match e {
-            safetensors::SafeTensorError::IoError(io) if !path.exists() => {
+            safetensors::Error::IoError(io) if !path.exists() => {
                 crate::error::open_error(py, io, location)
             }
             other => to_pyerr(other),

@@ -196,8 +196,8 @@ pub fn serialize<'py>(
     let views = prepared.views;
     let out = py
         .detach(move || match metadata {
-            None => safetensors::serialize(views, None::<HashMap<String, String>>),
-            Some(pairs) => safetensors::serialize(views, pairs),
+            None => safetensors::write::to_bytes(views, None::<HashMap<String, String>>),
+            Some(pairs) => safetensors::write::to_bytes(views, pairs),
         })
         .map_err(to_pyerr)?;
     Ok(PyBytes::new(py, &out))
@@ -217,11 +217,11 @@ pub fn serialize_file(
     let metadata = metadata_pairs(metadata)?;
     let views = prepared.views;
     py.detach(|| match metadata {
-        None => safetensors::serialize_to_file(views, None::<HashMap<String, String>>, &filename),
-        Some(pairs) => safetensors::serialize_to_file(views, pairs, &filename),
+        None => safetensors::write::to_file(views, None::<HashMap<String, String>>, &filename),
+        Some(pairs) => safetensors::write::to_file(views, pairs, &filename),
     })
     .map_err(|e| match e {
-        safetensors::SafeTensorError::IoError(io) => {
+        safetensors::Error::IoError(io) => {
             crate::error::write_error(py, io, &format!("cannot write {}", filename.display()))
         }
         other => to_pyerr(other),
@@ -253,7 +253,7 @@ pub fn serialize_sharded(
     let index = py
         .detach(|| safetensors::index::save_sharded(views, metadata, &folder, limit))
         .map_err(|e| match e {
-            safetensors::SafeTensorError::IoError(io) => crate::error::write_error(
+            safetensors::Error::IoError(io) => crate::error::write_error(
                 py,
                 io,
                 &format!("cannot write into {}", folder.display()),
@@ -275,10 +275,9 @@ pub fn deserialize<'py>(
     if !buf.is_c_contiguous() {
         return Err(st_err("deserialize needs a contiguous bytes-like object"));
     }
-    let st = SafeTensors::deserialize(buffer_bytes(&buf)).map_err(to_pyerr)?;
+    let st = SafeTensors::parse(buffer_bytes(&buf)).map_err(to_pyerr)?;
     let out = PyList::empty(py);
-    for name in st.metadata().offset_keys() {
-        let view = st.tensor(&name).map_err(to_pyerr)?;
+    for (name, view) in st.iter() {
         let entry = PyDict::new(py);
         entry.set_item("dtype", view.dtype().name())?;
         entry.set_item("shape", view.shape().to_vec())?;

@@ -17,8 +17,7 @@ use safetensors::http::UrlFile;
 use safetensors::reader::{self, Read, ReaderOptions};
 use safetensors::source::{read_header, Source as CoreSource};
 use safetensors::tensor::{Metadata, TensorInfo};
-use safetensors::SafeTensorError;
-use safetensors::SafeTensors;
+use safetensors::Error as CoreError;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
@@ -80,7 +79,8 @@ impl Source {
             ));
         }
         let bytes = buffer_bytes(&buf);
-        let (n, meta) = SafeTensors::read_metadata(bytes).map_err(to_pyerr)?;
+        let header = safetensors::source::read_header(bytes).map_err(to_pyerr)?;
+        let (n, meta) = (header.header_len, header.metadata);
         Ok(Source::Buffer {
             buf,
             meta,
@@ -188,19 +188,19 @@ impl FileObject {
     fn with_file<T>(
         &self,
         f: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<T>,
-    ) -> Result<T, SafeTensorError> {
+    ) -> Result<T, CoreError> {
         Python::attach(|py| {
             let _guard = self.lock.lock_py_attached(py).map_err(|_| {
                 st_err("a previous read of this file object failed midway; open it again")
             })?;
             f(self.file.bind(py))
         })
-        .map_err(|e| SafeTensorError::IoError(std::io::Error::other(e)))
+        .map_err(|e| CoreError::IoError(std::io::Error::other(e)))
     }
 }
 
 impl CoreSource for FileObject {
-    fn size(&self) -> Result<u64, SafeTensorError> {
+    fn size(&self) -> Result<u64, CoreError> {
         self.with_file(|file| {
             let size = seek(file, 0, 2)?;
             seek(file, 0, 0)?;
@@ -208,7 +208,7 @@ impl CoreSource for FileObject {
         })
     }
 
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), CoreError> {
         self.with_file(|file| {
             seek(file, offset, 0)?;
             read_into(file, buf)

@@ -20,7 +20,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use crate::error::SafeTensorError;
+use crate::error::Error;
 use crate::file::{Backend, SafeFile};
 use crate::header::TensorInfo;
 use crate::index::{locate, Layout, ShardIndex};
@@ -89,7 +89,7 @@ impl Checkpoint {
     ///
     /// With the `http` feature, an `http://` or `https://` location is opened with
     /// [`Checkpoint::open_url`] and a client with the default options.
-    pub fn open(location: impl AsRef<Path>) -> Result<Self, SafeTensorError> {
+    pub fn open(location: impl AsRef<Path>) -> Result<Self, Error> {
         #[cfg(feature = "http")]
         if let Some(url) = location
             .as_ref()
@@ -105,7 +105,7 @@ impl Checkpoint {
         }
     }
 
-    fn open_file(path: PathBuf) -> Result<Self, SafeTensorError> {
+    fn open_file(path: PathBuf) -> Result<Self, Error> {
         let file = SafeFile::open(&path, Backend::Pread)?;
         let names = file
             .metadata()
@@ -135,14 +135,14 @@ impl Checkpoint {
     /// requests) or of an index JSON (fetched and parsed now; each shard, resolved next to
     /// it, is read the first time one of its tensors is asked for).
     #[cfg(feature = "http")]
-    pub fn open_url(url: &str, client: &crate::http::Client) -> Result<Self, SafeTensorError> {
+    pub fn open_url(url: &str, client: &crate::http::Client) -> Result<Self, Error> {
         use crate::http::{is_index_url, resolve_sibling, UrlFile};
         if !is_index_url(url) {
             let file = UrlFile::open(client, url).map_err(|e| match e {
-                SafeTensorError::IoError(io) => SafeTensorError::IoError(io),
-                other => SafeTensorError::InvalidIndex(format!(
-                    "{url} is not a valid safetensors file: {other}"
-                )),
+                Error::IoError(io) => Error::IoError(io),
+                other => {
+                    Error::InvalidIndex(format!("{url} is not a valid safetensors file: {other}"))
+                }
             })?;
             let names = file
                 .metadata()
@@ -163,8 +163,8 @@ impl Checkpoint {
             });
         }
         let bytes = client.fetch_document(url)?;
-        let index = ShardIndex::parse(&bytes)
-            .map_err(|e| SafeTensorError::InvalidIndex(format!("{url}: {e}")))?;
+        let index =
+            ShardIndex::parse(&bytes).map_err(|e| Error::InvalidIndex(format!("{url}: {e}")))?;
         let files = index.files();
         let mut shards = Vec::with_capacity(files.len());
         for name in &files {
@@ -199,7 +199,7 @@ impl Checkpoint {
             .collect()
     }
 
-    fn open_index(index_path: PathBuf, folder: &Path) -> Result<Self, SafeTensorError> {
+    fn open_index(index_path: PathBuf, folder: &Path) -> Result<Self, Error> {
         let bytes = std::fs::read(&index_path).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -207,7 +207,7 @@ impl Checkpoint {
             )
         })?;
         let index = ShardIndex::parse(&bytes)
-            .map_err(|e| SafeTensorError::InvalidIndex(format!("{}: {e}", index_path.display())))?;
+            .map_err(|e| Error::InvalidIndex(format!("{}: {e}", index_path.display())))?;
         let files = index.files();
         let mut shards = Vec::with_capacity(files.len());
         for name in &files {
@@ -219,7 +219,7 @@ impl Checkpoint {
                     .find(|(_, f)| f == name)
                     .map(|(t, _)| t.as_str())
                     .unwrap_or_default();
-                return Err(SafeTensorError::IoError(io::Error::new(
+                return Err(Error::IoError(io::Error::new(
                     io::ErrorKind::NotFound,
                     format!(
                         "the index {} maps tensor `{tensor}` to {name}, but {} does not exist",
@@ -308,11 +308,11 @@ impl Checkpoint {
 
     /// Shard `i` as a local file, opened and checked against the index on first use. A
     /// remote shard is an `InvalidArgument` error: use [`Checkpoint::shard_file`].
-    pub fn shard(&self, i: usize) -> Result<&Arc<SafeFile>, SafeTensorError> {
+    pub fn shard(&self, i: usize) -> Result<&Arc<SafeFile>, Error> {
         match self.shard_file(i)? {
             ShardFile::Local(file) => Ok(file),
             #[cfg(feature = "http")]
-            ShardFile::Remote(file) => Err(SafeTensorError::InvalidArgument(format!(
+            ShardFile::Remote(file) => Err(Error::InvalidArgument(format!(
                 "shard {} is at a URL, not on disk: read it through Checkpoint::shard_file",
                 file.url()
             ))),
@@ -320,23 +320,23 @@ impl Checkpoint {
     }
 
     /// Opens shard `i`, local or remote.
-    fn open_shard(&self, shard: &Shard) -> Result<ShardFile, SafeTensorError> {
+    fn open_shard(&self, shard: &Shard) -> Result<ShardFile, Error> {
         #[cfg(feature = "http")]
         if let (Some(url), Some(client)) = (&shard.url, &self.client) {
             let file = crate::http::UrlFile::open(client, url).map_err(|e| match e {
-                SafeTensorError::IoError(io) => SafeTensorError::IoError(io),
-                other => SafeTensorError::InvalidIndex(format!(
+                Error::IoError(io) => Error::IoError(io),
+                other => Error::InvalidIndex(format!(
                     "shard {url} is not a valid safetensors file: {other}"
                 )),
             })?;
             return Ok(ShardFile::Remote(Arc::new(file)));
         }
         let file = SafeFile::open(&shard.path, Backend::Pread).map_err(|e| match e {
-            SafeTensorError::IoError(io) => SafeTensorError::IoError(io::Error::new(
+            Error::IoError(io) => Error::IoError(io::Error::new(
                 io.kind(),
                 format!("cannot open shard {}: {io}", shard.path.display()),
             )),
-            other => SafeTensorError::InvalidIndex(format!(
+            other => Error::InvalidIndex(format!(
                 "shard {} is not a valid safetensors file: {other}",
                 shard.path.display()
             )),
@@ -345,7 +345,7 @@ impl Checkpoint {
     }
 
     /// Shard `i`, local or remote, opened and checked against the index on first use.
-    pub fn shard_file(&self, i: usize) -> Result<&ShardFile, SafeTensorError> {
+    pub fn shard_file(&self, i: usize) -> Result<&ShardFile, Error> {
         let shard = &self.shards[i];
         if let Some(file) = shard.file.get() {
             return Ok(file);
@@ -359,12 +359,12 @@ impl Checkpoint {
         &'a self,
         shard: &'a Shard,
         file: ShardFile,
-    ) -> Result<&'a ShardFile, SafeTensorError> {
+    ) -> Result<&'a ShardFile, Error> {
         if let Some((index_path, index)) = &self.index {
             let problems = index.shard_problems(&shard.name, &file.metadata());
             if !problems.is_empty() {
                 let listed: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-                return Err(SafeTensorError::InvalidIndex(format!(
+                return Err(Error::InvalidIndex(format!(
                     "shard {} disagrees with the index {}: {}",
                     shard.path.display(),
                     index_path.display(),
@@ -378,7 +378,7 @@ impl Checkpoint {
 
     /// Opens every shard not opened yet; remote ones several at a time (two Range requests
     /// each), so that a call that needs every header waits a few round trips, not 2 per shard.
-    pub fn open_all(&self) -> Result<(), SafeTensorError> {
+    pub fn open_all(&self) -> Result<(), Error> {
         #[cfg(feature = "http")]
         if let Some(client) = &self.client {
             let waiting: Vec<&Shard> = self
@@ -394,8 +394,8 @@ impl Checkpoint {
                 {
                     let url = shard.url.as_deref().unwrap_or_default();
                     let file = opened.map_err(|e| match e {
-                        SafeTensorError::IoError(io) => SafeTensorError::IoError(io),
-                        other => SafeTensorError::InvalidIndex(format!(
+                        Error::IoError(io) => Error::IoError(io),
+                        other => Error::InvalidIndex(format!(
                             "shard {url} is not a valid safetensors file: {other}"
                         )),
                     })?;
@@ -411,34 +411,34 @@ impl Checkpoint {
 
     /// The shard holding tensor `name` (opened if needed, local or remote) and the
     /// tensor's header entry.
-    pub fn tensor_file(&self, name: &str) -> Result<(&ShardFile, TensorInfo), SafeTensorError> {
+    pub fn tensor_file(&self, name: &str) -> Result<(&ShardFile, TensorInfo), Error> {
         let at = self
             .shard_of(name)
-            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))?;
+            .ok_or_else(|| Error::TensorNotFound(crate::error::excerpt(name)))?;
         let file = self.shard_file(at)?;
         let info = file
             .metadata()
             .entry(name)
-            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))?;
+            .ok_or_else(|| Error::TensorNotFound(crate::error::excerpt(name)))?;
         Ok((file, info))
     }
 
     /// The shard holding tensor `name` (opened if needed) and the tensor's header entry.
-    pub fn tensor(&self, name: &str) -> Result<(&Arc<SafeFile>, TensorInfo), SafeTensorError> {
+    pub fn tensor(&self, name: &str) -> Result<(&Arc<SafeFile>, TensorInfo), Error> {
         let at = self
             .shard_of(name)
-            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))?;
+            .ok_or_else(|| Error::TensorNotFound(crate::error::excerpt(name)))?;
         let file = self.shard(at)?;
         let info = file
             .metadata()
             .entry(name)
-            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))?;
+            .ok_or_else(|| Error::TensorNotFound(crate::error::excerpt(name)))?;
         Ok((file, info))
     }
 
     /// Every tensor name in shard order, then by position of its data within the shard.
     /// Opens every shard.
-    pub fn offset_keys(&self) -> Result<Vec<String>, SafeTensorError> {
+    pub fn offset_keys(&self) -> Result<Vec<String>, Error> {
         self.open_all()?;
         let mut keys = Vec::with_capacity(self.len());
         for i in 0..self.shards.len() {
@@ -451,7 +451,7 @@ impl Checkpoint {
     /// `metadata` (non-string values as their JSON text, e.g. `total_size`), then each
     /// shard's `__metadata__` keys not seen yet; for one file its `__metadata__`. None when
     /// there is none at all. Opens every shard.
-    pub fn metadata(&self) -> Result<Option<Vec<(String, String)>>, SafeTensorError> {
+    pub fn metadata(&self) -> Result<Option<Vec<(String, String)>>, Error> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         let mut any = false;
         if let Some((_, index)) = &self.index {

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::str::FromStr;
 
-use crate::error::SafeTensorError;
+use crate::error::Error;
 
 /// The element type of a tensor, spelled in headers exactly as the variant name.
 ///
@@ -269,7 +269,7 @@ impl fmt::Display for Dtype {
 }
 
 impl FromStr for Dtype {
-    type Err = SafeTensorError;
+    type Err = Error;
 
     /// Parses the exact header spelling; anything else (including lowercase) is an error.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -277,7 +277,7 @@ impl FromStr for Dtype {
             .iter()
             .copied()
             .find(|d| d.name() == s)
-            .ok_or_else(|| SafeTensorError::UnknownDtype {
+            .ok_or_else(|| Error::UnknownDtype {
                 tensor: None,
                 dtype: crate::error::excerpt(s),
             })

@@ -1,5 +1,8 @@
-//! The one error type of the crate. Every message names what is wrong and where: the
-//! tensor, the offending numbers, and what was expected.
+//! The error of the project's own API ([`Error`]): every message names what is wrong and
+//! where (the tensor, the offending numbers, and what was expected). The reference crate's
+//! API (`SafeTensors::deserialize`, `serialize`, `TensorView::new`, ...) returns the
+//! reference's enum, [`crate::SafeTensorError`], instead; `From<Error>` converts one into the
+//! other (see `safe_tensor_error.rs`).
 
 use alloc::format;
 use alloc::string::String;
@@ -9,10 +12,18 @@ use core::fmt;
 use crate::dtype::Dtype;
 use crate::slice::InvalidSlice;
 
-/// Everything that can go wrong reading, slicing or writing a safetensors file.
+/// Everything that can go wrong reading, slicing or writing a safetensors file, told in
+/// detail: the error of the project's own API (`file`, `checkpoint`, `reader`, `source`,
+/// `inspect`, `index`, `split`, [`crate::write`], [`crate::tensor::Metadata::from_header_bytes`]) and
+/// of every face built on it (the CLI, the converter, the Python package).
+///
+/// The reference crate's functions return [`crate::SafeTensorError`] instead, the
+/// reference's own enum; `SafeTensorError::from(error)` gives its closest variant, keeping
+/// the tensor's name where the reference's variant has a payload for it (see that
+/// conversion for the table).
 #[non_exhaustive]
 #[derive(Debug)]
-pub enum SafeTensorError {
+pub enum Error {
     /// The buffer is shorter than the 8-byte length prefix.
     HeaderTooSmall {
         /// Bytes available.
@@ -34,6 +45,8 @@ pub enum SafeTensorError {
     InvalidHeader {
         /// Offset in the header of the first invalid byte.
         valid_up_to: usize,
+        /// The decoder's own error (what the reference's `InvalidHeader` carries).
+        error: core::str::Utf8Error,
     },
     /// The header does not start with `{`.
     InvalidHeaderStart,
@@ -138,9 +151,9 @@ pub enum SafeTensorError {
     InvalidArgument(String),
 }
 
-impl fmt::Display for SafeTensorError {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use SafeTensorError::*;
+        use Error::*;
         match self {
             HeaderTooSmall { len } => write!(
                 f,
@@ -155,7 +168,7 @@ impl fmt::Display for SafeTensorError {
                 f,
                 "header length {header_len} goes past the end of the file: 8 + {header_len} > {file_len} bytes"
             ),
-            InvalidHeader { valid_up_to } => write!(
+            InvalidHeader { valid_up_to, .. } => write!(
                 f,
                 "header is not valid UTF-8 (invalid byte at header offset {valid_up_to})"
             ),
@@ -265,25 +278,25 @@ impl fmt::Display for ShapeExcerpt<'_> {
 }
 
 #[cfg(feature = "std")]
-impl std::error::Error for SafeTensorError {
+impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            SafeTensorError::IoError(e) => Some(e),
-            SafeTensorError::InvalidSlice(e) => Some(e),
+            Error::IoError(e) => Some(e),
+            Error::InvalidSlice(e) => Some(e),
             _ => None,
         }
     }
 }
 
 #[cfg(feature = "std")]
-impl From<std::io::Error> for SafeTensorError {
+impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        SafeTensorError::IoError(e)
+        Error::IoError(e)
     }
 }
 
-impl From<InvalidSlice> for SafeTensorError {
+impl From<InvalidSlice> for Error {
     fn from(e: InvalidSlice) -> Self {
-        SafeTensorError::InvalidSlice(e)
+        Error::InvalidSlice(e)
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use memmap2::Mmap;
 
-use crate::error::SafeTensorError;
+use crate::error::Error;
 use crate::header::{Metadata, TensorInfo};
 use crate::mmap::map_file;
 use crate::source::pread::read_exact_at;
@@ -67,12 +67,12 @@ pub struct SafeFile {
 
 impl SafeFile {
     /// Opens `path` and validates its header.
-    pub fn open(path: impl AsRef<Path>, backend: Backend) -> Result<Self, SafeTensorError> {
+    pub fn open(path: impl AsRef<Path>, backend: Backend) -> Result<Self, Error> {
         Self::from_file(File::open(path)?, backend)
     }
 
     /// Validates the header of an already open file.
-    pub fn from_file(file: File, backend: Backend) -> Result<Self, SafeTensorError> {
+    pub fn from_file(file: File, backend: Backend) -> Result<Self, Error> {
         let FileHeader {
             file_len,
             header_len,
@@ -119,18 +119,18 @@ impl SafeFile {
         &self.file
     }
 
-    fn info(&self, name: &str) -> Result<TensorInfo, SafeTensorError> {
+    fn info(&self, name: &str) -> Result<TensorInfo, Error> {
         self.metadata
             .entry(name)
-            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))
+            .ok_or_else(|| Error::TensorNotFound(crate::error::excerpt(name)))
     }
 
-    /// Fails with [`SafeTensorError::FileChanged`] if the file no longer has the size it
+    /// Fails with [`Error::FileChanged`] if the file no longer has the size it
     /// had when opened (a truncated mapped file would otherwise crash the process).
-    pub fn check_unchanged(&self) -> Result<(), SafeTensorError> {
+    pub fn check_unchanged(&self) -> Result<(), Error> {
         let now = self.file.metadata()?.len();
         if now != self.file_len {
-            return Err(SafeTensorError::FileChanged {
+            return Err(Error::FileChanged {
                 expected_len: self.file_len,
                 actual_len: now,
             });
@@ -139,11 +139,11 @@ impl SafeFile {
     }
 
     /// Absolute file range of `range` within tensor `name`, checked.
-    fn file_range(&self, name: &str, range: Range<usize>) -> Result<Range<u64>, SafeTensorError> {
+    fn file_range(&self, name: &str, range: Range<usize>) -> Result<Range<u64>, Error> {
         let info = self.info(name)?;
         let (begin, end) = info.data_offsets;
         if range.start > range.end || range.end > end - begin {
-            return Err(SafeTensorError::InvalidArgument(format!(
+            return Err(Error::InvalidArgument(format!(
                 "byte range {}..{} is outside tensor {name:?}, which has {} bytes",
                 range.start,
                 range.end,
@@ -156,15 +156,10 @@ impl SafeFile {
 
     /// Copies `range` (relative to the tensor's first byte) of tensor `name` into `dst`,
     /// which must be exactly `range.len()` bytes long.
-    pub fn read_into(
-        &self,
-        name: &str,
-        range: Range<usize>,
-        dst: &mut [u8],
-    ) -> Result<(), SafeTensorError> {
+    pub fn read_into(&self, name: &str, range: Range<usize>, dst: &mut [u8]) -> Result<(), Error> {
         let span = self.file_range(name, range)?;
         if dst.len() as u64 != span.end - span.start {
-            return Err(SafeTensorError::InvalidArgument(format!(
+            return Err(Error::InvalidArgument(format!(
                 "destination holds {} bytes but {} were asked for from tensor {name:?}",
                 dst.len(),
                 span.end - span.start
@@ -179,7 +174,7 @@ impl SafeFile {
     }
 
     /// A whole tensor's bytes: borrowed from the map (mmap) or read into a new buffer (pread).
-    pub fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, SafeTensorError> {
+    pub fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, Error> {
         let len = self.info(name)?.byte_len();
         let span = self.file_range(name, 0..len)?;
         self.check_unchanged()?;
@@ -194,11 +189,11 @@ impl SafeFile {
     }
 
     /// A zero-copy view of a tensor. Needs the mmap backend.
-    pub fn tensor(&self, name: &str) -> Result<TensorView<'_>, SafeTensorError> {
+    pub fn tensor(&self, name: &str) -> Result<TensorView<'_>, Error> {
         let info = self.info(name)?;
         match self.tensor_bytes(name)? {
-            Cow::Borrowed(data) => TensorView::new(info.dtype, info.shape, data),
-            Cow::Owned(_) => Err(SafeTensorError::InvalidArgument(
+            Cow::Borrowed(data) => TensorView::checked(info.dtype, info.shape, data),
+            Cow::Owned(_) => Err(Error::InvalidArgument(
                 "zero-copy views need the mmap backend; use tensor_bytes or read_into with pread"
                     .into(),
             )),
@@ -212,12 +207,10 @@ impl SafeFile {
     #[allow(clippy::type_complexity)]
     pub fn views(
         &self,
-    ) -> Result<
-        impl ExactSizeIterator<Item = (&str, Result<TensorView<'_>, SafeTensorError>)> + '_,
-        SafeTensorError,
-    > {
+    ) -> Result<impl ExactSizeIterator<Item = (&str, Result<TensorView<'_>, Error>)> + '_, Error>
+    {
         let Some(map) = &self.map else {
-            return Err(SafeTensorError::InvalidArgument(
+            return Err(Error::InvalidArgument(
                 "zero-copy views need the mmap backend; use tensor_bytes or read_into with pread"
                     .into(),
             ));
@@ -227,21 +220,21 @@ impl SafeFile {
         Ok(self.metadata.entries().map(move |(name, info)| {
             let (begin, end) = info.data_offsets;
             let data = &map[start + begin..start + end];
-            (name, TensorView::new(info.dtype, info.shape, data))
+            (name, TensorView::checked(info.dtype, info.shape, data))
         }))
     }
 
     /// An error from a positioned read: a short read means the file shrank.
-    fn short_read(&self, e: io::Error) -> SafeTensorError {
+    fn short_read(&self, e: io::Error) -> Error {
         if e.kind() == io::ErrorKind::UnexpectedEof {
             if let Ok(meta) = self.file.metadata() {
-                return SafeTensorError::FileChanged {
+                return Error::FileChanged {
                     expected_len: self.file_len,
                     actual_len: meta.len(),
                 };
             }
         }
-        SafeTensorError::IoError(e)
+        Error::IoError(e)
     }
 }
 

@@ -7,7 +7,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::dtype::{Dtype, ShapeSizeError};
-use crate::error::{excerpt, excerpt_to, SafeTensorError, QUOTED_BYTES, QUOTED_DIMS};
+use crate::error::{excerpt, excerpt_to, Error, QUOTED_BYTES, QUOTED_DIMS};
 use crate::json::{Header, HeaderSeed, RawTensor};
 use crate::table::{ChunkedVec, DimTable, Lazy, StrTable};
 use crate::HashMap;
@@ -221,14 +221,14 @@ fn to_map(pairs: &Option<StrTable>) -> Option<HashMap<String, String>> {
 
 /// Reads the 8-byte little-endian header length at the start of `prefix`, refusing
 /// lengths above [`MAX_HEADER_SIZE`].
-pub fn read_header_len(prefix: &[u8]) -> Result<usize, SafeTensorError> {
+pub fn read_header_len(prefix: &[u8]) -> Result<usize, Error> {
     let bytes: [u8; 8] = prefix
         .get(..8)
         .and_then(|b| b.try_into().ok())
-        .ok_or(SafeTensorError::HeaderTooSmall { len: prefix.len() })?;
+        .ok_or(Error::HeaderTooSmall { len: prefix.len() })?;
     let n = u64::from_le_bytes(bytes);
     if n > MAX_HEADER_SIZE as u64 {
-        return Err(SafeTensorError::HeaderTooLarge { header_len: n });
+        return Err(Error::HeaderTooLarge { header_len: n });
     }
     Ok(n as usize)
 }
@@ -236,7 +236,7 @@ pub fn read_header_len(prefix: &[u8]) -> Result<usize, SafeTensorError> {
 impl Metadata {
     /// Validates a header. `header` is the `N` bytes after the length prefix (padding
     /// included); `data_len` is the length of the data section (`file size - 8 - N`).
-    pub fn from_header_bytes(header: &[u8], data_len: usize) -> Result<Metadata, SafeTensorError> {
+    pub fn from_header_bytes(header: &[u8], data_len: usize) -> Result<Metadata, Error> {
         let text = header_text(header)?;
         // The direct reader takes nearly every real header; anything else, every problem
         // included, is read by the general one (borrowed bytes: from the start).
@@ -251,10 +251,7 @@ impl Metadata {
     /// up after some entries, the general reader goes on from there instead of reading the
     /// header twice. The entries already read are blanked (newlines kept), so the general
     /// reader's error positions are still the file's.
-    pub(crate) fn from_header_vec(
-        mut bytes: Vec<u8>,
-        data_len: usize,
-    ) -> Result<Metadata, SafeTensorError> {
+    pub(crate) fn from_header_vec(mut bytes: Vec<u8>, data_len: usize) -> Result<Metadata, Error> {
         let text = header_text(&bytes)?;
         let header = match crate::json_plain::parse(text) {
             Ok(header) => header,
@@ -280,7 +277,7 @@ impl Metadata {
         Self::validated(header, data_len)
     }
 
-    fn validated(header: Header, data_len: usize) -> Result<Metadata, SafeTensorError> {
+    fn validated(header: Header, data_len: usize) -> Result<Metadata, Error> {
         if let Some(problem) = header.first_error {
             return Err(problem);
         }
@@ -459,13 +456,14 @@ fn lend(infos: &ChunkedVec<Entry>, dims: &DimTable) -> ChunkedVec<TensorInfo> {
 
 /// The header as text: UTF-8, and an object (JSON whitespace may precede it, as the
 /// reference reads it).
-fn header_text(header: &[u8]) -> Result<&str, SafeTensorError> {
-    let text = core::str::from_utf8(header).map_err(|e| SafeTensorError::InvalidHeader {
+fn header_text(header: &[u8]) -> Result<&str, Error> {
+    let text = core::str::from_utf8(header).map_err(|e| Error::InvalidHeader {
         valid_up_to: e.valid_up_to(),
+        error: e,
     })?;
     let first = crate::json_plain::skip_whitespace(text.as_bytes(), 0);
     if text.as_bytes().get(first) != Some(&b'{') {
-        return Err(SafeTensorError::InvalidHeaderStart);
+        return Err(Error::InvalidHeaderStart);
     }
     Ok(text)
 }
@@ -477,7 +475,7 @@ fn header_text(header: &[u8]) -> Result<&str, SafeTensorError> {
 /// serde skips whitespace a byte at a time, and a header may hold up to 100 MB of it around
 /// the object, so it is given the object alone. Only where that fails is the whole text read
 /// again, for an error message whose line and column are the file's.
-fn read_general(text: &str, start: Header) -> Result<Header, SafeTensorError> {
+fn read_general(text: &str, start: Header) -> Result<Header, Error> {
     use serde::de::DeserializeSeed;
     let read = |text: &str, start: Header| {
         let mut de = serde_json::Deserializer::from_str(text);
@@ -486,10 +484,7 @@ fn read_general(text: &str, start: Header) -> Result<Header, SafeTensorError> {
             .and_then(|header| de.end().map(|()| header))
             // serde's own words, bounded should one ever quote a long piece of input.
             .map_err(|e| {
-                SafeTensorError::InvalidHeaderDeserialization(excerpt_to(
-                    &e.to_string(),
-                    4 * QUOTED_BYTES,
-                ))
+                Error::InvalidHeaderDeserialization(excerpt_to(&e.to_string(), 4 * QUOTED_BYTES))
             })
     };
     let bytes = text.as_bytes();
@@ -510,8 +505,8 @@ pub(crate) fn validate_tensor_entry(
     name: &str,
     raw: Result<RawTensor, &'static str>,
     dims: &DimTable,
-) -> Result<Entry, SafeTensorError> {
-    let bad = |reason: String| SafeTensorError::InvalidTensorEntry {
+) -> Result<Entry, Error> {
+    let bad = |reason: String| Error::InvalidTensorEntry {
         tensor: excerpt(name),
         reason,
     };
@@ -527,7 +522,7 @@ pub(crate) fn validate_tensor_entry(
     let dtype = match raw.dtype.ok_or_else(|| missing("dtype"))? {
         Ok(Ok(dtype)) => dtype,
         Ok(Err(unknown)) => {
-            return Err(SafeTensorError::UnknownDtype {
+            return Err(Error::UnknownDtype {
                 tensor: Some(excerpt(name)),
                 dtype: excerpt(&unknown),
             })
@@ -551,12 +546,12 @@ pub(crate) fn validate_tensor_entry(
     let [begin, end] = offsets.first;
 
     let expected = dtype.byte_size_of(shape.numel).map_err(|e| match e {
-        ShapeSizeError::Overflow => SafeTensorError::ValidationOverflow {
+        ShapeSizeError::Overflow => Error::ValidationOverflow {
             tensor: excerpt(name),
             shape: dims.shape(shape.at, shape.ndim.min(QUOTED_DIMS as u32)),
             ndim: shape.ndim as usize,
         },
-        ShapeSizeError::PartialByte => SafeTensorError::MisalignedSubByte {
+        ShapeSizeError::PartialByte => Error::MisalignedSubByte {
             tensor: excerpt(name),
             dtype,
             shape: dims.shape(shape.at, shape.ndim.min(QUOTED_DIMS as u32)),
@@ -564,7 +559,7 @@ pub(crate) fn validate_tensor_entry(
         },
     })?;
     if begin > end || end - begin != expected {
-        return Err(SafeTensorError::TensorInvalidInfo {
+        return Err(Error::TensorInvalidInfo {
             tensor: excerpt(name),
             expected,
             data_offsets: (begin, end),
@@ -580,14 +575,14 @@ pub(crate) fn validate_tensor_entry(
 
 impl Metadata {
     /// Refuses a tensor name that appears twice (adjacent in name order).
-    fn check_unique_names(&self) -> Result<(), SafeTensorError> {
+    fn check_unique_names(&self) -> Result<(), Error> {
         let mut sorted = self.iter_names_sorted();
         let Some(mut previous) = sorted.next() else {
             return Ok(());
         };
         for name in sorted {
             if name == previous {
-                return Err(SafeTensorError::DuplicateTensor(excerpt(name)));
+                return Err(Error::DuplicateTensor(excerpt(name)));
             }
             previous = name;
         }
@@ -596,12 +591,12 @@ impl Metadata {
 
     /// Checks the tensors, in data order, cover `[0, data_len)` exactly: no hole, no
     /// overlap, nothing past the end and no trailing bytes.
-    fn check_tiling(&self) -> Result<(), SafeTensorError> {
+    fn check_tiling(&self) -> Result<(), Error> {
         let mut covered = 0usize;
         for i in self.by_offset.iter() {
             let (begin, end) = self.infos[i].data_offsets;
             if begin != covered || end > self.data_len {
-                return Err(SafeTensorError::InvalidOffset {
+                return Err(Error::InvalidOffset {
                     tensor: excerpt(self.names.get(i)),
                     data_offsets: (begin, end),
                     expected_begin: covered,
@@ -611,7 +606,7 @@ impl Metadata {
             covered = end;
         }
         if covered != self.data_len {
-            return Err(SafeTensorError::MetadataIncompleteBuffer {
+            return Err(Error::MetadataIncompleteBuffer {
                 covered,
                 data_len: self.data_len,
             });
@@ -635,7 +630,7 @@ mod tests {
         HeaderSeed(Header::empty())
             .deserialize(&mut de)
             .and_then(|header| de.end().map(|()| header))
-            .map_err(|e| SafeTensorError::InvalidHeaderDeserialization(e.to_string()))
+            .map_err(|e| Error::InvalidHeaderDeserialization(e.to_string()))
             .and_then(|header| Metadata::validated(header, data_len))
             .map_err(|e| e.to_string())
     }

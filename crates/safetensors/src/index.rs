@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::error::SafeTensorError;
+use crate::error::Error;
 use crate::header::Metadata;
 
 /// The index file name `transformers` looks for in a model folder.
@@ -39,10 +39,9 @@ pub struct ShardIndex {
 impl ShardIndex {
     /// Parses index JSON. Refuses a tensor listed twice and any shard name that is not a
     /// plain relative path inside the index's folder (see [`check_shard_name`]).
-    pub fn parse(bytes: &[u8]) -> Result<Self, SafeTensorError> {
-        let index: ShardIndex = serde_json::from_slice(bytes).map_err(|e| {
-            SafeTensorError::InvalidIndex(format!("not a valid safetensors index: {e}"))
-        })?;
+    pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        let index: ShardIndex = serde_json::from_slice(bytes)
+            .map_err(|e| Error::InvalidIndex(format!("not a valid safetensors index: {e}")))?;
         for file in index.files() {
             check_shard_name(file)?;
         }
@@ -50,7 +49,7 @@ impl ShardIndex {
     }
 
     /// Reads and parses an index file.
-    pub fn read(path: &Path) -> Result<Self, SafeTensorError> {
+    pub fn read(path: &Path) -> Result<Self, Error> {
         Self::parse(&std::fs::read(path)?)
     }
 
@@ -288,7 +287,7 @@ pub fn save_sharded<S, V>(
     metadata: Option<Vec<(String, String)>>,
     folder: &Path,
     limit: u64,
-) -> Result<String, SafeTensorError>
+) -> Result<String, Error>
 where
     S: AsRef<str> + Ord + fmt::Display,
     V: crate::View,
@@ -318,12 +317,12 @@ where
         }
         let path = folder.join(&file);
         match &metadata {
-            None => crate::serialize_to_file(
+            None => crate::write::to_file(
                 shard,
                 None::<std::collections::HashMap<String, String>>,
                 &path,
             )?,
-            Some(pairs) => crate::serialize_to_file(shard, pairs.clone(), &path)?,
+            Some(pairs) => crate::write::to_file(shard, pairs.clone(), &path)?,
         }
     }
     let index = write_index_json(total, &weight_map);
@@ -339,7 +338,7 @@ where
 /// shards): [`SINGLE_FILE`], [`INDEX_FILE`] and `model-*-of-*.safetensors` files that the save
 /// just made (`written`'s values, plus the index when sharded) does not include. Runs after
 /// the new files are in place, so a reader sees the old checkpoint or the new one.
-fn remove_stale(folder: &Path, written: &BTreeMap<String, String>) -> Result<(), SafeTensorError> {
+fn remove_stale(folder: &Path, written: &BTreeMap<String, String>) -> Result<(), Error> {
     let sharded = written.values().any(|f| f != SINGLE_FILE);
     for entry in std::fs::read_dir(folder)? {
         let Ok(name) = entry?.file_name().into_string() else {
@@ -375,7 +374,7 @@ pub enum Layout {
 /// Classifies `path`: a folder with [`INDEX_FILE`] (or else its one `*.safetensors.index.json`,
 /// or else [`SINGLE_FILE`], or else its one `*.safetensors` file), a `.json` index file, or
 /// a single safetensors file.
-pub fn locate(path: &Path) -> Result<Layout, SafeTensorError> {
+pub fn locate(path: &Path) -> Result<Layout, Error> {
     let sharded = |index: PathBuf| {
         let folder = index
             .parent()
@@ -399,7 +398,7 @@ pub fn locate(path: &Path) -> Result<Layout, SafeTensorError> {
         match only_file(path, ".safetensors")? {
             Some(file) => Ok(Layout::Single(file)),
             // Not found, like opening a folder as a file: nothing to open there.
-            None => Err(SafeTensorError::IoError(std::io::Error::new(
+            None => Err(Error::IoError(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!(
                     "the folder {} holds neither {INDEX_FILE} nor {SINGLE_FILE} (nor any \
@@ -417,7 +416,7 @@ pub fn locate(path: &Path) -> Result<Layout, SafeTensorError> {
 
 /// The one file of `folder` whose name ends with `suffix`; None when there is none, an
 /// error naming them when there are several (the choice would be a guess).
-fn only_file(folder: &Path, suffix: &str) -> Result<Option<PathBuf>, SafeTensorError> {
+fn only_file(folder: &Path, suffix: &str) -> Result<Option<PathBuf>, Error> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(folder)? {
         let path = entry?.path();
@@ -433,7 +432,7 @@ fn only_file(folder: &Path, suffix: &str) -> Result<Option<PathBuf>, SafeTensorE
     match found.len() {
         0 => Ok(None),
         1 => Ok(found.pop()),
-        _ => Err(SafeTensorError::InvalidArgument(format!(
+        _ => Err(Error::InvalidArgument(format!(
             "the folder {} holds several *{suffix} files ({}): name the one to open",
             folder.display(),
             found
@@ -447,14 +446,14 @@ fn only_file(folder: &Path, suffix: &str) -> Result<Option<PathBuf>, SafeTensorE
 
 /// Refuses shard names that would leave the index's folder: empty, absolute, with a scheme,
 /// a `..` or empty component, a backslash, a query, a fragment or a NUL.
-pub fn check_shard_name(name: &str) -> Result<(), SafeTensorError> {
+pub fn check_shard_name(name: &str) -> Result<(), Error> {
     let bad = name.is_empty()
         || name.starts_with('/')
         || name.contains("://")
         || name.contains(['\\', '?', '#', '\0'])
         || name.split('/').any(|part| part == ".." || part.is_empty());
     if bad {
-        return Err(SafeTensorError::InvalidIndex(format!(
+        return Err(Error::InvalidIndex(format!(
             "shard file name `{}` must be a relative path inside the index's folder",
             shown(name)
         )));

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::error::SafeTensorError;
+use crate::error::Error;
 use crate::header::{Metadata, MetadataEntries};
 use crate::index::{locate, Layout, ShardIndex};
 use crate::source::{read_header, FileHeader};
@@ -38,14 +38,14 @@ pub struct Model {
 }
 
 /// Reads the headers of a local file, folder or index JSON (never the tensor data).
-pub fn inspect_local(location: &str) -> Result<Model, SafeTensorError> {
-    let read = |path: &Path| -> Result<FileHeader, SafeTensorError> {
+pub fn inspect_local(location: &str) -> Result<Model, Error> {
+    let read = |path: &Path| -> Result<FileHeader, Error> {
         let file = std::fs::File::open(path).map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
         })?;
         read_header(&file).map_err(|e| match e {
-            SafeTensorError::IoError(io) => SafeTensorError::IoError(io),
-            other => SafeTensorError::InvalidIndex(format!("{}: {other}", path.display())),
+            Error::IoError(io) => Error::IoError(io),
+            other => Error::InvalidIndex(format!("{}: {other}", path.display())),
         })
     };
     match locate(Path::new(location))? {
@@ -60,11 +60,11 @@ pub fn inspect_local(location: &str) -> Result<Model, SafeTensorError> {
         }),
         Layout::Sharded { index, folder } => {
             let parsed = ShardIndex::read(&index).map_err(|e| match e {
-                SafeTensorError::IoError(io) => SafeTensorError::IoError(std::io::Error::new(
+                Error::IoError(io) => Error::IoError(std::io::Error::new(
                     io.kind(),
                     format!("cannot read the index {}: {io}", index.display()),
                 )),
-                other => SafeTensorError::InvalidIndex(format!("{}: {other}", index.display())),
+                other => Error::InvalidIndex(format!("{}: {other}", index.display())),
             })?;
             let mut files = Vec::new();
             for name in parsed.files() {
@@ -82,10 +82,7 @@ pub fn inspect_local(location: &str) -> Result<Model, SafeTensorError> {
 /// resolved next to it): two Range requests per file, several files at once, never the
 /// tensor data. An error comes with the URL it is about (the index, or the shard).
 #[cfg(feature = "http")]
-pub fn inspect_url(
-    url: &str,
-    client: &crate::http::Client,
-) -> Result<Model, (String, SafeTensorError)> {
+pub fn inspect_url(url: &str, client: &crate::http::Client) -> Result<Model, (String, Error)> {
     use crate::http::{resolve_sibling, UrlFile};
     if !crate::http::is_index_url(url) {
         let file = UrlFile::open(client, url).map_err(|e| (url.to_string(), e))?;

@@ -14,7 +14,7 @@ use serde::de::{
 };
 
 use crate::dtype::Dtype;
-use crate::error::{excerpt, SafeTensorError};
+use crate::error::{excerpt, Error};
 use crate::header::{validate_tensor_entry, Entry, METADATA_KEY};
 use crate::table::{ChunkedVec, DimTable, StrTable};
 
@@ -72,7 +72,7 @@ pub(crate) struct Header {
     pub names: StrTable,
     pub infos: ChunkedVec<Entry>,
     pub dims: DimTable,
-    pub first_error: Option<SafeTensorError>,
+    pub first_error: Option<Error>,
     /// `"__metadata__": null` was read: no metadata, but the key is taken (a second one
     /// is a repeat).
     pub metadata_null: bool,
@@ -112,7 +112,7 @@ impl<'de> DeserializeSeed<'de> for HeaderSeed {
                         let value = map.next_value::<MetadataValue>()?.0;
                         match value {
                             _ if header.metadata.is_some() || header.metadata_null => {
-                                Some(SafeTensorError::DuplicateTensor(key.into()))
+                                Some(Error::DuplicateTensor(key.into()))
                             }
                             Ok(Some(pairs)) => {
                                 header.metadata = Some(pairs);
@@ -122,7 +122,7 @@ impl<'de> DeserializeSeed<'de> for HeaderSeed {
                                 header.metadata_null = true;
                                 None
                             }
-                            Err(e) => Some(SafeTensorError::InvalidMetadata(e)),
+                            Err(e) => Some(Error::InvalidMetadata(e)),
                         }
                     } else {
                         let raw = map.next_value_seed(TensorSeed(&mut header.dims))?;

@@ -25,10 +25,12 @@ pub mod indexing;
 pub mod inspect;
 mod json;
 mod json_plain;
+mod metadata_serde;
 #[cfg(feature = "std")]
 mod mmap;
 #[cfg(feature = "std")]
 pub mod reader;
+mod safe_tensor_error;
 mod serialize;
 pub mod slice;
 pub mod source;
@@ -36,15 +38,25 @@ pub mod split;
 mod table;
 pub mod tensor;
 
+/// The writer with the crate's detailed [`Error`]: what [`serialize`] and
+/// `serialize_to_file` do (same bytes, same checks), for callers that report which tensor
+/// and which numbers are wrong (the CLI, the converter, the Python package).
+pub mod write {
+    pub use crate::serialize::to_bytes;
+    #[cfg(feature = "std")]
+    pub use crate::serialize::to_file;
+}
+
 #[cfg(not(feature = "std"))]
 pub(crate) use hashbrown::HashMap;
 #[cfg(feature = "std")]
 pub(crate) use std::collections::HashMap;
 
 pub use dtype::Dtype;
-pub use error::SafeTensorError;
+pub use error::Error;
 pub use header::TensorInfo;
 pub use header::{MAX_HEADER_SIZE, METADATA_KEY};
+pub use safe_tensor_error::SafeTensorError;
 #[cfg(feature = "std")]
 pub use serialize::serialize_to_file;
 pub use serialize::{serialize, MetadataArg};

@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::error::SafeTensorError;
+use crate::error::Error;
 use crate::source::Source;
 
 /// One read: fill `dst` with the source's bytes at `offset..offset + dst.len()`.
@@ -75,7 +75,7 @@ pub fn read_into<S: Source + Sync + ?Sized>(
     source: &S,
     reads: Vec<Read<'_>>,
     options: &ReaderOptions,
-) -> Result<(), SafeTensorError> {
+) -> Result<(), Error> {
     let block_size = options.block_size.max(1);
     let mut blocks = Vec::new();
     for read in reads {
@@ -88,7 +88,7 @@ pub fn read_into<S: Source + Sync + ?Sized>(
                 dst,
             });
             offset = offset.checked_add(len).ok_or_else(|| {
-                SafeTensorError::InvalidArgument(format!(
+                Error::InvalidArgument(format!(
                     "a read at offset {} of {} bytes ends past 2^64",
                     read.offset, len
                 ))
@@ -105,7 +105,7 @@ pub fn read_into<S: Source + Sync + ?Sized>(
 
     let queue = Mutex::new(blocks.into_iter());
     let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<(usize, SafeTensorError)>> = Mutex::new(None);
+    let first_error: Mutex<Option<(usize, Error)>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
@@ -132,9 +132,7 @@ pub fn read_into<S: Source + Sync + ?Sized>(
     match first_error.into_inner() {
         Ok(Some((_, error))) => Err(error),
         Ok(None) => Ok(()),
-        Err(_) => Err(SafeTensorError::InvalidArgument(
-            "a reader thread panicked".into(),
-        )),
+        Err(_) => Err(Error::InvalidArgument("a reader thread panicked".into())),
     }
 }
 
@@ -151,15 +149,15 @@ mod tests {
     }
 
     impl Source for Logged<'_> {
-        fn size(&self) -> Result<u64, SafeTensorError> {
+        fn size(&self) -> Result<u64, Error> {
             Ok(self.bytes.len() as u64)
         }
 
-        fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError> {
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
             self.log.lock().unwrap().push((offset, buf.len()));
             if let Some(bad) = self.bad {
                 if (offset..offset + buf.len() as u64).contains(&bad) {
-                    return Err(SafeTensorError::InvalidArgument(format!("bad byte {bad}")));
+                    return Err(Error::InvalidArgument(format!("bad byte {bad}")));
                 }
             }
             self.bytes.read_at(offset, buf)

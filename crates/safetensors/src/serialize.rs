@@ -7,8 +7,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Display;
 
-use crate::error::SafeTensorError;
-use crate::header::METADATA_KEY;
+use crate::error::Error;
+use crate::header::{MAX_HEADER_SIZE, METADATA_KEY};
+use crate::safe_tensor_error::SafeTensorError;
 use crate::tensor::View;
 use crate::HashMap;
 
@@ -96,7 +97,7 @@ pub(crate) struct Prepared<V> {
 }
 
 /// Orders the tensors, checks them, and builds the padded header (length prefix included).
-pub(crate) fn prepare<S, V, I, M>(data: I, metadata: M) -> Result<Prepared<V>, SafeTensorError>
+pub(crate) fn prepare<S, V, I, M>(data: I, metadata: M) -> Result<Prepared<V>, Error>
 where
     S: AsRef<str> + Ord + Display,
     V: View,
@@ -112,7 +113,7 @@ where
     });
     for pair in items.windows(2) {
         if pair[0].0.as_ref() == pair[1].0.as_ref() {
-            return Err(SafeTensorError::DuplicateTensor(pair[0].0.as_ref().into()));
+            return Err(Error::DuplicateTensor(pair[0].0.as_ref().into()));
         }
     }
 
@@ -123,7 +124,7 @@ where
         json_string(&mut json, METADATA_KEY);
         json.push_str(":{");
         if let Some(k) = crate::json::repeated_key(pairs.len(), |i| pairs[i].0.as_ref()) {
-            return Err(SafeTensorError::InvalidWrite(format!(
+            return Err(Error::InvalidWrite(format!(
                 "metadata key {k:?} given twice"
             )));
         }
@@ -143,13 +144,13 @@ where
     for (name, view) in &items {
         let name = name.as_ref();
         if name == METADATA_KEY {
-            return Err(SafeTensorError::InvalidWrite(format!(
+            return Err(Error::InvalidWrite(format!(
                 "{METADATA_KEY:?} is reserved and cannot name a tensor"
             )));
         }
         let len = view.data_len();
         if view.dtype().byte_size(view.shape()) != Ok(len) {
-            return Err(SafeTensorError::InvalidWrite(format!(
+            return Err(Error::InvalidWrite(format!(
                 "tensor {name:?}: a {} tensor of shape {:?} cannot hold {len} bytes",
                 view.dtype(),
                 view.shape()
@@ -180,6 +181,12 @@ where
 
     // Pad with spaces so the data section starts 8-byte aligned.
     let padded = json.len().next_multiple_of(8);
+    // A header past the limit would make a file no reader accepts (this one included).
+    if padded > MAX_HEADER_SIZE {
+        return Err(Error::HeaderTooLarge {
+            header_len: padded as u64,
+        });
+    }
     let mut header = Vec::with_capacity(8 + padded);
     header.extend_from_slice(&(padded as u64).to_le_bytes());
     header.extend_from_slice(json.as_bytes());
@@ -193,10 +200,10 @@ where
 
 /// A tensor's bytes, refused if they are not as long as its header entry says: a `View`
 /// whose `data()` disagrees with its `data_len()` would otherwise corrupt the file.
-fn checked_data<V: View>(view: &V) -> Result<alloc::borrow::Cow<'_, [u8]>, SafeTensorError> {
+fn checked_data<V: View>(view: &V) -> Result<alloc::borrow::Cow<'_, [u8]>, Error> {
     let data = view.data();
     if data.len() != view.data_len() {
-        return Err(SafeTensorError::InvalidWrite(format!(
+        return Err(Error::InvalidWrite(format!(
             "a tensor's data() gave {} bytes but its data_len() promised {}",
             data.len(),
             view.data_len()
@@ -206,7 +213,7 @@ fn checked_data<V: View>(view: &V) -> Result<alloc::borrow::Cow<'_, [u8]>, SafeT
 }
 
 /// Writes `s` as a JSON string, escaping only what JSON requires (as serde_json does).
-fn json_string(out: &mut String, s: &str) {
+pub(crate) fn json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -230,7 +237,7 @@ fn json_string(out: &mut String, s: &str) {
 }
 
 /// Formats an integer without going through `core::fmt`.
-fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &str {
+pub(crate) fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -246,8 +253,22 @@ fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &str {
 
 /// Serializes tensors to an owned buffer: the length prefix, the header, then the data.
 ///
-/// `data_info` is the `__metadata__`: see [`MetadataArg`] for the accepted forms.
+/// `data_info` is the `__metadata__`: see [`MetadataArg`] for the accepted forms. Errors
+/// are the reference's enum; [`crate::write::to_bytes`] is the same writer with the
+/// crate's detailed [`Error`].
 pub fn serialize<S, V, I, M>(data: I, data_info: M) -> Result<Vec<u8>, SafeTensorError>
+where
+    S: AsRef<str> + Ord + Display,
+    V: View,
+    I: IntoIterator<Item = (S, V)>,
+    M: MetadataArg,
+{
+    Ok(to_bytes(data, data_info)?)
+}
+
+/// [`serialize`] with the crate's detailed [`Error`] (which tensor, which numbers): the
+/// writer the project's own faces use.
+pub fn to_bytes<S, V, I, M>(data: I, data_info: M) -> Result<Vec<u8>, Error>
 where
     S: AsRef<str> + Ord + Display,
     V: View,
@@ -270,12 +291,28 @@ where
 /// from each tensor's own memory with vectored writes (`writev`): the header and many
 /// tensors per system call, and no copy into a buffer, so saving costs what a plain write
 /// of the same bytes costs.
+///
+/// Errors are the reference's enum; [`crate::write::to_file`] is the same writer with the
+/// crate's detailed [`Error`].
 #[cfg(feature = "std")]
 pub fn serialize_to_file<S, V, I, M>(
     data: I,
     data_info: M,
     filename: &std::path::Path,
 ) -> Result<(), SafeTensorError>
+where
+    S: AsRef<str> + Ord + Display,
+    V: View,
+    I: IntoIterator<Item = (S, V)>,
+    M: MetadataArg,
+{
+    Ok(to_file(data, data_info, filename)?)
+}
+
+/// [`serialize_to_file`] with the crate's detailed [`Error`] (which tensor, which numbers):
+/// the writer the project's own faces use.
+#[cfg(feature = "std")]
+pub fn to_file<S, V, I, M>(data: I, data_info: M, filename: &std::path::Path) -> Result<(), Error>
 where
     S: AsRef<str> + Ord + Display,
     V: View,

@@ -10,32 +10,32 @@
 use alloc::format;
 use alloc::vec;
 
-use crate::error::SafeTensorError;
+use crate::error::Error;
 use crate::header::{read_header_len, Metadata};
 
 /// Bytes readable by position: the one thing a reader needs from where a file lives.
 pub trait Source {
     /// The total size in bytes.
-    fn size(&self) -> Result<u64, SafeTensorError>;
+    fn size(&self) -> Result<u64, Error>;
 
     /// Fills `buf` with the bytes at `offset..offset + buf.len()`. A source that ends
     /// before filling `buf` is an error, never a short read.
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError>;
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error>;
 }
 
 /// A whole file held in memory.
 impl Source for [u8] {
-    fn size(&self) -> Result<u64, SafeTensorError> {
+    fn size(&self) -> Result<u64, Error> {
         Ok(self.len() as u64)
     }
 
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         let bytes = usize::try_from(offset)
             .ok()
             .and_then(|start| Some(start..start.checked_add(buf.len())?))
             .and_then(|range| self.get(range))
             .ok_or_else(|| {
-                SafeTensorError::InvalidArgument(format!(
+                Error::InvalidArgument(format!(
                     "bytes {offset}..{} lie past the end of a {}-byte buffer",
                     offset.saturating_add(buf.len() as u64),
                     self.len()
@@ -50,21 +50,21 @@ impl Source for [u8] {
 /// file serves many threads.
 #[cfg(feature = "std")]
 impl Source for std::fs::File {
-    fn size(&self) -> Result<u64, SafeTensorError> {
+    fn size(&self) -> Result<u64, Error> {
         Ok(self.metadata()?.len())
     }
 
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         Ok(pread::read_exact_at(self, buf, offset)?)
     }
 }
 
 impl<S: Source + ?Sized> Source for &S {
-    fn size(&self) -> Result<u64, SafeTensorError> {
+    fn size(&self) -> Result<u64, Error> {
         (**self).size()
     }
 
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         (**self).read_at(offset, buf)
     }
 }
@@ -96,23 +96,23 @@ impl FileHeader {
 ///
 /// ```
 /// use safetensors::source::read_header;
-/// use safetensors::SafeTensorError;
+/// use safetensors::Error;
 ///
 /// let file: &[u8] = b"\x02\0\0\0\0\0\0\0{}";
 /// let header = read_header(file).unwrap();
 /// assert_eq!((header.file_len, header.header_len, header.metadata.len()), (10, 2, 0));
 ///
 /// let short: &[u8] = b"\x02\0\0\0";
-/// assert!(matches!(read_header(short), Err(SafeTensorError::HeaderTooSmall { len: 4 })));
+/// assert!(matches!(read_header(short), Err(Error::HeaderTooSmall { len: 4 })));
 /// ```
-pub fn read_header<S: Source + ?Sized>(source: &S) -> Result<FileHeader, SafeTensorError> {
+pub fn read_header<S: Source + ?Sized>(source: &S) -> Result<FileHeader, Error> {
     let file_len = source.size()?;
     let mut prefix = [0u8; 8];
     let got = file_len.min(8) as usize;
     source.read_at(0, &mut prefix[..got])?;
     let header_len = read_header_len(&prefix[..got])?;
     let data_start = 8 + header_len as u64;
-    let past_end = || SafeTensorError::InvalidHeaderLength {
+    let past_end = || Error::InvalidHeaderLength {
         header_len: header_len as u64,
         file_len,
     };
@@ -196,7 +196,7 @@ mod tests {
         let bytes: &[u8] = b"\x10\0\0\0\0\0\0\0{}";
         assert!(matches!(
             read_header(bytes),
-            Err(SafeTensorError::InvalidHeaderLength {
+            Err(Error::InvalidHeaderLength {
                 header_len: 16,
                 file_len: 10
             })

@@ -6,7 +6,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::slice::{InvalidSlice, SliceIterator, TensorIndexer};
-use crate::table::Lazy;
 
 /// Anything the writer can store as a tensor: a dtype, a shape and little-endian,
 /// row-major bytes.
@@ -30,14 +29,24 @@ pub struct TensorView<'data> {
 }
 
 impl<'data> TensorView<'data> {
-    /// Wraps `data` as a tensor, checking its length against dtype and shape.
+    /// Wraps `data` as a tensor, checking its length against dtype and shape
+    /// ([`SafeTensorError::InvalidTensorView`] when they disagree).
     pub fn new(
         dtype: Dtype,
         shape: Vec<usize>,
         data: &'data [u8],
     ) -> Result<Self, SafeTensorError> {
+        Self::checked(dtype, shape, data).map_err(SafeTensorError::from)
+    }
+
+    /// [`TensorView::new`] with the crate's detailed [`crate::Error`].
+    pub(crate) fn checked(
+        dtype: Dtype,
+        shape: Vec<usize>,
+        data: &'data [u8],
+    ) -> Result<Self, crate::Error> {
         if dtype.byte_size(&shape) != Ok(data.len()) {
-            return Err(SafeTensorError::InvalidTensorView {
+            return Err(crate::Error::InvalidTensorView {
                 dtype,
                 shape,
                 data_len: data.len(),
@@ -111,14 +120,14 @@ impl View for &TensorView<'_> {
 pub struct SafeTensors<'data> {
     metadata: Metadata,
     data: &'data [u8],
-    /// The names as `String`s, for [`SafeTensors::names`]'s reference-compatible signature;
-    /// built on first use (the header keeps its names compactly).
-    names: Lazy<Vec<String>>,
 }
 
 impl<'data> SafeTensors<'data> {
     /// Parses and validates the header of a whole file held in `buffer`; returns the
     /// header length `N` and the header.
+    ///
+    /// The reference's error enum: for the detailed [`crate::Error`] (the tensor, the
+    /// numbers) read the same header with [`crate::source::read_header`].
     pub fn read_metadata(buffer: &'data [u8]) -> Result<(usize, Metadata), SafeTensorError> {
         let header = crate::source::read_header(buffer)?;
         Ok((header.header_len, header.metadata))
@@ -139,13 +148,21 @@ impl<'data> SafeTensors<'data> {
     /// assert_eq!(weight.shape(), &[2]);
     /// assert_eq!(weight.data(), &bytes[..]);
     /// ```
+    ///
+    /// The reference's error enum: for the detailed [`crate::Error`] (the tensor, the
+    /// numbers) use [`SafeTensors::parse`].
     pub fn deserialize(buffer: &'data [u8]) -> Result<Self, SafeTensorError> {
-        let (n, metadata) = Self::read_metadata(buffer)?;
-        let names = Lazy::new(|| metadata.offset_keys());
+        Ok(Self::parse(buffer)?)
+    }
+
+    /// [`SafeTensors::deserialize`] with the crate's detailed [`crate::Error`] (which tensor,
+    /// which numbers): the same checks, for callers that report them.
+    pub fn parse(buffer: &'data [u8]) -> Result<Self, crate::Error> {
+        let header = crate::source::read_header(buffer)?;
+        let (n, metadata) = (header.header_len, header.metadata);
         Ok(SafeTensors {
             metadata,
             data: &buffer[8 + n..],
-            names,
         })
     }
 
@@ -179,12 +196,9 @@ impl<'data> SafeTensors<'data> {
             .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))
     }
 
-    /// Tensor names, in data order.
-    pub fn names(&self) -> Vec<&String> {
-        self.names
-            .get(|| self.metadata.offset_keys())
-            .iter()
-            .collect()
+    /// Tensor names, in data order (0.8.0's signature: borrowed `&str`s).
+    pub fn names(&self) -> Vec<&str> {
+        self.metadata.iter_names().collect()
     }
 
     /// Number of tensors.
@@ -205,8 +219,8 @@ impl<'data> SafeTensors<'data> {
 
 // The reference crate exposes these under `safetensors::tensor`; keep the paths.
 pub use crate::dtype::Dtype;
-pub use crate::error::SafeTensorError;
 pub use crate::header::{read_header_len, Metadata, MetadataEntries, TensorInfo};
+pub use crate::safe_tensor_error::SafeTensorError;
 #[cfg(feature = "std")]
 pub use crate::serialize::serialize_to_file;
 pub use crate::serialize::{serialize, MetadataArg};

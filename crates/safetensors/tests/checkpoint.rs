@@ -7,7 +7,7 @@ use std::path::Path;
 use safetensors::checkpoint::Checkpoint;
 use safetensors::index::{shard_file_name, write_index_json};
 use safetensors::tensor::TensorView;
-use safetensors::{serialize_to_file, Dtype, SafeTensorError};
+use safetensors::{serialize_to_file, Dtype, Error};
 
 /// Writes a shard holding F32 tensors `names` (each 2 values: its index, then -index),
 /// with `__metadata__` `meta`.
@@ -87,10 +87,7 @@ fn opens_a_sharded_folder_lazily() {
             ("shard".to_string(), "2".to_string()),
         ]
     );
-    assert!(matches!(
-        ckpt.tensor("nope"),
-        Err(SafeTensorError::TensorNotFound(_))
-    ));
+    assert!(matches!(ckpt.tensor("nope"), Err(Error::TensorNotFound(_))));
 }
 
 #[test]
@@ -141,7 +138,7 @@ fn a_missing_shard_names_the_file_and_a_tensor() {
     two_shards(dir.path());
     std::fs::remove_file(dir.path().join(shard_file_name(2, 2))).unwrap();
     let err = Checkpoint::open(dir.path()).unwrap_err();
-    let SafeTensorError::IoError(io) = &err else {
+    let Error::IoError(io) = &err else {
         panic!("{err:?}")
     };
     assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
@@ -339,7 +336,7 @@ mod over_http {
         let missing = format!("{base}/absent.safetensors");
         let err = Checkpoint::open_url(&missing, &client).unwrap_err();
         match err {
-            SafeTensorError::IoError(io) => {
+            Error::IoError(io) => {
                 assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
                 assert!(
                     io.to_string().contains("absent.safetensors: HTTP 404"),

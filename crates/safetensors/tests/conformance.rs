@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use safetensors::file::{Backend, SafeFile};
-use safetensors::{serialize, Dtype, SafeTensorError, SafeTensors};
+use safetensors::{serialize, Dtype, Error, SafeTensors};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -182,41 +182,82 @@ fn valid_vectors_reserialize_to_the_same_bytes() {
     }
 }
 
+/// The reference's API gives the reference's variant, with its payload, for each invalid
+/// vector: what the reference 0.8.0 crate's `SafeTensors::deserialize` and `read_metadata`
+/// return for the same files.
+#[test]
+fn invalid_vectors_give_the_reference_variant_through_the_reference_api() {
+    use safetensors::SafeTensorError as E;
+    let m = manifest();
+    for (name, _) in entries(&m, "invalid") {
+        let path = vectors_dir().join(format!("invalid/{name}.safetensors"));
+        let bytes = std::fs::read(&path).unwrap();
+        let err = SafeTensors::deserialize(&bytes).expect_err(name);
+        let from_read_metadata = SafeTensors::read_metadata(&bytes).expect_err(name);
+        assert_eq!(err.to_string(), from_read_metadata.to_string(), "{name}");
+        let ok = match name.as_str() {
+            "empty_file" | "short_len" => matches!(err, E::HeaderTooSmall),
+            "header_len_huge" | "header_len_over_limit" => matches!(err, E::HeaderTooLarge),
+            "header_len_past_eof" => matches!(err, E::InvalidHeaderLength),
+            "not_utf8" => matches!(&err, E::InvalidHeader(e) if e.valid_up_to() == 2),
+            "not_json"
+            | "json_array"
+            | "unknown_dtype"
+            | "lowercase_dtype"
+            | "negative_dim"
+            | "float_dim"
+            | "missing_offsets"
+            | "metadata_not_string"
+            | "metadata_not_object" => {
+                matches!(err, E::InvalidHeaderDeserialization(_))
+            }
+            "hole" | "overlap" => matches!(&err, E::InvalidOffset(t) if t == "b"),
+            "begin_after_end" | "duplicate_key" => matches!(&err, E::InvalidOffset(t) if t == "a"),
+            "offset_past_eof" | "trailing_bytes" => matches!(err, E::MetadataIncompleteBuffer),
+            "size_mismatch" => matches!(err, E::TensorInvalidInfo),
+            "shape_overflow" => matches!(err, E::ValidationOverflow),
+            "f4_odd_bytes" => matches!(err, E::MisalignedSlice),
+            other => panic!("invalid vector {other} has no expected error here: add one"),
+        };
+        assert!(ok, "{name}: unexpected error {err:?} ({err})");
+    }
+}
+
 #[test]
 fn invalid_vectors_are_rejected_with_the_right_error() {
     let m = manifest();
     for (name, _) in entries(&m, "invalid") {
         let path = vectors_dir().join(format!("invalid/{name}.safetensors"));
         let bytes = std::fs::read(&path).unwrap();
-        let err = SafeTensors::deserialize(&bytes).expect_err(name);
+        let err = SafeTensors::parse(&bytes).expect_err(name);
         let ok = match name.as_str() {
-            "empty_file" | "short_len" => matches!(err, SafeTensorError::HeaderTooSmall { .. }),
+            "empty_file" | "short_len" => matches!(err, Error::HeaderTooSmall { .. }),
             "header_len_huge" | "header_len_over_limit" => {
-                matches!(err, SafeTensorError::HeaderTooLarge { .. })
+                matches!(err, Error::HeaderTooLarge { .. })
             }
-            "header_len_past_eof" => matches!(err, SafeTensorError::InvalidHeaderLength { .. }),
-            "not_json" => matches!(err, SafeTensorError::InvalidHeaderDeserialization(_)),
-            "json_array" => matches!(err, SafeTensorError::InvalidHeaderStart),
-            "not_utf8" => matches!(err, SafeTensorError::InvalidHeader { .. }),
+            "header_len_past_eof" => matches!(err, Error::InvalidHeaderLength { .. }),
+            "not_json" => matches!(err, Error::InvalidHeaderDeserialization(_)),
+            "json_array" => matches!(err, Error::InvalidHeaderStart),
+            "not_utf8" => matches!(err, Error::InvalidHeader { .. }),
             "hole" | "overlap" | "offset_past_eof" => {
-                matches!(err, SafeTensorError::InvalidOffset { .. })
+                matches!(err, Error::InvalidOffset { .. })
             }
-            "trailing_bytes" => matches!(err, SafeTensorError::MetadataIncompleteBuffer { .. }),
+            "trailing_bytes" => matches!(err, Error::MetadataIncompleteBuffer { .. }),
             "size_mismatch" | "begin_after_end" => {
-                matches!(err, SafeTensorError::TensorInvalidInfo { .. })
+                matches!(err, Error::TensorInvalidInfo { .. })
             }
             "unknown_dtype" | "lowercase_dtype" => {
-                matches!(err, SafeTensorError::UnknownDtype { .. })
+                matches!(err, Error::UnknownDtype { .. })
             }
             "negative_dim" | "float_dim" | "missing_offsets" => {
-                matches!(err, SafeTensorError::InvalidTensorEntry { .. })
+                matches!(err, Error::InvalidTensorEntry { .. })
             }
-            "shape_overflow" => matches!(err, SafeTensorError::ValidationOverflow { .. }),
+            "shape_overflow" => matches!(err, Error::ValidationOverflow { .. }),
             "metadata_not_string" | "metadata_not_object" => {
-                matches!(err, SafeTensorError::InvalidMetadata(_))
+                matches!(err, Error::InvalidMetadata(_))
             }
-            "duplicate_key" => matches!(err, SafeTensorError::DuplicateTensor(_)),
-            "f4_odd_bytes" => matches!(err, SafeTensorError::MisalignedSubByte { .. }),
+            "duplicate_key" => matches!(err, Error::DuplicateTensor(_)),
+            "f4_odd_bytes" => matches!(err, Error::MisalignedSubByte { .. }),
             other => panic!("invalid vector {other} has no expected error here: add one"),
         };
         assert!(ok, "{name}: unexpected error kind {err:?} ({err})");

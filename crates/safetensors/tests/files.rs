@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use safetensors::file::{Backend, SafeFile};
 use safetensors::tensor::TensorView;
-use safetensors::{serialize, serialize_to_file, Dtype, SafeTensorError, SafeTensors, View};
+use safetensors::{serialize, serialize_to_file, Dtype, Error, SafeTensors, View};
 
 // SAFETY: the mmap backend's contract (no in-place writer, no truncation while a file is
 // open) holds for every use below: each file lives in this test's own temporary folder and
@@ -43,7 +43,7 @@ fn write_then_read_both_backends() {
         assert!(f.read_into("a", 40..56, &mut row).is_err());
         assert!(matches!(
             f.tensor_bytes("zzz"),
-            Err(SafeTensorError::TensorNotFound(_))
+            Err(Error::TensorNotFound(_))
         ));
         assert_eq!(f.data_start(), 8 + f.header_len() as u64);
     }
@@ -92,7 +92,7 @@ fn views_of_a_shrunk_file_are_refused() {
     assert!(
         matches!(
             e,
-            SafeTensorError::FileChanged {
+            Error::FileChanged {
                 actual_len: 100,
                 ..
             }
@@ -105,9 +105,7 @@ fn views_of_a_shrunk_file_are_refused() {
 #[test]
 fn missing_file_is_an_io_error() {
     let e = SafeFile::open("/nonexistent/x.safetensors", MMAP).unwrap_err();
-    assert!(
-        matches!(e, SafeTensorError::IoError(ref io) if io.kind() == std::io::ErrorKind::NotFound)
-    );
+    assert!(matches!(e, Error::IoError(ref io) if io.kind() == std::io::ErrorKind::NotFound));
 }
 
 #[test]
@@ -135,7 +133,7 @@ fn shrunk_file_is_refused_not_a_crash() {
         assert!(
             matches!(
                 e,
-                SafeTensorError::FileChanged {
+                Error::FileChanged {
                     actual_len: 100,
                     ..
                 }

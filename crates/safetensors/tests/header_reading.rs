@@ -6,16 +6,13 @@
 mod common;
 
 use common::file_with_header;
-use safetensors::{Dtype, SafeTensorError, SafeTensors};
+use safetensors::{Dtype, Error, SafeTensors};
 
 const ENTRY: &str = r#""a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}"#;
 
-fn read(
-    header: &str,
-    data_len: usize,
-) -> Result<Vec<(String, Dtype, Vec<usize>)>, SafeTensorError> {
+fn read(header: &str, data_len: usize) -> Result<Vec<(String, Dtype, Vec<usize>)>, Error> {
     let file = file_with_header(header, &vec![7u8; data_len]);
-    let st = SafeTensors::deserialize(&file)?;
+    let st = SafeTensors::parse(&file)?;
     let mut out: Vec<_> = st
         .tensors()
         .into_iter()
@@ -35,7 +32,7 @@ fn leading_json_whitespace_is_accepted() {
     // With metadata too, and through the file reader's padding rules.
     let header = format!("\n  {{\"__metadata__\":{{\"k\":\"v\"}},{ENTRY}}}");
     let file = file_with_header(&header, &[1, 2]);
-    let st = SafeTensors::deserialize(&file).unwrap();
+    let st = SafeTensors::parse(&file).unwrap();
     assert_eq!(st.metadata().metadata_ordered().unwrap(), [("k", "v")]);
 }
 
@@ -45,18 +42,12 @@ fn whitespace_that_is_not_json_whitespace_is_refused() {
     for lead in ["\x0c", "\x0b", "\0", "\u{a0}"] {
         let header = format!("{lead}{{{ENTRY}}}");
         let e = read(&header, 2).expect_err(lead);
-        assert!(
-            matches!(e, SafeTensorError::InvalidHeaderStart),
-            "{lead:?}: {e:?}"
-        );
+        assert!(matches!(e, Error::InvalidHeaderStart), "{lead:?}: {e:?}");
     }
     // Whitespace followed by something other than an object is still not a header.
     for header in ["  [1]", "\n\"x\"", "   ", "\t"] {
         let e = read(header, 0).expect_err(header);
-        assert!(
-            matches!(e, SafeTensorError::InvalidHeaderStart),
-            "{header:?}: {e:?}"
-        );
+        assert!(matches!(e, Error::InvalidHeaderStart), "{header:?}: {e:?}");
     }
 }
 
@@ -110,15 +101,12 @@ fn an_extra_field_does_not_excuse_a_missing_or_bad_one() {
 fn repeated_names_stay_refused() {
     let header = format!("  {{{ENTRY},{ENTRY}}}");
     let e = read(&header, 4).unwrap_err();
-    assert!(
-        matches!(&e, SafeTensorError::DuplicateTensor(n) if n == "a"),
-        "{e:?}"
-    );
+    assert!(matches!(&e, Error::DuplicateTensor(n) if n == "a"), "{e:?}");
 
     let header = r#"{"__metadata__":{"k":"1","j":"2","k":"3"}}"#;
     let e = read(header, 0).unwrap_err();
     assert!(
-        matches!(e, SafeTensorError::InvalidMetadata(ref m) if m.contains("\"k\" appears twice")),
+        matches!(e, Error::InvalidMetadata(ref m) if m.contains("\"k\" appears twice")),
         "{e:?}"
     );
 }
@@ -133,7 +121,7 @@ fn many_metadata_entries_read_and_their_duplicates_are_found() {
     }
     let unique = format!("{}}}}}", header.trim_end_matches(','));
     let file = file_with_header(&unique, &[]);
-    let st = SafeTensors::deserialize(&file).unwrap();
+    let st = SafeTensors::parse(&file).unwrap();
     assert_eq!(st.metadata().metadata_ordered().unwrap().len(), n);
     assert_eq!(st.metadata().metadata().as_ref().unwrap()["key123"], "v");
 
@@ -152,41 +140,35 @@ fn first_problem_in_file_order_after_syntax_errors() {
     let bad_shape = r#""y":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}"#;
     // A syntax error after a bad entry.
     let e = read(&format!("{{{bad_dtype},{ENTRY},}}"), 3).unwrap_err();
-    assert!(
-        matches!(e, SafeTensorError::InvalidHeaderDeserialization(_)),
-        "{e:?}"
-    );
+    assert!(matches!(e, Error::InvalidHeaderDeserialization(_)), "{e:?}");
     let e = read(&format!("{{{bad_dtype},{ENTRY}"), 3).unwrap_err();
-    assert!(
-        matches!(e, SafeTensorError::InvalidHeaderDeserialization(_)),
-        "{e:?}"
-    );
+    assert!(matches!(e, Error::InvalidHeaderDeserialization(_)), "{e:?}");
     // Two bad entries: the first named, whichever kind.
     let e = read(&format!("{{{bad_dtype},{bad_shape}}}"), 2).unwrap_err();
     assert!(
-        matches!(&e, SafeTensorError::UnknownDtype { tensor: Some(t), dtype } if t == "x" && dtype == "Q7"),
+        matches!(&e, Error::UnknownDtype { tensor: Some(t), dtype } if t == "x" && dtype == "Q7"),
         "{e:?}"
     );
     let e = read(&format!("{{{bad_shape},{bad_dtype}}}"), 2).unwrap_err();
     assert!(
-        matches!(&e, SafeTensorError::InvalidTensorEntry { tensor, .. } if tensor == "y"),
+        matches!(&e, Error::InvalidTensorEntry { tensor, .. } if tensor == "y"),
         "{e:?}"
     );
     // Bad metadata before a bad entry, and a second `__metadata__` after one.
     let e = read(&format!(r#"{{"__metadata__":{{"k":1}},{bad_dtype}}}"#), 1).unwrap_err();
-    assert!(matches!(e, SafeTensorError::InvalidMetadata(_)), "{e:?}");
+    assert!(matches!(e, Error::InvalidMetadata(_)), "{e:?}");
     let e = read(
         &format!(r#"{{"__metadata__":{{}},{ENTRY},"__metadata__":{{}},{bad_dtype}}}"#),
         2,
     )
     .unwrap_err();
     assert!(
-        matches!(&e, SafeTensorError::DuplicateTensor(name) if name == "__metadata__"),
+        matches!(&e, Error::DuplicateTensor(name) if name == "__metadata__"),
         "{e:?}"
     );
     // Entry problems come before the checks that need every entry (names, tiling).
     let e = read(&format!("{{{ENTRY},{ENTRY},{bad_dtype}}}"), 2).unwrap_err();
-    assert!(matches!(e, SafeTensorError::UnknownDtype { .. }), "{e:?}");
+    assert!(matches!(e, Error::UnknownDtype { .. }), "{e:?}");
 }
 
 /// Shapes are kept at their exact length whether short (gathered on the stack) or long.
@@ -213,7 +195,7 @@ fn null_metadata_is_read_as_no_metadata() {
         format!(r#"{{{entry},"__metadata__" : null }}"#),
     ] {
         let file = file_with_header(&header, &[1, 2]);
-        let st = SafeTensors::deserialize(&file).unwrap();
+        let st = SafeTensors::parse(&file).unwrap();
         assert_eq!(st.tensor("a").unwrap().data(), &[1, 2]);
         let (_, metadata) = SafeTensors::read_metadata(&file).unwrap();
         assert!(metadata.metadata().is_none(), "{header}");
@@ -223,10 +205,7 @@ fn null_metadata_is_read_as_no_metadata() {
         r#"{"__metadata__":{"k":"v"},"__metadata__":null}"#,
         r#"{"__metadata__":null,"__metadata__":null}"#,
     ] {
-        let e = SafeTensors::deserialize(&file_with_header(header, &[])).unwrap_err();
-        assert!(
-            matches!(e, SafeTensorError::DuplicateTensor(_)),
-            "{header}: {e:?}"
-        );
+        let e = SafeTensors::parse(&file_with_header(header, &[])).unwrap_err();
+        assert!(matches!(e, Error::DuplicateTensor(_)), "{header}: {e:?}");
     }
 }

@@ -54,7 +54,7 @@ fn reference_call_shapes_compile_and_agree() -> Result<(), SafeTensorError> {
     let view = st.tensor("a")?;
     assert!(view.dtype().to_string() == "U8");
     assert_eq!(view.shape(), &[2, 3]);
-    assert_eq!(st.names(), vec![&"a".to_string()]);
+    assert_eq!(st.names(), vec!["a"]);
     assert_eq!(st.len(), 1);
     assert!(!st.is_empty());
     for (name, tensor) in st.tensors() {
@@ -73,7 +73,8 @@ fn reference_call_shapes_compile_and_agree() -> Result<(), SafeTensorError> {
     assert_eq!(metadata.metadata().as_ref().unwrap()["format"], "pt");
 
     // Numpy-like slicing through IndexOp.
-    let column: Vec<u8> = view.slice((.., 1..2))?.flatten().copied().collect();
+    // (0.8.0 has no `From<InvalidSlice> for SafeTensorError`: slicing errors are their own.)
+    let column: Vec<u8> = view.slice((.., 1..2)).unwrap().flatten().copied().collect();
     assert_eq!(column, [1, 4]);
 
     // A user type through View, to a file.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::range::{self, Ask, Plan};
 use super::{HttpError, MAX_DOCUMENT_LEN};
-use crate::error::SafeTensorError;
+use crate::error::Error;
 
 /// How long one request may take in all (connecting, redirects, reading the body) unless
 /// `SAFETENSORS_HTTP_TIMEOUT` (seconds) says otherwise.
@@ -99,19 +99,19 @@ impl Failure {
 impl Client {
     /// A client with `options`. Refuses a header name that is not an HTTP token or a value
     /// holding a line break (which would let a value inject other headers).
-    pub fn new(options: &HttpOptions) -> Result<Client, SafeTensorError> {
+    pub fn new(options: &HttpOptions) -> Result<Client, Error> {
         for (name, value) in &options.headers {
             let token = !name.is_empty()
                 && name
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
             if !token {
-                return Err(SafeTensorError::InvalidArgument(format!(
+                return Err(Error::InvalidArgument(format!(
                     "HTTP header name {name:?} is not valid (letters, digits and !#$%&'*+-.^_`|~ only)"
                 )));
             }
             if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(SafeTensorError::InvalidArgument(format!(
+                return Err(Error::InvalidArgument(format!(
                     "the value of HTTP header {name} holds a line break or NUL"
                 )));
             }
@@ -417,10 +417,7 @@ mod tests {
                 ..HttpOptions::default()
             };
             let e = Client::new(&options).unwrap_err();
-            assert!(
-                matches!(e, SafeTensorError::InvalidArgument(_)),
-                "{name:?}: {e:?}"
-            );
+            assert!(matches!(e, Error::InvalidArgument(_)), "{name:?}: {e:?}");
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::range::Ask;
 use super::{Client, HttpError};
-use crate::error::SafeTensorError;
+use crate::error::Error;
 use crate::header::Metadata;
 use crate::source::{read_header, FileHeader, Source};
 
@@ -90,13 +90,13 @@ impl RemoteFile {
 }
 
 /// The core reads a remote file like any other; HTTP errors travel through it as
-/// [`SafeTensorError::IoError`] holding the [`HttpError`].
+/// [`Error::IoError`] holding the [`HttpError`].
 impl Source for RemoteFile {
-    fn size(&self) -> Result<u64, SafeTensorError> {
+    fn size(&self) -> Result<u64, Error> {
         Ok(self.size)
     }
 
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SafeTensorError> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         Ok(RemoteFile::read_at(self, offset, buf)?)
     }
 }
@@ -111,7 +111,7 @@ pub struct UrlFile {
 
 impl UrlFile {
     /// Opens `url` and validates its header.
-    pub fn open(client: &Client, url: &str) -> Result<Self, SafeTensorError> {
+    pub fn open(client: &Client, url: &str) -> Result<Self, Error> {
         let file = RemoteFile::open(client, url)?;
         let header = read_header(&file)?;
         Ok(UrlFile {
@@ -153,28 +153,27 @@ const PARALLEL_OPENS: usize = 8;
 impl UrlFile {
     /// Opens every URL (two Range requests each), several at a time; results in the order
     /// of `urls`.
-    pub fn open_many(client: &Client, urls: &[String]) -> Vec<Result<UrlFile, SafeTensorError>> {
+    pub fn open_many(client: &Client, urls: &[String]) -> Vec<Result<UrlFile, Error>> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let next = AtomicUsize::new(0);
-        let mut results: Vec<(usize, Result<UrlFile, SafeTensorError>)> =
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = (0..PARALLEL_OPENS.min(urls.len()))
-                    .map(|_| {
-                        scope.spawn(|| {
-                            let mut done = Vec::new();
-                            loop {
-                                let i = next.fetch_add(1, Ordering::Relaxed);
-                                let Some(url) = urls.get(i) else { break done };
-                                done.push((i, UrlFile::open(client, url)));
-                            }
-                        })
+        let mut results: Vec<(usize, Result<UrlFile, Error>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..PARALLEL_OPENS.min(urls.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(url) = urls.get(i) else { break done };
+                            done.push((i, UrlFile::open(client, url)));
+                        }
                     })
-                    .collect();
-                workers
-                    .into_iter()
-                    .flat_map(|w| w.join().expect("a header fetch panicked"))
-                    .collect()
-            });
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a header fetch panicked"))
+                .collect()
+        });
         results.sort_by_key(|(i, _)| *i);
         results.into_iter().map(|(_, file)| file).collect()
     }

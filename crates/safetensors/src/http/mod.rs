@@ -19,7 +19,7 @@
 //! answer is judged against the request and every body read within bounds (`range.rs`, which
 //! the fuzz target `http_response` compiles on its own).
 //!
-//! Errors are [`HttpError`]s (naming the URL) carried in [`SafeTensorError::IoError`], with
+//! Errors are [`HttpError`]s (naming the URL) carried in [`Error::IoError`], with
 //! the I/O error kind of the cause: `NotFound` for a 404, `PermissionDenied` for 401/403.
 
 mod client;
@@ -32,7 +32,7 @@ pub use file::{RemoteFile, UrlFile};
 use std::fmt;
 use std::io;
 
-use crate::error::SafeTensorError;
+use crate::error::Error;
 
 /// The most bytes read off one response when fetching a whole small document (index JSON).
 pub const MAX_DOCUMENT_LEN: u64 = 100_000_000;
@@ -97,9 +97,9 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
-impl From<HttpError> for SafeTensorError {
+impl From<HttpError> for Error {
     fn from(e: HttpError) -> Self {
-        SafeTensorError::IoError(io::Error::new(e.kind(), e))
+        Error::IoError(io::Error::new(e.kind(), e))
     }
 }
 
@@ -118,9 +118,9 @@ impl From<HttpError> for SafeTensorError {
 /// );
 /// assert!(resolve_sibling(index, "../secret.safetensors").is_err());
 /// ```
-pub fn resolve_sibling(index_url: &str, name: &str) -> Result<String, SafeTensorError> {
+pub fn resolve_sibling(index_url: &str, name: &str) -> Result<String, Error> {
     crate::index::check_shard_name(name)
-        .map_err(|e| SafeTensorError::InvalidIndex(format!("{index_url}: {e}")))?;
+        .map_err(|e| Error::InvalidIndex(format!("{index_url}: {e}")))?;
     let without_query = index_url.split(['?', '#']).next().unwrap_or(index_url);
     let path_start = without_query
         .find("://")
@@ -129,7 +129,7 @@ pub fn resolve_sibling(index_url: &str, name: &str) -> Result<String, SafeTensor
     let base = match (path_start, without_query.rfind('/')) {
         (Some(_), Some(slash)) => &without_query[..=slash],
         _ => {
-            return Err(SafeTensorError::InvalidIndex(format!(
+            return Err(Error::InvalidIndex(format!(
                 "{index_url}: cannot tell the folder of this URL"
             )))
         }
@@ -185,9 +185,9 @@ mod tests {
     fn status_errors_keep_their_kind() {
         let mut e = HttpError::new("http://h/x", "HTTP 404 Not Found");
         e.status = Some(404);
-        let core: SafeTensorError = e.into();
+        let core: Error = e.into();
         match core {
-            SafeTensorError::IoError(io) => {
+            Error::IoError(io) => {
                 assert_eq!(io.kind(), io::ErrorKind::NotFound);
                 assert_eq!(io.to_string(), "http://h/x: HTTP 404 Not Found");
             }
