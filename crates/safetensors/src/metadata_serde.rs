@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::dtype::Dtype;
 use crate::header::{Metadata, TensorInfo, METADATA_KEY};
 use crate::safe_tensor_error::SafeTensorError;
-use crate::serialize::{itoa, json_string};
+use crate::serialize::{push_entry, push_metadata};
 use crate::HashMap;
 
 impl Metadata {
@@ -49,17 +49,10 @@ impl Metadata {
         json.push('{');
         let mut first = true;
         if let Some(pairs) = &metadata {
-            json_string(&mut json, METADATA_KEY);
-            json.push_str(":{");
-            for (i, (k, v)) in pairs.iter().enumerate() {
-                if i > 0 {
-                    json.push(',');
-                }
-                json_string(&mut json, k);
-                json.push(':');
-                json_string(&mut json, v);
-            }
-            json.push('}');
+            push_metadata(
+                &mut json,
+                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
             first = false;
         }
         let mut data_len = 0usize;
@@ -68,23 +61,8 @@ impl Metadata {
                 json.push(',');
             }
             first = false;
-            json_string(&mut json, name);
-            json.push_str(":{\"dtype\":\"");
-            json.push_str(info.dtype.name());
-            json.push_str("\",\"shape\":[");
-            for (i, d) in info.shape.iter().enumerate() {
-                if i > 0 {
-                    json.push(',');
-                }
-                json.push_str(itoa(*d, &mut [0u8; 20]));
-            }
-            let (begin, end) = info.data_offsets;
-            json.push_str("],\"data_offsets\":[");
-            json.push_str(itoa(begin, &mut [0u8; 20]));
-            json.push(',');
-            json.push_str(itoa(end, &mut [0u8; 20]));
-            json.push_str("]}");
-            data_len = data_len.max(end);
+            push_entry(&mut json, name, info.dtype, &info.shape, info.data_offsets);
+            data_len = data_len.max(info.data_offsets.1);
         }
         json.push('}');
         Ok(Metadata::from_header_bytes(json.as_bytes(), data_len)?)

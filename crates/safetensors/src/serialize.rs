@@ -7,6 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Display;
 
+use crate::dtype::Dtype;
 use crate::error::Error;
 use crate::header::{MAX_HEADER_SIZE, METADATA_KEY};
 use crate::safe_tensor_error::SafeTensorError;
@@ -121,22 +122,15 @@ where
     json.push('{');
     let mut first = true;
     if let Some(pairs) = metadata.into_pairs() {
-        json_string(&mut json, METADATA_KEY);
-        json.push_str(":{");
         if let Some(k) = crate::json::repeated_key(pairs.len(), |i| pairs[i].0.as_ref()) {
             return Err(Error::InvalidWrite(format!(
                 "metadata key {k:?} given twice"
             )));
         }
-        for (i, (k, v)) in pairs.iter().enumerate() {
-            if i > 0 {
-                json.push(',');
-            }
-            json_string(&mut json, k);
-            json.push(':');
-            json_string(&mut json, v);
-        }
-        json.push('}');
+        push_metadata(
+            &mut json,
+            pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+        );
         first = false;
     }
 
@@ -160,22 +154,14 @@ where
             json.push(',');
         }
         first = false;
-        json_string(&mut json, name);
-        json.push_str(":{\"dtype\":\"");
-        json.push_str(view.dtype().name());
-        json.push_str("\",\"shape\":[");
-        for (i, d) in view.shape().iter().enumerate() {
-            if i > 0 {
-                json.push(',');
-            }
-            json.push_str(itoa(*d, &mut [0u8; 20]));
-        }
-        json.push_str("],\"data_offsets\":[");
-        json.push_str(itoa(offset, &mut [0u8; 20]));
-        json.push(',');
+        push_entry(
+            &mut json,
+            name,
+            view.dtype(),
+            view.shape(),
+            (offset, offset + len),
+        );
         offset += len;
-        json.push_str(itoa(offset, &mut [0u8; 20]));
-        json.push_str("]}");
     }
     json.push('}');
 
@@ -213,6 +199,49 @@ fn checked_data<V: View>(view: &V) -> Result<alloc::borrow::Cow<'_, [u8]>, Error
 }
 
 /// Writes `s` as a JSON string, escaping only what JSON requires (as serde_json does).
+/// Appends `"__metadata__":{"k":"v",...}` (compact, in the order given).
+pub(crate) fn push_metadata<'a>(
+    json: &mut String,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) {
+    json_string(json, METADATA_KEY);
+    json.push_str(":{");
+    for (i, (k, v)) in pairs.enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json_string(json, k);
+        json.push(':');
+        json_string(json, v);
+    }
+    json.push('}');
+}
+
+/// Appends one tensor entry, `"name":{"dtype":..,"shape":[..],"data_offsets":[b,e]}`.
+pub(crate) fn push_entry(
+    json: &mut String,
+    name: &str,
+    dtype: Dtype,
+    shape: &[usize],
+    (begin, end): (usize, usize),
+) {
+    json_string(json, name);
+    json.push_str(":{\"dtype\":\"");
+    json.push_str(dtype.name());
+    json.push_str("\",\"shape\":[");
+    for (i, d) in shape.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(itoa(*d, &mut [0u8; 20]));
+    }
+    json.push_str("],\"data_offsets\":[");
+    json.push_str(itoa(begin, &mut [0u8; 20]));
+    json.push(',');
+    json.push_str(itoa(end, &mut [0u8; 20]));
+    json.push_str("]}");
+}
+
 pub(crate) fn json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
