@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use safetensors::dtype::ALL_DTYPES;
+use safetensors::format::dtype::ALL_DTYPES;
 use safetensors::slice::{byte_ranges, TensorIndexer};
 
 #[derive(Arbitrary, Debug)]

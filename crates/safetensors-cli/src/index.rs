@@ -1,10 +1,10 @@
 //! The sharded layout (`model.safetensors.index.json` beside its shards), from the core's
-//! `safetensors::index`, which holds every rule about it; this module only names the file
+//! `safetensors::checkpoint::shard_index`, which holds every rule about it; this module only names the file
 //! or URL in errors.
 
 use std::path::Path;
 
-pub use safetensors::index::{
+pub use safetensors::checkpoint::shard_index::{
     shard_file_name, write_index_json, IndexProblem, Layout, ShardIndex, INDEX_FILE,
 };
 
@@ -21,7 +21,8 @@ pub fn read_index(path: &Path) -> Result<ShardIndex, Error> {
     parse_index(&bytes, &path.display().to_string())
 }
 
-/// Classifies a local path given on the command line (see [`safetensors::index::locate`]).
+/// Classifies a local path given on the command line (see [`safetensors::checkpoint::shard_index::locate`]).
 pub fn locate(path: &Path) -> Result<Layout, Error> {
-    safetensors::index::locate(path).map_err(|e| Error::invalid(path.display(), e.to_string()))
+    safetensors::checkpoint::shard_index::locate(path)
+        .map_err(|e| Error::invalid(path.display(), e.to_string()))
 }

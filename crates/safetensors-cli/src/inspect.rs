@@ -32,13 +32,15 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
-pub use safetensors::inspect::{parameters, sharded, totals, Model, Pairs, ShardHeader};
+pub use safetensors::checkpoint::inspect::{
+    parameters, sharded, totals, Model, Pairs, ShardHeader,
+};
 
 /// Runs `inspect`.
 pub fn run(args: &InspectArgs) -> Result<ExitCode, Error> {
     let model = load(&args.location)?;
     if args.json {
-        say!("{}", safetensors::inspect::json_report(&model));
+        say!("{}", safetensors::checkpoint::inspect::json_report(&model));
     } else {
         crate::output::write_stdout(&render(&model));
     }
@@ -80,7 +82,7 @@ pub fn load(location: &str) -> Result<Model, Error> {
 }
 
 fn load_url(url: &str) -> Result<Model, Error> {
-    safetensors::inspect::inspect_url(url, &remote::client()?)
+    safetensors::checkpoint::inspect::inspect_url(url, &remote::client()?)
         .map_err(|(at, e)| remote::url_error(&at, e))
 }
 

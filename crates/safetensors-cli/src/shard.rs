@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use safetensors::file::write_atomically;
+use safetensors::source::file::write_atomically;
 
 use crate::error::Error;
 use crate::index::{locate, shard_file_name, write_index_json, Layout, INDEX_FILE};
@@ -40,7 +40,7 @@ pub struct ShardArgs {
 }
 
 /// How tensors are grouped into shards: the core's rule, shared with `save_sharded`.
-pub use safetensors::index::plan_shards;
+pub use safetensors::checkpoint::shard_index::plan_shards;
 
 /// Runs `shard`.
 pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {

@@ -3,7 +3,7 @@
 
 /// Parses a size in bytes (`5GB`, `500MiB`, `1048576`): the core's rule, shared with the
 /// Python package's `save_sharded`.
-pub use safetensors::index::parse_size;
+pub use safetensors::checkpoint::shard_index::parse_size;
 
 /// Formats a byte count with binary units (`1.50 GiB`), exact below one KiB.
 pub fn format_bytes(bytes: u64) -> String {

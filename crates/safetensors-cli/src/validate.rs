@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use safetensors::file::{Backend, SafeFile};
+use safetensors::source::file::{Backend, SafeFile};
 use safetensors::tensor::Metadata;
 
 use crate::error::{chain, Error};

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::*;
-use safetensors::file::{Backend, SafeFile};
+use safetensors::source::file::{Backend, SafeFile};
 use safetensors::Dtype;
 use serde_json::Value;
 

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use safetensors::file::{Backend, SafeFile};
-use safetensors::index::{
+use safetensors::checkpoint::shard_index::{
     shard_file_name, write_index_json, IndexProblem, ShardContents, ShardIndex,
 };
+use safetensors::source::file::{Backend, SafeFile};
 use safetensors::write::to_file as serialize_to_file;
 use safetensors::{Dtype, View};
 
@@ -338,7 +338,7 @@ pub fn convert_file(
 /// Name of the index file of a sharded PyTorch checkpoint.
 pub const PT_INDEX: &str = "pytorch_model.bin.index.json";
 /// Name of the index file written for sharded safetensors output.
-pub const ST_INDEX: &str = safetensors::index::INDEX_FILE;
+pub const ST_INDEX: &str = safetensors::checkpoint::shard_index::INDEX_FILE;
 
 fn index_err(path: &Path, message: impl Into<String>) -> ConvertError {
     ConvertError::Index {
@@ -369,7 +369,7 @@ impl ShardContents for &Checkpoint {
 
 /// Writes `bytes` to `path` through a temporary file renamed into place (the core's mechanism).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
-    safetensors::file::write_atomically(path, bytes).map_err(|source| ConvertError::Io {
+    safetensors::source::file::write_atomically(path, bytes).map_err(|source| ConvertError::Io {
         path: path.to_path_buf(),
         source,
     })

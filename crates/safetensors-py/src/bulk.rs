@@ -17,7 +17,7 @@
 //! - [`plan`] chooses: the parallel reader for the pread backend (no mapping to view); with
 //!   the mmap backend, the mapping's views (zero-copy, independent of how much is used
 //!   later), after [`prefetch`] when less than [`WARM_FRACTION`] of the files' bytes are in
-//!   the page cache (`mincore`, see `safetensors::cache`): `POSIX_FADV_WILLNEED` over the
+//!   the page cache (`mincore`, see `safetensors::source::cache`): `POSIX_FADV_WILLNEED` over the
 //!   span needed queues every read at once in large requests, so the faults that follow
 //!   find their pages arriving instead of reading them one by one. Loads that know their
 //!   destination (`load_model`, `load_into`, the GPU staging ring) always use
@@ -185,7 +185,7 @@ fn read_group(
         .collect();
     py.detach(|| {
         if let (Some(handle), true) = (local, sequential && lo < hi) {
-            safetensors::cache::advise_sequential(handle, data_start + lo, hi - lo);
+            safetensors::source::cache::advise_sequential(handle, data_start + lo, hi - lo);
         }
         read_into(source, reads, options)
     })
@@ -198,7 +198,7 @@ pub enum Plan {
     /// Tensor by tensor: views of the mapping, or the source's own copy path.
     Views,
     /// Views of the mapping, after asking the kernel to read every needed byte into the
-    /// page cache at once (`safetensors::cache::advise_willneed`).
+    /// page cache at once (`safetensors::source::cache::advise_willneed`).
     Prefetch,
     /// The parallel reader, into freshly allocated tensors.
     Read,
@@ -225,7 +225,7 @@ pub fn plan(
             (Source::File(_), None) => return Ok(Plan::Read),
             (Source::File(file), Some(map)) => {
                 let data = &map.bytes()[file.data_start() as usize..];
-                let Some(fraction) = safetensors::cache::resident_fraction(data) else {
+                let Some(fraction) = safetensors::source::cache::resident_fraction(data) else {
                     return Ok(Plan::Views);
                 };
                 cached += fraction * data.len() as f64;
@@ -270,7 +270,11 @@ pub fn prefetch(py: Python<'_>, container: &Container, names: &[String]) -> PyRe
             if lo < hi {
                 let start = file.data_start() + lo as u64;
                 py.detach(|| {
-                    safetensors::cache::advise_willneed(file.file(), start, (hi - lo) as u64)
+                    safetensors::source::cache::advise_willneed(
+                        file.file(),
+                        start,
+                        (hi - lo) as u64,
+                    )
                 });
             }
         }

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyList;
 use safetensors::checkpoint::{Checkpoint, ShardFile};
-use safetensors::coalesce::{coalesce, span_of};
+use safetensors::plan::coalesce::{coalesce, span_of};
 use safetensors::slice::{byte_ranges, ByteRanges};
 use safetensors::tensor::TensorInfo;
 use std::ops::Range;

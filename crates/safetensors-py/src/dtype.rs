@@ -7,7 +7,7 @@
 
 use crate::error::st_err;
 use pyo3::PyResult;
-use safetensors::dtype::ALL_DTYPES;
+use safetensors::format::dtype::ALL_DTYPES;
 use safetensors::Dtype;
 use std::str::FromStr;
 

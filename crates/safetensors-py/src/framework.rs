@@ -15,7 +15,7 @@
 //!   a dtype the framework cannot view): the loader then copies.
 //!
 //! Which bytes a tensor or a slice of it needs, and the result's shape, are decided by the
-//! core's planner (`safetensors::index`); the hooks never index.
+//! core's planner (`safetensors::checkpoint::shard_index`); the hooks never index.
 //!
 //! `_st_device(device)` checks and normalizes the `device` argument once, at open time.
 //!

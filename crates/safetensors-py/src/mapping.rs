@@ -20,7 +20,7 @@
 use crate::error::{st_err, to_pyerr};
 use crate::raw::PinnedWritable;
 use pyo3::prelude::*;
-use safetensors::file::SafeFile;
+use safetensors::source::file::SafeFile;
 
 /// The private mapping of a file: the Python `mmap` object views are made of, and a pinned
 /// buffer over it that copies read from.

@@ -24,7 +24,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use safetensors::checkpoint::Checkpoint;
-use safetensors::file::{Backend, SafeFile};
+use safetensors::source::file::{Backend, SafeFile};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -445,22 +445,22 @@ pub fn inspect(
     if let Some(url) = crate::remote::url_of(location) {
         let client = crate::remote::client(headers)?;
         let model = py
-            .detach(|| safetensors::inspect::inspect_url(&url, &client))
+            .detach(|| safetensors::checkpoint::inspect::inspect_url(&url, &client))
             .map_err(|(at, e)| match e {
                 safetensors::Error::IoError(_) => to_pyerr(e),
                 other => st_err(format!("{at}: {other}")),
             })?;
-        return Ok(safetensors::inspect::json_report(&model));
+        return Ok(safetensors::checkpoint::inspect::json_report(&model));
     }
     let path: PathBuf = location.extract()?;
     let shown = path.to_string_lossy().into_owned();
     let model = py
-        .detach(|| safetensors::inspect::inspect_local(&shown))
+        .detach(|| safetensors::checkpoint::inspect::inspect_local(&shown))
         .map_err(|e| match e {
             safetensors::Error::IoError(io) if !path.exists() => {
                 crate::error::open_error(py, io, location)
             }
             other => to_pyerr(other),
         })?;
-    Ok(safetensors::inspect::json_report(&model))
+    Ok(safetensors::checkpoint::inspect::json_report(&model))
 }

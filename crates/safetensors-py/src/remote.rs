@@ -1,5 +1,5 @@
 //! The Python face of URLs: which arguments are URLs, the `headers=` argument, the client
-//! (the core's `safetensors::http`, the one the CLI uses too), and loading every tensor of a
+//! (the core's `safetensors::source::http`, the one the CLI uses too), and loading every tensor of a
 //! remote checkpoint with parallel Range requests.
 //!
 //! Reading a URL is otherwise the same as reading a file: `safe_open` opens a core
@@ -12,8 +12,8 @@ use crate::source::Source;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use safetensors::http::{is_url, Client, HttpOptions};
 use safetensors::reader::{read_into, Read, ReaderOptions};
+use safetensors::source::http::{is_url, Client, HttpOptions};
 use std::sync::Arc;
 
 /// The URL a `filename`/`location` argument names, when it is a `str` starting with
@@ -85,7 +85,7 @@ pub fn load_all<'py>(
         files.push((file.clone(), offset));
     }
     // One read_into per file, in the order the files first appear.
-    let mut groups: Vec<(Arc<safetensors::http::UrlFile>, Vec<Read<'_>>)> = Vec::new();
+    let mut groups: Vec<(Arc<safetensors::source::http::UrlFile>, Vec<Read<'_>>)> = Vec::new();
     for ((file, offset), empty) in files.into_iter().zip(empties.iter_mut()) {
         let read = Read {
             offset,

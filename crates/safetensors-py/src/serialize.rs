@@ -244,14 +244,16 @@ pub fn serialize_sharded(
     max_shard_size: &str,
     metadata: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<String> {
-    let limit = safetensors::index::parse_size(max_shard_size).map_err(|e| {
+    let limit = safetensors::checkpoint::shard_index::parse_size(max_shard_size).map_err(|e| {
         pyo3::exceptions::PyValueError::new_err(format!("max_shard_size {max_shard_size:?}: {e}"))
     })?;
     let prepared = prepare(tensor_dict)?;
     let metadata = metadata_pairs(metadata)?;
     let views = prepared.views;
     let index = py
-        .detach(|| safetensors::index::save_sharded(views, metadata, &folder, limit))
+        .detach(|| {
+            safetensors::checkpoint::shard_index::save_sharded(views, metadata, &folder, limit)
+        })
         .map_err(|e| match e {
             safetensors::Error::IoError(io) => crate::error::write_error(
                 py,

@@ -2,7 +2,7 @@
 //!
 //! This file only converts the Python index into the core's `Index` entries (Python ints,
 //! slices, `...`, `None`, the empty list `[]`, or a tuple of these); the core's planner
-//! (`safetensors::indexing::plan_index`) applies numpy's rules and decides both the bytes to
+//! (`safetensors::plan::numpy_index::plan_index`) applies numpy's rules and decides both the bytes to
 //! read and the result's shape, so the result is exactly numpy's `arr[index]`. A selection
 //! that is one contiguous byte run is a view of the file mapping where the framework can make
 //! one (mmap backend); any other is copied run by run into a new tensor (a negative step
@@ -23,7 +23,7 @@ use crate::framework::Framework;
 use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyEllipsis, PyInt, PyList, PySlice, PyTuple};
-use safetensors::indexing::{plan_index, Index};
+use safetensors::plan::numpy_index::{plan_index, Index};
 use safetensors::tensor::TensorInfo;
 use std::sync::Arc;
 

@@ -1,9 +1,9 @@
-//! `_rank_part`: the core's split planner (`safetensors::split`) for the Python per-rank
+//! `_rank_part`: the core's split planner (`safetensors::plan::split`) for the Python per-rank
 //! loader (`safetensors.torch.load_for_rank`), which then reads the part with `get_slice`.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use safetensors::split::rank_part as core_rank_part;
+use safetensors::plan::split::rank_part as core_rank_part;
 
 /// Part `rank` of `world_size` of a tensor of `shape` split along `dim` (negative counts
 /// from the end), by `torch.chunk`'s rule: `(dim, start, stop)` with `dim` made non-negative.

@@ -6,8 +6,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use safetensors::file::{Backend, SafeFile};
 use safetensors::slice::TensorIndexer;
+use safetensors::source::file::{Backend, SafeFile};
 use safetensors::tensor::TensorView;
 use safetensors::{serialize, serialize_to_file, Dtype, SafeTensors};
 

@@ -2,8 +2,8 @@
 //!
 //! `cargo run -p safetensors --example write_and_read -- [PATH]`
 
-use safetensors::file::{Backend, SafeFile};
 use safetensors::slice::{byte_ranges, TensorIndexer};
+use safetensors::source::file::{Backend, SafeFile};
 use safetensors::tensor::TensorView;
 use safetensors::{serialize_to_file, Dtype};
 

@@ -4,60 +4,34 @@
 
 extern crate alloc;
 
-#[cfg(feature = "std")]
-mod atomic;
-#[cfg(feature = "std")]
-pub mod cache;
+// The layers, each a folder; an arrow only ever points down this list.
 #[cfg(feature = "std")]
 pub mod checkpoint;
-pub mod coalesce;
-pub mod dtype;
-mod error;
-#[cfg(feature = "std")]
-pub mod file;
-mod header;
-#[cfg(feature = "http")]
-pub mod http;
-#[cfg(feature = "std")]
-pub mod index;
-pub mod indexing;
-#[cfg(feature = "std")]
-pub mod inspect;
-mod json;
-mod json_plain;
-mod metadata_serde;
-#[cfg(feature = "std")]
-mod mmap;
+pub mod format;
+pub mod plan;
 #[cfg(feature = "std")]
 pub mod reader;
-mod safe_tensor_error;
-mod serialize;
-pub mod slice;
 pub mod source;
-pub mod split;
-mod table;
-pub mod tensor;
+
+// The reference crate's public paths.
+pub use format::tensor;
+pub use plan::slice;
+
+pub use format::dtype::Dtype;
+pub use format::error::Error;
+pub use format::header::TensorInfo;
+pub use format::header::{MAX_HEADER_SIZE, METADATA_KEY};
+pub use format::safe_tensor_error::SafeTensorError;
+#[cfg(feature = "std")]
+pub use format::serialize::serialize_to_file;
+pub use format::serialize::{serialize, MetadataArg};
+pub use format::tensor::{SafeTensors, View};
 
 /// The writer with the crate's detailed [`Error`]: what [`serialize`] and
 /// `serialize_to_file` do (same bytes, same checks), for callers that report which tensor
 /// and which numbers are wrong (the CLI, the converter, the Python package).
 pub mod write {
-    pub use crate::serialize::to_bytes;
+    pub use crate::format::serialize::to_bytes;
     #[cfg(feature = "std")]
-    pub use crate::serialize::to_file;
+    pub use crate::format::serialize::to_file;
 }
-
-#[cfg(not(feature = "std"))]
-pub(crate) use hashbrown::HashMap;
-#[cfg(feature = "std")]
-pub(crate) use std::collections::HashMap;
-
-pub use dtype::Dtype;
-pub use error::Error;
-pub use header::TensorInfo;
-pub use header::{MAX_HEADER_SIZE, METADATA_KEY};
-pub use safe_tensor_error::SafeTensorError;
-#[cfg(feature = "std")]
-pub use serialize::serialize_to_file;
-pub use serialize::{serialize, MetadataArg};
-pub use tensor::{SafeTensors, View};

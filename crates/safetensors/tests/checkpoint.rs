@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use safetensors::checkpoint::shard_index::{shard_file_name, write_index_json};
 use safetensors::checkpoint::Checkpoint;
-use safetensors::index::{shard_file_name, write_index_json};
 use safetensors::tensor::TensorView;
 use safetensors::{serialize_to_file, Dtype, Error};
 
@@ -207,8 +207,8 @@ fn a_bad_index_names_its_path() {
 mod over_http {
     use super::*;
     use safetensors::checkpoint::ShardFile;
-    use safetensors::http::{Client, HttpOptions};
     use safetensors::reader::{read_into, Read, ReaderOptions};
+    use safetensors::source::http::{Client, HttpOptions};
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use safetensors::file::{Backend, SafeFile};
+use safetensors::source::file::{Backend, SafeFile};
 use safetensors::{serialize, Dtype, Error, SafeTensors};
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use safetensors::file::{Backend, SafeFile};
+use safetensors::source::file::{Backend, SafeFile};
 use safetensors::tensor::TensorView;
 use safetensors::{serialize, serialize_to_file, Dtype, Error, SafeTensors, View};
 
@@ -330,10 +330,10 @@ fn write_atomically_replaces_whole_files_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors.index.json");
     std::fs::write(&path, b"old").unwrap();
-    safetensors::file::write_atomically(&path, b"{\"weight_map\":{}}").unwrap();
+    safetensors::source::file::write_atomically(&path, b"{\"weight_map\":{}}").unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), b"{\"weight_map\":{}}");
     assert_eq!(only_entry(dir.path()), ["model.safetensors.index.json"]);
     // A target that cannot be written (a folder) leaves nothing behind.
-    assert!(safetensors::file::write_atomically(dir.path(), b"x").is_err());
+    assert!(safetensors::source::file::write_atomically(dir.path(), b"x").is_err());
     assert_eq!(only_entry(dir.path()), ["model.safetensors.index.json"]);
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use proptest::prelude::*;
-use safetensors::dtype::ALL_DTYPES;
+use safetensors::format::dtype::ALL_DTYPES;
 use safetensors::slice::{byte_ranges, TensorIndexer};
 use safetensors::tensor::TensorView;
 use safetensors::{serialize, Dtype, SafeTensors};

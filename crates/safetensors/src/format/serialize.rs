@@ -7,12 +7,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Display;
 
-use crate::dtype::Dtype;
-use crate::error::Error;
-use crate::header::{MAX_HEADER_SIZE, METADATA_KEY};
-use crate::safe_tensor_error::SafeTensorError;
-use crate::tensor::View;
-use crate::HashMap;
+use crate::format::dtype::Dtype;
+use crate::format::error::Error;
+use crate::format::header::{MAX_HEADER_SIZE, METADATA_KEY};
+use crate::format::safe_tensor_error::SafeTensorError;
+use crate::format::tensor::View;
+use crate::format::HashMap;
 
 /// What `serialize` accepts as metadata: `None`, `&None`, `Some(HashMap)`, `&Some(HashMap)`
 /// (the reference crate's forms; keys are written sorted so output is deterministic), or an
@@ -64,7 +64,7 @@ impl<K: AsRef<str>, V: AsRef<str>> MetadataArg for &[(K, V)] {
     }
 }
 
-impl MetadataArg for crate::tensor::MetadataEntries<'_> {
+impl MetadataArg for crate::format::tensor::MetadataEntries<'_> {
     fn into_pairs(self) -> Option<Vec<(String, String)>> {
         Some(self.to_vec())
     }
@@ -122,7 +122,7 @@ where
     json.push('{');
     let mut first = true;
     if let Some(pairs) = metadata.into_pairs() {
-        if let Some(k) = crate::json::repeated_key(pairs.len(), |i| pairs[i].0.as_ref()) {
+        if let Some(k) = crate::format::json::repeated_key(pairs.len(), |i| pairs[i].0.as_ref()) {
             return Err(Error::InvalidWrite(format!(
                 "metadata key {k:?} given twice"
             )));
@@ -283,7 +283,7 @@ pub(crate) fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &str {
 /// Serializes tensors to an owned buffer: the length prefix, the header, then the data.
 ///
 /// `data_info` is the `__metadata__`: see [`MetadataArg`] for the accepted forms. Errors
-/// are the reference's enum; [`crate::write::to_bytes`] is the same writer with the
+/// are the reference's enum; [`crate::format::serialize::to_bytes`] is the same writer with the
 /// crate's detailed [`Error`].
 pub fn serialize<S, V, I, M>(data: I, data_info: M) -> Result<Vec<u8>, SafeTensorError>
 where
@@ -321,7 +321,7 @@ where
 /// tensors per system call, and no copy into a buffer, so saving costs what a plain write
 /// of the same bytes costs.
 ///
-/// Errors are the reference's enum; [`crate::write::to_file`] is the same writer with the
+/// Errors are the reference's enum; [`crate::format::serialize::to_file`] is the same writer with the
 /// crate's detailed [`Error`].
 #[cfg(feature = "std")]
 pub fn serialize_to_file<S, V, I, M>(
@@ -349,7 +349,7 @@ where
     M: MetadataArg,
 {
     let prepared = prepare(data, data_info)?;
-    let mut out = crate::atomic::AtomicFile::create(filename)?;
+    let mut out = crate::format::atomic::AtomicFile::create(filename)?;
     let mut batch: Vec<alloc::borrow::Cow<'_, [u8]>> = Vec::new();
     let mut owned = 0;
     batch.push(alloc::borrow::Cow::Borrowed(&prepared.header));
@@ -416,7 +416,7 @@ fn write_all_vectored<B: AsRef<[u8]>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{tensor::TensorView, Dtype};
+    use crate::format::{dtype::Dtype, tensor::TensorView};
     use alloc::vec;
 
     /// A writer that takes at most `max` bytes a call, across buffers, like a write that a

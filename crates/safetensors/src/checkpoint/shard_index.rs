@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::error::Error;
-use crate::header::Metadata;
+use crate::format::error::Error;
+use crate::format::header::Metadata;
 
 /// The index file name `transformers` looks for in a model folder.
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
@@ -290,7 +290,7 @@ pub fn save_sharded<S, V>(
 ) -> Result<String, Error>
 where
     S: AsRef<str> + Ord + fmt::Display,
-    V: crate::View,
+    V: crate::format::tensor::View,
 {
     let sized: Vec<(String, u64)> = tensors
         .iter()
@@ -317,17 +317,17 @@ where
         }
         let path = folder.join(&file);
         match &metadata {
-            None => crate::write::to_file(
+            None => crate::format::serialize::to_file(
                 shard,
                 None::<std::collections::HashMap<String, String>>,
                 &path,
             )?,
-            Some(pairs) => crate::write::to_file(shard, pairs.clone(), &path)?,
+            Some(pairs) => crate::format::serialize::to_file(shard, pairs.clone(), &path)?,
         }
     }
     let index = write_index_json(total, &weight_map);
     if count > 1 {
-        crate::file::write_atomically(folder.join(INDEX_FILE), index.as_bytes())?;
+        crate::source::file::write_atomically(folder.join(INDEX_FILE), index.as_bytes())?;
     }
     remove_stale(folder, &weight_map)?;
     Ok(index)

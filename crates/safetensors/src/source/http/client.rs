@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::range::{self, Ask, Plan};
 use super::{HttpError, MAX_DOCUMENT_LEN};
-use crate::error::Error;
+use crate::format::error::Error;
 
 /// How long one request may take in all (connecting, redirects, reading the body) unless
 /// `SAFETENSORS_HTTP_TIMEOUT` (seconds) says otherwise.

@@ -11,11 +11,11 @@ use std::path::Path;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::error::Error;
-use crate::header::{Metadata, MetadataEntries};
-use crate::index::{locate, Layout, ShardIndex};
+use crate::checkpoint::shard_index::{locate, Layout, ShardIndex};
+use crate::format::dtype::Dtype;
+use crate::format::error::Error;
+use crate::format::header::{Metadata, MetadataEntries};
 use crate::source::{read_header, FileHeader};
-use crate::Dtype;
 
 /// One file's header and where it came from.
 pub struct ShardHeader {
@@ -82,9 +82,13 @@ pub fn inspect_local(location: &str) -> Result<Model, Error> {
 /// resolved next to it): two Range requests per file, several files at once, never the
 /// tensor data. An error comes with the URL it is about (the index, or the shard).
 #[cfg(feature = "http")]
-pub fn inspect_url(url: &str, client: &crate::http::Client) -> Result<Model, (String, Error)> {
-    use crate::http::{resolve_sibling, UrlFile};
-    if !crate::http::is_index_url(url) {
+pub fn inspect_url(
+    url: &str,
+    client: &crate::source::http::Client,
+) -> Result<Model, (String, Error)> {
+    use crate::checkpoint::url_index::{is_index_url, resolve_sibling};
+    use crate::source::http::UrlFile;
+    if !is_index_url(url) {
         let file = UrlFile::open(client, url).map_err(|e| (url.to_string(), e))?;
         return Ok(Model {
             source: url.to_string(),

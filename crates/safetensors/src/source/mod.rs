@@ -7,11 +7,20 @@
 //! entry point (buffer, file, file object, URL) refuses the same bad file with the same
 //! error. Sources are `&self` so that one can serve many readers at once.
 
-use alloc::format;
-use alloc::vec;
+#[cfg(feature = "std")]
+pub mod cache;
+#[cfg(feature = "std")]
+pub mod file;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "std")]
+mod mmap;
 
-use crate::error::Error;
-use crate::header::{read_header_len, Metadata};
+use alloc::format;
+
+use crate::format::error::Error;
+use crate::format::file_header::read_file_header;
+pub use crate::format::file_header::FileHeader;
 
 /// Bytes readable by position: the one thing a reader needs from where a file lives.
 pub trait Source {
@@ -69,27 +78,10 @@ impl<S: Source + ?Sized> Source for &S {
     }
 }
 
-/// What the first `8 + N` bytes of a file say, checked against the file's size.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileHeader {
-    /// The whole file's size in bytes.
-    pub file_len: u64,
-    /// `N`, the header's length in bytes (padding included).
-    pub header_len: usize,
-    /// The validated header.
-    pub metadata: Metadata,
-}
-
-impl FileHeader {
-    /// Absolute offset of the data section (`8 + N`).
-    pub fn data_start(&self) -> u64 {
-        8 + self.header_len as u64
-    }
-}
-
 /// Reads and validates the header of `source`: the 8-byte length (at most
-/// [`crate::MAX_HEADER_SIZE`]), the header bytes, which must lie inside the file, then every
-/// rule of the format against the real size of the data section.
+/// [`MAX_HEADER_SIZE`](crate::format::header::MAX_HEADER_SIZE)), the header bytes, which must
+/// lie inside the file, then every rule of the format against the real size of the data
+/// section (see [`read_file_header`]).
 ///
 /// Memory used is bounded by the real file size and the header limit, never by the length
 /// the file claims.
@@ -106,29 +98,7 @@ impl FileHeader {
 /// assert!(matches!(read_header(short), Err(Error::HeaderTooSmall { len: 4 })));
 /// ```
 pub fn read_header<S: Source + ?Sized>(source: &S) -> Result<FileHeader, Error> {
-    let file_len = source.size()?;
-    let mut prefix = [0u8; 8];
-    let got = file_len.min(8) as usize;
-    source.read_at(0, &mut prefix[..got])?;
-    let header_len = read_header_len(&prefix[..got])?;
-    let data_start = 8 + header_len as u64;
-    let past_end = || Error::InvalidHeaderLength {
-        header_len: header_len as u64,
-        file_len,
-    };
-    if data_start > file_len {
-        return Err(past_end());
-    }
-    // Bounded by MAX_HEADER_SIZE and by the file's real size, checked just above.
-    let mut header = vec![0u8; header_len];
-    source.read_at(8, &mut header)?;
-    let data_len = usize::try_from(file_len - data_start).map_err(|_| past_end())?;
-    let metadata = Metadata::from_header_vec(header, data_len)?;
-    Ok(FileHeader {
-        file_len,
-        header_len,
-        metadata,
-    })
+    read_file_header(source.size()?, |offset, buf| source.read_at(offset, buf))
 }
 
 /// Positioned reads of a file, on every platform.

@@ -13,10 +13,10 @@ use serde::de::{
     self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 
-use crate::dtype::Dtype;
-use crate::error::{excerpt, Error};
-use crate::header::{validate_tensor_entry, Entry, METADATA_KEY};
-use crate::table::{ChunkedVec, DimTable, StrTable};
+use crate::format::dtype::Dtype;
+use crate::format::error::{excerpt, Error};
+use crate::format::header::{validate_tensor_entry, Entry, METADATA_KEY};
+use crate::format::table::{ChunkedVec, DimTable, StrTable};
 
 /// A tensor entry's fields; each is `Err(what was found)` when it has the wrong JSON type.
 #[derive(Default)]

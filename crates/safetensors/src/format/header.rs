@@ -6,11 +6,11 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::dtype::{Dtype, ShapeSizeError};
-use crate::error::{excerpt, excerpt_to, Error, QUOTED_BYTES, QUOTED_DIMS};
-use crate::json::{Header, HeaderSeed, RawTensor};
-use crate::table::{ChunkedVec, DimTable, Lazy, StrTable};
-use crate::HashMap;
+use crate::format::dtype::{Dtype, ShapeSizeError};
+use crate::format::error::{excerpt, excerpt_to, Error, QUOTED_BYTES, QUOTED_DIMS};
+use crate::format::json::{Header, HeaderSeed, RawTensor};
+use crate::format::table::{ChunkedVec, DimTable, Lazy, StrTable};
+use crate::format::HashMap;
 
 /// The largest header a reader accepts, in bytes. Keeps a hostile length prefix from
 /// making the reader allocate or read without bound.
@@ -240,7 +240,7 @@ impl Metadata {
         let text = header_text(header)?;
         // The direct reader takes nearly every real header; anything else, every problem
         // included, is read by the general one (borrowed bytes: from the start).
-        let header = match crate::json_plain::parse(text) {
+        let header = match crate::format::json_plain::parse(text) {
             Ok(header) => header,
             Err(_) => read_general(text, Header::empty())?,
         };
@@ -253,12 +253,12 @@ impl Metadata {
     /// reader's error positions are still the file's.
     pub(crate) fn from_header_vec(mut bytes: Vec<u8>, data_len: usize) -> Result<Metadata, Error> {
         let text = header_text(&bytes)?;
-        let header = match crate::json_plain::parse(text) {
+        let header = match crate::format::json_plain::parse(text) {
             Ok(header) => header,
             Err(None) => read_general(text, Header::empty())?,
             Err(Some(partial)) => {
                 // Just after the opening brace (the first byte that is not whitespace).
-                let open = crate::json_plain::skip_whitespace(text.as_bytes(), 0) + 1;
+                let open = crate::format::json_plain::skip_whitespace(text.as_bytes(), 0) + 1;
                 for byte in &mut bytes[open..partial.resume_at] {
                     if *byte != b'\n' {
                         *byte = b' ';
@@ -461,7 +461,7 @@ fn header_text(header: &[u8]) -> Result<&str, Error> {
         valid_up_to: e.valid_up_to(),
         error: e,
     })?;
-    let first = crate::json_plain::skip_whitespace(text.as_bytes(), 0);
+    let first = crate::format::json_plain::skip_whitespace(text.as_bytes(), 0);
     if text.as_bytes().get(first) != Some(&b'{') {
         return Err(Error::InvalidHeaderStart);
     }
@@ -488,8 +488,8 @@ fn read_general(text: &str, start: Header) -> Result<Header, Error> {
             })
     };
     let bytes = text.as_bytes();
-    let begin = crate::json_plain::skip_whitespace(bytes, 0);
-    let end = crate::json_plain::trim_whitespace_end(bytes).max(begin);
+    let begin = crate::format::json_plain::skip_whitespace(bytes, 0);
+    let end = crate::format::json_plain::trim_whitespace_end(bytes).max(begin);
     if begin == 0 && end == text.len() {
         return read(text, start);
     }
@@ -660,7 +660,7 @@ mod tests {
     #[test]
     fn resuming_after_the_direct_reader_reads_what_the_serde_reader_reads() {
         // Escapes and an extra field in the third entry: two entries kept, then resumed.
-        let Err(Some(partial)) = crate::json_plain::parse(ENTRIES) else {
+        let Err(Some(partial)) = crate::format::json_plain::parse(ENTRIES) else {
             panic!("the direct reader should keep the first entries");
         };
         assert_eq!(partial.header.infos.len(), 2);
@@ -742,7 +742,7 @@ mod tests {
 
     #[test]
     fn whitespace_is_skipped_from_either_end_at_any_length() {
-        use crate::json_plain::{skip_whitespace, trim_whitespace_end};
+        use crate::format::json_plain::{skip_whitespace, trim_whitespace_end};
         for n in [0, 1, 31, 32, 33, 64, 100] {
             for filler in [" ", "\n", " \t\r\n"] {
                 let pad = filler.repeat(n);

@@ -10,10 +10,10 @@
 //!   bounded retries with backoff (on 5xx answers and dropped connections, never on 4xx),
 //!   and extra headers sent on every request (`Authorization: Bearer ...`).
 //! - [`RemoteFile`]: a file read piecewise, one Range request per read; a
-//!   [`Source`](crate::source::Source), so the core's header reader and
-//!   [`crate::reader::read_into`] (parallel reads) work on it unchanged.
+//!   [`Source`](crate::source::Source), so the core's header reader and the parallel reader
+//!   work on it unchanged.
 //! - [`UrlFile`]: a remote safetensors file whose header has been read and validated
-//!   (two Range requests), what a [`crate::checkpoint::Checkpoint`] holds per remote shard.
+//!   (two Range requests), what a checkpoint holds per remote shard.
 //!
 //! Nothing a server says can make the reader allocate or read more than it asked for: every
 //! answer is judged against the request and every body read within bounds (`range.rs`, which
@@ -32,7 +32,7 @@ pub use file::{RemoteFile, UrlFile};
 use std::fmt;
 use std::io;
 
-use crate::error::Error;
+use crate::format::error::Error;
 
 /// The most bytes read off one response when fetching a whole small document (index JSON).
 pub const MAX_DOCUMENT_LEN: u64 = 100_000_000;
@@ -47,15 +47,6 @@ pub const MAX_DOCUMENT_LEN: u64 = 100_000_000;
 pub fn is_url(location: &str) -> bool {
     let lower = location.get(..8).unwrap_or(location).to_ascii_lowercase();
     lower.starts_with("http://") || lower.starts_with("https://")
-}
-
-/// True when the URL names an index JSON (its path ends with `.json`) rather than a file.
-pub fn is_index_url(url: &str) -> bool {
-    url.split(['?', '#'])
-        .next()
-        .unwrap_or(url)
-        .to_ascii_lowercase()
-        .ends_with(".json")
 }
 
 /// A failed request, or an answer that cannot be used, naming the URL.
@@ -103,49 +94,6 @@ impl From<HttpError> for Error {
     }
 }
 
-/// Resolves `name` (a shard file name from an index JSON) against the URL of the index.
-///
-/// Names are relative paths (see [`crate::index::check_shard_name`]): absolute URLs,
-/// absolute paths, `..` components, queries and fragments are refused, so an index cannot
-/// point the reader elsewhere. The index URL's own query (a signed URL's token) is dropped.
-///
-/// ```
-/// use safetensors::http::resolve_sibling;
-/// let index = "https://host/org/model/resolve/main/model.safetensors.index.json";
-/// assert_eq!(
-///     resolve_sibling(index, "model-00001-of-00002.safetensors").unwrap(),
-///     "https://host/org/model/resolve/main/model-00001-of-00002.safetensors"
-/// );
-/// assert!(resolve_sibling(index, "../secret.safetensors").is_err());
-/// ```
-pub fn resolve_sibling(index_url: &str, name: &str) -> Result<String, Error> {
-    crate::index::check_shard_name(name)
-        .map_err(|e| Error::InvalidIndex(format!("{index_url}: {e}")))?;
-    let without_query = index_url.split(['?', '#']).next().unwrap_or(index_url);
-    let path_start = without_query
-        .find("://")
-        .map(|scheme_end| scheme_end + 3)
-        .and_then(|authority| without_query[authority..].find('/').map(|p| authority + p));
-    let base = match (path_start, without_query.rfind('/')) {
-        (Some(_), Some(slash)) => &without_query[..=slash],
-        _ => {
-            return Err(Error::InvalidIndex(format!(
-                "{index_url}: cannot tell the folder of this URL"
-            )))
-        }
-    };
-    let mut url = String::from(base);
-    for byte in name.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                url.push(byte as char)
-            }
-            _ => url.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    Ok(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,28 +105,6 @@ mod tests {
         assert!(!is_url("model.safetensors"));
         assert!(!is_url("ftp://example.org/x"));
         assert!(!is_url("http"));
-        assert!(is_index_url("http://h/a/model.safetensors.index.json?x=1"));
-        assert!(!is_index_url("http://h/a/model.safetensors?x=.json"));
-    }
-
-    #[test]
-    fn resolves_shards_next_to_the_index() {
-        let index = "https://host/org/model/resolve/main/model.safetensors.index.json";
-        assert_eq!(
-            resolve_sibling("http://h/a/index.json?download=1", "sub dir/x.safetensors").unwrap(),
-            "http://h/a/sub%20dir/x.safetensors"
-        );
-        for bad in [
-            "../x.safetensors",
-            "/etc/passwd",
-            "http://evil/x",
-            "a/../../b",
-            "x?y",
-            "",
-        ] {
-            assert!(resolve_sibling(index, bad).is_err(), "{bad}");
-        }
-        assert!(resolve_sibling("http://host", "x.safetensors").is_err());
     }
 
     #[test]

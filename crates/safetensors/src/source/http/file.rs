@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use super::range::Ask;
 use super::{Client, HttpError};
-use crate::error::Error;
-use crate::header::Metadata;
+use crate::format::error::Error;
+use crate::format::header::Metadata;
 use crate::source::{read_header, FileHeader, Source};
 
 /// A remote file read piecewise with Range requests: a [`Source`]. `Send + Sync`; reads
@@ -102,7 +102,7 @@ impl Source for RemoteFile {
 }
 
 /// An open, validated safetensors file at a URL: the remote counterpart of
-/// [`crate::file::SafeFile`]. Opening costs two Range requests (the length, then the header).
+/// [`crate::source::file::SafeFile`]. Opening costs two Range requests (the length, then the header).
 #[derive(Debug, Clone)]
 pub struct UrlFile {
     file: Arc<RemoteFile>,
@@ -140,7 +140,7 @@ impl UrlFile {
         self.header.data_start()
     }
 
-    /// The file's bytes, for [`crate::reader::read_into`].
+    /// The file's bytes, for the parallel reader.
     pub fn source(&self) -> &RemoteFile {
         &self.file
     }

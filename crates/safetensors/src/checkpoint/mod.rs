@@ -1,7 +1,7 @@
 //! One handle over a checkpoint, whether it is one file or an index of shards, on disk or at
 //! an `http(s)` URL.
 //!
-//! [`Checkpoint::open`] takes a safetensors file, a folder (see [`crate::index::locate`]) or
+//! [`Checkpoint::open`] takes a safetensors file, a folder (see [`crate::checkpoint::shard_index::locate`]) or
 //! an index JSON, or (feature `http`) the URL of a file or of an index JSON, whose shards
 //! are resolved next to it ([`Checkpoint::open_url`] takes a configured client). A sharded checkpoint knows every tensor's shard from the index alone;
 //! each shard's header is read and validated the first time one of its tensors is asked
@@ -10,8 +10,8 @@
 //!
 //! Local shards are opened with positioned reads ([`Backend::Pread`]); a face that wants a
 //! memory map makes its own over [`SafeFile::file`] (the Python binding maps privately).
-//! Remote shards are [`crate::http::UrlFile`]s: opening one costs two Range requests, and
-//! its bytes are read with [`crate::reader::read_into`] over [`crate::http::RemoteFile`].
+//! Remote shards are [`crate::source::http::UrlFile`]s: opening one costs two Range requests, and
+//! its bytes are read by the parallel reader over [`crate::source::http::RemoteFile`].
 //! [`Checkpoint::shard_file`] gives either; the code that slices or validates does not care
 //! which.
 
@@ -20,10 +20,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use crate::error::Error;
-use crate::file::{Backend, SafeFile};
-use crate::header::TensorInfo;
-use crate::index::{locate, Layout, ShardIndex};
+pub mod inspect;
+pub mod shard_index;
+#[cfg(feature = "http")]
+pub mod url_index;
+
+use crate::checkpoint::shard_index::{locate, Layout, ShardIndex};
+use crate::format::error::Error;
+use crate::format::header::TensorInfo;
+use crate::source::file::{Backend, SafeFile};
 
 /// One opened, validated file of a checkpoint: local, or at a URL.
 #[derive(Debug, Clone)]
@@ -33,12 +38,12 @@ pub enum ShardFile {
     Local(Arc<SafeFile>),
     /// A file at an `http(s)` URL.
     #[cfg(feature = "http")]
-    Remote(Arc<crate::http::UrlFile>),
+    Remote(Arc<crate::source::http::UrlFile>),
 }
 
 impl ShardFile {
     /// The validated header.
-    pub fn metadata(&self) -> &crate::header::Metadata {
+    pub fn metadata(&self) -> &crate::format::header::Metadata {
         match self {
             ShardFile::Local(file) => file.metadata(),
             #[cfg(feature = "http")]
@@ -80,7 +85,7 @@ pub struct Checkpoint {
     names: BTreeMap<String, usize>,
     /// The client remote shards are read with (boxed: a local checkpoint stays small).
     #[cfg(feature = "http")]
-    client: Option<Box<crate::http::Client>>,
+    client: Option<Box<crate::source::http::Client>>,
 }
 
 impl Checkpoint {
@@ -94,9 +99,10 @@ impl Checkpoint {
         if let Some(url) = location
             .as_ref()
             .to_str()
-            .filter(|l| crate::http::is_url(l))
+            .filter(|l| crate::source::http::is_url(l))
         {
-            let client = crate::http::Client::new(&crate::http::HttpOptions::default())?;
+            let client =
+                crate::source::http::Client::new(&crate::source::http::HttpOptions::default())?;
             return Self::open_url(url, &client);
         }
         match locate(location.as_ref())? {
@@ -135,8 +141,9 @@ impl Checkpoint {
     /// requests) or of an index JSON (fetched and parsed now; each shard, resolved next to
     /// it, is read the first time one of its tensors is asked for).
     #[cfg(feature = "http")]
-    pub fn open_url(url: &str, client: &crate::http::Client) -> Result<Self, Error> {
-        use crate::http::{is_index_url, resolve_sibling, UrlFile};
+    pub fn open_url(url: &str, client: &crate::source::http::Client) -> Result<Self, Error> {
+        use crate::checkpoint::url_index::{is_index_url, resolve_sibling};
+        use crate::source::http::UrlFile;
         if !is_index_url(url) {
             let file = UrlFile::open(client, url).map_err(|e| match e {
                 Error::IoError(io) => Error::IoError(io),
@@ -323,7 +330,7 @@ impl Checkpoint {
     fn open_shard(&self, shard: &Shard) -> Result<ShardFile, Error> {
         #[cfg(feature = "http")]
         if let (Some(url), Some(client)) = (&shard.url, &self.client) {
-            let file = crate::http::UrlFile::open(client, url).map_err(|e| match e {
+            let file = crate::source::http::UrlFile::open(client, url).map_err(|e| match e {
                 Error::IoError(io) => Error::IoError(io),
                 other => Error::InvalidIndex(format!(
                     "shard {url} is not a valid safetensors file: {other}"
@@ -390,7 +397,7 @@ impl Checkpoint {
             if urls.len() == waiting.len() && urls.len() > 1 {
                 for (shard, opened) in waiting
                     .into_iter()
-                    .zip(crate::http::UrlFile::open_many(client, &urls))
+                    .zip(crate::source::http::UrlFile::open_many(client, &urls))
                 {
                     let url = shard.url.as_deref().unwrap_or_default();
                     let file = opened.map_err(|e| match e {
@@ -414,12 +421,12 @@ impl Checkpoint {
     pub fn tensor_file(&self, name: &str) -> Result<(&ShardFile, TensorInfo), Error> {
         let at = self
             .shard_of(name)
-            .ok_or_else(|| Error::TensorNotFound(crate::error::excerpt(name)))?;
+            .ok_or_else(|| Error::TensorNotFound(crate::format::error::excerpt(name)))?;
         let file = self.shard_file(at)?;
         let info = file
             .metadata()
             .entry(name)
-            .ok_or_else(|| Error::TensorNotFound(crate::error::excerpt(name)))?;
+            .ok_or_else(|| Error::TensorNotFound(crate::format::error::excerpt(name)))?;
         Ok((file, info))
     }
 
@@ -427,12 +434,12 @@ impl Checkpoint {
     pub fn tensor(&self, name: &str) -> Result<(&Arc<SafeFile>, TensorInfo), Error> {
         let at = self
             .shard_of(name)
-            .ok_or_else(|| Error::TensorNotFound(crate::error::excerpt(name)))?;
+            .ok_or_else(|| Error::TensorNotFound(crate::format::error::excerpt(name)))?;
         let file = self.shard(at)?;
         let info = file
             .metadata()
             .entry(name)
-            .ok_or_else(|| Error::TensorNotFound(crate::error::excerpt(name)))?;
+            .ok_or_else(|| Error::TensorNotFound(crate::format::error::excerpt(name)))?;
         Ok((file, info))
     }
 

@@ -1,5 +1,5 @@
 //! numpy's basic indexing rules: an index as Python code writes it (`t[1, -3:, ..., ::-2]`)
-//! resolved against a tensor's shape into the byte plan of [`crate::slice`].
+//! resolved against a tensor's shape into the byte plan of [`crate::plan::slice`].
 //!
 //! Every front end (the Python binding, anything else that takes numpy-style indices) only
 //! converts its objects into [`Index`] entries; the rules live here, once: negative positions
@@ -12,8 +12,8 @@ use alloc::string::ToString;
 use alloc::vec::Vec;
 use core::ops::Bound;
 
-use crate::dtype::Dtype;
-use crate::slice::{byte_ranges, ByteRanges, InvalidSlice, TensorIndexer};
+use crate::format::dtype::Dtype;
+use crate::plan::slice::{byte_ranges, ByteRanges, InvalidSlice, TensorIndexer};
 
 /// One entry of a numpy-style index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The error of the project's own API ([`Error`]): every message names what is wrong and
 //! where (the tensor, the offending numbers, and what was expected). The reference crate's
 //! API (`SafeTensors::deserialize`, `serialize`, `TensorView::new`, ...) returns the
-//! reference's enum, [`crate::SafeTensorError`], instead; `From<Error>` converts one into the
+//! reference's enum, [`crate::format::safe_tensor_error::SafeTensorError`], instead; `From<Error>` converts one into the
 //! other (see `safe_tensor_error.rs`).
 
 use alloc::format;
@@ -9,15 +9,15 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::dtype::Dtype;
-use crate::slice::InvalidSlice;
+use crate::format::dtype::Dtype;
+use crate::format::invalid_slice::InvalidSlice;
 
 /// Everything that can go wrong reading, slicing or writing a safetensors file, told in
 /// detail: the error of the project's own API (`file`, `checkpoint`, `reader`, `source`,
-/// `inspect`, `index`, `split`, [`crate::write`], [`crate::tensor::Metadata::from_header_bytes`]) and
+/// `inspect`, `index`, `split`, [`crate::format::serialize`], [`crate::format::tensor::Metadata::from_header_bytes`]) and
 /// of every face built on it (the CLI, the converter, the Python package).
 ///
-/// The reference crate's functions return [`crate::SafeTensorError`] instead, the
+/// The reference crate's functions return [`crate::format::safe_tensor_error::SafeTensorError`] instead, the
 /// reference's own enum; `SafeTensorError::from(error)` gives its closest variant, keeping
 /// the tensor's name where the reference's variant has a payload for it (see that
 /// conversion for the table).
@@ -29,7 +29,7 @@ pub enum Error {
         /// Bytes available.
         len: usize,
     },
-    /// The declared header length is above [`crate::MAX_HEADER_SIZE`].
+    /// The declared header length is above [`crate::format::header::MAX_HEADER_SIZE`].
     HeaderTooLarge {
         /// Declared header length.
         header_len: u64,
@@ -162,7 +162,7 @@ impl fmt::Display for Error {
             HeaderTooLarge { header_len } => write!(
                 f,
                 "header too large: {header_len} bytes declared, the limit is {}",
-                crate::MAX_HEADER_SIZE
+                crate::format::header::MAX_HEADER_SIZE
             ),
             InvalidHeaderLength { header_len, file_len } => write!(
                 f,

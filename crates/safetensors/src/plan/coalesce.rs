@@ -1,10 +1,10 @@
 //! Merging byte runs into few reads: the pure half of reading a slice over a network.
 //!
-//! A slice of a tensor is a list of byte runs (see [`crate::slice::byte_ranges`]); on a disk
+//! A slice of a tensor is a list of byte runs (see [`crate::plan::slice::byte_ranges`]); on a disk
 //! each run is a cheap positioned read, but over HTTP each read is a round trip. Runs closer
 //! than a gap worth a round trip are read as one covering span and the unwanted bytes in
 //! between are dropped. This module only computes the spans; reading them is
-//! [`crate::reader`]'s job.
+//! the reader's job.
 
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -13,7 +13,7 @@ use core::ops::Range;
 /// merged too) separated by at most `max_gap` bytes share a span. Empty runs are skipped.
 ///
 /// ```
-/// use safetensors::coalesce::coalesce;
+/// use safetensors::plan::coalesce::coalesce;
 /// let runs = [0..4, 6..10, 100..104, 104..108];
 /// assert_eq!(coalesce(runs.iter().cloned(), 2), vec![0..10, 100..108]);
 /// assert_eq!(coalesce(runs.iter().cloned(), 0), vec![0..4, 6..10, 100..108]);

@@ -5,8 +5,6 @@ use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::slice::{InvalidSlice, SliceIterator, TensorIndexer};
-
 /// Anything the writer can store as a tensor: a dtype, a shape and little-endian,
 /// row-major bytes.
 pub trait View {
@@ -39,14 +37,14 @@ impl<'data> TensorView<'data> {
         Self::checked(dtype, shape, data).map_err(SafeTensorError::from)
     }
 
-    /// [`TensorView::new`] with the crate's detailed [`crate::Error`].
+    /// [`TensorView::new`] with the crate's detailed [`crate::format::error::Error`].
     pub(crate) fn checked(
         dtype: Dtype,
         shape: Vec<usize>,
         data: &'data [u8],
-    ) -> Result<Self, crate::Error> {
+    ) -> Result<Self, crate::format::error::Error> {
         if dtype.byte_size(&shape) != Ok(data.len()) {
-            return Err(crate::Error::InvalidTensorView {
+            return Err(crate::format::error::Error::InvalidTensorView {
                 dtype,
                 shape,
                 data_len: data.len(),
@@ -73,14 +71,6 @@ impl<'data> TensorView<'data> {
     /// Number of bytes.
     pub fn data_len(&self) -> usize {
         self.data.len()
-    }
-
-    /// The bytes of a selection, as contiguous chunks, without copying.
-    pub fn sliced_data(
-        &self,
-        slices: &[TensorIndexer],
-    ) -> Result<SliceIterator<'data>, InvalidSlice> {
-        SliceIterator::new(self, slices)
     }
 }
 
@@ -126,10 +116,11 @@ impl<'data> SafeTensors<'data> {
     /// Parses and validates the header of a whole file held in `buffer`; returns the
     /// header length `N` and the header.
     ///
-    /// The reference's error enum: for the detailed [`crate::Error`] (the tensor, the
-    /// numbers) read the same header with [`crate::source::read_header`].
+    /// The reference's error enum: for the detailed [`crate::format::error::Error`] (the tensor, the
+    /// numbers) read the same header with
+    /// [`read_file_header_from_bytes`](crate::format::file_header::read_file_header_from_bytes).
     pub fn read_metadata(buffer: &'data [u8]) -> Result<(usize, Metadata), SafeTensorError> {
-        let header = crate::source::read_header(buffer)?;
+        let header = crate::format::file_header::read_file_header_from_bytes(buffer)?;
         Ok((header.header_len, header.metadata))
     }
 
@@ -149,16 +140,16 @@ impl<'data> SafeTensors<'data> {
     /// assert_eq!(weight.data(), &bytes[..]);
     /// ```
     ///
-    /// The reference's error enum: for the detailed [`crate::Error`] (the tensor, the
+    /// The reference's error enum: for the detailed [`crate::format::error::Error`] (the tensor, the
     /// numbers) use [`SafeTensors::parse`].
     pub fn deserialize(buffer: &'data [u8]) -> Result<Self, SafeTensorError> {
         Ok(Self::parse(buffer)?)
     }
 
-    /// [`SafeTensors::deserialize`] with the crate's detailed [`crate::Error`] (which tensor,
+    /// [`SafeTensors::deserialize`] with the crate's detailed [`crate::format::error::Error`] (which tensor,
     /// which numbers): the same checks, for callers that report them.
-    pub fn parse(buffer: &'data [u8]) -> Result<Self, crate::Error> {
-        let header = crate::source::read_header(buffer)?;
+    pub fn parse(buffer: &'data [u8]) -> Result<Self, crate::format::error::Error> {
+        let header = crate::format::file_header::read_file_header_from_bytes(buffer)?;
         let (n, metadata) = (header.header_len, header.metadata);
         Ok(SafeTensors {
             metadata,
@@ -166,7 +157,7 @@ impl<'data> SafeTensors<'data> {
         })
     }
 
-    fn view(&self, info: crate::TensorInfo) -> TensorView<'data> {
+    fn view(&self, info: crate::format::header::TensorInfo) -> TensorView<'data> {
         TensorView {
             dtype: info.dtype,
             data: &self.data[info.data_offsets.0..info.data_offsets.1],
@@ -193,7 +184,7 @@ impl<'data> SafeTensors<'data> {
         self.metadata
             .entry(name)
             .map(|info| self.view(info))
-            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::error::excerpt(name)))
+            .ok_or_else(|| SafeTensorError::TensorNotFound(crate::format::error::excerpt(name)))
     }
 
     /// Tensor names, in data order (0.8.0's signature: borrowed `&str`s).
@@ -218,9 +209,9 @@ impl<'data> SafeTensors<'data> {
 }
 
 // The reference crate exposes these under `safetensors::tensor`; keep the paths.
-pub use crate::dtype::Dtype;
-pub use crate::header::{read_header_len, Metadata, MetadataEntries, TensorInfo};
-pub use crate::safe_tensor_error::SafeTensorError;
+pub use crate::format::dtype::Dtype;
+pub use crate::format::header::{read_header_len, Metadata, MetadataEntries, TensorInfo};
+pub use crate::format::safe_tensor_error::SafeTensorError;
 #[cfg(feature = "std")]
-pub use crate::serialize::serialize_to_file;
-pub use crate::serialize::{serialize, MetadataArg};
+pub use crate::format::serialize::serialize_to_file;
+pub use crate::format::serialize::{serialize, MetadataArg};

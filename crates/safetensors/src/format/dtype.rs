@@ -3,7 +3,7 @@
 use core::fmt;
 use core::str::FromStr;
 
-use crate::error::Error;
+use crate::format::error::Error;
 
 /// The element type of a tensor, spelled in headers exactly as the variant name.
 ///
@@ -157,7 +157,7 @@ impl Dtype {
     /// used by the header validator, the writer, tensor views and the bindings.
     ///
     /// ```
-    /// use safetensors::dtype::{Dtype, ShapeSizeError};
+    /// use safetensors::format::dtype::{Dtype, ShapeSizeError};
     /// assert_eq!(Dtype::F32.byte_size(&[2, 3]), Ok(24));
     /// assert_eq!(Dtype::F4.byte_size(&[3]), Err(ShapeSizeError::PartialByte));
     /// assert_eq!(Dtype::U8.byte_size(&[usize::MAX, 2]), Err(ShapeSizeError::Overflow));
@@ -279,7 +279,7 @@ impl FromStr for Dtype {
             .find(|d| d.name() == s)
             .ok_or_else(|| Error::UnknownDtype {
                 tensor: None,
-                dtype: crate::error::excerpt(s),
+                dtype: crate::format::error::excerpt(s),
             })
     }
 }

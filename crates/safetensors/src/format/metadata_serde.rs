@@ -14,11 +14,11 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::dtype::Dtype;
-use crate::header::{Metadata, TensorInfo, METADATA_KEY};
-use crate::safe_tensor_error::SafeTensorError;
-use crate::serialize::{push_entry, push_metadata};
-use crate::HashMap;
+use crate::format::dtype::Dtype;
+use crate::format::header::{Metadata, TensorInfo, METADATA_KEY};
+use crate::format::safe_tensor_error::SafeTensorError;
+use crate::format::serialize::{push_entry, push_metadata};
+use crate::format::HashMap;
 
 impl Metadata {
     /// A header from its parts: the `__metadata__` map and the tensors, validated as a
@@ -142,7 +142,7 @@ impl Serialize for Metadata {
     }
 }
 
-struct OrderedPairs<'a>(crate::header::MetadataEntries<'a>);
+struct OrderedPairs<'a>(crate::format::header::MetadataEntries<'a>);
 
 impl Serialize for OrderedPairs<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

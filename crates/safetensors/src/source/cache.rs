@@ -3,7 +3,7 @@
 //!
 //! Loading picks its way of reading from [`resident_fraction`]: bytes already cached are
 //! cheapest viewed in place through a mapping, while bytes still on disk are fastest read
-//! by [`crate::reader::read_into`]'s threads in large blocks, with [`advise_sequential`]
+//! by the parallel reader's threads in large blocks, with [`advise_sequential`]
 //! telling the kernel to read ahead generously. Both are best-effort: where the platform
 //! offers no such call they answer "unknown" or do nothing, never fail a load.
 

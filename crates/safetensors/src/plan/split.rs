@@ -1,5 +1,5 @@
 //! One rank's part of a tensor split across ranks (tensor parallelism): which range of
-//! which dimension it holds, as an indexer list for [`crate::slice`], so that a rank reads
+//! which dimension it holds, as an indexer list for [`crate::plan::slice`], so that a rank reads
 //! only the byte runs of its own part.
 //!
 //! The parts follow `torch.chunk`'s rule exactly, so a part equals
@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::{Bound, Range};
 
-use crate::slice::TensorIndexer;
+use crate::plan::slice::TensorIndexer;
 
 /// Why a tensor cannot be split as asked.
 #[non_exhaustive]
@@ -69,7 +69,7 @@ impl std::error::Error for InvalidSplit {}
 /// rule (see the module docs); empty, at `size..size`, for a part past the last chunk.
 ///
 /// ```
-/// use safetensors::split::chunk_range;
+/// use safetensors::plan::split::chunk_range;
 ///
 /// // torch.chunk(arange(5), 4) gives chunks of 2, 2, 1: the fourth rank gets nothing.
 /// let parts: Vec<_> = (0..4).map(|i| chunk_range(5, 4, i)).collect();
@@ -100,8 +100,8 @@ pub struct RankPart {
 }
 
 impl RankPart {
-    /// The indexers selecting the part, for [`crate::slice::byte_ranges`] or
-    /// [`crate::slice::IndexOp`]: whole dimensions up to `dim`, then the range.
+    /// The indexers selecting the part, for [`crate::plan::slice::byte_ranges`] or
+    /// [`crate::plan::slice::IndexOp`]: whole dimensions up to `dim`, then the range.
     pub fn indexers(&self) -> Vec<TensorIndexer> {
         let mut out: Vec<TensorIndexer> = (0..self.dim).map(|_| (..).into()).collect();
         out.push(TensorIndexer::Narrow(
@@ -124,7 +124,7 @@ impl RankPart {
 ///
 /// ```
 /// use safetensors::slice::byte_ranges;
-/// use safetensors::split::rank_part;
+/// use safetensors::plan::split::rank_part;
 /// use safetensors::Dtype;
 ///
 /// // Rank 1 of 2 holds columns 2..3 of a 2x3 F32 tensor: one 4-byte run per row.
@@ -264,8 +264,12 @@ mod tests {
     #[test]
     fn indexers_select_the_part() {
         let part = rank_part(&[3, 5], 1, 2, 0).unwrap();
-        let plan =
-            crate::slice::byte_ranges(crate::Dtype::BF16, &[3, 5], &part.indexers()).unwrap();
+        let plan = crate::plan::slice::byte_ranges(
+            crate::format::dtype::Dtype::BF16,
+            &[3, 5],
+            &part.indexers(),
+        )
+        .unwrap();
         assert_eq!(plan.newshape(), [3, 3]);
         assert_eq!(plan.collect::<Vec<_>>(), [0..6, 10..16, 20..26]);
     }

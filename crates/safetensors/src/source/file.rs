@@ -10,12 +10,12 @@ use std::path::Path;
 
 use memmap2::Mmap;
 
-use crate::error::Error;
-use crate::header::{Metadata, TensorInfo};
-use crate::mmap::map_file;
+use crate::format::error::Error;
+use crate::format::header::{Metadata, TensorInfo};
+use crate::format::tensor::TensorView;
+use crate::source::mmap::map_file;
 use crate::source::pread::read_exact_at;
 use crate::source::{read_header, FileHeader};
-use crate::tensor::TensorView;
 
 /// How [`SafeFile`] gets tensor bytes: positioned reads ([`Backend::Pread`], always safe)
 /// or a memory map ([`Backend::mmap`], which the caller opts into with `unsafe`).
@@ -122,7 +122,7 @@ impl SafeFile {
     fn info(&self, name: &str) -> Result<TensorInfo, Error> {
         self.metadata
             .entry(name)
-            .ok_or_else(|| Error::TensorNotFound(crate::error::excerpt(name)))
+            .ok_or_else(|| Error::TensorNotFound(crate::format::error::excerpt(name)))
     }
 
     /// Fails with [`Error::FileChanged`] if the file no longer has the size it
@@ -238,12 +238,12 @@ impl SafeFile {
     }
 }
 
-/// Replaces `path` with `bytes` the way [`crate::serialize_to_file`] replaces files: through
+/// Replaces `path` with `bytes` the way [`crate::format::serialize::serialize_to_file`] replaces files: through
 /// a temporary file in the same folder renamed into place, so readers see the old content or
 /// the new, never a partial file. For the small files that travel with models (index JSON).
 pub fn write_atomically(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    let mut file = crate::atomic::AtomicFile::create(path.as_ref())?;
+    let mut file = crate::format::atomic::AtomicFile::create(path.as_ref())?;
     file.write_all(bytes)?;
     file.commit()
 }

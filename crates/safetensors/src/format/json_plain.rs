@@ -1,7 +1,7 @@
 //! A direct reader for the plain header nearly every file has: tensor entries of exactly
 //! `dtype`, `shape` and `data_offsets`, plain non-negative integers, strings without
 //! escapes, an optional `__metadata__` object of such strings, and no problem anywhere.
-//! It is several times faster than the general serde reader ([`crate::json`]), which
+//! It is several times faster than the general serde reader ([`crate::format::json`]), which
 //! matters for headers of a million entries.
 //!
 //! It only ever gives up: on anything else (an escape, another field, a number with a sign,
@@ -13,10 +13,10 @@
 
 use alloc::boxed::Box;
 
-use crate::dtype::Dtype;
-use crate::header::{validate_tensor_entry, Entry, METADATA_KEY};
-use crate::json::{repeated_key, Dims, Header, Offsets, RawTensor};
-use crate::table::{DimTable, StrTable};
+use crate::format::dtype::Dtype;
+use crate::format::header::{validate_tensor_entry, Entry, METADATA_KEY};
+use crate::format::json::{repeated_key, Dims, Header, Offsets, RawTensor};
+use crate::format::table::{DimTable, StrTable};
 
 /// Where the direct reader gave up: the entries it read before (all valid) and the byte
 /// offset of the entry it could not read (right after the `{` or `,` before it), from where
@@ -306,7 +306,7 @@ mod tests {
     fn general(text: &str) -> Option<Header> {
         use serde::de::DeserializeSeed;
         let mut de = serde_json::Deserializer::from_str(text);
-        let header = crate::json::HeaderSeed(Header::empty())
+        let header = crate::format::json::HeaderSeed(Header::empty())
             .deserialize(&mut de)
             .ok()?;
         de.end().ok()?;

@@ -4,15 +4,16 @@
 //! A range with a step other than 1 (negative steps included) still reads only the selected
 //! elements: each run is then as long as the contiguous block under that dimension, and the
 //! runs come in the order the result lists them (backwards for a negative step), so copying
-//! them one after the other gives the result's bytes. [`crate::indexing`] turns a numpy-style
+//! them one after the other gives the result's bytes. [`crate::plan::numpy_index`] turns a numpy-style
 //! index (negative positions, `...`, new axes) into these indexers.
 
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::{Bound, Range, RangeBounds};
 
-use crate::dtype::Dtype;
-use crate::tensor::TensorView;
+use crate::format::dtype::Dtype;
+pub use crate::format::invalid_slice::InvalidSlice;
+use crate::format::tensor::TensorView;
 
 /// How to index one dimension.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,67 +82,15 @@ impl fmt::Display for TensorIndexer {
     }
 }
 
-/// Why a selection does not fit a tensor.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InvalidSlice {
-    /// More indexers than the tensor has dimensions.
-    TooManySlices {
-        /// Indexers given.
-        given: usize,
-        /// Dimensions of the tensor.
-        rank: usize,
-    },
-    /// An index or range end past the dimension's size, or a reversed range.
-    SliceOutOfRange {
-        /// Which dimension.
-        dim_index: usize,
-        /// The indexer, as written.
-        asked: alloc::string::String,
-        /// The dimension's size.
-        dim_size: usize,
-    },
-    /// The selection starts or ends inside a byte of a sub-byte dtype.
-    SplitsSubByteElement {
-        /// The tensor's dtype.
-        dtype: Dtype,
-    },
-    /// A range with step 0.
-    ZeroStep {
-        /// Which dimension.
-        dim_index: usize,
-    },
-    /// More than one `...` in an index.
-    MultipleEllipsis,
-}
-
-impl fmt::Display for InvalidSlice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            InvalidSlice::TooManySlices { given, rank } => write!(
-                f,
-                "{given} indices given for a tensor of rank {rank}"
-            ),
-            InvalidSlice::SliceOutOfRange { dim_index, asked, dim_size } => write!(
-                f,
-                "index {asked} is out of range for dimension {dim_index} of size {dim_size}"
-            ),
-            InvalidSlice::SplitsSubByteElement { dtype } => write!(
-                f,
-                "the selection does not start and end on byte boundaries, which {dtype} elements need"
-            ),
-            InvalidSlice::ZeroStep { dim_index } => {
-                write!(f, "slice step cannot be zero (dimension {dim_index})")
-            }
-            InvalidSlice::MultipleEllipsis => {
-                f.write_str("an index can only have a single ellipsis ('...')")
-            }
-        }
+impl<'data> TensorView<'data> {
+    /// The bytes of a selection, as contiguous chunks, without copying.
+    pub fn sliced_data(
+        &self,
+        slices: &[TensorIndexer],
+    ) -> Result<SliceIterator<'data>, InvalidSlice> {
+        SliceIterator::new(self, slices)
     }
 }
-
-#[cfg(feature = "std")]
-impl std::error::Error for InvalidSlice {}
 
 /// The selection worked out once: the shape it yields and how its bytes are laid out.
 #[derive(Debug, Clone)]

@@ -11,9 +11,9 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::str::Utf8Error;
 
-use crate::dtype::Dtype;
-use crate::error::Error;
-use crate::slice::InvalidSlice;
+use crate::format::dtype::Dtype;
+use crate::format::error::Error;
+use crate::format::invalid_slice::InvalidSlice;
 
 /// Possible errors that could occur while reading a safetensors file, as the reference
 /// crate (0.8.0) defines them. Not `#[non_exhaustive]`: clients match it exhaustively.

@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::error::Error;
+use crate::format::error::Error;
 use crate::source::Source;
 
 /// One read: fill `dst` with the source's bytes at `offset..offset + dst.len()`.
