@@ -42,8 +42,8 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, Error> {
         say!("{line}");
     };
 
-    let names_a: BTreeSet<&String> = a.tensors.keys().collect();
-    let names_b: BTreeSet<&String> = b.tensors.keys().collect();
+    let names_a: BTreeSet<&str> = a.names().collect();
+    let names_b: BTreeSet<&str> = b.names().collect();
     for name in names_a.difference(&names_b) {
         let view = a.view(name)?;
         report(format!(
@@ -64,7 +64,7 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, Error> {
     }
 
     let mut identical = 0usize;
-    let common: Vec<&&String> = names_a.intersection(&names_b).collect();
+    let common: Vec<&&str> = names_a.intersection(&names_b).collect();
     for name in &common {
         let (va, vb) = (a.view(name)?, b.view(name)?);
         let shown = printable(name);

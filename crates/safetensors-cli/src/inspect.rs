@@ -2,12 +2,9 @@
 //! byte offsets, totals per dtype and the `__metadata__`), read from the headers alone, for
 //! one file, a sharded folder, or an http(s) URL fetched with Range requests.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::error::Error;
-use crate::header::read_local_header;
-use crate::index::{locate, read_index, Layout};
 use crate::output::say;
 use crate::remote;
 use crate::size::{counted, format_bytes, format_count};
@@ -32,9 +29,7 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
-pub use safetensors::checkpoint::inspect::{
-    parameters, sharded, totals, Model, Pairs, ShardHeader,
-};
+pub use safetensors::checkpoint::inspect::{parameters, totals, Model, Pairs};
 
 /// Runs `inspect`.
 pub fn run(args: &InspectArgs) -> Result<ExitCode, Error> {
@@ -55,30 +50,8 @@ pub fn load(location: &str) -> Result<Model, Error> {
     if remote::is_url(location) {
         return load_url(location);
     }
-    match locate(Path::new(location))? {
-        Layout::Single(file) => {
-            let header = read_local_header(&file)?;
-            let name = file.display().to_string();
-            Ok(Model {
-                source: location.to_string(),
-                index: None,
-                files: vec![ShardHeader { name, header }],
-                warnings: Vec::new(),
-            })
-        }
-        Layout::Sharded { index, folder } => {
-            let index = read_index(&index)?;
-            let mut files = Vec::new();
-            for file in index.files() {
-                let header = read_local_header(&folder.join(file))?;
-                files.push(ShardHeader {
-                    name: file.to_string(),
-                    header,
-                });
-            }
-            Ok(sharded(location, index, files))
-        }
-    }
+    safetensors::checkpoint::inspect::inspect_local(location)
+        .map_err(|e| Error::from_core(location, e))
 }
 
 fn load_url(url: &str) -> Result<Model, Error> {

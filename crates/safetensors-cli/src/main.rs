@@ -6,7 +6,6 @@ mod convert;
 mod diff;
 mod error;
 mod floats;
-mod header;
 mod index;
 mod inspect;
 mod merge;

@@ -51,16 +51,16 @@ pub fn run(args: &MergeArgs) -> Result<ExitCode, Error> {
         let names: Vec<String> = differing.iter().map(|n| printable(n)).collect();
         eprintln!(
             "safetensors: warning: keeping the __metadata__ of {}; it differs in {}",
-            printable(&model.files[0].0),
+            printable(model.file_name(0)),
             names.join(", ")
         );
     }
-    let mut views = Vec::with_capacity(model.tensors.len());
+    let mut views = Vec::new();
     let mut total = 0u64;
-    for name in model.tensors.keys() {
+    for name in model.names() {
         let view = model.view(name)?;
         total += view.data_len() as u64;
-        views.push((name.clone(), view));
+        views.push((name.to_string(), view));
     }
     let count = views.len();
     let progress = Progress::bytes(total, "merging");
@@ -68,7 +68,7 @@ pub fn run(args: &MergeArgs) -> Result<ExitCode, Error> {
     progress.finish();
     say!(
         "merged {} into {} ({}, {})",
-        counted(model.files.len() as u64, "shard"),
+        counted(model.file_count() as u64, "shard"),
         args.output.display(),
         counted(count as u64, "tensor"),
         format_bytes(total)

@@ -1,27 +1,24 @@
 //! A model opened for reading tensor data: one safetensors file or every shard of a sharded
-//! folder, each memory-mapped through the core's `SafeFile`, with a name -> shard table.
+//! folder, opened through the core's `Checkpoint` with memory-mapped files.
 //! `diff`, `shard` and `merge` read tensor bytes through it without loading files.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::source::file::{Backend, SafeFile};
-use safetensors::tensor::{Metadata, TensorView};
+use safetensors::checkpoint::shard_index::IndexProblem;
+use safetensors::checkpoint::Backend;
+use safetensors::checkpoint::Checkpoint;
+use safetensors::tensor::TensorView;
 
 use crate::error::Error;
-use crate::index::IndexProblem;
-use crate::index::{locate, read_index, Layout};
 use crate::inspect::Pairs;
 use crate::table::printable;
 
-/// The open files of a model.
+/// A model opened for reading: its checkpoint with every shard open and checked.
 pub struct OpenModel {
     /// The path given.
     pub path: String,
-    /// Each file's name (the shard name, or the path for a single file) and its open handle.
-    pub files: Vec<(String, SafeFile)>,
-    /// Tensor name -> position in `files`.
-    pub tensors: BTreeMap<String, usize>,
+    checkpoint: Checkpoint,
     /// Notes that did not stop the opening (e.g. a wrong `total_size` in the index).
     pub warnings: Vec<String>,
 }
@@ -32,86 +29,100 @@ impl OpenModel {
     /// there); a wrong `total_size` is only a warning.
     pub fn open(path: &Path) -> Result<Self, Error> {
         let shown = path.display().to_string();
-        match locate(path)? {
-            Layout::Single(file) => {
-                let safe = open_file(&file)?;
-                let tensors = safe
-                    .metadata()
-                    .iter_names()
-                    .map(|name| (name.to_string(), 0))
-                    .collect();
-                Ok(OpenModel {
-                    path: shown.clone(),
-                    files: vec![(shown, safe)],
-                    tensors,
-                    warnings: Vec::new(),
-                })
+        // SAFETY: like ripgrep, the command maps the files the user names and accepts the mmap
+        // contract on their behalf: a model modified in place while the command reads it is
+        // outside what the tool supports (see the README); truncation is checked before reads.
+        let checkpoint = Checkpoint::open_with(path, unsafe { Backend::mmap() })
+            .map_err(|source| Error::from_core(&shown, source))?;
+        let report = checkpoint.check();
+        for (name, file) in report.shards {
+            let at = if checkpoint.is_sharded() {
+                name
+            } else {
+                shown.clone()
+            };
+            file.map_err(|source| Error::from_core(at, source))?;
+        }
+        let index_path = checkpoint
+            .index()
+            .map(|(index_path, _)| index_path.display().to_string())
+            .unwrap_or_default();
+        let mut warnings = Vec::new();
+        for problem in report.index_problems {
+            match problem {
+                IndexProblem::Tensor(message) => {
+                    return Err(Error::invalid(
+                        &index_path,
+                        format!("index and shards disagree: {message}"),
+                    ))
+                }
+                IndexProblem::TotalSize(message) => {
+                    warnings.push(format!("{index_path}: {message}"))
+                }
             }
-            Layout::Sharded {
-                index: index_path,
-                folder,
-            } => {
-                let index = read_index(&index_path)?;
-                let mut files = Vec::new();
-                for name in index.files() {
-                    files.push((name.to_string(), open_file(&folder.join(name))?));
-                }
-                let headers: Vec<(&str, &Metadata)> = files
-                    .iter()
-                    .map(|(n, f)| (n.as_str(), f.metadata()))
-                    .collect();
-                let mut warnings = Vec::new();
-                for problem in index.problems(&headers) {
-                    match problem {
-                        IndexProblem::Tensor(message) => {
-                            return Err(Error::invalid(
-                                index_path.display(),
-                                format!("index and shards disagree: {message}"),
-                            ))
-                        }
-                        IndexProblem::TotalSize(message) => {
-                            warnings.push(format!("{}: {message}", index_path.display()))
-                        }
-                    }
-                }
-                let mut tensors = BTreeMap::new();
-                for (position, (_, file)) in files.iter().enumerate() {
-                    for name in file.metadata().iter_names() {
-                        tensors.insert(name.to_string(), position);
-                    }
-                }
-                Ok(OpenModel {
-                    path: shown,
-                    files,
-                    tensors,
-                    warnings,
-                })
-            }
+        }
+        Ok(OpenModel {
+            path: shown,
+            checkpoint,
+            warnings,
+        })
+    }
+
+    /// Every tensor name, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.checkpoint.names()
+    }
+
+    /// How many files the model has.
+    pub fn file_count(&self) -> usize {
+        self.checkpoint.shard_count()
+    }
+
+    /// The name of file `i` (the shard name, or the path for a single file).
+    pub fn file_name(&self, i: usize) -> &str {
+        if self.checkpoint.is_sharded() {
+            self.checkpoint.shard_name(i)
+        } else {
+            &self.path
         }
     }
 
     /// The header entry and a zero-copy view of tensor `name`.
     pub fn view(&self, name: &str) -> Result<TensorView<'_>, Error> {
-        let position = *self.tensors.get(name).ok_or_else(|| {
-            Error::invalid(&self.path, format!("no tensor `{}`", printable(name)))
-        })?;
-        let (file, safe) = &self.files[position];
-        safe.tensor(name)
-            .map_err(|source| Error::from_core(file, source))
+        let Some(at) = self.checkpoint.shard_of(name) else {
+            return Err(Error::invalid(
+                &self.path,
+                format!("no tensor `{}`", printable(name)),
+            ));
+        };
+        let file = self
+            .checkpoint
+            .shard(at)
+            .map_err(|source| Error::from_core(self.file_name(at), source))?;
+        file.tensor(name)
+            .map_err(|source| Error::from_core(self.file_name(at), source))
+    }
+
+    /// Each file's `__metadata__`, in file order (every shard was opened by `open`).
+    fn file_metadata(&self) -> impl Iterator<Item = (&str, Option<Pairs<'_>>)> + '_ {
+        (0..self.file_count()).map(|i| {
+            let pairs = self
+                .checkpoint
+                .shard(i)
+                .ok()
+                .and_then(|f| f.metadata().metadata_ordered());
+            (self.file_name(i), pairs)
+        })
     }
 
     /// The `__metadata__` to carry over: the first file's (in file name order). The second
     /// value lists files whose metadata differs from it.
     pub fn metadata(&self) -> (Option<Pairs<'_>>, Vec<&str>) {
-        let first = self
-            .files
-            .first()
-            .and_then(|(_, f)| f.metadata().metadata_ordered());
+        let first = self.file_metadata().next().and_then(|(_, pairs)| pairs);
         let differing = self
-            .files
-            .iter()
-            .filter(|(_, f)| !same_metadata(f.metadata().metadata_ordered(), first))
-            .map(|(n, _)| n.as_str())
+            .file_metadata()
+            .filter(|(_, pairs)| !same_metadata(pairs.clone(), first.clone()))
+            .map(|(name, _)| name)
             .collect();
         (first, differing)
     }
@@ -125,11 +136,10 @@ impl OpenModel {
     }
 
     /// Tensor names in data order, file by file: the order a reader streaming the files sees.
-    pub fn names_in_data_order(&self) -> Vec<String> {
-        self.files
-            .iter()
-            .flat_map(|(_, f)| f.metadata().offset_keys())
-            .collect()
+    pub fn names_in_data_order(&self) -> Result<Vec<String>, Error> {
+        self.checkpoint
+            .offset_keys()
+            .map_err(|source| Error::from_core(&self.path, source))
     }
 }
 
@@ -144,12 +154,4 @@ fn same_metadata(a: Option<Pairs<'_>>, b: Option<Pairs<'_>>) -> bool {
         }
         _ => false,
     }
-}
-
-fn open_file(path: &Path) -> Result<SafeFile, Error> {
-    // SAFETY: like ripgrep, the command maps the files the user names and accepts the mmap
-    // contract on their behalf: a model modified in place while the command reads it is
-    // outside what the tool supports (see the README); truncation is checked before reads.
-    SafeFile::open(path, unsafe { Backend::mmap() })
-        .map_err(|source| Error::from_core(path.display(), source))
 }

@@ -1,13 +1,13 @@
-//! URLs on the command line, read through the core's one HTTP client (`safetensors::source::http`,
+//! URLs on the command line, read through the core's one HTTP client (`safetensors::checkpoint::Client`,
 //! shared with the Python package): this module only gives the client the CLI's user agent
 //! and turns its errors into the CLI's.
 
-use safetensors::source::http::{Client, HttpError, HttpOptions};
+use safetensors::checkpoint::{Client, HttpError, HttpOptions};
 use safetensors::Error as CoreError;
 
 use crate::error::Error;
 
-pub use safetensors::source::http::is_url;
+pub use safetensors::checkpoint::is_url;
 
 /// The client `inspect URL` uses: the core's defaults (time limits, `SAFETENSORS_HTTP_TIMEOUT`,
 /// bounded redirects and retries) with the CLI's user agent.

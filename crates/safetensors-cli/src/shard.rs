@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use safetensors::source::file::write_atomically;
+use safetensors::write::write_atomically;
 
 use crate::error::Error;
 use crate::index::{locate, shard_file_name, write_index_json, Layout, INDEX_FILE};
@@ -54,7 +54,7 @@ pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {
     let (metadata, _) = model.metadata();
     let mut sized = Vec::new();
     let mut total = 0u64;
-    for name in model.names_in_data_order() {
+    for name in model.names_in_data_order()? {
         let bytes = model.view(&name)?.data_len() as u64;
         total += bytes;
         sized.push((name, bytes));

@@ -2,14 +2,13 @@
 //! the core's reader) and, for a sharded folder, that the index agrees with its shards.
 //! Exit status 0 only when everything given is valid.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use safetensors::source::file::{Backend, SafeFile};
+use safetensors::checkpoint::Backend;
+use safetensors::checkpoint::Checkpoint;
 use safetensors::tensor::Metadata;
 
 use crate::error::{chain, Error};
-use crate::index::{locate, read_index, Layout};
 use crate::output::say;
 use crate::size::counted;
 use crate::table::printable;
@@ -44,16 +43,13 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode, Error> {
             );
             continue;
         }
-        let problems = match locate(Path::new(path)) {
-            Ok(Layout::Single(file)) => match check_file(&file) {
-                Ok((_, summary)) => {
-                    say!("{}: OK ({summary})", printable(path));
-                    continue;
-                }
-                Err(problem) => vec![problem],
-            },
-            Ok(Layout::Sharded { index, folder }) => check_sharded(path, &index, &folder),
-            Err(err) => vec![chain(&err)],
+        let problems = match check(path) {
+            Ok(Checked::File(summary)) => {
+                say!("{}: OK ({summary})", printable(path));
+                continue;
+            }
+            Ok(Checked::Sharded(problems)) => problems,
+            Err(problem) => vec![problem],
         };
         if problems.is_empty() {
             say!("{}: OK (sharded model, index consistent)", printable(path));
@@ -79,45 +75,51 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens a file through the core, which enforces the whole specification (the tensors
-/// tile the data section, which ends where the file ends), so no tensor needs a second
-/// look. Returns the open file and a one-line summary, or the problem.
-fn check_file(path: &Path) -> Result<(SafeFile, String), String> {
-    // SAFETY: as in `model::open_file`: the command accepts the mmap contract for the files
-    // the user names (no in-place modification while it reads them).
-    let file = SafeFile::open(path, unsafe { Backend::mmap() }).map_err(|e| chain(&e))?;
-    let metadata = file.metadata();
-    let bytes = metadata.data_len() as u64;
-    let summary = format!(
-        "{}, {} of tensor data",
-        counted(metadata.len() as u64, "tensor"),
-        counted(bytes, "byte")
-    );
-    Ok((file, summary))
+/// What checking one path found.
+enum Checked {
+    /// A valid single file, with its one-line summary.
+    File(String),
+    /// A sharded model's problems (none when it is valid); each valid shard is printed.
+    Sharded(Vec<String>),
 }
 
-/// Checks every shard of an index and the index against them.
-fn check_sharded(shown: &str, index_path: &Path, folder: &Path) -> Vec<String> {
-    let index = match read_index(index_path) {
-        Ok(index) => index,
-        Err(err) => return vec![chain(&err)],
-    };
+/// Opens `path` through the core's `Checkpoint`, which enforces the whole specification on
+/// every file (the tensors tile the data section, which ends where the file ends) and holds an
+/// index against its shards, so no tensor needs a second look. A single file that fails is the
+/// error.
+fn check(path: &str) -> Result<Checked, String> {
+    // SAFETY: as in `model::OpenModel::open`: the command accepts the mmap contract for the
+    // files the user names (no in-place modification while it reads them).
+    let checkpoint =
+        Checkpoint::open_with(path, unsafe { Backend::mmap() }).map_err(|e| chain(&e))?;
+    let report = checkpoint.check();
+    if !checkpoint.is_sharded() {
+        let (_, file) = report.shards.into_iter().next().expect("one file");
+        return file
+            .map(|f| Checked::File(summary(f.metadata())))
+            .map_err(|e| chain(&e));
+    }
     let mut problems = Vec::new();
-    let mut opened: Vec<(&str, SafeFile)> = Vec::new();
-    for file in index.files() {
-        let shard = folder.join(file);
-        match check_file(&shard) {
-            Ok((safe, summary)) => {
-                say!("{}: {}: OK ({summary})", printable(shown), printable(file));
-                opened.push((file, safe));
-            }
-            Err(problem) => problems.push(format!("{}: {problem}", printable(file))),
+    for (name, file) in &report.shards {
+        match file {
+            Ok(file) => say!(
+                "{}: {}: OK ({})",
+                printable(path),
+                printable(name),
+                summary(file.metadata())
+            ),
+            Err(e) => problems.push(format!("{}: {}", printable(name), chain(e))),
         }
     }
-    if problems.is_empty() {
-        let headers: Vec<(&str, &Metadata)> =
-            opened.iter().map(|(f, s)| (*f, s.metadata())).collect();
-        problems.extend(index.problems(&headers).iter().map(ToString::to_string));
-    }
-    problems
+    problems.extend(report.index_problems.iter().map(ToString::to_string));
+    Ok(Checked::Sharded(problems))
+}
+
+/// One line about a valid file: its tensors and bytes of data.
+fn summary(metadata: &Metadata) -> String {
+    format!(
+        "{}, {} of tensor data",
+        counted(metadata.len() as u64, "tensor"),
+        counted(metadata.data_len() as u64, "byte")
+    )
 }

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use safetensors::checkpoint::shard_index::{
     shard_file_name, write_index_json, IndexProblem, ShardContents, ShardIndex,
 };
-use safetensors::source::file::{Backend, SafeFile};
+use safetensors::checkpoint::Checkpoint;
 use safetensors::write::to_file as serialize_to_file;
 use safetensors::{Dtype, View};
 
-use crate::checkpoint::{read_checkpoint, Checkpoint, TensorEntry};
 use crate::error::ConvertError;
+use crate::torch_checkpoint::{read_checkpoint, TensorEntry, TorchCheckpoint};
 
 /// Metadata key recording the tensors dropped because they share storage with a kept one.
 pub const SHARED_METADATA_KEY: &str = "shared_tensors";
@@ -45,7 +45,7 @@ pub struct ConvertReport {
 /// Which tensors of a checkpoint get written, and which are dropped as duplicates.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct SharePlan {
-    /// Indices into `Checkpoint::tensors()` of the tensors to write.
+    /// Indices into `TorchCheckpoint::tensors()` of the tensors to write.
     pub(crate) kept: Vec<usize>,
     /// `(dropped, kept)` names, sorted by dropped name.
     pub(crate) dropped: Vec<(String, String)>,
@@ -157,7 +157,7 @@ impl Progress<'_> {
 
 /// A checkpoint tensor as the writer sees it: bytes are produced when written.
 struct SourceView<'c> {
-    ck: &'c Checkpoint,
+    ck: &'c TorchCheckpoint,
     entry: &'c TensorEntry,
     progress: &'c Progress<'c>,
 }
@@ -218,7 +218,7 @@ fn check_distinct(input: &Path, output: &Path) -> Result<(), ConvertError> {
 
 /// Writes one checkpoint's kept tensors to `output`; returns the output's size.
 fn write_one(
-    ck: &Checkpoint,
+    ck: &TorchCheckpoint,
     plan: &SharePlan,
     output: &Path,
     progress: &Progress<'_>,
@@ -244,12 +244,13 @@ fn write_one(
 }
 
 /// Re-reads `output` and compares it, tensor by tensor, with the checkpoint.
-fn verify_one(ck: &Checkpoint, plan: &SharePlan, output: &Path) -> Result<(), ConvertError> {
+fn verify_one(ck: &TorchCheckpoint, plan: &SharePlan, output: &Path) -> Result<(), ConvertError> {
     let st_err = |source| ConvertError::Safetensors {
         path: output.to_path_buf(),
         source,
     };
-    let file = SafeFile::open(output, Backend::Pread).map_err(st_err)?;
+    let written = Checkpoint::open(output).map_err(st_err)?;
+    let file = written.shard(0).map_err(st_err)?;
     let verify = |tensor: &str, message: String| ConvertError::Verify {
         path: output.to_path_buf(),
         tensor: crate::error::excerpt(tensor),
@@ -355,9 +356,9 @@ fn read_index(path: &Path) -> Result<ShardIndex, ConvertError> {
 }
 
 /// A PyTorch shard, as the core's index check sees it: tensor names and sizes.
-impl ShardContents for &Checkpoint {
+impl ShardContents for &TorchCheckpoint {
     fn tensor_sizes(&self) -> impl Iterator<Item = (&str, u64)> {
-        Checkpoint::tensors(self)
+        TorchCheckpoint::tensors(self)
             .iter()
             .map(|t| (t.name(), t.byte_len() as u64))
     }
@@ -369,7 +370,7 @@ impl ShardContents for &Checkpoint {
 
 /// Writes `bytes` to `path` through a temporary file renamed into place (the core's mechanism).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
-    safetensors::source::file::write_atomically(path, bytes).map_err(|source| ConvertError::Io {
+    safetensors::write::write_atomically(path, bytes).map_err(|source| ConvertError::Io {
         path: path.to_path_buf(),
         source,
     })
@@ -408,7 +409,7 @@ pub fn convert_folder(
     for file in &shard_files {
         checkpoints.push(read_checkpoint(&input_dir.join(file))?);
     }
-    let contents: Vec<(&str, &Checkpoint)> =
+    let contents: Vec<(&str, &TorchCheckpoint)> =
         shard_files.iter().copied().zip(&checkpoints).collect();
     // A wrong total_size is not an error: PyTorch writers count shared storage differently.
     if let Some(IndexProblem::Tensor(problem)) = index
@@ -421,7 +422,7 @@ pub fn convert_folder(
             format!("index and shards disagree: {problem}"),
         ));
     }
-    let shards: Vec<(&Checkpoint, SharePlan)> = checkpoints
+    let shards: Vec<(&TorchCheckpoint, SharePlan)> = checkpoints
         .iter()
         .map(|ck| (ck, plan_shared(ck.tensors())))
         .collect();

@@ -4,20 +4,20 @@
 #![deny(missing_docs)]
 
 mod archive;
-mod checkpoint;
 mod convert;
 mod error;
 mod mmap;
 mod pickle;
 mod torch;
+mod torch_checkpoint;
 mod torch_types;
 
-#[doc(hidden)]
-pub use checkpoint::parse_checkpoint_bytes;
-pub use checkpoint::{read_checkpoint, Checkpoint, TensorEntry};
 pub use convert::{
     convert_file, convert_folder, ConvertOptions, ConvertReport, PT_INDEX, SHARED_METADATA_KEY,
     ST_INDEX,
 };
 pub use error::ConvertError;
+#[doc(hidden)]
+pub use torch_checkpoint::parse_checkpoint_bytes;
+pub use torch_checkpoint::{read_checkpoint, TensorEntry, TorchCheckpoint};
 pub use torch_types::TorchDtype;

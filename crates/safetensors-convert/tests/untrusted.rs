@@ -547,7 +547,7 @@ fn big_endian_archive_is_byte_swapped() {
 #[test]
 fn checkpoint_can_be_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<safetensors_convert::Checkpoint>();
+    assert_send_sync::<safetensors_convert::TorchCheckpoint>();
     assert_send_sync::<ConvertError>();
 }
 

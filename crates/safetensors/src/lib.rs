@@ -31,6 +31,8 @@ pub use format::tensor::{SafeTensors, View};
 /// `serialize_to_file` do (same bytes, same checks), for callers that report which tensor
 /// and which numbers are wrong (the CLI, the converter, the Python package).
 pub mod write {
+    #[cfg(feature = "std")]
+    pub use crate::format::atomic::write_atomically;
     pub use crate::format::serialize::to_bytes;
     #[cfg(feature = "std")]
     pub use crate::format::serialize::to_file;

@@ -330,10 +330,10 @@ fn write_atomically_replaces_whole_files_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors.index.json");
     std::fs::write(&path, b"old").unwrap();
-    safetensors::source::file::write_atomically(&path, b"{\"weight_map\":{}}").unwrap();
+    safetensors::write::write_atomically(&path, b"{\"weight_map\":{}}").unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), b"{\"weight_map\":{}}");
     assert_eq!(only_entry(dir.path()), ["model.safetensors.index.json"]);
     // A target that cannot be written (a folder) leaves nothing behind.
-    assert!(safetensors::source::file::write_atomically(dir.path(), b"x").is_err());
+    assert!(safetensors::write::write_atomically(dir.path(), b"x").is_err());
     assert_eq!(only_entry(dir.path()), ["model.safetensors.index.json"]);
 }

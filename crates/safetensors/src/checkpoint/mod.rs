@@ -25,10 +25,16 @@ pub mod shard_index;
 #[cfg(feature = "http")]
 pub mod url_index;
 
-use crate::checkpoint::shard_index::{locate, Layout, ShardIndex};
+/// How local files are opened (an option of [`Checkpoint::open_with`]), and what a shard is.
+pub use crate::source::file::{Backend, SafeFile};
+/// What opening a URL takes from the HTTP layer (the client and its options) and what its
+/// failures carry, so that a face opens URLs through the checkpoint alone.
+#[cfg(feature = "http")]
+pub use crate::source::http::{is_url, Client, HttpError, HttpOptions};
+
+use crate::checkpoint::shard_index::{locate, IndexProblem, Layout, ShardIndex};
 use crate::format::error::Error;
-use crate::format::header::TensorInfo;
-use crate::source::file::{Backend, SafeFile};
+use crate::format::header::{Metadata, TensorInfo};
 
 /// One opened, validated file of a checkpoint: local, or at a URL.
 #[derive(Debug, Clone)]
@@ -83,9 +89,34 @@ pub struct Checkpoint {
     shards: Vec<Shard>,
     /// Tensor name -> position in `shards`.
     names: BTreeMap<String, usize>,
+    /// How local shards are opened.
+    backend: Backend,
     /// The client remote shards are read with (boxed: a local checkpoint stays small).
     #[cfg(feature = "http")]
     client: Option<Box<crate::source::http::Client>>,
+}
+
+/// What [`Checkpoint::check`] found: each shard opened on its own (or why it could not
+/// be), and, when every shard opened, where the index disagrees with them.
+#[derive(Debug)]
+pub struct CheckReport {
+    /// Each shard's name and the file, validated against every rule of the format.
+    pub shards: Vec<(String, Result<ShardFile, Error>)>,
+    /// The index's disagreements with the shards (empty for a single file, and when a
+    /// shard could not be opened).
+    pub index_problems: Vec<IndexProblem>,
+}
+
+impl CheckReport {
+    /// True when every shard is valid and the index agrees with them (a wrong
+    /// `total_size` aside: readers do not use it).
+    pub fn is_valid(&self) -> bool {
+        self.shards.iter().all(|(_, file)| file.is_ok())
+            && !self
+                .index_problems
+                .iter()
+                .any(|p| matches!(p, IndexProblem::Tensor(_)))
+    }
 }
 
 impl Checkpoint {
@@ -95,6 +126,13 @@ impl Checkpoint {
     /// With the `http` feature, an `http://` or `https://` location is opened with
     /// [`Checkpoint::open_url`] and a client with the default options.
     pub fn open(location: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with(location, Backend::Pread)
+    }
+
+    /// [`Checkpoint::open`], with local files opened with `backend` (a memory map gives
+    /// zero-copy views through [`SafeFile::tensor`]; see [`Backend::mmap`] for its contract).
+    /// Remote shards are read with Range requests whatever the backend.
+    pub fn open_with(location: impl AsRef<Path>, backend: Backend) -> Result<Self, Error> {
         #[cfg(feature = "http")]
         if let Some(url) = location
             .as_ref()
@@ -106,13 +144,13 @@ impl Checkpoint {
             return Self::open_url(url, &client);
         }
         match locate(location.as_ref())? {
-            Layout::Single(path) => Self::open_file(path),
-            Layout::Sharded { index, folder } => Self::open_index(index, &folder),
+            Layout::Single(path) => Self::open_file(path, backend),
+            Layout::Sharded { index, folder } => Self::open_index(index, &folder, backend),
         }
     }
 
-    fn open_file(path: PathBuf) -> Result<Self, Error> {
-        let file = SafeFile::open(&path, Backend::Pread)?;
+    fn open_file(path: PathBuf, backend: Backend) -> Result<Self, Error> {
+        let file = SafeFile::open(&path, backend)?;
         let names = file
             .metadata()
             .iter_names()
@@ -132,6 +170,7 @@ impl Checkpoint {
             index: None,
             shards: vec![shard],
             names,
+            backend,
             #[cfg(feature = "http")]
             client: None,
         })
@@ -166,6 +205,7 @@ impl Checkpoint {
                 index: None,
                 shards: vec![shard],
                 names,
+                backend: Backend::Pread,
                 client: Some(Box::new(client.clone())),
             });
         }
@@ -188,6 +228,7 @@ impl Checkpoint {
             index: Some((PathBuf::from(url), index)),
             shards,
             names,
+            backend: Backend::Pread,
             client: Some(Box::new(client.clone())),
         })
     }
@@ -206,7 +247,7 @@ impl Checkpoint {
             .collect()
     }
 
-    fn open_index(index_path: PathBuf, folder: &Path) -> Result<Self, Error> {
+    fn open_index(index_path: PathBuf, folder: &Path, backend: Backend) -> Result<Self, Error> {
         let bytes = std::fs::read(&index_path).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -247,6 +288,7 @@ impl Checkpoint {
             index: Some((index_path, index)),
             shards,
             names,
+            backend,
             #[cfg(feature = "http")]
             client: None,
         })
@@ -338,7 +380,7 @@ impl Checkpoint {
             })?;
             return Ok(ShardFile::Remote(Arc::new(file)));
         }
-        let file = SafeFile::open(&shard.path, Backend::Pread).map_err(|e| match e {
+        let file = SafeFile::open(&shard.path, self.backend).map_err(|e| match e {
             Error::IoError(io) => Error::IoError(io::Error::new(
                 io.kind(),
                 format!("cannot open shard {}: {io}", shard.path.display()),
@@ -414,6 +456,49 @@ impl Checkpoint {
             self.shard_file(i)?;
         }
         Ok(())
+    }
+
+    /// Checks the whole checkpoint without stopping at the first problem: opens every shard
+    /// on its own (each validated against every rule of the format), then, when all of them
+    /// opened, holds the index against them (every tensor in the shard the index names and
+    /// nowhere else, and the `total_size` if the index records one). When everything
+    /// agrees, the shards stay open for later reads.
+    pub fn check(&self) -> CheckReport {
+        let shards: Vec<(String, Result<ShardFile, Error>)> = self
+            .shards
+            .iter()
+            .map(|shard| {
+                let file = match shard.file.get() {
+                    Some(file) => Ok(file.clone()),
+                    None => self.open_shard(shard),
+                };
+                (shard.name.clone(), file)
+            })
+            .collect();
+        let mut index_problems = Vec::new();
+        if let Some((_, index)) = &self.index {
+            if shards.iter().all(|(_, file)| file.is_ok()) {
+                let contents: Vec<(&str, &Metadata)> = shards
+                    .iter()
+                    .filter_map(|(name, file)| {
+                        Some((name.as_str(), file.as_ref().ok()?.metadata()))
+                    })
+                    .collect();
+                index_problems = index.problems(&contents);
+            }
+        }
+        let report = CheckReport {
+            shards,
+            index_problems,
+        };
+        if report.is_valid() {
+            for (shard, (_, file)) in self.shards.iter().zip(&report.shards) {
+                if let Ok(file) = file {
+                    let _ = shard.file.set(file.clone());
+                }
+            }
+        }
+        report
     }
 
     /// The shard holding tensor `name` (opened if needed, local or remote) and the

@@ -327,7 +327,7 @@ where
     }
     let index = write_index_json(total, &weight_map);
     if count > 1 {
-        crate::source::file::write_atomically(folder.join(INDEX_FILE), index.as_bytes())?;
+        crate::format::atomic::write_atomically(folder.join(INDEX_FILE), index.as_bytes())?;
     }
     remove_stale(folder, &weight_map)?;
     Ok(index)

@@ -1,4 +1,4 @@
-//! Replacing a file safely: write everything to a temporary file in the same folder,
+//! Replacing a file safely ([`write_atomically`], and the writer's own files): write everything to a temporary file in the same folder,
 //! then rename it over the target. A failure or crash midway leaves the old file
 //! intact, and a reader that memory-mapped the old file never sees it truncated.
 //!
@@ -10,6 +10,15 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Replaces `path` with `bytes` the way [`serialize_to_file`](crate::format::serialize::serialize_to_file) replaces files: through
+/// a temporary file in the same folder renamed into place, so readers see the old content or
+/// the new, never a partial file. For the small files that travel with models (index JSON).
+pub fn write_atomically(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
+    let mut file = AtomicFile::create(path.as_ref())?;
+    file.write_all(bytes)?;
+    file.commit()
+}
 
 /// A temporary file that is removed unless [`AtomicFile::commit`] renames it into place.
 pub(crate) struct AtomicFile {

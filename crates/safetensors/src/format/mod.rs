@@ -5,7 +5,7 @@
 //! plans: everything else builds on it.
 
 #[cfg(feature = "std")]
-pub(crate) mod atomic;
+pub mod atomic;
 pub mod dtype;
 pub mod error;
 pub mod file_header;

@@ -237,13 +237,3 @@ impl SafeFile {
         Error::IoError(e)
     }
 }
-
-/// Replaces `path` with `bytes` the way [`crate::format::serialize::serialize_to_file`] replaces files: through
-/// a temporary file in the same folder renamed into place, so readers see the old content or
-/// the new, never a partial file. For the small files that travel with models (index JSON).
-pub fn write_atomically(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let mut file = crate::format::atomic::AtomicFile::create(path.as_ref())?;
-    file.write_all(bytes)?;
-    file.commit()
-}

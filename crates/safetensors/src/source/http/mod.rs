@@ -40,7 +40,7 @@ pub const MAX_DOCUMENT_LEN: u64 = 100_000_000;
 /// True when `location` is an `http://` or `https://` URL (any letter case).
 ///
 /// ```
-/// use safetensors::http::is_url;
+/// use safetensors::source::http::is_url;
 /// assert!(is_url("HTTPS://example.org/model.safetensors"));
 /// assert!(!is_url("model.safetensors"));
 /// ```

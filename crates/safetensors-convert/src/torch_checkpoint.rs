@@ -1,4 +1,4 @@
-//! Reading a `torch.save` file into a [`Checkpoint`]: named tensors with their dtype, shape and a
+//! Reading a `torch.save` file into a [`TorchCheckpoint`]: named tensors with their dtype, shape and a
 //! validated location inside the (memory-mapped) file.
 //!
 //! Two container formats are understood: the zip archive `torch.save` writes by default
@@ -6,7 +6,7 @@
 //! (`_use_new_zipfile_serialization=False`: magic number, protocol, sys_info and object pickles,
 //! then the list of storage keys and each storage as an 8-byte element count plus raw bytes).
 //! Every tensor's geometry is checked against the bytes its storage really has before a
-//! [`Checkpoint`] is returned, so reading a tensor's bytes afterwards cannot fail.
+//! [`TorchCheckpoint`] is returned, so reading a tensor's bytes afterwards cannot fail.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -30,7 +30,7 @@ const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 
 const LEGACY_PROTOCOL: i64 = 1001;
 
 /// A PyTorch checkpoint opened for conversion: its tensors by name, nothing executed.
-pub struct Checkpoint {
+pub struct TorchCheckpoint {
     path: PathBuf,
     map: Mapped,
     /// Byte range of each root storage in the file.
@@ -41,7 +41,7 @@ pub struct Checkpoint {
     big_endian: bool,
 }
 
-/// One tensor of a [`Checkpoint`].
+/// One tensor of a [`TorchCheckpoint`].
 #[derive(Debug, Clone)]
 pub struct TensorEntry {
     name: String,
@@ -111,9 +111,9 @@ impl TensorEntry {
     }
 }
 
-impl std::fmt::Debug for Checkpoint {
+impl std::fmt::Debug for TorchCheckpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checkpoint")
+        f.debug_struct("TorchCheckpoint")
             .field("path", &self.path)
             .field("tensors", &self.tensors.len())
             .field("big_endian", &self.big_endian)
@@ -121,7 +121,7 @@ impl std::fmt::Debug for Checkpoint {
     }
 }
 
-impl Checkpoint {
+impl TorchCheckpoint {
     /// The file this was read from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -162,7 +162,7 @@ impl Checkpoint {
         gather(storage, entry, self.big_endian)
     }
 
-    /// Like [`Checkpoint::tensor_bytes`], by name.
+    /// Like [`TorchCheckpoint::tensor_bytes`], by name.
     pub fn tensor_bytes_by_name(&self, name: &str) -> Option<Cow<'_, [u8]>> {
         self.get(name).map(|e| self.tensor_bytes(e))
     }
@@ -328,8 +328,8 @@ fn pickle_err(path: &Path, stream: &str, e: PickleError) -> ConvertError {
 /// Opens and validates a checkpoint. See the crate docs for what is accepted.
 ///
 /// The file is memory-mapped; it must not be truncated by another process while the returned
-/// [`Checkpoint`] is alive.
-pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ConvertError> {
+/// [`TorchCheckpoint`] is alive.
+pub fn read_checkpoint(path: &Path) -> Result<TorchCheckpoint, ConvertError> {
     let map = Mapped::open(path).map_err(|source| ConvertError::Io {
         path: path.to_path_buf(),
         source,
@@ -340,7 +340,7 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ConvertError> {
         by_name,
         big_endian,
     } = parse_contents(path, map.bytes())?;
-    Ok(Checkpoint {
+    Ok(TorchCheckpoint {
         path: path.to_path_buf(),
         map,
         storages: storages.ranges,
