@@ -121,7 +121,7 @@ impl OpenModel {
         let first = self.file_metadata().next().and_then(|(_, pairs)| pairs);
         let differing = self
             .file_metadata()
-            .filter(|(_, pairs)| !same_metadata(pairs.clone(), first.clone()))
+            .filter(|(_, pairs)| !same_metadata(*pairs, first))
             .map(|(name, _)| name)
             .collect();
         (first, differing)

@@ -20,7 +20,7 @@ pub use plan::slice;
 pub use format::dtype::Dtype;
 pub use format::error::Error;
 pub use format::header::TensorInfo;
-pub use format::header::{MAX_HEADER_SIZE, METADATA_KEY};
+pub use format::limits::{MAX_HEADER_SIZE, METADATA_KEY};
 pub use format::safe_tensor_error::SafeTensorError;
 #[cfg(feature = "std")]
 pub use format::serialize::serialize_to_file;

@@ -1,9 +1,6 @@
 //! Element types: their header spelling, their width in bits, and byte sizes of tensors.
 
 use core::fmt;
-use core::str::FromStr;
-
-use crate::format::error::Error;
 
 /// The element type of a tensor, spelled in headers exactly as the variant name.
 ///
@@ -265,22 +262,6 @@ pub enum ShapeSizeError {
 impl fmt::Display for Dtype {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl FromStr for Dtype {
-    type Err = Error;
-
-    /// Parses the exact header spelling; anything else (including lowercase) is an error.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ALL_DTYPES
-            .iter()
-            .copied()
-            .find(|d| d.name() == s)
-            .ok_or_else(|| Error::UnknownDtype {
-                tensor: None,
-                dtype: crate::format::error::excerpt(s),
-            })
     }
 }
 

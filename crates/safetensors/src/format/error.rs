@@ -8,8 +8,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::str::FromStr;
 
-use crate::format::dtype::Dtype;
+use crate::format::dtype::{Dtype, ALL_DTYPES};
 use crate::format::invalid_slice::InvalidSlice;
 
 /// Everything that can go wrong reading, slicing or writing a safetensors file, told in
@@ -29,7 +30,7 @@ pub enum Error {
         /// Bytes available.
         len: usize,
     },
-    /// The declared header length is above [`crate::format::header::MAX_HEADER_SIZE`].
+    /// The declared header length is above [`crate::format::limits::MAX_HEADER_SIZE`].
     HeaderTooLarge {
         /// Declared header length.
         header_len: u64,
@@ -162,7 +163,7 @@ impl fmt::Display for Error {
             HeaderTooLarge { header_len } => write!(
                 f,
                 "header too large: {header_len} bytes declared, the limit is {}",
-                crate::format::header::MAX_HEADER_SIZE
+                crate::format::limits::MAX_HEADER_SIZE
             ),
             InvalidHeaderLength { header_len, file_len } => write!(
                 f,
@@ -298,5 +299,23 @@ impl From<std::io::Error> for Error {
 impl From<InvalidSlice> for Error {
     fn from(e: InvalidSlice) -> Self {
         Error::InvalidSlice(e)
+    }
+}
+
+/// Reading a dtype's header spelling. Here rather than beside the dtype table, so that the
+/// table knows no errors (the errors name dtypes).
+impl FromStr for Dtype {
+    type Err = Error;
+
+    /// Parses the exact header spelling; anything else (including lowercase) is an error.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ALL_DTYPES
+            .iter()
+            .copied()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| Error::UnknownDtype {
+                tensor: None,
+                dtype: excerpt(s),
+            })
     }
 }

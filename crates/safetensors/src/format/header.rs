@@ -1,23 +1,17 @@
 //! Parsing and validating the header: the 8-byte length, the JSON object, and every
 //! acceptance rule of the format (types, dtypes, sizes, and exact tiling of the data).
 
-use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::format::dtype::{Dtype, ShapeSizeError};
-use crate::format::error::{excerpt, excerpt_to, Error, QUOTED_BYTES, QUOTED_DIMS};
-use crate::format::json::{Header, HeaderSeed, RawTensor};
+use crate::format::dtype::Dtype;
+use crate::format::error::{excerpt, excerpt_to, Error, QUOTED_BYTES};
+use crate::format::json::{Entry, Header, HeaderSeed};
 use crate::format::table::{ChunkedVec, DimTable, Lazy, StrTable};
 use crate::format::HashMap;
 
-/// The largest header a reader accepts, in bytes. Keeps a hostile length prefix from
-/// making the reader allocate or read without bound.
-pub const MAX_HEADER_SIZE: usize = 100_000_000;
-
-/// The key under which free-form string metadata is stored in the header.
-pub const METADATA_KEY: &str = "__metadata__";
+pub use crate::format::limits::{MAX_HEADER_SIZE, METADATA_KEY};
 
 /// Where one tensor lives and what it holds. Endianness is little, order is C (row-major).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -40,16 +34,6 @@ impl TensorInfo {
     pub fn byte_len(&self) -> usize {
         self.data_offsets.1 - self.data_offsets.0
     }
-}
-
-/// A tensor entry as a header keeps it: 32 bytes, its dimensions in the header's
-/// [`DimTable`]. [`TensorInfo`]s are built from it on demand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub data_offsets: (usize, usize),
-    pub dims_at: u32,
-    pub ndim: u32,
-    pub dtype: Dtype,
 }
 
 /// A parsed and validated header: the tensors (kept in file order, listed in data order),
@@ -498,79 +482,6 @@ fn read_general(text: &str, start: Header) -> Result<Header, Error> {
     // should it not, the first error stands.
     read(&text[begin..end], start)
         .map_err(|trimmed| read(text, Header::empty()).err().unwrap_or(trimmed))
-}
-
-/// Checks one tensor entry as read (everything but its place among the others).
-pub(crate) fn validate_tensor_entry(
-    name: &str,
-    raw: Result<RawTensor, &'static str>,
-    dims: &DimTable,
-) -> Result<Entry, Error> {
-    let bad = |reason: String| Error::InvalidTensorEntry {
-        tensor: excerpt(name),
-        reason,
-    };
-    let raw = raw.map_err(|found| {
-        bad(format!(
-            "entry must be an object with dtype, shape and data_offsets, found {found}"
-        ))
-    })?;
-    if let Some(field) = raw.duplicate_field {
-        return Err(bad(format!("field {field:?} appears twice")));
-    }
-    let missing = |key: &str| bad(format!("missing field {key:?}"));
-    let dtype = match raw.dtype.ok_or_else(|| missing("dtype"))? {
-        Ok(Ok(dtype)) => dtype,
-        Ok(Err(unknown)) => {
-            return Err(Error::UnknownDtype {
-                tensor: Some(excerpt(name)),
-                dtype: excerpt(&unknown),
-            })
-        }
-        Err(found) => return Err(bad(format!("dtype must be a string, found {found}"))),
-    };
-    let shape = raw
-        .shape
-        .ok_or_else(|| missing("shape"))?
-        .map_err(|what| bad(format!("shape {what}")))?;
-    let offsets = raw
-        .data_offsets
-        .ok_or_else(|| missing("data_offsets"))?
-        .map_err(|what| bad(format!("data_offsets {what}")))?;
-    if offsets.count != 2 {
-        return Err(bad(format!(
-            "data_offsets must hold exactly 2 integers, found {}",
-            offsets.count
-        )));
-    }
-    let [begin, end] = offsets.first;
-
-    let expected = dtype.byte_size_of(shape.numel).map_err(|e| match e {
-        ShapeSizeError::Overflow => Error::ValidationOverflow {
-            tensor: excerpt(name),
-            shape: dims.shape(shape.at, shape.ndim.min(QUOTED_DIMS as u32)),
-            ndim: shape.ndim as usize,
-        },
-        ShapeSizeError::PartialByte => Error::MisalignedSubByte {
-            tensor: excerpt(name),
-            dtype,
-            shape: dims.shape(shape.at, shape.ndim.min(QUOTED_DIMS as u32)),
-            ndim: shape.ndim as usize,
-        },
-    })?;
-    if begin > end || end - begin != expected {
-        return Err(Error::TensorInvalidInfo {
-            tensor: excerpt(name),
-            expected,
-            data_offsets: (begin, end),
-        });
-    }
-    Ok(Entry {
-        data_offsets: (begin, end),
-        dims_at: shape.at,
-        ndim: shape.ndim,
-        dtype,
-    })
 }
 
 impl Metadata {

@@ -14,8 +14,10 @@ use serde::de::{
 };
 
 use crate::format::dtype::Dtype;
+use crate::format::dtype::ShapeSizeError;
+use crate::format::error::QUOTED_DIMS;
 use crate::format::error::{excerpt, Error};
-use crate::format::header::{validate_tensor_entry, Entry, METADATA_KEY};
+use crate::format::limits::METADATA_KEY;
 use crate::format::table::{ChunkedVec, DimTable, StrTable};
 
 /// A tensor entry's fields; each is `Err(what was found)` when it has the wrong JSON type.
@@ -617,4 +619,87 @@ impl<'de> Deserialize<'de> for Integer {
         }
         d.deserialize_any(V)
     }
+}
+
+/// A tensor entry as a header keeps it: 32 bytes, its dimensions in the header's
+/// [`DimTable`]. `TensorInfo`s are built from it on demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub data_offsets: (usize, usize),
+    pub dims_at: u32,
+    pub ndim: u32,
+    pub dtype: Dtype,
+}
+
+/// Checks one tensor entry as read (everything but its place among the others).
+pub(crate) fn validate_tensor_entry(
+    name: &str,
+    raw: Result<RawTensor, &'static str>,
+    dims: &DimTable,
+) -> Result<Entry, Error> {
+    let bad = |reason: String| Error::InvalidTensorEntry {
+        tensor: excerpt(name),
+        reason,
+    };
+    let raw = raw.map_err(|found| {
+        bad(format!(
+            "entry must be an object with dtype, shape and data_offsets, found {found}"
+        ))
+    })?;
+    if let Some(field) = raw.duplicate_field {
+        return Err(bad(format!("field {field:?} appears twice")));
+    }
+    let missing = |key: &str| bad(format!("missing field {key:?}"));
+    let dtype = match raw.dtype.ok_or_else(|| missing("dtype"))? {
+        Ok(Ok(dtype)) => dtype,
+        Ok(Err(unknown)) => {
+            return Err(Error::UnknownDtype {
+                tensor: Some(excerpt(name)),
+                dtype: excerpt(&unknown),
+            })
+        }
+        Err(found) => return Err(bad(format!("dtype must be a string, found {found}"))),
+    };
+    let shape = raw
+        .shape
+        .ok_or_else(|| missing("shape"))?
+        .map_err(|what| bad(format!("shape {what}")))?;
+    let offsets = raw
+        .data_offsets
+        .ok_or_else(|| missing("data_offsets"))?
+        .map_err(|what| bad(format!("data_offsets {what}")))?;
+    if offsets.count != 2 {
+        return Err(bad(format!(
+            "data_offsets must hold exactly 2 integers, found {}",
+            offsets.count
+        )));
+    }
+    let [begin, end] = offsets.first;
+
+    let expected = dtype.byte_size_of(shape.numel).map_err(|e| match e {
+        ShapeSizeError::Overflow => Error::ValidationOverflow {
+            tensor: excerpt(name),
+            shape: dims.shape(shape.at, shape.ndim.min(QUOTED_DIMS as u32)),
+            ndim: shape.ndim as usize,
+        },
+        ShapeSizeError::PartialByte => Error::MisalignedSubByte {
+            tensor: excerpt(name),
+            dtype,
+            shape: dims.shape(shape.at, shape.ndim.min(QUOTED_DIMS as u32)),
+            ndim: shape.ndim as usize,
+        },
+    })?;
+    if begin > end || end - begin != expected {
+        return Err(Error::TensorInvalidInfo {
+            tensor: excerpt(name),
+            expected,
+            data_offsets: (begin, end),
+        });
+    }
+    Ok(Entry {
+        data_offsets: (begin, end),
+        dims_at: shape.at,
+        ndim: shape.ndim,
+        dtype,
+    })
 }

@@ -14,8 +14,10 @@
 use alloc::boxed::Box;
 
 use crate::format::dtype::Dtype;
-use crate::format::header::{validate_tensor_entry, Entry, METADATA_KEY};
-use crate::format::json::{repeated_key, Dims, Header, Offsets, RawTensor};
+use crate::format::json::{
+    repeated_key, validate_tensor_entry, Dims, Entry, Header, Offsets, RawTensor,
+};
+use crate::format::limits::METADATA_KEY;
 use crate::format::table::{DimTable, StrTable};
 
 /// Where the direct reader gave up: the entries it read before (all valid) and the byte

@@ -13,6 +13,7 @@ pub mod header;
 pub mod invalid_slice;
 pub(crate) mod json;
 pub(crate) mod json_plain;
+pub mod limits;
 mod metadata_serde;
 pub mod safe_tensor_error;
 pub mod serialize;

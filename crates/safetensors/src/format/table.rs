@@ -143,7 +143,7 @@ const TEXT_CHUNK: usize = 1 << 20;
 /// A string's end is stored as `chunk << OFFSET_BITS | offset in the chunk`.
 const OFFSET_BITS: u32 = 21;
 const OFFSET_MASK: u32 = (1 << OFFSET_BITS) - 1;
-/// At most this many chunks: a header's text (at most [`crate::format::header::MAX_HEADER_SIZE`]
+/// At most this many chunks: a header's text (at most [`crate::format::limits::MAX_HEADER_SIZE`]
 /// bytes) fills far fewer, as each chunk but the first holds at least a quarter MiB.
 const MAX_CHUNKS: usize = 1 << (32 - OFFSET_BITS);
 
