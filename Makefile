@@ -95,12 +95,15 @@ test-python-quick:
 ## Real Rust clients from crates.io, patched onto our core crate with one [patch.crates-io]
 ## line: candle-core loads and saves every conformance vector (tests/clients/candle);
 ## anamnesis reads every header through serde into safetensors::tensor::Metadata
-## (tests/clients/anamnesis).
+## (tests/clients/anamnesis); a no_std library built with `default-features = false,
+## features = ["alloc"]` (tests/clients/nostd).
 test-clients:
 	CARGO_TARGET_DIR=$(CURDIR)/target/clients $(CARGO) run --locked \
 		--manifest-path tests/clients/candle/Cargo.toml -- tests/data/vectors
 	CARGO_TARGET_DIR=$(CURDIR)/target/clients $(CARGO) run --locked \
 		--manifest-path tests/clients/anamnesis/Cargo.toml -- tests/data/vectors
+	CARGO_TARGET_DIR=$(CURDIR)/target/clients $(CARGO) test --locked --quiet \
+		--manifest-path tests/clients/nostd/Cargo.toml
 
 ## The Python wheel: abi3 (one wheel for CPython 3.9 and later) with a manylinux2014 tag,
 ## linked through zig (ziglang from PyPI) so no manylinux docker image is needed.
@@ -128,9 +131,10 @@ lint-rust:
 	$(CARGO) fmt --all --check
 	cd tests/clients/candle && $(CARGO) fmt --check
 	cd tests/clients/anamnesis && $(CARGO) fmt --check
+	cd tests/clients/nostd && $(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
-	$(CARGO) build -p safetensors --no-default-features
+	$(CARGO) build -p safetensors --no-default-features --features alloc
 	$(MAKE) fuzz-check
 
 PY_LINTED := crates/safetensors-py bench/python bench/sharded bench/load bench/ranks bench/headers bench/gpu

@@ -72,6 +72,19 @@ fn reference_call_shapes_compile_and_agree() -> Result<(), SafeTensorError> {
     assert_eq!(infos["a"].data_offsets, (0, 6));
     assert_eq!(metadata.metadata().as_ref().unwrap()["format"], "pt");
 
+    // 0.8.0's generic parameters, named with a turbofish as some clients do.
+    let named = serialize::<&str, TensorView, Vec<(&str, TensorView)>>(
+        vec![("a", st.tensor("a")?)],
+        None,
+    )?;
+    assert_eq!(named, serialize(st.tensors(), None)?);
+    let dir = tempfile::tempdir().unwrap();
+    serialize_to_file::<String, TensorView, Vec<(String, TensorView)>>(
+        st.tensors(),
+        None,
+        &dir.path().join("named.safetensors"),
+    )?;
+
     // Numpy-like slicing through IndexOp.
     // (0.8.0 has no `From<InvalidSlice> for SafeTensorError`: slicing errors are their own.)
     let column: Vec<u8> = view.slice((.., 1..2)).unwrap().flatten().copied().collect();

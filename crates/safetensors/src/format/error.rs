@@ -289,6 +289,17 @@ impl std::error::Error for Error {
     }
 }
 
+/// Without `std` (Rust 1.81 or later): the same, through `core::error::Error`.
+#[cfg(not(feature = "std"))]
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Error::InvalidSlice(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(feature = "std")]
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {

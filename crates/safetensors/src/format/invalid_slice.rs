@@ -67,3 +67,6 @@ impl fmt::Display for InvalidSlice {
 
 #[cfg(feature = "std")]
 impl std::error::Error for InvalidSlice {}
+
+#[cfg(not(feature = "std"))]
+impl core::error::Error for InvalidSlice {}

@@ -111,6 +111,17 @@ impl std::error::Error for SafeTensorError {
     }
 }
 
+/// Without `std` (Rust 1.81 or later): the same, through `core::error::Error`.
+#[cfg(not(feature = "std"))]
+impl core::error::Error for SafeTensorError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            SafeTensorError::InvalidHeader(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl From<serde_json::Error> for SafeTensorError {
     fn from(e: serde_json::Error) -> Self {
         SafeTensorError::JsonError(e)

@@ -285,12 +285,11 @@ pub(crate) fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &str {
 /// `data_info` is the `__metadata__`: see [`MetadataArg`] for the accepted forms. Errors
 /// are the reference's enum; [`crate::format::serialize::to_bytes`] is the same writer with the
 /// crate's detailed [`Error`].
-pub fn serialize<S, V, I, M>(data: I, data_info: M) -> Result<Vec<u8>, SafeTensorError>
+pub fn serialize<S, V, I>(data: I, data_info: impl MetadataArg) -> Result<Vec<u8>, SafeTensorError>
 where
     S: AsRef<str> + Ord + Display,
     V: View,
     I: IntoIterator<Item = (S, V)>,
-    M: MetadataArg,
 {
     Ok(to_bytes(data, data_info)?)
 }
@@ -324,16 +323,15 @@ where
 /// Errors are the reference's enum; [`crate::format::serialize::to_file`] is the same writer with the
 /// crate's detailed [`Error`].
 #[cfg(feature = "std")]
-pub fn serialize_to_file<S, V, I, M>(
+pub fn serialize_to_file<S, V, I>(
     data: I,
-    data_info: M,
+    data_info: impl MetadataArg,
     filename: &std::path::Path,
 ) -> Result<(), SafeTensorError>
 where
     S: AsRef<str> + Ord + Display,
     V: View,
     I: IntoIterator<Item = (S, V)>,
-    M: MetadataArg,
 {
     Ok(to_file(data, data_info, filename)?)
 }

@@ -65,6 +65,9 @@ impl fmt::Display for InvalidSplit {
 #[cfg(feature = "std")]
 impl std::error::Error for InvalidSplit {}
 
+#[cfg(not(feature = "std"))]
+impl core::error::Error for InvalidSplit {}
+
 /// The positions part `index` of `parts` holds of a dimension of `size`, by `torch.chunk`'s
 /// rule (see the module docs); empty, at `size..size`, for a part past the last chunk.
 ///
