@@ -1,5 +1,5 @@
 //! Arbitrary answers to a Range request, run through the core HTTP client's response
-//! judge and body reader (`crates/safetensors/src/http/range.rs`, compiled in here): an
+//! judge and body reader (`crates/safetensors/src/source/http/range.rs`, compiled in here): an
 //! accepted answer yields exactly the bytes asked for (or, on the first request, the file's
 //! first bytes), whatever the headers claim and however long the body is.
 #![no_main]
@@ -7,7 +7,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../crates/safetensors/src/http/range.rs"]
+#[path = "../../crates/safetensors/src/source/http/range.rs"]
 #[allow(dead_code)]
 mod http_range;
 

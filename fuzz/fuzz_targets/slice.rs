@@ -2,12 +2,13 @@
 //! up to the size its shape promises and stay inside the tensor.
 #![no_main]
 
+use std::num::NonZeroUsize;
 use std::ops::Bound;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use safetensors::format::dtype::ALL_DTYPES;
-use safetensors::slice::{byte_ranges, TensorIndexer};
+use safetensors::slice::{byte_ranges, DimIndexer};
 
 #[derive(Arbitrary, Debug)]
 enum Ix {
@@ -27,19 +28,20 @@ fuzz_target!(|input: Input| {
     let shape: Vec<usize> = input.shape.iter().take(5).map(|&d| d as usize % 16).collect();
     let numel: usize = shape.iter().product();
     let Some(len) = dtype.byte_len(numel) else { return };
-    let indexers: Vec<TensorIndexer> = input
+    let indexers: Vec<DimIndexer> = input
         .indexers
         .iter()
         .take(6)
         .map(|ix| match *ix {
-            Ix::Select(i) => TensorIndexer::Select(i as usize),
-            Ix::Narrow(s, e, inclusive) => TensorIndexer::Narrow(
+            Ix::Select(i) => DimIndexer::Select(i as usize),
+            Ix::Narrow(s, e, inclusive) => DimIndexer::Narrow(
                 s.map_or(Bound::Unbounded, |s| Bound::Included(s as usize)),
                 match (e, inclusive) {
                     (None, _) => Bound::Unbounded,
                     (Some(e), true) => Bound::Included(e as usize),
                     (Some(e), false) => Bound::Excluded(e as usize),
                 },
+                NonZeroUsize::MIN,
             ),
         })
         .collect();

@@ -16,7 +16,7 @@ use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyPermission
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
-use safetensors::slice::InvalidSlice;
+use safetensors::slice::SliceError;
 use safetensors::Error as CoreError;
 use std::io;
 
@@ -97,12 +97,12 @@ pub fn to_pyerr(err: CoreError) -> PyErr {
 
 /// Converts a refused slice of tensor `name`: an out-of-range position and too many indices
 /// are also `IndexError`s, a zero step a `ValueError`, as torch and numpy raise them.
-pub fn slice_error(py: Python<'_>, name: &str, err: InvalidSlice) -> PyErr {
+pub fn slice_error(py: Python<'_>, name: &str, err: SliceError) -> PyErr {
     let base = match err {
-        InvalidSlice::TooManySlices { .. }
-        | InvalidSlice::SliceOutOfRange { .. }
-        | InvalidSlice::MultipleEllipsis => "IndexError",
-        InvalidSlice::ZeroStep { .. } => "ValueError",
+        SliceError::TooManySlices { .. }
+        | SliceError::SliceOutOfRange { .. }
+        | SliceError::MultipleEllipsis => "IndexError",
+        SliceError::ZeroStep { .. } => "ValueError",
         _ => "",
     };
     dual_err(py, base, format!("Invalid slice of tensor {name}: {err}"))

@@ -79,10 +79,8 @@ fn slice_rows(c: &mut Criterion) {
     let path = dir.path().join("wte.safetensors");
     let view = TensorView::new(Dtype::F32, vec![rows, cols], &data).unwrap();
     serialize_to_file([("wte", view.clone())], None, &path).unwrap();
-    let block = [TensorIndexer::Narrow(
-        std::ops::Bound::Included(1000),
-        std::ops::Bound::Excluded(2000),
-    )];
+    let block = [TensorIndexer::from(1000..2000)];
+    let dim_block = [safetensors::slice::DimIndexer::from(1000..2000)];
 
     let mut group = c.benchmark_group("slice 1000 rows of 50257x768 F32");
     group.throughput(Throughput::Bytes((1000 * cols * 4) as u64));
@@ -101,7 +99,7 @@ fn slice_rows(c: &mut Criterion) {
             b.iter(|| {
                 let info = file.metadata().info("wte").unwrap();
                 let ranges =
-                    safetensors::slice::byte_ranges(info.dtype, &info.shape, &block).unwrap();
+                    safetensors::slice::byte_ranges(info.dtype, &info.shape, &dim_block).unwrap();
                 let mut out = vec![0u8; ranges.remaining_byte_len()];
                 let mut at = 0;
                 for r in ranges {

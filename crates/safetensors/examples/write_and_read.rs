@@ -2,7 +2,7 @@
 //!
 //! `cargo run -p safetensors --example write_and_read -- [PATH]`
 
-use safetensors::slice::{byte_ranges, TensorIndexer};
+use safetensors::slice::{byte_ranges, DimIndexer};
 use safetensors::source::file::{Backend, SafeFile};
 use safetensors::tensor::TensorView;
 use safetensors::{serialize_to_file, Dtype};
@@ -60,10 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         // Rows 2..4 of layer2.weight, read without touching the rest of the tensor.
         let info = file.metadata().info("layer2.weight").unwrap();
-        let rows = [TensorIndexer::Narrow(
-            std::ops::Bound::Included(2),
-            std::ops::Bound::Excluded(4),
-        )];
+        let rows = [DimIndexer::from(2..4)];
         let ranges = byte_ranges(info.dtype, &info.shape, &rows)?;
         let shape = ranges.newshape();
         let mut out = vec![0u8; ranges.remaining_byte_len()];

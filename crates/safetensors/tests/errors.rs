@@ -6,7 +6,7 @@ mod common;
 use std::borrow::Cow;
 
 use common::file_with_header;
-use safetensors::slice::{InvalidSlice, TensorIndexer};
+use safetensors::slice::{byte_ranges, DimIndexer, InvalidSlice, TensorIndexer};
 use safetensors::tensor::TensorView;
 use safetensors::write::to_bytes;
 use safetensors::{Dtype, Error, SafeTensorError, SafeTensors, View};
@@ -247,16 +247,46 @@ fn invalid_tensor_view() {
 fn invalid_slice() {
     let data = [0u8; 24];
     let v = TensorView::new(Dtype::F32, vec![2, 3], &data).unwrap();
+    // The reference's API: the reference's enum and message.
     let e = v.sliced_data(&[TensorIndexer::Select(2)]).unwrap_err();
-    assert!(matches!(
+    assert_eq!(
         e,
         InvalidSlice::SliceOutOfRange {
             dim_index: 0,
+            asked: 2,
             dim_size: 2,
-            ..
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "index 2 out of bounds for tensor dimension #0 of size 2"
+    );
+    let e = v.sliced_data(&[0.into(), 0.into(), 0.into()]).unwrap_err();
+    assert_eq!(e, InvalidSlice::TooManySlices);
+    let e = v.sliced_data(&[(..).into(), (1..5).into()]).unwrap_err();
+    assert!(matches!(
+        e,
+        InvalidSlice::SliceOutOfRange {
+            dim_index: 1,
+            asked: 4,
+            dim_size: 3
         }
     ));
+    let f4 = TensorView::new(Dtype::F4, vec![4], &data[..2]).unwrap();
+    let e = f4.sliced_data(&[(1..3).into()]).unwrap_err();
+    assert_eq!(e, InvalidSlice::MisalignedSlice);
+
+    // The project's own API says more, and converts into the crate's error.
+    let e = byte_ranges(Dtype::F32, &[2, 3], &[DimIndexer::Select(2)]).unwrap_err();
     assert!(e.to_string().contains("dimension 0 of size 2"), "{e}");
+    assert_eq!(
+        InvalidSlice::from(e.clone()),
+        InvalidSlice::SliceOutOfRange {
+            dim_index: 0,
+            asked: 2,
+            dim_size: 2
+        }
+    );
     let as_error: Error = e.into();
     assert!(matches!(as_error, Error::InvalidSlice(_)));
 }

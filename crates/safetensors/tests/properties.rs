@@ -5,9 +5,10 @@ mod common;
 
 use proptest::prelude::*;
 use safetensors::format::dtype::ALL_DTYPES;
-use safetensors::slice::{byte_ranges, TensorIndexer};
+use safetensors::slice::{byte_ranges, slice_byte_ranges, DimIndexer, TensorIndexer};
 use safetensors::tensor::TensorView;
 use safetensors::{serialize, Dtype, SafeTensors};
+use std::num::NonZeroUsize;
 use std::ops::Bound;
 
 /// A shape whose element count makes whole bytes for `dtype`.
@@ -108,7 +109,7 @@ proptest! {
         let data: Vec<u8> = (0..numel * size).map(|i| (i * 13 % 251) as u8).collect();
         // Indexers that fit the shape: a position, or `len` positions `step` apart from
         // `start` (clamped so they stay inside), possibly backwards.
-        let indexers: Vec<TensorIndexer> = picks
+        let indexers: Vec<DimIndexer> = picks
             .iter()
             .zip(&shape)
             .filter(|(_, &dim)| dim > 0)
@@ -117,8 +118,8 @@ proptest! {
                 let step = if step == 0 { 1 } else { step };
                 let room = if step > 0 { (dim - 1 - start) / step as usize } else { start / (-step) as usize };
                 match kind {
-                    0 => TensorIndexer::Select(start),
-                    _ => TensorIndexer::Strided { start, step, len: len.min(room + 1) },
+                    0 => DimIndexer::Select(start),
+                    _ => DimIndexer::Strided { start, step, len: len.min(room + 1) },
                 }
             })
             .collect();
@@ -130,8 +131,8 @@ proptest! {
         // Naive: the positions kept per dimension, walked in row-major order.
         let positions: Vec<Vec<usize>> = shape.iter().enumerate().map(|(d, &dim)| match indexers.get(d) {
             None => (0..dim).collect(),
-            Some(TensorIndexer::Select(i)) => vec![*i],
-            Some(TensorIndexer::Strided { start, step, len }) => {
+            Some(DimIndexer::Select(i)) => vec![*i],
+            Some(DimIndexer::Strided { start, step, len }) => {
                 (0..*len).map(|k| (*start as isize + k as isize * step) as usize).collect()
             }
             _ => unreachable!(),
@@ -162,7 +163,7 @@ proptest! {
     #[test]
     fn random_slices_equal_the_naive_slice(
         shape in prop::collection::vec(1usize..6, 1..4),
-        picks in prop::collection::vec((0usize..6, 0usize..6, any::<bool>()), 0..4),
+        picks in prop::collection::vec((0usize..6, 0usize..6, any::<bool>(), 1usize..4), 0..4),
         dtype in prop::sample::select(vec![Dtype::U8, Dtype::F16, Dtype::F32, Dtype::C64]),
     ) {
         let size = dtype.size();
@@ -173,13 +174,13 @@ proptest! {
         let indexers: Vec<TensorIndexer> = picks
             .iter()
             .zip(&shape)
-            .map(|(&(a, b, select), &dim)| {
+            .map(|(&(a, b, select, step), &dim)| {
                 if select {
                     TensorIndexer::Select(a % dim)
                 } else {
                     let (s, e) = (a % (dim + 1), b % (dim + 1));
                     let (s, e) = (s.min(e), s.max(e));
-                    TensorIndexer::Narrow(Bound::Included(s), Bound::Excluded(e))
+                    TensorIndexer::Narrow(Bound::Included(s), Bound::Excluded(e), NonZeroUsize::new(step).unwrap())
                 }
             })
             .collect();
@@ -188,10 +189,14 @@ proptest! {
         // Naive: walk every element index and keep the selected ones, in order.
         let mut expected = Vec::new();
         let mut expected_shape = Vec::new();
-        let spans: Vec<(usize, usize)> = shape.iter().enumerate().map(|(d, &dim)| match indexers.get(d) {
-            None => { expected_shape.push(dim); (0, dim) }
-            Some(TensorIndexer::Select(i)) => (*i, i + 1),
-            Some(TensorIndexer::Narrow(Bound::Included(s), Bound::Excluded(e))) => { expected_shape.push(e - s); (*s, *e) }
+        // Per dimension: first kept position, end, step.
+        let spans: Vec<(usize, usize, usize)> = shape.iter().enumerate().map(|(d, &dim)| match indexers.get(d) {
+            None => { expected_shape.push(dim); (0, dim, 1) }
+            Some(TensorIndexer::Select(i)) => (*i, i + 1, 1),
+            Some(TensorIndexer::Narrow(Bound::Included(s), Bound::Excluded(e), step)) => {
+                expected_shape.push((e - s).div_ceil(step.get()));
+                (*s, *e, step.get())
+            }
             _ => unreachable!(),
         }).collect();
         for flat in 0..numel {
@@ -200,16 +205,17 @@ proptest! {
             for d in (0..shape.len()).rev() {
                 let i = rem % shape[d];
                 rem /= shape[d];
-                keep &= spans[d].0 <= i && i < spans[d].1;
+                keep &= spans[d].0 <= i && i < spans[d].1 && (i - spans[d].0) % spans[d].2 == 0;
             }
             if keep {
                 expected.extend_from_slice(&data[flat * size..(flat + 1) * size]);
             }
         }
         prop_assert_eq!(&got, &expected);
-        let ranges = byte_ranges(dtype, &shape, &indexers).unwrap();
-        prop_assert_eq!(ranges.newshape(), expected_shape);
-        prop_assert_eq!(ranges.remaining_byte_len(), expected.len());
+        let (ranges, sliced_shape) = slice_byte_ranges(dtype, &shape, &indexers).unwrap();
+        prop_assert_eq!(sliced_shape, expected_shape);
+        let listed: Vec<u8> = ranges.iter().flat_map(|&(a, b)| data[a..b].to_vec()).collect();
+        prop_assert_eq!(listed, expected);
     }
 
     #[test]

@@ -73,10 +73,8 @@ fn reference_call_shapes_compile_and_agree() -> Result<(), SafeTensorError> {
     assert_eq!(metadata.metadata().as_ref().unwrap()["format"], "pt");
 
     // 0.8.0's generic parameters, named with a turbofish as some clients do.
-    let named = serialize::<&str, TensorView, Vec<(&str, TensorView)>>(
-        vec![("a", st.tensor("a")?)],
-        None,
-    )?;
+    let named =
+        serialize::<&str, TensorView, Vec<(&str, TensorView)>>(vec![("a", st.tensor("a")?)], None)?;
     assert_eq!(named, serialize(st.tensors(), None)?);
     let dir = tempfile::tempdir().unwrap();
     serialize_to_file::<String, TensorView, Vec<(String, TensorView)>>(

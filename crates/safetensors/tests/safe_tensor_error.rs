@@ -9,7 +9,7 @@ mod common;
 use std::error::Error as _;
 
 use common::file_with_header;
-use safetensors::slice::InvalidSlice;
+use safetensors::slice::SliceError;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use safetensors::{serialize, Error, SafeTensorError};
 
@@ -338,7 +338,7 @@ fn conversion_from_the_detailed_error() {
             "tensor of type BF16 and shape (3) can't be created from 5 bytes",
         ),
         (
-            Error::InvalidSlice(InvalidSlice::SplitsSubByteElement { dtype: Dtype::F4 }),
+            Error::InvalidSlice(SliceError::SplitsSubByteElement { dtype: Dtype::F4 }),
             "MisalignedSlice",
             "The slice is slicing for subbytes dtypes, and the slice does not end up at a byte boundary, this is invalid.",
         ),
@@ -368,7 +368,7 @@ fn errors_the_reference_lacks_travel_inside_io_error() {
             expected_len: 10,
             actual_len: 8,
         },
-        Error::InvalidSlice(InvalidSlice::MultipleEllipsis),
+        Error::InvalidSlice(SliceError::MultipleEllipsis),
     ];
     for detailed in cases {
         let message = detailed.to_string();

@@ -11,7 +11,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use crate::format::dtype::{Dtype, ALL_DTYPES};
-use crate::format::invalid_slice::InvalidSlice;
+use crate::format::invalid_slice::SliceError;
 
 /// Everything that can go wrong reading, slicing or writing a safetensors file, told in
 /// detail: the error of the project's own API (`file`, `checkpoint`, `reader`, `source`,
@@ -131,7 +131,7 @@ pub enum Error {
         data_len: usize,
     },
     /// A slice request that does not fit the tensor.
-    InvalidSlice(InvalidSlice),
+    InvalidSlice(SliceError),
     /// An I/O error, with what was being done.
     #[cfg(feature = "std")]
     IoError(std::io::Error),
@@ -307,8 +307,8 @@ impl From<std::io::Error> for Error {
     }
 }
 
-impl From<InvalidSlice> for Error {
-    fn from(e: InvalidSlice) -> Self {
+impl From<SliceError> for Error {
+    fn from(e: SliceError) -> Self {
         Error::InvalidSlice(e)
     }
 }

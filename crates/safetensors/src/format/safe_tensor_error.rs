@@ -13,7 +13,7 @@ use core::str::Utf8Error;
 
 use crate::format::dtype::Dtype;
 use crate::format::error::Error;
-use crate::format::invalid_slice::InvalidSlice;
+use crate::format::invalid_slice::SliceError;
 
 /// Possible errors that could occur while reading a safetensors file, as the reference
 /// crate (0.8.0) defines them. Not `#[non_exhaustive]`: clients match it exhaustively.
@@ -235,7 +235,7 @@ impl From<Error> for SafeTensorError {
                 shape,
                 data_len,
             } => SafeTensorError::InvalidTensorView(dtype, shape, data_len),
-            Error::InvalidSlice(InvalidSlice::SplitsSubByteElement { .. }) => {
+            Error::InvalidSlice(SliceError::SplitsSubByteElement { .. }) => {
                 SafeTensorError::MisalignedSlice
             }
             #[cfg(feature = "std")]

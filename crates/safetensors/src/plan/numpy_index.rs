@@ -10,10 +10,9 @@
 
 use alloc::string::ToString;
 use alloc::vec::Vec;
-use core::ops::Bound;
 
 use crate::format::dtype::Dtype;
-use crate::plan::slice::{byte_ranges, ByteRanges, InvalidSlice, TensorIndexer};
+use crate::plan::slice::{byte_ranges, ByteRanges, DimIndexer, SliceError};
 
 /// One entry of a numpy-style index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +52,10 @@ fn slice_span(
     step: Option<i64>,
     size: usize,
     dim_index: usize,
-) -> Result<(usize, isize, usize), InvalidSlice> {
+) -> Result<(usize, isize, usize), SliceError> {
     let step = i128::from(step.unwrap_or(1));
     if step == 0 {
-        return Err(InvalidSlice::ZeroStep { dim_index });
+        return Err(SliceError::ZeroStep { dim_index });
     }
     let n = size as i128;
     let (lower, upper) = if step > 0 { (0, n) } else { (-1, n - 1) };
@@ -90,7 +89,7 @@ pub fn plan_index(
     dtype: Dtype,
     shape: &[usize],
     index: &[Index],
-) -> Result<ByteRanges, InvalidSlice> {
+) -> Result<ByteRanges, SliceError> {
     let rank = shape.len();
     if index
         .iter()
@@ -98,11 +97,11 @@ pub fn plan_index(
         .count()
         > 1
     {
-        return Err(InvalidSlice::MultipleEllipsis);
+        return Err(SliceError::MultipleEllipsis);
     }
     let given = index.iter().filter(|e| e.consumes()).count();
     if given > rank {
-        return Err(InvalidSlice::TooManySlices { given, rank });
+        return Err(SliceError::TooManySlices { given, rank });
     }
     // The index with `...` expanded (and missing trailing entries filled) to whole slices.
     let whole = Index::Slice {
@@ -136,31 +135,29 @@ pub fn plan_index(
                     i128::from(i)
                 };
                 if at < 0 || at >= size as i128 {
-                    return Err(InvalidSlice::SliceOutOfRange {
+                    return Err(SliceError::SliceOutOfRange {
                         dim_index,
                         asked: i.to_string(),
+                        index: at.clamp(0, usize::MAX as i128) as usize,
                         dim_size: size,
                     });
                 }
-                indexers.push(TensorIndexer::Select(at as usize));
+                indexers.push(DimIndexer::Select(at as usize));
                 dim_index += 1;
             }
             Index::Slice { start, stop, step } => {
                 let (start, step, len) =
                     slice_span(start, stop, step, shape[dim_index], dim_index)?;
                 indexers.push(if step == 1 {
-                    TensorIndexer::Narrow(Bound::Included(start), Bound::Excluded(start + len))
+                    (start..start + len).into()
                 } else {
-                    TensorIndexer::Strided { start, step, len }
+                    DimIndexer::Strided { start, step, len }
                 });
                 dims.push(len);
                 dim_index += 1;
             }
             Index::EmptyList => {
-                indexers.push(TensorIndexer::Narrow(
-                    Bound::Included(0),
-                    Bound::Excluded(0),
-                ));
+                indexers.push((0..0).into());
                 dim_index += 1;
             }
             Index::Ellipsis => unreachable!("expanded above"),
@@ -267,23 +264,23 @@ mod tests {
             |shape: &[usize], index: &[Index]| plan_index(Dtype::U8, shape, index).unwrap_err();
         assert!(matches!(
             err(&[], &[Index::EmptyList]),
-            InvalidSlice::TooManySlices { given: 1, rank: 0 }
+            SliceError::TooManySlices { given: 1, rank: 0 }
         ));
         assert!(matches!(
             err(&[3], &[Index::Int(3)]),
-            InvalidSlice::SliceOutOfRange { .. }
+            SliceError::SliceOutOfRange { .. }
         ));
         assert!(matches!(
             err(&[3], &[Index::Int(-4)]),
-            InvalidSlice::SliceOutOfRange { .. }
+            SliceError::SliceOutOfRange { .. }
         ));
         assert!(matches!(
             err(&[3], &[s(None, None, Some(0))]),
-            InvalidSlice::ZeroStep { dim_index: 0 }
+            SliceError::ZeroStep { dim_index: 0 }
         ));
         assert!(matches!(
             err(&[3], &[Index::Ellipsis, Index::Ellipsis]),
-            InvalidSlice::MultipleEllipsis
+            SliceError::MultipleEllipsis
         ));
     }
 }

@@ -9,19 +9,40 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::num::NonZeroUsize;
 use core::ops::{Bound, Range, RangeBounds};
 
 use crate::format::dtype::Dtype;
-pub use crate::format::invalid_slice::InvalidSlice;
+pub use crate::format::invalid_slice::{InvalidSlice, SliceError};
 use crate::format::tensor::TensorView;
 
-/// How to index one dimension.
+/// How to index one dimension: the reference's indexer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TensorIndexer {
     /// Keep one index; the dimension disappears from the result.
     Select(usize),
-    /// Keep a range; the dimension stays with the range's length.
-    Narrow(Bound<usize>, Bound<usize>),
+    /// Keep a range, every `step`-th element from its start; the dimension stays.
+    Narrow(Bound<usize>, Bound<usize>, NonZeroUsize),
+}
+
+/// A step of 1.
+const ONE: NonZeroUsize = NonZeroUsize::MIN;
+
+impl From<usize> for TensorIndexer {
+    fn from(index: usize) -> Self {
+        TensorIndexer::Select(index)
+    }
+}
+
+/// How to index one dimension, as the project's own slicing API takes it: the reference's two
+/// indexers, and any step, negative ones included (numpy's `start::step`), which numpy indexing
+/// ([`crate::plan::numpy_index`]) needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DimIndexer {
+    /// Keep one index; the dimension disappears from the result.
+    Select(usize),
+    /// Keep a range, every `step`-th element from its start; the dimension stays.
+    Narrow(Bound<usize>, Bound<usize>, NonZeroUsize),
     /// Keep `len` elements from index `start` on, `step` apart (a negative step walks
     /// backwards, like numpy's `start::step`); the dimension stays with length `len`.
     Strided {
@@ -34,9 +55,24 @@ pub enum TensorIndexer {
     },
 }
 
-impl From<usize> for TensorIndexer {
+impl From<usize> for DimIndexer {
     fn from(index: usize) -> Self {
-        TensorIndexer::Select(index)
+        DimIndexer::Select(index)
+    }
+}
+
+impl From<&TensorIndexer> for DimIndexer {
+    fn from(ix: &TensorIndexer) -> Self {
+        match *ix {
+            TensorIndexer::Select(i) => DimIndexer::Select(i),
+            TensorIndexer::Narrow(start, end, step) => DimIndexer::Narrow(start, end, step),
+        }
+    }
+}
+
+impl From<TensorIndexer> for DimIndexer {
+    fn from(ix: TensorIndexer) -> Self {
+        DimIndexer::from(&ix)
     }
 }
 
@@ -44,7 +80,12 @@ macro_rules! indexer_from_range {
     ($($t:ty),*) => {$(
         impl From<$t> for TensorIndexer {
             fn from(range: $t) -> Self {
-                TensorIndexer::Narrow(range.start_bound().cloned(), range.end_bound().cloned())
+                TensorIndexer::Narrow(range.start_bound().cloned(), range.end_bound().cloned(), ONE)
+            }
+        }
+        impl From<$t> for DimIndexer {
+            fn from(range: $t) -> Self {
+                DimIndexer::Narrow(range.start_bound().cloned(), range.end_bound().cloned(), ONE)
             }
         }
     )*};
@@ -58,11 +99,39 @@ indexer_from_range!(
     core::ops::RangeToInclusive<usize>
 );
 
+/// Python's notation, as the reference writes it: `3`, `:`, `1:`, `:4`, `1:4:2` (bounds are
+/// written as given, whether included or excluded).
 impl fmt::Display for TensorIndexer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TensorIndexer::Select(i) => write!(f, "{i}"),
-            TensorIndexer::Narrow(start, end) => {
+            TensorIndexer::Narrow(start, end, step) => {
+                let shown = |b: &Bound<usize>| match b {
+                    Bound::Included(n) | Bound::Excluded(n) => Some(*n),
+                    Bound::Unbounded => None,
+                };
+                if let Some(s) = shown(start) {
+                    write!(f, "{s}")?;
+                }
+                f.write_str(":")?;
+                if let Some(e) = shown(end) {
+                    write!(f, "{e}")?;
+                }
+                if step.get() != 1 {
+                    write!(f, ":{step}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Rust's range notation (`1..3`, `..=2`), with the step when there is one.
+impl fmt::Display for DimIndexer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DimIndexer::Select(i) => write!(f, "{i}"),
+            DimIndexer::Narrow(start, end, step) => {
                 match start {
                     Bound::Included(s) => write!(f, "{s}")?,
                     Bound::Excluded(s) => write!(f, "{}", s + 1)?,
@@ -70,12 +139,16 @@ impl fmt::Display for TensorIndexer {
                 }
                 f.write_str("..")?;
                 match end {
-                    Bound::Included(e) => write!(f, "={e}"),
-                    Bound::Excluded(e) => write!(f, "{e}"),
-                    Bound::Unbounded => Ok(()),
+                    Bound::Included(e) => write!(f, "={e}")?,
+                    Bound::Excluded(e) => write!(f, "{e}")?,
+                    Bound::Unbounded => {}
                 }
+                if step.get() != 1 {
+                    write!(f, " step {step}")?;
+                }
+                Ok(())
             }
-            TensorIndexer::Strided { start, step, len } => {
+            DimIndexer::Strided { start, step, len } => {
                 write!(f, "{start}::{step} ({len} elements)")
             }
         }
@@ -132,20 +205,17 @@ impl Span {
         self.start == 0 && self.count == size && (self.step == 1 || size <= 1)
     }
 
-    fn resolve(
-        ix: &TensorIndexer,
-        dim_index: usize,
-        dim_size: usize,
-    ) -> Result<Span, InvalidSlice> {
-        let out_of_range = || InvalidSlice::SliceOutOfRange {
+    fn resolve(ix: &DimIndexer, dim_index: usize, dim_size: usize) -> Result<Span, SliceError> {
+        let out_of_range = |index: usize| SliceError::SliceOutOfRange {
             dim_index,
             asked: alloc::format!("{ix}"),
+            index,
             dim_size,
         };
         match *ix {
-            TensorIndexer::Select(i) => {
+            DimIndexer::Select(i) => {
                 if i >= dim_size {
-                    return Err(out_of_range());
+                    return Err(out_of_range(i));
                 }
                 Ok(Span {
                     start: i,
@@ -154,7 +224,7 @@ impl Span {
                     kept: false,
                 })
             }
-            TensorIndexer::Narrow(start, end) => {
+            DimIndexer::Narrow(start, end, step) => {
                 let start = match start {
                     Bound::Included(s) => Some(s),
                     Bound::Excluded(s) => s.checked_add(1),
@@ -166,18 +236,25 @@ impl Span {
                     Bound::Unbounded => Some(dim_size),
                 };
                 match (start, end) {
-                    (Some(s), Some(e)) if s <= e && e <= dim_size => Ok(Span {
-                        start: s,
-                        count: e - s,
-                        step: 1,
-                        kept: true,
-                    }),
-                    _ => Err(out_of_range()),
+                    (Some(s), Some(e)) if s <= e && e <= dim_size => {
+                        let count = (e - s).div_ceil(step.get());
+                        Ok(Span {
+                            start: if count > 0 { s } else { 0 },
+                            count,
+                            step: step.get() as isize,
+                            kept: true,
+                        })
+                    }
+                    // The first position past the end, as the reference reports it.
+                    (Some(s), _) if s >= dim_size => Err(out_of_range(s)),
+                    (Some(s), Some(e)) if e <= s => Err(out_of_range(s)),
+                    (_, Some(e)) => Err(out_of_range(e.saturating_sub(1))),
+                    _ => Err(out_of_range(usize::MAX)),
                 }
             }
-            TensorIndexer::Strided { start, step, len } => {
+            DimIndexer::Strided { start, step, len } => {
                 if step == 0 {
-                    return Err(InvalidSlice::ZeroStep { dim_index });
+                    return Err(SliceError::ZeroStep { dim_index });
                 }
                 if len > 0 {
                     // The last index kept, start + (len - 1) * step, must be in range too.
@@ -185,8 +262,12 @@ impl Span {
                         .checked_mul(step as i128)
                         .map(|d| start as i128 + d);
                     let fits = |i: i128| i >= 0 && i < dim_size as i128;
-                    if !fits(start as i128) || !last.is_some_and(fits) {
-                        return Err(out_of_range());
+                    if !fits(start as i128) {
+                        return Err(out_of_range(start));
+                    }
+                    if !last.is_some_and(fits) {
+                        let last = last.unwrap_or(i128::MAX).clamp(0, usize::MAX as i128);
+                        return Err(out_of_range(last as usize));
                     }
                 }
                 Ok(Span {
@@ -201,9 +282,9 @@ impl Span {
 }
 
 impl Plan {
-    fn new(dtype: Dtype, shape: &[usize], slices: &[TensorIndexer]) -> Result<Plan, InvalidSlice> {
+    fn new(dtype: Dtype, shape: &[usize], slices: &[DimIndexer]) -> Result<Plan, SliceError> {
         if slices.len() > shape.len() {
-            return Err(InvalidSlice::TooManySlices {
+            return Err(SliceError::TooManySlices {
                 given: slices.len(),
                 rank: shape.len(),
             });
@@ -251,7 +332,7 @@ impl Plan {
                 .iter()
                 .all(|&(count, stride)| count <= 1 || stride % 8 == 0);
         if total_elems > 0 && !aligned {
-            return Err(InvalidSlice::SplitsSubByteElement { dtype });
+            return Err(SliceError::SplitsSubByteElement { dtype });
         }
         let runs = if total_elems == 0 {
             0
@@ -363,13 +444,42 @@ impl ExactSizeIterator for ByteRanges {}
 
 /// Works out which bytes of a tensor a selection covers, without touching its data:
 /// the shape of the result and its byte ranges (relative to the tensor's first byte).
-/// Dimensions without an indexer are taken whole.
+/// Dimensions without an indexer are taken whole. An empty range (`2..2`, or `4..4` at the
+/// end of a dimension of 4) is an empty selection, as in numpy.
 pub fn byte_ranges(
     dtype: Dtype,
     shape: &[usize],
-    slices: &[TensorIndexer],
-) -> Result<ByteRanges, InvalidSlice> {
+    slices: &[DimIndexer],
+) -> Result<ByteRanges, SliceError> {
     Ok(ByteRanges::new(Plan::new(dtype, shape, slices)?))
+}
+
+/// Byte ranges `(start, end)` of a selection, relative to the tensor's first byte.
+pub type SliceByteRanges = Vec<(usize, usize)>;
+
+/// The shape of a selection.
+pub type SlicedShape = Vec<usize>;
+
+/// The reference's form of [`byte_ranges`]: every byte range of the selection, in order, and
+/// its shape.
+///
+/// ```
+/// use safetensors::slice::{slice_byte_ranges, TensorIndexer};
+/// use safetensors::Dtype;
+///
+/// // Rows 1 and 2 of a 4x3 F32 tensor: one run of 24 bytes.
+/// let (ranges, shape) = slice_byte_ranges(Dtype::F32, &[4, 3], &[(1..3).into()]).unwrap();
+/// assert_eq!((ranges, shape), (vec![(12, 36)], vec![2, 3]));
+/// ```
+pub fn slice_byte_ranges(
+    dtype: Dtype,
+    shape: &[usize],
+    slices: &[TensorIndexer],
+) -> Result<(SliceByteRanges, SlicedShape), InvalidSlice> {
+    let slices: Vec<DimIndexer> = slices.iter().map(DimIndexer::from).collect();
+    let ranges = byte_ranges(dtype, shape, &slices)?;
+    let shape = ranges.newshape();
+    Ok((ranges.map(|r| (r.start, r.end)).collect(), shape))
 }
 
 /// The selected bytes of a tensor, as borrowed contiguous chunks in row-major order.
@@ -380,13 +490,12 @@ pub struct SliceIterator<'data> {
 }
 
 impl<'data> SliceIterator<'data> {
-    pub(crate) fn new(
-        view: &TensorView<'data>,
-        slices: &[TensorIndexer],
-    ) -> Result<Self, InvalidSlice> {
+    /// The selection `slices` of `view`.
+    pub fn new(view: &TensorView<'data>, slices: &[TensorIndexer]) -> Result<Self, InvalidSlice> {
+        let slices: Vec<DimIndexer> = slices.iter().map(DimIndexer::from).collect();
         Ok(SliceIterator {
             data: view.data(),
-            ranges: byte_ranges(view.dtype(), view.shape(), slices)?,
+            ranges: byte_ranges(view.dtype(), view.shape(), &slices)?,
         })
     }
 
@@ -448,7 +557,7 @@ mod tests {
     use super::*;
     use alloc::vec;
 
-    fn ranges(dtype: Dtype, shape: &[usize], s: &[TensorIndexer]) -> Vec<Range<usize>> {
+    fn ranges(dtype: Dtype, shape: &[usize], s: &[DimIndexer]) -> Vec<Range<usize>> {
         byte_ranges(dtype, shape, s).unwrap().collect()
     }
 
@@ -471,7 +580,7 @@ mod tests {
 
     #[test]
     fn select_drops_dimension() {
-        let it = byte_ranges(Dtype::F32, &[4, 3], &[TensorIndexer::Select(2)]).unwrap();
+        let it = byte_ranges(Dtype::F32, &[4, 3], &[DimIndexer::Select(2)]).unwrap();
         assert_eq!(it.newshape(), vec![3]);
         assert_eq!(it.collect::<Vec<_>>(), vec![24..36]);
     }
@@ -487,37 +596,38 @@ mod tests {
     fn errors() {
         assert!(matches!(
             byte_ranges(Dtype::F32, &[4], &[0.into(), 0.into()]),
-            Err(InvalidSlice::TooManySlices { .. })
+            Err(SliceError::TooManySlices { .. })
         ));
         assert!(matches!(
             byte_ranges(Dtype::F32, &[4], &[4.into()]),
-            Err(InvalidSlice::SliceOutOfRange { .. })
+            Err(SliceError::SliceOutOfRange { .. })
         ));
         assert!(matches!(
             byte_ranges(
                 Dtype::F32,
                 &[4],
-                &[TensorIndexer::Narrow(
+                &[DimIndexer::Narrow(
                     Bound::Included(3),
-                    Bound::Excluded(2)
+                    Bound::Excluded(2),
+                    ONE
                 )]
             ),
-            Err(InvalidSlice::SliceOutOfRange { .. })
+            Err(SliceError::SliceOutOfRange { .. })
         ));
         assert!(matches!(
             byte_ranges(Dtype::F32, &[4], &[(0..5).into()]),
-            Err(InvalidSlice::SliceOutOfRange { .. })
+            Err(SliceError::SliceOutOfRange { .. })
         ));
     }
 
     #[test]
     fn rows_list_the_same_runs() {
-        let cases: [(&[usize], Vec<TensorIndexer>); 4] = [
+        let cases: [(&[usize], Vec<DimIndexer>); 4] = [
             (&[3, 4], vec![(..).into(), (1..3).into()]),
             (
                 &[4, 3, 2],
                 vec![
-                    TensorIndexer::Strided {
+                    DimIndexer::Strided {
                         start: 3,
                         step: -1,
                         len: 4,
@@ -529,7 +639,7 @@ mod tests {
                 &[2, 5],
                 vec![
                     (..).into(),
-                    TensorIndexer::Strided {
+                    DimIndexer::Strided {
                         start: 4,
                         step: -2,
                         len: 3,
@@ -557,7 +667,7 @@ mod tests {
     #[test]
     fn strided_runs_follow_the_result_order() {
         // Rows 3 and 1 of a [4, 2] U8 tensor: one run each, backwards.
-        let strided = TensorIndexer::Strided {
+        let strided = DimIndexer::Strided {
             start: 3,
             step: -2,
             len: 2,
@@ -566,7 +676,7 @@ mod tests {
         assert_eq!(it.newshape(), vec![2, 2]);
         assert_eq!(it.collect::<Vec<_>>(), vec![6..8, 2..4]);
         // Every other column: one element a run.
-        let cols = TensorIndexer::Strided {
+        let cols = DimIndexer::Strided {
             start: 0,
             step: 2,
             len: 2,
@@ -576,34 +686,34 @@ mod tests {
             vec![0..2, 4..6, 8..10, 12..14]
         );
         // The last element kept must be inside the dimension; a zero step is refused.
-        let past = TensorIndexer::Strided {
+        let past = DimIndexer::Strided {
             start: 1,
             step: -2,
             len: 2,
         };
         assert!(matches!(
             byte_ranges(Dtype::U8, &[4], &[past]),
-            Err(InvalidSlice::SliceOutOfRange { .. })
+            Err(SliceError::SliceOutOfRange { .. })
         ));
-        let zero = TensorIndexer::Strided {
+        let zero = DimIndexer::Strided {
             start: 0,
             step: 0,
             len: 2,
         };
         assert!(matches!(
             byte_ranges(Dtype::U8, &[4], &[zero]),
-            Err(InvalidSlice::ZeroStep { dim_index: 0 })
+            Err(SliceError::ZeroStep { dim_index: 0 })
         ));
         // F4: every other row of 4 elements is whole bytes; every other element is not.
         assert_eq!(ranges(Dtype::F4, &[4, 4], &[strided]), vec![6..8, 2..4]);
-        let halves = TensorIndexer::Strided {
+        let halves = DimIndexer::Strided {
             start: 0,
             step: 2,
             len: 2,
         };
         assert!(matches!(
             byte_ranges(Dtype::F4, &[4], &[halves]),
-            Err(InvalidSlice::SplitsSubByteElement { .. })
+            Err(SliceError::SplitsSubByteElement { .. })
         ));
     }
 
@@ -612,7 +722,7 @@ mod tests {
         // F4 [2, 3]: rows are 12 bits, so row 1 starts mid-byte...
         assert!(matches!(
             byte_ranges(Dtype::F4, &[2, 3], &[1.into()]),
-            Err(InvalidSlice::SplitsSubByteElement { .. })
+            Err(SliceError::SplitsSubByteElement { .. })
         ));
         // ...but elements (1,1) and (1,2) are bits 16..24: exactly byte 2.
         assert_eq!(

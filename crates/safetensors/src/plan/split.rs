@@ -12,7 +12,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
-use core::ops::{Bound, Range};
+use core::ops::Range;
 
 use crate::plan::slice::TensorIndexer;
 
@@ -103,14 +103,12 @@ pub struct RankPart {
 }
 
 impl RankPart {
-    /// The indexers selecting the part, for [`crate::plan::slice::byte_ranges`] or
-    /// [`crate::plan::slice::IndexOp`]: whole dimensions up to `dim`, then the range.
+    /// The indexers selecting the part, for [`crate::plan::slice::slice_byte_ranges`] or
+    /// [`TensorView::sliced_data`](crate::format::tensor::TensorView::sliced_data): whole
+    /// dimensions up to `dim`, then the range.
     pub fn indexers(&self) -> Vec<TensorIndexer> {
         let mut out: Vec<TensorIndexer> = (0..self.dim).map(|_| (..).into()).collect();
-        out.push(TensorIndexer::Narrow(
-            Bound::Included(self.range.start),
-            Bound::Excluded(self.range.end),
-        ));
+        out.push(self.range.clone().into());
         out
     }
 
@@ -126,15 +124,15 @@ impl RankPart {
 /// the end, as in torch), by `torch.chunk`'s rule.
 ///
 /// ```
-/// use safetensors::slice::byte_ranges;
+/// use safetensors::slice::slice_byte_ranges;
 /// use safetensors::plan::split::rank_part;
 /// use safetensors::Dtype;
 ///
 /// // Rank 1 of 2 holds columns 2..3 of a 2x3 F32 tensor: one 4-byte run per row.
 /// let part = rank_part(&[2, 3], -1, 2, 1).unwrap();
 /// assert_eq!((part.dim, part.range.clone()), (1, 2..3));
-/// let runs: Vec<_> = byte_ranges(Dtype::F32, &[2, 3], &part.indexers()).unwrap().collect();
-/// assert_eq!(runs, [8..12, 20..24]);
+/// let (runs, shape) = slice_byte_ranges(Dtype::F32, &[2, 3], &part.indexers()).unwrap();
+/// assert_eq!((runs, shape), (vec![(8, 12), (20, 24)], vec![2, 1]));
 /// ```
 pub fn rank_part(
     shape: &[usize],
@@ -267,13 +265,13 @@ mod tests {
     #[test]
     fn indexers_select_the_part() {
         let part = rank_part(&[3, 5], 1, 2, 0).unwrap();
-        let plan = crate::plan::slice::byte_ranges(
+        let (ranges, shape) = crate::plan::slice::slice_byte_ranges(
             crate::format::dtype::Dtype::BF16,
             &[3, 5],
             &part.indexers(),
         )
         .unwrap();
-        assert_eq!(plan.newshape(), [3, 3]);
-        assert_eq!(plan.collect::<Vec<_>>(), [0..6, 10..16, 20..26]);
+        assert_eq!(shape, [3, 3]);
+        assert_eq!(ranges, [(0, 6), (10, 16), (20, 26)]);
     }
 }
