@@ -28,12 +28,17 @@ pub struct TensorView<'data> {
 
 impl<'data> TensorView<'data> {
     /// Wraps `data` as a tensor, checking its length against dtype and shape
-    /// ([`SafeTensorError::InvalidTensorView`] when they disagree).
+    /// ([`SafeTensorError::InvalidTensorView`] when they disagree, and
+    /// [`SafeTensorError::MisalignedSlice`], as the reference, when the shape holds a
+    /// sub-byte dtype's elements that do not fill whole bytes).
     pub fn new(
         dtype: Dtype,
         shape: Vec<usize>,
         data: &'data [u8],
     ) -> Result<Self, SafeTensorError> {
+        if dtype.byte_size(&shape) == Err(crate::format::dtype::ShapeSizeError::PartialByte) {
+            return Err(SafeTensorError::MisalignedSlice);
+        }
         Self::checked(dtype, shape, data).map_err(SafeTensorError::from)
     }
 
