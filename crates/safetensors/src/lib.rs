@@ -14,7 +14,9 @@ pub mod reader;
 pub mod source;
 
 // The reference crate's public paths.
+#[doc(inline)]
 pub use format::tensor;
+#[doc(inline)]
 pub use plan::slice;
 
 pub use format::dtype::Dtype;

@@ -3,7 +3,7 @@
 //! report the CLI's `inspect --json` prints and the Python package's `inspect` returns.
 //!
 //! [`sharded`] assembles headers however they were read; [`inspect_local`] reads a local
-//! file, folder or index, [`inspect_url`] (feature `http`) a file or index at a URL.
+//! file, folder or index, `inspect_url` (feature `http`) a file or index at a URL.
 
 use std::collections::BTreeMap;
 use std::path::Path;

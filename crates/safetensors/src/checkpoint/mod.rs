@@ -3,15 +3,15 @@
 //!
 //! [`Checkpoint::open`] takes a safetensors file, a folder (see [`crate::checkpoint::shard_index::locate`]) or
 //! an index JSON, or (feature `http`) the URL of a file or of an index JSON, whose shards
-//! are resolved next to it ([`Checkpoint::open_url`] takes a configured client). A sharded checkpoint knows every tensor's shard from the index alone;
+//! are resolved next to it (`Checkpoint::open_url` takes a configured client). A sharded checkpoint knows every tensor's shard from the index alone;
 //! each shard's header is read and validated the first time one of its tensors is asked
 //! for, and checked against the index then (a tensor the shard lacks, a tensor it holds that
 //! the index does not list), so opening a 30-shard model reads one small JSON file.
 //!
 //! Local shards are opened with positioned reads ([`Backend::Pread`]); a face that wants a
 //! memory map makes its own over [`SafeFile::file`] (the Python binding maps privately).
-//! Remote shards are [`crate::source::http::UrlFile`]s: opening one costs two Range requests, and
-//! its bytes are read by the parallel reader over [`crate::source::http::RemoteFile`].
+//! Remote shards are `source::http::UrlFile`s: opening one costs two Range requests, and
+//! its bytes are read by the parallel reader over `source::http::RemoteFile`.
 //! [`Checkpoint::shard_file`] gives either; the code that slices or validates does not care
 //! which.
 
@@ -124,7 +124,7 @@ impl Checkpoint {
     /// index is parsed and every shard it names must exist, but no shard is read yet.
     ///
     /// With the `http` feature, an `http://` or `https://` location is opened with
-    /// [`Checkpoint::open_url`] and a client with the default options.
+    /// `Checkpoint::open_url` and a client with the default options.
     pub fn open(location: impl AsRef<Path>) -> Result<Self, Error> {
         Self::open_with(location, Backend::Pread)
     }

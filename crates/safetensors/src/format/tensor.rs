@@ -214,9 +214,14 @@ impl<'data> SafeTensors<'data> {
 }
 
 // The reference crate exposes these under `safetensors::tensor`; keep the paths.
+#[doc(inline)]
 pub use crate::format::dtype::Dtype;
+#[doc(inline)]
 pub use crate::format::header::{read_header_len, Metadata, MetadataEntries, TensorInfo};
+#[doc(inline)]
 pub use crate::format::safe_tensor_error::SafeTensorError;
 #[cfg(feature = "std")]
+#[doc(inline)]
 pub use crate::format::serialize::serialize_to_file;
+#[doc(inline)]
 pub use crate::format::serialize::{serialize, MetadataArg};

@@ -13,6 +13,7 @@ use core::num::NonZeroUsize;
 use core::ops::{Bound, Range, RangeBounds};
 
 use crate::format::dtype::Dtype;
+#[doc(inline)]
 pub use crate::format::invalid_slice::{InvalidSlice, SliceError};
 use crate::format::tensor::TensorView;
 
