@@ -14,12 +14,12 @@
 //! - [`load_all`] allocates every tensor with the framework's `_st_empty` hook, reads them
 //!   all in one go with [`read_items`], then finishes each (`_st_finish`). Each tensor owns
 //!   its memory, so tensors are independent and writable, as with any other copy.
-//! - [`plan`] chooses: the parallel reader for the pread backend (no mapping to view); with
-//!   the mmap backend, the mapping's views (zero-copy, independent of how much is used
-//!   later), after [`prefetch`] when less than [`WARM_FRACTION`] of the files' bytes are in
-//!   the page cache (`mincore`, see `safetensors::source::cache`): `POSIX_FADV_WILLNEED` over the
-//!   span needed queues every read at once in large requests, so the faults that follow
-//!   find their pages arriving instead of reading them one by one. Loads that know their
+//! - [`plan`] asks the core (`safetensors::reader::whole::choose`) how to read: the parallel
+//!   reader for the pread backend (no mapping to view); with the mmap backend, the mapping's
+//!   views (zero-copy, independent of how much is used later), after [`prefetch`] when the
+//!   files' bytes are not in the page cache: `POSIX_FADV_WILLNEED` over the span needed
+//!   queues every read at once in large requests, so the faults that follow find their
+//!   pages arriving instead of reading them one by one. Loads that know their
 //!   destination (`load_model`, `load_into`, the GPU staging ring) always use
 //!   [`read_items`]. In-memory buffers and Python file objects keep their own paths, and so
 //!   do loads to a device other than the CPU (one tensor in host memory at a time), except
@@ -34,13 +34,9 @@ use crate::source::Source;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use safetensors::reader::whole::{self, choose, read_local, WholeLoad};
 use safetensors::reader::{read_into, Read, ReaderOptions};
-use safetensors::source::Source as ByteSource;
 use std::sync::Arc;
-
-/// At least this fraction of a file's pages in the page cache makes a load "warm": the
-/// mapping's views are then used (no copy at all) instead of the parallel reader.
-pub const WARM_FRACTION: f64 = 0.9;
 
 /// How a whole load reads: chosen per load by [`plan`] (`Auto`), or forced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,100 +141,76 @@ fn read_group(
     options: &ReaderOptions,
     sequential: bool,
 ) -> PyResult<()> {
-    // The parallel reader over a local file (positioned reads) or a URL (Range requests,
-    // several at once on keep-alive connections); `local` also gets the sequential hint.
-    let (data_start, source, local): (u64, &(dyn ByteSource + Sync), Option<&std::fs::File>) =
-        match &opened.source {
-            Source::File(file) => {
-                file.check_unchanged().map_err(to_pyerr)?;
-                (file.data_start(), file.file(), Some(file.file()))
-            }
-            Source::Remote(file) => (file.data_start(), file.source(), None),
-            // A buffer is memory already; a Python file object is read under its lock, one
-            // piece at a time: neither gains from threads.
-            _ => {
-                for (_, item) in &mut group {
-                    let info = opened.info(&item.name)?.clone();
-                    let range = item.start..item.start + item.dst.len();
-                    opened.source.read_ranges(
-                        py,
-                        &item.name,
-                        &info,
-                        &[range],
-                        item.dst.as_mut_slice(),
-                    )?;
-                }
-                return Ok(());
-            }
-        };
-    // File order: the reader hands blocks out in the order given.
-    group.sort_by_key(|(at, _)| *at);
-    let (lo, hi) = group.iter().fold((u64::MAX, 0), |(lo, hi), (at, item)| {
-        (lo.min(*at), hi.max(at + item.dst.len() as u64))
-    });
-    let reads: Vec<Read<'_>> = group
-        .iter_mut()
-        .map(|(at, item)| Read {
-            offset: data_start + *at,
-            dst: item.dst.as_mut_slice(),
-        })
-        .collect();
-    py.detach(|| {
-        if let (Some(handle), true) = (local, sequential && lo < hi) {
-            safetensors::source::cache::advise_sequential(handle, data_start + lo, hi - lo);
+    let data_start = opened.source.data_start();
+    fn reads(group: &mut Group, data_start: u64) -> Vec<Read<'_>> {
+        group
+            .iter_mut()
+            .map(|(at, item)| Read {
+                offset: data_start + *at,
+                dst: item.dst.as_mut_slice(),
+            })
+            .collect()
+    }
+    match &opened.source {
+        // The parallel reader over a local file (positioned reads, with the kernel's hint)
+        // or a URL (Range requests, several at once on keep-alive connections).
+        Source::File(file) => {
+            let reads = reads(&mut group, data_start);
+            py.detach(|| read_local(file, reads, options, sequential))
+                .map_err(to_pyerr)
         }
-        read_into(source, reads, options)
-    })
-    .map_err(to_pyerr)
+        Source::Remote(file) => {
+            let reads = reads(&mut group, data_start);
+            py.detach(|| read_into(file.source(), reads, options))
+                .map_err(to_pyerr)
+        }
+        // A buffer is memory already; a Python file object is read under its lock, one
+        // piece at a time: neither gains from threads.
+        _ => {
+            for (_, item) in &mut group {
+                let info = opened.info(&item.name)?.clone();
+                let range = item.start..item.start + item.dst.len();
+                opened.source.read_ranges(
+                    py,
+                    &item.name,
+                    &info,
+                    &[range],
+                    item.dst.as_mut_slice(),
+                )?;
+            }
+            Ok(())
+        }
+    }
 }
 
-/// How a whole load reads, as [`plan`] decides.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Plan {
-    /// Tensor by tensor: views of the mapping, or the source's own copy path.
-    Views,
-    /// Views of the mapping, after asking the kernel to read every needed byte into the
-    /// page cache at once (`safetensors::source::cache::advise_willneed`).
-    Prefetch,
-    /// The parallel reader, into freshly allocated tensors.
-    Read,
-}
-
-/// The plan of a whole load of `names` with `strategy`: the parallel reader for the pread
-/// backend; for a mapping, its views, prefetched first when less than [`WARM_FRACTION`] of
-/// the files' bytes are in the page cache. Buffers and file objects: tensor by tensor.
+/// The way a whole load of `names` with `strategy` reads: as the core's
+/// `reader::whole::choose` decides from the files' mappings (the parallel reader for the
+/// pread backend; views, prefetched first when the data is not cached). Buffers and file
+/// objects: tensor by tensor.
 pub fn plan(
     py: Python<'_>,
     container: &Container,
     names: &[String],
     strategy: Strategy,
-) -> PyResult<Plan> {
+) -> PyResult<WholeLoad> {
     match strategy {
-        Strategy::Read => return Ok(Plan::Read),
-        Strategy::Mmap => return Ok(Plan::Views),
+        Strategy::Read => return Ok(WholeLoad::Read),
+        Strategy::Mmap => return Ok(WholeLoad::Views),
         Strategy::Auto => {}
     }
-    let (mut cached, mut total) = (0.0, 0.0);
-    for opened in distinct(py, container, names)? {
-        match (&opened.source, &opened.map) {
-            // The pread backend: no mapping to view, the reader is the only way.
-            (Source::File(_), None) => return Ok(Plan::Read),
-            (Source::File(file), Some(map)) => {
-                let data = &map.bytes()[file.data_start() as usize..];
-                let Some(fraction) = safetensors::source::cache::resident_fraction(data) else {
-                    return Ok(Plan::Views);
-                };
-                cached += fraction * data.len() as f64;
-                total += data.len() as f64;
-            }
+    let mut mapped: Vec<Option<&[u8]>> = Vec::new();
+    let opened = distinct(py, container, names)?;
+    for one in &opened {
+        match (&one.source, &one.map) {
+            (Source::File(file), map) => mapped.push(
+                map.as_ref()
+                    .map(|m| &m.bytes()[file.data_start() as usize..]),
+            ),
             // Buffers and file objects: their own per-tensor paths.
-            _ => return Ok(Plan::Views),
+            _ => return Ok(WholeLoad::Views),
         }
     }
-    Ok(match total > 0.0 && cached < WARM_FRACTION * total {
-        true => Plan::Prefetch,
-        false => Plan::Views,
-    })
+    Ok(choose(mapped))
 }
 
 /// The containers holding `names`, each once, in order of first appearance.
@@ -267,16 +239,7 @@ pub fn prefetch(py: Python<'_>, container: &Container, names: &[String]) -> PyRe
     }
     for (opened, lo, hi) in spans {
         if let Source::File(file) = &opened.source {
-            if lo < hi {
-                let start = file.data_start() + lo as u64;
-                py.detach(|| {
-                    safetensors::source::cache::advise_willneed(
-                        file.file(),
-                        start,
-                        (hi - lo) as u64,
-                    )
-                });
-            }
+            py.detach(|| whole::prefetch(file, lo..hi));
         }
     }
     Ok(())
@@ -308,10 +271,10 @@ pub fn load_all<'py>(
     // `_staging.py` instead and never come here.
     let plan = match hooks.on_cpu(py) {
         true => plan(py, container, &names, strategy)?,
-        false => Plan::Views,
+        false => WholeLoad::Views,
     };
-    if plan != Plan::Read {
-        if plan == Plan::Prefetch {
+    if plan != WholeLoad::Read {
+        if plan == WholeLoad::Prefetch {
             prefetch(py, container, &names)?;
         }
         for name in names {

@@ -13,7 +13,8 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyList;
 use safetensors::checkpoint::{Checkpoint, ShardFile};
-use safetensors::plan::coalesce::{coalesce, span_of};
+use safetensors::reader::gather::gather;
+use safetensors::reader::selection::{read_selection, Reach};
 use safetensors::slice::{byte_ranges, ByteRanges};
 use safetensors::tensor::TensorInfo;
 use std::ops::Range;
@@ -21,17 +22,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// Copies from the mapping above this size run with the interpreter detached.
 const DETACH_ABOVE: usize = 1 << 16;
-
-/// Without a mapping, runs shorter than this on average are read as one covering span...
-const COVER_BELOW: usize = 1 << 12;
-
-/// ...when every page of this size in that span holds selected bytes: storage reads whole
-/// pages, so the span then costs no more I/O than the runs, in one call instead of one a run.
-const PAGE: usize = 1 << 12;
-
-/// Over HTTP, runs of a slice closer than this are fetched in one Range request: skipping
-/// up to 1 MiB costs less than another round trip.
-const REMOTE_GAP: usize = 1 << 20;
 
 /// An open container: where its bytes come from, and the mapping views are made of.
 pub struct Opened {
@@ -91,18 +81,19 @@ impl Opened {
         hooks.view(py, &map.obj, info.dtype, shape, offset, run.len())
     }
 
-    /// Copies the byte runs of `plan` (relative to the first byte of tensor `name`) one after
-    /// the other into `dst`, whose length is their total: from the mapping or an in-memory
-    /// source run by run, from a file or file object as described in `read_unmapped`.
+    /// Copies the byte runs of `plan` (relative to the first byte of the tensor `info`
+    /// describes) one after the other into `dst`, whose length is their total: gathered from
+    /// the mapping or an in-memory buffer, or read by the core's `read_selection` from a file,
+    /// a file object or a URL.
     pub fn read_plan(
         &self,
         py: Python<'_>,
-        name: &str,
         info: &TensorInfo,
         plan: ByteRanges,
         dst: &mut [u8],
     ) -> PyResult<()> {
         let (begin, end) = info.data_offsets;
+        let at = self.source.data_start() + begin as u64;
         let tensor: &[u8] = match (&self.map, &self.source) {
             (Some(map), Source::File(file)) => {
                 file.check_unchanged().map_err(to_pyerr)?;
@@ -115,7 +106,23 @@ impl Opened {
                     buf, data_start, ..
                 },
             ) => &buffer_bytes(buf)[data_start + begin..data_start + end],
-            _ => return self.read_unmapped(py, name, info, plan, dst),
+            // No mapping: the core reads the runs as the plan layer advises for the source.
+            (_, Source::File(file)) => {
+                file.check_unchanged().map_err(to_pyerr)?;
+                return py
+                    .detach(|| read_selection(&**file, at, plan, dst, Reach::Near))
+                    .map_err(to_pyerr);
+            }
+            (_, Source::Handle { file, .. }) => {
+                return py
+                    .detach(|| read_selection(file, at, plan, dst, Reach::Near))
+                    .map_err(to_pyerr);
+            }
+            (_, Source::Remote(file)) => {
+                return py
+                    .detach(|| read_selection(file.source(), at, plan, dst, Reach::Far))
+                    .map_err(to_pyerr);
+            }
         };
         if dst.len() > DETACH_ABOVE {
             py.detach(|| gather(tensor, 0, plan, dst));
@@ -123,89 +130,6 @@ impl Opened {
             gather(tensor, 0, plan, dst);
         }
         Ok(())
-    }
-
-    /// `read_plan` from a file without a mapping (pread) or a Python file object. Many short
-    /// runs (a step along an inner dimension, a rank's part of short rows) are read as their
-    /// covering span in one read, then gathered, when no page of that span lies wholly
-    /// between runs: the storage reads those pages in any case, and one system call (or one
-    /// Python `read`) per run would cost far more. Otherwise each run is read on its own, so
-    /// a selection never costs reading pages it does not touch (a rank's part of a split
-    /// tensor reads only that part's pages).
-    fn read_unmapped(
-        &self,
-        py: Python<'_>,
-        name: &str,
-        info: &TensorInfo,
-        plan: ByteRanges,
-        dst: &mut [u8],
-    ) -> PyResult<()> {
-        if let Source::Remote(_) = self.source {
-            return self.read_remote(py, name, info, plan, dst);
-        }
-        let runs = plan.len();
-        let n = plan.run_len();
-        let (lo, hi) = plan
-            .rows()
-            .fold((usize::MAX, 0), |(lo, hi), (start, count, step)| {
-                let last = (start as isize + (count as isize - 1).max(0) * step) as usize;
-                (lo.min(start.min(last)), hi.max(start.max(last) + n))
-            });
-        let short_runs = runs > 1 && dst.len() / runs < COVER_BELOW;
-        let at = self.source.data_start() + info.data_offsets.0 as u64;
-        if !short_runs || skips_a_page(&plan, at, lo, hi) {
-            let ranges: Vec<Range<usize>> = plan.collect();
-            return self.source.read_ranges(py, name, info, &ranges, dst);
-        }
-        let mut span = vec![0u8; hi - lo];
-        #[allow(clippy::single_range_in_vec_init)]
-        let cover = [lo..hi];
-        self.source.read_ranges(py, name, info, &cover, &mut span)?;
-        py.detach(|| gather(&span, lo, plan, dst));
-        Ok(())
-    }
-
-    /// `read_plan` from a URL: runs closer than [`REMOTE_GAP`] are fetched as one covering
-    /// span (one Range request each, several at once), then gathered; runs with no gap
-    /// between them (a row slice) go straight into `dst`.
-    fn read_remote(
-        &self,
-        py: Python<'_>,
-        name: &str,
-        info: &TensorInfo,
-        plan: ByteRanges,
-        dst: &mut [u8],
-    ) -> PyResult<()> {
-        let spans = coalesce(plan.clone(), REMOTE_GAP);
-        let covered: usize = spans.iter().map(|s| s.len()).sum();
-        if covered == dst.len() {
-            return self.source.read_ranges(py, name, info, &spans, dst);
-        }
-        let mut buf = vec![0u8; covered];
-        self.source.read_ranges(py, name, info, &spans, &mut buf)?;
-        // Where each span starts in `buf`.
-        let starts: Vec<usize> = spans
-            .iter()
-            .scan(0, |at, s| {
-                let here = *at;
-                *at += s.len();
-                Some(here)
-            })
-            .collect();
-        py.detach(|| {
-            let mut off = 0;
-            for run in plan {
-                let Some(k) = span_of(&spans, &run) else {
-                    return Err(st_err(format!(
-                        "tensor {name}: byte run {run:?} is outside the spans read"
-                    )));
-                };
-                let from = starts[k] + run.start - spans[k].start;
-                dst[off..off + run.len()].copy_from_slice(&buf[from..from + run.len()]);
-                off += run.len();
-            }
-            Ok(())
-        })
     }
 
     /// The byte runs of `plan` of tensor `name` as a framework tensor of `shape`: a view of
@@ -227,75 +151,8 @@ impl Opened {
         }
         let want = plan.remaining_byte_len();
         hooks.build(py, name, info.dtype, shape, want, |dst| {
-            self.read_plan(py, name, info, plan, dst)
+            self.read_plan(py, info, plan, dst)
         })
-    }
-}
-
-/// Whether some page (`PAGE` bytes of the file) of `lo..hi` holds none of the runs of
-/// `plan`, whose offsets are relative to the tensor's first byte at `at` in the file: the
-/// pages the runs touch, counted in the runs' order (exact for runs in file order, an
-/// over-count otherwise, which only favours covering), are fewer than the span's.
-fn skips_a_page(plan: &ByteRanges, at: u64, lo: usize, hi: usize) -> bool {
-    // Offsets shifted by the tensor's position within its page give the file's pages.
-    let shift = (at % PAGE as u64) as usize;
-    let (lo, hi) = (lo + shift, hi + shift);
-    let span_pages = (hi - 1) / PAGE - lo / PAGE + 1;
-    let n = plan.run_len();
-    let mut touched = 0;
-    let mut last_page = usize::MAX;
-    for (start, count, step) in plan.rows() {
-        let mut at = (start + shift) as isize;
-        for _ in 0..count {
-            let (first, last) = (at as usize / PAGE, (at as usize + n - 1) / PAGE);
-            touched += last - first + 1 - usize::from(first == last_page);
-            if touched >= span_pages {
-                return false;
-            }
-            last_page = last;
-            at += step;
-        }
-    }
-    true
-}
-
-/// Copies the runs of `plan` from `src` (which holds the tensor's bytes from offset `lo` on)
-/// one after the other into `dst`, row by row (see `ByteRanges::rows`). Runs of one small
-/// element (a step along the last dimension) are copied as fixed-size values, far faster
-/// than a `memcpy` call each.
-fn gather(src: &[u8], lo: usize, plan: ByteRanges, dst: &mut [u8]) {
-    match plan.run_len() {
-        1 => gather_rows::<1>(src, lo, &plan, dst),
-        2 => gather_rows::<2>(src, lo, &plan, dst),
-        4 => gather_rows::<4>(src, lo, &plan, dst),
-        8 => gather_rows::<8>(src, lo, &plan, dst),
-        16 => gather_rows::<16>(src, lo, &plan, dst),
-        n => {
-            let mut off = 0;
-            for (start, count, step) in plan.rows() {
-                let mut at = start as isize - lo as isize;
-                for _ in 0..count {
-                    let from = at as usize;
-                    dst[off..off + n].copy_from_slice(&src[from..from + n]);
-                    off += n;
-                    at += step;
-                }
-            }
-        }
-    }
-}
-
-/// `gather` for runs of exactly `N` bytes.
-fn gather_rows<const N: usize>(src: &[u8], lo: usize, plan: &ByteRanges, dst: &mut [u8]) {
-    let mut out = dst.chunks_exact_mut(N);
-    for (start, count, step) in plan.rows() {
-        let mut at = start as isize - lo as isize;
-        for chunk in out.by_ref().take(count) {
-            let from = at as usize;
-            let bytes: [u8; N] = src[from..from + N].try_into().expect("a run of N bytes");
-            chunk.copy_from_slice(&bytes);
-            at += step;
-        }
     }
 }
 

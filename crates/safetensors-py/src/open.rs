@@ -24,6 +24,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use safetensors::checkpoint::Checkpoint;
+use safetensors::reader::whole::WholeLoad;
 use safetensors::source::file::{Backend, SafeFile};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -323,9 +324,9 @@ impl SafeOpen {
         let strategy = crate::bulk::Strategy::parse(strategy)?;
         let opened = self.inner.opened(py)?;
         Ok(match crate::bulk::plan(py, &opened, &names, strategy)? {
-            crate::bulk::Plan::Views => "views",
-            crate::bulk::Plan::Prefetch => "prefetch",
-            crate::bulk::Plan::Read => "read",
+            WholeLoad::Views => "views",
+            WholeLoad::Prefetch => "prefetch",
+            WholeLoad::Read => "read",
         })
     }
 

@@ -9,6 +9,10 @@
 use alloc::vec::Vec;
 use core::ops::Range;
 
+/// Over HTTP, runs closer than this are fetched in one Range request: skipping up to 1 MiB
+/// costs less than another round trip.
+pub const REMOTE_GAP: usize = 1 << 20;
+
 /// The spans covering `runs`: runs (in ascending order; overlapping or out-of-order runs are
 /// merged too) separated by at most `max_gap` bytes share a span. Empty runs are skipped.
 ///

@@ -10,6 +10,10 @@
 //! threads: every destination byte is written exactly once, and when reads fail the error
 //! reported is the one of the earliest failing block, as a single thread would report it.
 
+pub mod gather;
+pub mod selection;
+pub mod whole;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 

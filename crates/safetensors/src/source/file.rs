@@ -15,7 +15,7 @@ use crate::format::header::{Metadata, TensorInfo};
 use crate::format::tensor::TensorView;
 use crate::source::mmap::map_file;
 use crate::source::pread::read_exact_at;
-use crate::source::{read_header, FileHeader};
+use crate::source::{read_header, FileHeader, Source};
 
 /// How [`SafeFile`] gets tensor bytes: positioned reads ([`Backend::Pread`], always safe)
 /// or a memory map ([`Backend::mmap`], which the caller opts into with `unsafe`).
@@ -235,5 +235,33 @@ impl SafeFile {
             }
         }
         Error::IoError(e)
+    }
+}
+
+/// The whole file as a [`Source`], for the reader: positioned reads, or copies from the map.
+/// A read past the size the file had when opened is [`Error::FileChanged`] (or an error
+/// saying the range lies past the end); callers check [`SafeFile::check_unchanged`] once
+/// before a series of reads rather than before each.
+impl Source for SafeFile {
+    fn size(&self) -> Result<u64, Error> {
+        Ok(self.file_len)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .filter(|&e| e <= self.file_len);
+        let Some(end) = end else {
+            return Err(Error::InvalidArgument(format!(
+                "bytes {offset}..{} lie past the end of a {}-byte file",
+                offset.saturating_add(buf.len() as u64),
+                self.file_len
+            )));
+        };
+        match &self.map {
+            Some(map) => buf.copy_from_slice(&map[offset as usize..end as usize]),
+            None => read_exact_at(&self.file, buf, offset).map_err(|e| self.short_read(e))?,
+        }
+        Ok(())
     }
 }
