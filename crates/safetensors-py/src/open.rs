@@ -188,10 +188,10 @@ impl SafeOpen {
         SafeOpen::from_source(py, Source::File(Arc::new(file)), map, framework, device)
     }
 
-    /// The descriptors of the files this handle has opened so far (a sharded checkpoint's
-    /// shards once read from), for `load_for_rank` to advise the kernel how it reads them
-    /// (`os.posix_fadvise`); empty where there are no POSIX descriptors. Private.
-    fn _fds(&self, py: Python<'_>) -> PyResult<Vec<i64>> {
+    /// Prepares the files this handle has opened so far (a sharded checkpoint's shards once
+    /// read from) for reading parts of tensors, as the core's `reader::whole::for_parts`
+    /// says: `load_for_rank` reads only its rank's share. Private.
+    fn _prepare_for_parts(&self, py: Python<'_>) -> PyResult<()> {
         let container = self.inner.opened(py)?;
         let opened: Vec<Arc<Opened>> = match &*container {
             Container::Single(one) => vec![one.clone()],
@@ -199,22 +199,12 @@ impl SafeOpen {
                 opened.iter().filter_map(|o| o.get().cloned()).collect()
             }
         };
-        #[cfg(unix)]
-        {
-            use std::os::fd::AsRawFd;
-            Ok(opened
-                .iter()
-                .filter_map(|o| match &o.source {
-                    Source::File(f) => Some(i64::from(f.file().as_raw_fd())),
-                    _ => None,
-                })
-                .collect())
+        for one in opened {
+            if let Source::File(file) = &one.source {
+                safetensors::reader::whole::for_parts(file);
+            }
         }
-        #[cfg(not(unix))]
-        {
-            let _ = opened;
-            Ok(Vec::new())
-        }
+        Ok(())
     }
 
     /// The tensor names, sorted (of every shard, for a sharded checkpoint).

@@ -248,23 +248,25 @@ def test_read_mode_reads_only_the_ranks_bytes(tmp_path, dim, cols, world_size):
         assert part <= read <= part + full["r"].nbytes + overhead + 16384, (r, read, part)
 
 
-def test_fds_are_the_opened_files(tmp_path):
-    """``safe_open._fds()`` (what read mode advises the kernel about) lists the files opened
-    so far: a single file at once, a shard once read from."""
-    from safetensors import safe_open
+def test_prepare_for_parts_on_every_kind_of_handle(tmp_path):
+    """``safe_open._prepare_for_parts()`` (the core's read advice for parts, whose effect the
+    byte counts above measure) takes a single file, a folder before and after its shards are
+    opened, and refuses a closed handle like any other call."""
+    from safetensors import SafetensorError, safe_open
 
     where = write_checkpoints(tmp_path)
     with safe_open(where["file"], framework="pt", backend="pread") as f:
-        (fd,) = f._fds()
-        assert os.path.samestat(os.fstat(fd), os.stat(where["file"]))
+        f._prepare_for_parts()
+        assert f.get_tensor("emb.weight").shape[0] > 0
     with safe_open(where["folder"], framework="pt", backend="pread") as f:
-        assert f._fds() == []
+        f._prepare_for_parts()
         f.get_tensor("emb.weight")
-        assert len(f._fds()) == 1
+        f._prepare_for_parts()
+        full = load_file(where["file"])
         for name in f.keys():
-            f.get_slice(name)
-        shards = {p for p in Path(where["folder"]).iterdir() if p.suffix == ".safetensors"}
-        assert len(f._fds()) == len(shards)
+            assert torch.equal(f.get_tensor(name), full[name])
+    with pytest.raises(SafetensorError):
+        f._prepare_for_parts()
 
 
 def test_read_mode_short_rows_are_read_in_one_span(tmp_path):

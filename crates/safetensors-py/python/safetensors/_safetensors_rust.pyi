@@ -125,8 +125,8 @@ class safe_open:
         backend: str = "mmap",  # "mmap" or "pread"; anything else raises SafetensorValueError
         headers: Optional[Dict[str, str]] = None,  # sent with every HTTP request (URLs)
     ) -> "safe_open": ...
-    def _fds(self) -> List[int]:
-        """Descriptors of the files opened so far (private: load_for_rank's read advice)."""
+    def _prepare_for_parts(self) -> None:
+        """Readies the files opened so far for reading parts of tensors (private: load_for_rank)."""
     def _load_all(
         self,
         names: List[str],

@@ -169,15 +169,10 @@ def _load_read(
 
 
 def _no_readahead(f: Any) -> None:
-    """Makes the kernel fetch exactly the pages a read asks for, on every file of ``f``
-    (``POSIX_FADV_RANDOM``): its readahead would otherwise also fetch up to ``read_ahead_kb``
-    past the end of each part, and takes a part's strided runs for a sequential stream,
-    fetching the other ranks' bytes in between. Large reads stay large."""
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is None:
-        return
-    for fd in f._fds():
-        advise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+    """Makes the kernel fetch exactly the pages a read asks for, on every file of ``f``: the
+    core's ``reader::whole::for_parts`` (its readahead would otherwise also fetch past the end
+    of each part, and the other ranks' bytes between a part's strided runs)."""
+    f._prepare_for_parts()
 
 
 def _comm_device(group: Any, device: torch.device) -> torch.device:

@@ -5,7 +5,7 @@
 //! - A [`Reach::Near`] source (a local file, a file object) reads short runs as their covering
 //!   span when no page is skipped ([`covering_span`]), then gathers; otherwise run by run.
 //! - A [`Reach::Far`] source (a URL) fetches runs closer than
-//!   [`REMOTE_GAP`](crate::plan::coalesce::REMOTE_GAP) as one span, several spans at once with
+//!   [`REMOTE_GAP`] as one span, several spans at once with
 //!   the parallel reader; runs with no gap between them go straight into the destination.
 
 use crate::format::error::Error;

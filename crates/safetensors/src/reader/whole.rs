@@ -4,7 +4,7 @@
 //! Views of a file's mapping copy nothing, which is ideal when the file is already in the
 //! page cache, but from a cold disk one thread faulting a page at a time leaves the device
 //! mostly idle. So a whole load over mappings first asks how much of the data is cached
-//! ([`resident_fraction`](crate::source::cache::resident_fraction), sampled): below
+//! (`source::cache::resident_fraction`, sampled): below
 //! [`WARM_FRACTION`] it asks the kernel to read every needed byte at once
 //! ([`prefetch`]) before viewing; a file opened without a mapping (the pread backend) is read
 //! by the parallel reader into memory the caller owns ([`read_local`]).
@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use crate::format::error::Error;
 use crate::reader::{read_into, Read, ReaderOptions};
-use crate::source::cache::{advise_sequential, advise_willneed, resident_fraction};
+use crate::source::cache::{advise_random, advise_sequential, advise_willneed, resident_fraction};
 use crate::source::file::SafeFile;
 
 /// At least this fraction of the data in the page cache makes a load "warm": the mapping's
@@ -90,4 +90,12 @@ pub fn read_local(
         advise_sequential(file.file(), lo, hi - lo);
     }
     read_into(file.file(), reads, options)
+}
+
+/// Prepares `file` for reading parts of its tensors (one rank's share): the kernel then
+/// fetches exactly the pages each read asks for. Its read-ahead would otherwise also fetch
+/// past the end of each part, and take a part's strided runs for a sequential stream,
+/// fetching the other ranks' bytes in between. Large reads stay large.
+pub fn for_parts(file: &SafeFile) {
+    advise_random(file.file());
 }
