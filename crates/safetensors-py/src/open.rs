@@ -25,7 +25,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use safetensors::checkpoint::Checkpoint;
 use safetensors::reader::whole::WholeLoad;
-use safetensors::source::file::{Backend, SafeFile};
+use safetensors::source::file::Backend;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -177,15 +177,16 @@ impl SafeOpen {
         if path.is_dir() || path.extension().is_some_and(|e| e == "json") {
             return SafeOpen::open_checkpoint(py, &path, filename, map, framework, device);
         }
-        // The core never maps: with the mmap backend the one mapping is made here
-        // (`mapping.rs`), which views and copies share.
-        let file = py
-            .detach(|| SafeFile::open(&path, Backend::Pread))
+        // A single file is a checkpoint of one shard. The core opens it with positioned
+        // reads: with the mmap backend the one mapping is made here (`mapping.rs`), which
+        // views and copies share.
+        let checkpoint = py
+            .detach(|| Checkpoint::open_with(&path, Backend::Pread))
             .map_err(|e| match e {
                 safetensors::Error::IoError(io) => crate::error::open_error(py, io, filename),
                 other => to_pyerr(other),
             })?;
-        SafeOpen::from_source(py, Source::File(Arc::new(file)), map, framework, device)
+        SafeOpen::from_checkpoint(py, checkpoint, map, framework, device)
     }
 
     /// Prepares the files this handle has opened so far (a sharded checkpoint's shards once
