@@ -18,6 +18,7 @@ __all__ = [
     "serialize_file",
     "_serialize_sharded",
     "_inspect",
+    "_rank_bytes",
     "_rank_part",
     "deserialize",
     "SafetensorError",
@@ -191,5 +192,11 @@ def _inspect(location: Union[str, os.PathLike[str]], headers: Optional[Dict[str,
 def _rank_part(shape: List[int], dim: int, world_size: int, rank: int) -> Tuple[int, int, int]:
     """``(dim, start, stop)``: part ``rank`` of ``world_size`` of a tensor of ``shape`` split
     along ``dim``, by ``torch.chunk``'s rule (``dim`` made non-negative)."""
+
+def _rank_bytes(
+    dtype: str, shape: List[int], dim: int, world_size: int, rank: int
+) -> Tuple[int, int, int, List[int], Optional[Tuple[int, int]]]:
+    """``(dim, start, stop, part shape, run)``: the part in the header's positions, whole bytes
+    for sub-byte dtypes; ``run`` is ``(first byte, byte count)`` when the part is one run."""
 
 def deserialize(bytes: Any) -> List[Tuple[str, Dict[str, Any]]]: ...

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 import torch
 
 from . import _common, _staging, _torch_staging
-from ._safetensors_rust import _rank_part, safe_open
+from ._safetensors_rust import _rank_bytes, _rank_part, safe_open
 from ._torch_common import _TYPES, _st_device, _storage_shape
 
 # name -> (header dtype, header shape, storage shape, split dim or None): what every rank needs
@@ -134,24 +134,19 @@ def _load_read(
         _no_readahead(f)
         for name, entry in entries.items():
             dtype, shape, storage, dim = entry
-            nbytes = math.prod(storage) * _TYPES[dtype].itemsize
             if dim is None:
                 if copier is None:
                     out[name] = f.get_tensor(name)
                 else:
                     out[name] = None  # keeps file order; filled by the ring below
-                    staged[name] = (dtype, shape, 0, nbytes)
+                    staged[name] = (dtype, shape, 0, math.prod(storage) * _TYPES[dtype].itemsize)
                 continue
-            d, start, stop = _part(entry, name, _plan_dim(items, name)[0], world_size, rank)
-            row = nbytes // storage[d] if storage[d] else 0  # bytes per index of dimension d
-            first, size = start * row, (stop - start) * row
-            if dtype == "F4" and d == len(shape) - 1:
-                start, stop = 2 * start, 2 * stop  # torch packs two F4 values a byte
-            part_shape = list(shape)
-            part_shape[d] = stop - start
-            if copier is not None and math.prod(storage[:d]) <= 1:
+            # The core plans the part in whole bytes (two F4 values a byte, as torch packs
+            # them) and says where its bytes lie when they are one run.
+            d, start, stop, part_shape, run = _rank_bytes(dtype, shape, dim, world_size, rank)
+            if copier is not None and run is not None:
                 out[name] = None
-                staged[name] = (dtype, part_shape, first, size)
+                staged[name] = (dtype, part_shape, run[0], run[1])
                 continue
             part = f.get_slice(name)[(slice(None),) * d + (slice(start, stop),)]
             if copier is not None:

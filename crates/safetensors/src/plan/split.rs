@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
 
+use crate::format::dtype::Dtype;
 use crate::plan::slice::TensorIndexer;
 
 /// Why a tensor cannot be split as asked.
@@ -165,6 +166,81 @@ pub fn rank_part(
     })
 }
 
+/// One rank's part of a tensor as its bytes are read: the part in the header's positions,
+/// its shape, and where its bytes lie when they are one contiguous run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartBytes {
+    /// The part, in the header's positions.
+    pub part: RankPart,
+    /// The part's shape.
+    pub shape: Vec<usize>,
+    /// The part's bytes, relative to the tensor's first byte, when they are one run (every
+    /// dimension before the split one holds at most one position, and the part starts and
+    /// ends on whole bytes); `None` when the part is several runs (see
+    /// [`RankPart::indexers`] to plan them).
+    pub run: Option<Range<usize>>,
+}
+
+/// Part `index` of `parts` of a tensor of `dtype` and `shape` split along `dim` (negative
+/// counts from the end), by `torch.chunk`'s rule over whole bytes: a sub-byte dtype split
+/// along its last dimension is chunked in the fewest values that fill whole bytes (two F4
+/// values, as torch's packed `float4_e2m1fn_x2` holds them), so no part splits a byte.
+///
+/// ```
+/// use safetensors::plan::split::rank_bytes;
+/// use safetensors::Dtype;
+///
+/// // A 3x10 F4 tensor (5 bytes a row) split in 3 along its rows of values: 2 bytes, 2, 1.
+/// let last = rank_bytes(Dtype::F4, &[3, 10], -1, 3, 2).unwrap();
+/// assert_eq!((last.part.range.clone(), last.shape.clone()), (8..10, vec![3, 2]));
+/// assert_eq!(last.run, None); // one byte from each of 3 rows
+///
+/// // Split along dimension 0, rank 1 of 3 holds row 1: one run of 5 bytes.
+/// let row = rank_bytes(Dtype::F4, &[3, 10], 0, 3, 1).unwrap();
+/// assert_eq!(row.run, Some(5..10));
+/// ```
+pub fn rank_bytes(
+    dtype: Dtype,
+    shape: &[usize],
+    dim: i64,
+    parts: usize,
+    index: usize,
+) -> Result<PartBytes, InvalidSplit> {
+    let mut part = rank_part(shape, dim, parts, index)?;
+    let bits = dtype.bitsize();
+    // The fewest values that fill whole bytes: 2 for F4, 4 for F6, 1 from U8 up.
+    let unit = if bits < 8 { 8 / gcd(bits, 8) } else { 1 };
+    let d = part.dim;
+    if unit > 1 && d + 1 == shape.len() && shape[d] % unit == 0 {
+        let whole = chunk_range(shape[d] / unit, parts, index);
+        part.range = whole.start * unit..whole.end * unit;
+    }
+    let mut part_shape = shape.to_vec();
+    part_shape[d] = part.range.len();
+    let before: usize = shape[..d].iter().product();
+    let row_bits = shape[d + 1..]
+        .iter()
+        .try_fold(bits, |acc, &n| acc.checked_mul(n));
+    let run = row_bits.and_then(|row_bits| {
+        let first = part.range.start.checked_mul(row_bits)?;
+        let len = part.range.len().checked_mul(row_bits)?;
+        (before <= 1 && first % 8 == 0 && len % 8 == 0).then(|| first / 8..(first + len) / 8)
+    });
+    Ok(PartBytes {
+        part,
+        shape: part_shape,
+        run,
+    })
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +336,39 @@ mod tests {
             msg,
             "dimension 2 is out of range for a tensor of 2 dimensions (expected to be in range of [-2, 1])"
         );
+    }
+
+    #[test]
+    fn byte_parts_never_split_a_byte_and_tile_the_tensor() {
+        use crate::plan::slice::slice_byte_ranges;
+        for (dtype, shape) in [
+            (Dtype::F4, alloc::vec![3, 10]),
+            (Dtype::F4, alloc::vec![1, 14]),
+            (Dtype::BF16, alloc::vec![5, 3]),
+            (Dtype::U8, alloc::vec![1, 1, 9]),
+        ] {
+            for dim in 0..shape.len() as i64 {
+                for parts in 1..5 {
+                    let mut covered = 0;
+                    for index in 0..parts {
+                        let p = rank_bytes(dtype, &shape, dim, parts, index).unwrap();
+                        let (ranges, sliced) =
+                            slice_byte_ranges(dtype, &shape, &p.part.indexers()).unwrap();
+                        assert_eq!(sliced, p.shape);
+                        let bytes: usize = ranges.iter().map(|(a, b)| b - a).sum();
+                        if let Some(run) = &p.run {
+                            assert_eq!(ranges.len(), usize::from(!run.is_empty()));
+                            assert_eq!(run.len(), bytes, "{dtype:?} {shape:?} {dim} {parts}");
+                            if let Some(&(a, _)) = ranges.first() {
+                                assert_eq!(run.start, a);
+                            }
+                        }
+                        covered += bytes;
+                    }
+                    assert_eq!(Some(covered), dtype.byte_size(&shape).ok());
+                }
+            }
+        }
     }
 
     #[test]
