@@ -23,6 +23,9 @@ pub fn rank_part(
     Ok((part.dim, part.range.start, part.range.end))
 }
 
+/// `(dim, start, stop, part shape, (first byte, byte count) when one run)`.
+type PartTuple = (usize, usize, usize, Vec<usize>, Option<(usize, usize)>);
+
 /// The part as its bytes are read (`rank_bytes`: whole bytes for sub-byte dtypes):
 /// `(dim, start, stop, part shape, run)` in the header's positions, `run` the part's
 /// `(first byte, byte count)` within the tensor when it is one contiguous run, else None.
@@ -34,7 +37,7 @@ pub fn rank_bytes(
     dim: i64,
     world_size: usize,
     rank: usize,
-) -> PyResult<(usize, usize, usize, Vec<usize>, Option<(usize, usize)>)> {
+) -> PyResult<PartTuple> {
     let dtype: Dtype = dtype
         .parse()
         .map_err(|e: safetensors::Error| PyValueError::new_err(e.to_string()))?;

@@ -88,6 +88,8 @@ pub struct Checkpoint {
     /// The files, in the index's (sorted) shard order.
     shards: Vec<Shard>,
     /// Tensor name -> position in `shards`.
+    /// Tensor name -> shard, for a sharded checkpoint (a single file answers from its header,
+    /// so opening one costs no second table of its names).
     names: BTreeMap<String, usize>,
     /// How local shards are opened.
     backend: Backend,
@@ -151,11 +153,6 @@ impl Checkpoint {
 
     fn open_file(path: PathBuf, backend: Backend) -> Result<Self, Error> {
         let file = SafeFile::open(&path, backend)?;
-        let names = file
-            .metadata()
-            .iter_names()
-            .map(|name| (name.to_owned(), 0))
-            .collect();
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -169,7 +166,7 @@ impl Checkpoint {
         Ok(Checkpoint {
             index: None,
             shards: vec![shard],
-            names,
+            names: BTreeMap::new(),
             backend,
             #[cfg(feature = "http")]
             client: None,
@@ -190,11 +187,6 @@ impl Checkpoint {
                     Error::InvalidIndex(format!("{url} is not a valid safetensors file: {other}"))
                 }
             })?;
-            let names = file
-                .metadata()
-                .iter_names()
-                .map(|name| (name.to_owned(), 0))
-                .collect();
             let shard = Shard {
                 name: url.to_string(),
                 path: PathBuf::from(url),
@@ -204,7 +196,7 @@ impl Checkpoint {
             return Ok(Checkpoint {
                 index: None,
                 shards: vec![shard],
-                names,
+                names: BTreeMap::new(),
                 backend: Backend::Pread,
                 client: Some(Box::new(client.clone())),
             });
@@ -310,24 +302,39 @@ impl Checkpoint {
         self.index.as_ref().map(|(p, i)| (p.as_path(), i))
     }
 
+    /// The header of a single-file checkpoint (opened with the checkpoint); `None` for an
+    /// index of shards.
+    fn single(&self) -> Option<&Metadata> {
+        match (&self.index, self.shards.first().and_then(|s| s.file.get())) {
+            (None, Some(file)) => Some(file.metadata()),
+            _ => None,
+        }
+    }
+
     /// Every tensor name, sorted.
-    pub fn names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.names.keys().map(String::as_str)
+    pub fn names(&self) -> Box<dyn ExactSizeIterator<Item = &str> + '_> {
+        match self.single() {
+            Some(metadata) => Box::new(metadata.iter_names_sorted()),
+            None => Box::new(self.names.keys().map(String::as_str)),
+        }
     }
 
     /// The number of tensors.
     pub fn len(&self) -> usize {
-        self.names.len()
+        match self.single() {
+            Some(metadata) => metadata.len(),
+            None => self.names.len(),
+        }
     }
 
     /// True when the checkpoint holds no tensor.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.len() == 0
     }
 
     /// True when some shard holds tensor `name` (by the index; no shard is read).
     pub fn contains(&self, name: &str) -> bool {
-        self.names.contains_key(name)
+        self.shard_of(name).is_some()
     }
 
     /// The number of files.
@@ -337,7 +344,10 @@ impl Checkpoint {
 
     /// Which shard holds tensor `name` (by the index; no shard is read).
     pub fn shard_of(&self, name: &str) -> Option<usize> {
-        self.names.get(name).copied()
+        match self.single() {
+            Some(metadata) => metadata.contains(name).then_some(0),
+            None => self.names.get(name).copied(),
+        }
     }
 
     /// Shard `i`'s name, as the index spells it (the file name for a single file).

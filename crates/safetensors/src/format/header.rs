@@ -365,6 +365,11 @@ impl Metadata {
         self.position(name).map(|i| &self.lent()[i])
     }
 
+    /// True when the header lists tensor `name` (no entry is built).
+    pub fn contains(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
     /// One tensor's entry, built from the compact header.
     pub fn entry(&self, name: &str) -> Option<TensorInfo> {
         self.position(name).map(|i| self.info_at(i))
