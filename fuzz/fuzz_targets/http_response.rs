@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 mod http_range;
 
-use http_range::{plan, read_planned, read_planned_into, Ask};
+use http_range::{accept, read_accepted, read_accepted_into, Ask};
 
 #[derive(Arbitrary, Debug)]
 enum Header {
@@ -58,7 +58,7 @@ fuzz_target!(|a: Answer| {
     };
     let range = a.content_range.render();
     let length = a.content_length.render();
-    let Ok(p) = plan(ask, status, range.as_deref(), length.as_deref()) else {
+    let Ok(p) = accept(ask, status, range.as_deref(), length.as_deref()) else {
         return;
     };
     assert!(p.len <= ask.len, "never more than asked: {p:?}");
@@ -73,7 +73,7 @@ fuzz_target!(|a: Answer| {
     }
     assert!(
         p.skip + p.len <= p.size,
-        "the plan stays inside the file: {p:?}"
+        "the accepted answer stays inside the file: {p:?}"
     );
     let body: Box<dyn std::io::Read> = if a.endless {
         Box::new(std::io::Read::chain(&a.body[..], std::io::repeat(0xAB)))
@@ -88,8 +88,8 @@ fuzz_target!(|a: Answer| {
         Box::new(&a.body[..])
     };
     let mut dst = vec![0u8; p.len as usize];
-    let into = read_planned_into(into_body, p, &mut dst);
-    match read_planned(body, p) {
+    let into = read_accepted_into(into_body, p, &mut dst);
+    match read_accepted(body, p) {
         Ok(bytes) => {
             assert_eq!(bytes.len() as u64, p.len);
             assert!(into.is_ok() && dst == bytes, "the in-place read differs");

@@ -29,8 +29,8 @@
 use crate::container::{Container, Opened};
 use crate::error::{st_err, to_pyerr};
 use crate::framework::Hooks;
+use crate::origin::Origin;
 use crate::raw::RawDst;
-use crate::source::Source;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -141,7 +141,7 @@ fn read_group(
     options: &ReaderOptions,
     sequential: bool,
 ) -> PyResult<()> {
-    let data_start = opened.source.data_start();
+    let data_start = opened.origin.data_start();
     fn reads(group: &mut Group, data_start: u64) -> Vec<Read<'_>> {
         group
             .iter_mut()
@@ -151,15 +151,15 @@ fn read_group(
             })
             .collect()
     }
-    match &opened.source {
+    match &opened.origin {
         // The parallel reader over a local file (positioned reads, with the kernel's hint)
         // or a URL (Range requests, several at once on keep-alive connections).
-        Source::File(file) => {
+        Origin::File(file) => {
             let reads = reads(&mut group, data_start);
             py.detach(|| read_local(file, reads, options, sequential))
                 .map_err(to_pyerr)
         }
-        Source::Remote(file) => {
+        Origin::Remote(file) => {
             let reads = reads(&mut group, data_start);
             py.detach(|| read_into(file.source(), reads, options))
                 .map_err(to_pyerr)
@@ -170,7 +170,7 @@ fn read_group(
             for (_, item) in &mut group {
                 let info = opened.info(&item.name)?.clone();
                 let range = item.start..item.start + item.dst.len();
-                opened.source.read_ranges(
+                opened.origin.read_ranges(
                     py,
                     &item.name,
                     &info,
@@ -201,8 +201,8 @@ pub fn plan(
     let mut mapped: Vec<Option<&[u8]>> = Vec::new();
     let opened = distinct(py, container, names)?;
     for one in &opened {
-        match (&one.source, &one.map) {
-            (Source::File(file), map) => mapped.push(
+        match (&one.origin, &one.map) {
+            (Origin::File(file), map) => mapped.push(
                 map.as_ref()
                     .map(|m| &m.bytes()[file.data_start() as usize..]),
             ),
@@ -238,7 +238,7 @@ pub fn prefetch(py: Python<'_>, container: &Container, names: &[String]) -> PyRe
         }
     }
     for (opened, lo, hi) in spans {
-        if let Source::File(file) = &opened.source {
+        if let Origin::File(file) = &opened.origin {
             py.detach(|| whole::prefetch(file, lo..hi));
         }
     }

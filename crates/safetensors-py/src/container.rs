@@ -7,8 +7,8 @@
 use crate::error::{slice_error, st_err, to_pyerr};
 use crate::framework::Hooks;
 use crate::mapping::Map;
+use crate::origin::Origin;
 use crate::raw::buffer_bytes;
-use crate::source::Source;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyList;
@@ -26,7 +26,7 @@ const DETACH_ABOVE: usize = 1 << 16;
 /// An open container: where its bytes come from, and the mapping views are made of.
 pub struct Opened {
     /// Where the bytes come from.
-    pub source: Source,
+    pub origin: Origin,
     /// The one private mapping of the file (mmap backend on a path only).
     pub map: Option<Map>,
 }
@@ -41,10 +41,10 @@ impl Opened {
                     true => crate::mapping::private_map(py, &file)?,
                     false => None,
                 },
-                source: Source::File(file),
+                origin: Origin::File(file),
             },
             ShardFile::Remote(file) => Opened {
-                source: Source::Remote(file),
+                origin: Origin::Remote(file),
                 map: None,
             },
             _ => return Err(st_err("this kind of checkpoint file is not supported")),
@@ -53,7 +53,7 @@ impl Opened {
 
     /// The header entry of tensor `name`, or a `SafetensorError` naming it.
     pub fn info(&self, name: &str) -> PyResult<TensorInfo> {
-        self.source.metadata().entry(name).ok_or_else(|| {
+        self.origin.metadata().entry(name).ok_or_else(|| {
             st_err(format!(
                 "File does not contain tensor {name}: call keys() to list the tensors it has"
             ))
@@ -71,7 +71,7 @@ impl Opened {
         shape: &[usize],
         run: Range<usize>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let (Some(map), Source::File(file)) = (&self.map, &self.source) else {
+        let (Some(map), Origin::File(file)) = (&self.map, &self.origin) else {
             return Ok(None);
         };
         // A file that shrank since it was mapped would fault on first touch of a view:
@@ -93,32 +93,32 @@ impl Opened {
         dst: &mut [u8],
     ) -> PyResult<()> {
         let (begin, end) = info.data_offsets;
-        let at = self.source.data_start() + begin as u64;
-        let tensor: &[u8] = match (&self.map, &self.source) {
-            (Some(map), Source::File(file)) => {
+        let at = self.origin.data_start() + begin as u64;
+        let tensor: &[u8] = match (&self.map, &self.origin) {
+            (Some(map), Origin::File(file)) => {
                 file.check_unchanged().map_err(to_pyerr)?;
                 let start = file.data_start() as usize;
                 &map.bytes()[start + begin..start + end]
             }
             (
                 _,
-                Source::Buffer {
+                Origin::Buffer {
                     buf, data_start, ..
                 },
             ) => &buffer_bytes(buf)[data_start + begin..data_start + end],
             // No mapping: the core reads the runs as the plan layer advises for the source.
-            (_, Source::File(file)) => {
+            (_, Origin::File(file)) => {
                 file.check_unchanged().map_err(to_pyerr)?;
                 return py
                     .detach(|| read_selection(&**file, at, plan, dst, Reach::Near))
                     .map_err(to_pyerr);
             }
-            (_, Source::Handle { file, .. }) => {
+            (_, Origin::Handle { file, .. }) => {
                 return py
                     .detach(|| read_selection(file, at, plan, dst, Reach::Near))
                     .map_err(to_pyerr);
             }
-            (_, Source::Remote(file)) => {
+            (_, Origin::Remote(file)) => {
                 return py
                     .detach(|| read_selection(file.source(), at, plan, dst, Reach::Far))
                     .map_err(to_pyerr);
@@ -218,7 +218,7 @@ impl Container {
     pub fn keys(&self) -> Vec<String> {
         match self {
             Container::Single(one) => one
-                .source
+                .origin
                 .metadata()
                 .iter_names_sorted()
                 .map(str::to_owned)
@@ -232,7 +232,7 @@ impl Container {
     /// The tensor names in shard order, then in the order of their data.
     pub fn offset_keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         match self {
-            Container::Single(one) => Ok(one.source.metadata().offset_keys()),
+            Container::Single(one) => Ok(one.origin.metadata().offset_keys()),
             Container::Sharded { checkpoint, .. } => {
                 py.detach(|| checkpoint.offset_keys()).map_err(to_pyerr)
             }
@@ -244,7 +244,7 @@ impl Container {
     pub fn metadata(&self, py: Python<'_>) -> PyResult<Option<Vec<(String, String)>>> {
         match self {
             Container::Single(one) => {
-                Ok(one.source.metadata().metadata_ordered().map(|m| m.to_vec()))
+                Ok(one.origin.metadata().metadata_ordered().map(|m| m.to_vec()))
             }
             Container::Sharded { checkpoint, .. } => {
                 py.detach(|| checkpoint.metadata()).map_err(to_pyerr)
@@ -255,7 +255,7 @@ impl Container {
     /// True when the files are at URLs (reads are Range requests).
     pub fn is_remote(&self) -> bool {
         match self {
-            Container::Single(one) => matches!(one.source, Source::Remote(_)),
+            Container::Single(one) => matches!(one.origin, Origin::Remote(_)),
             Container::Sharded { checkpoint, .. } => checkpoint.is_remote(),
         }
     }
@@ -263,7 +263,7 @@ impl Container {
     /// The number of tensors.
     pub fn len(&self) -> usize {
         match self {
-            Container::Single(one) => one.source.metadata().len(),
+            Container::Single(one) => one.origin.metadata().len(),
             Container::Sharded { checkpoint, .. } => checkpoint.len(),
         }
     }
@@ -271,7 +271,7 @@ impl Container {
     /// True when tensor `name` is in the container.
     pub fn contains(&self, name: &str) -> bool {
         match self {
-            Container::Single(one) => one.source.metadata().entry(name).is_some(),
+            Container::Single(one) => one.origin.metadata().entry(name).is_some(),
             Container::Sharded { checkpoint, .. } => checkpoint.contains(name),
         }
     }

@@ -3,7 +3,7 @@
 //! `load(bytes)`): the same lazy `safe_open` object over other sources.
 
 use crate::open::SafeOpen;
-use crate::source::Source;
+use crate::origin::Origin;
 use pyo3::prelude::*;
 
 /// The binary stream under `fileobj`: the object itself, or for a text-mode file object
@@ -39,7 +39,7 @@ pub fn safe_open_handle(
     device: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<SafeOpen> {
     crate::framework::Framework::parse(framework)?;
-    let source = Source::from_handle(&binary_stream(fileobj)?)?;
+    let source = Origin::from_handle(&binary_stream(fileobj)?)?;
     let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
     SafeOpen::from_source(py, source, false, framework, device.unwrap_or(&cpu))
 }
@@ -55,7 +55,7 @@ pub fn safe_open_bytes(
     device: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<SafeOpen> {
     crate::framework::Framework::parse(framework)?;
-    let source = Source::from_buffer(data)?;
+    let source = Origin::from_buffer(data)?;
     let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
     SafeOpen::from_source(py, source, false, framework, device.unwrap_or(&cpu))
 }

@@ -11,11 +11,11 @@ mod framework;
 mod handle;
 mod mapping;
 mod open;
+mod origin;
 mod raw;
 mod remote;
 mod serialize;
 mod slice;
-mod source;
 mod split;
 
 use pyo3::prelude::*;

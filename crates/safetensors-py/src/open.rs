@@ -18,8 +18,8 @@
 use crate::container::{Container, Inner, Opened};
 use crate::error::{st_err, to_pyerr};
 use crate::framework::{Framework, Hooks};
+use crate::origin::Origin;
 use crate::slice::PySafeSlice;
-use crate::source::Source;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -44,18 +44,18 @@ impl SafeOpen {
     /// source (the mmap backend).
     pub fn from_source(
         py: Python<'_>,
-        source: Source,
+        origin: Origin,
         map: bool,
         framework: &str,
         device: &Bound<'_, PyAny>,
     ) -> PyResult<SafeOpen> {
         let framework = Framework::parse(framework)?;
         let hooks = Hooks::load(py, framework, device)?;
-        let map = match &source {
-            Source::File(file) if map => crate::mapping::private_map(py, file)?,
+        let map = match &origin {
+            Origin::File(file) if map => crate::mapping::private_map(py, file)?,
             _ => None,
         };
-        let opened = Opened { source, map };
+        let opened = Opened { origin, map };
         Ok(SafeOpen::from_container(
             hooks,
             Container::Single(Arc::new(opened)),
@@ -201,7 +201,7 @@ impl SafeOpen {
             }
         };
         for one in opened {
-            if let Source::File(file) = &one.source {
+            if let Origin::File(file) = &one.origin {
                 safetensors::reader::whole::for_parts(file);
             }
         }
@@ -213,7 +213,7 @@ impl SafeOpen {
         // Straight from the header's names into Python strings: no intermediate copy of
         // every name (a header may hold a million).
         match &*self.inner.opened(py)? {
-            Container::Single(one) => PyList::new(py, one.source.metadata().iter_names_sorted()),
+            Container::Single(one) => PyList::new(py, one.origin.metadata().iter_names_sorted()),
             Container::Sharded { checkpoint, .. } => PyList::new(py, checkpoint.names()),
         }
     }
@@ -231,7 +231,7 @@ impl SafeOpen {
         match &*opened {
             // Straight from the header's pairs: no intermediate copy of every entry.
             Container::Single(one) => {
-                let Some(pairs) = one.source.metadata().metadata_ordered() else {
+                let Some(pairs) = one.origin.metadata().metadata_ordered() else {
                     return Ok(None);
                 };
                 for (k, v) in pairs {

@@ -8,7 +8,7 @@
 use crate::container::Container;
 use crate::error::{st_err, to_pyerr};
 use crate::framework::{Empty, Hooks};
-use crate::source::Source;
+use crate::origin::Origin;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -76,7 +76,7 @@ pub fn load_all<'py>(
     for name in names {
         let opened = container.for_tensor(py, name)?;
         let info = opened.info(name)?;
-        let Source::Remote(file) = &opened.source else {
+        let Origin::Remote(file) = &opened.origin else {
             return Err(st_err(format!("tensor {name} is not in a remote file")));
         };
         let offset = file.data_start() + info.data_offsets.0 as u64;

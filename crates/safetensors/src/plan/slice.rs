@@ -168,7 +168,7 @@ impl<'data> TensorView<'data> {
 
 /// The selection worked out once: the shape it yields and how its bytes are laid out.
 #[derive(Debug, Clone)]
-struct Plan {
+struct Selection {
     newshape: Vec<usize>,
     /// Dimensions before the contiguous run: (count, signed distance in bytes between
     /// consecutive kept indices).
@@ -282,8 +282,8 @@ impl Span {
     }
 }
 
-impl Plan {
-    fn new(dtype: Dtype, shape: &[usize], slices: &[DimIndexer]) -> Result<Plan, SliceError> {
+impl Selection {
+    fn new(dtype: Dtype, shape: &[usize], slices: &[DimIndexer]) -> Result<Selection, SliceError> {
         if slices.len() > shape.len() {
             return Err(SliceError::TooManySlices {
                 given: slices.len(),
@@ -340,7 +340,7 @@ impl Plan {
         } else {
             outer.iter().map(|&(count, _)| count).product()
         };
-        Ok(Plan {
+        Ok(Selection {
             newshape,
             outer: outer
                 .into_iter()
@@ -357,7 +357,7 @@ impl Plan {
 /// A lazy iterator, so a selection with many runs costs no memory up front.
 #[derive(Debug, Clone)]
 pub struct ByteRanges {
-    plan: Plan,
+    plan: Selection,
     /// Current index offset (0..count) per outer dimension.
     counters: Vec<usize>,
     /// Start of the next run, kept up to date as the counters move (O(1) a run).
@@ -373,7 +373,7 @@ impl ByteRanges {
         self
     }
 
-    fn new(plan: Plan) -> Self {
+    fn new(plan: Selection) -> Self {
         let counters = alloc::vec![0; plan.outer.len()];
         ByteRanges {
             offset: plan.base as isize,
@@ -452,7 +452,7 @@ pub fn byte_ranges(
     shape: &[usize],
     slices: &[DimIndexer],
 ) -> Result<ByteRanges, SliceError> {
-    Ok(ByteRanges::new(Plan::new(dtype, shape, slices)?))
+    Ok(ByteRanges::new(Selection::new(dtype, shape, slices)?))
 }
 
 /// Byte ranges `(start, end)` of a selection, relative to the tensor's first byte.

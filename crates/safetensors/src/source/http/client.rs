@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::range::{self, Ask, Plan};
+use super::range::{self, Accepted, Ask};
 use super::{HttpError, MAX_DOCUMENT_LEN};
 use crate::format::error::Error;
 
@@ -196,8 +196,8 @@ impl Client {
     /// size. An empty file answers with size 0.
     pub(crate) fn first_range(&self, url: &str, ask: Ask) -> Result<(Vec<u8>, u64), HttpError> {
         let mut out = Vec::new();
-        let size = self.range(url, ask, |body, plan| {
-            out = range::read_planned(body, plan)?;
+        let size = self.range(url, ask, |body, accepted| {
+            out = range::read_accepted(body, accepted)?;
             Ok(())
         })?;
         Ok((out, size))
@@ -206,8 +206,8 @@ impl Client {
     /// Reads exactly `dst.len()` bytes at `ask.offset` of a file of known size `ask.size`
     /// from `url`, straight into `dst`.
     pub(crate) fn range_into(&self, url: &str, ask: Ask, dst: &mut [u8]) -> Result<(), HttpError> {
-        self.range(url, ask, |body, plan| {
-            range::read_planned_into(body, plan, dst)
+        self.range(url, ask, |body, accepted| {
+            range::read_accepted_into(body, accepted, dst)
         })
         .map(|_| ())
     }
@@ -218,7 +218,7 @@ impl Client {
         &self,
         url: &str,
         ask: Ask,
-        mut read: impl FnMut(&mut dyn Read, Plan) -> Result<(), String>,
+        mut read: impl FnMut(&mut dyn Read, Accepted) -> Result<(), String>,
     ) -> Result<u64, HttpError> {
         let last = ask.offset + ask.len.max(1) - 1;
         let range = format!("bytes={}-{last}", ask.offset);
@@ -245,17 +245,17 @@ impl Client {
                 }
                 Err(e) => return Err(request_failure(url, e)),
             };
-            let plan = judge(url, ask, &response).map_err(Failure::fatal)?;
+            let accepted = judge(url, ask, &response).map_err(Failure::fatal)?;
             let full = response.status() == 206;
             let mut body = Watched::new(response.into_reader());
-            match read(&mut body, plan) {
+            match read(&mut body, accepted) {
                 Ok(()) => {
                     if full {
                         // The body is exactly what was read: one more read sees its end and
                         // gives the connection back to the pool for the next request.
                         let _ = body.read(&mut [0u8; 1]);
                     }
-                    Ok(plan.size)
+                    Ok(accepted.size)
                 }
                 // A connection dropped mid-body (reset, or closed early) may work next time;
                 // a stall that ran out the time limit would only stall again.
@@ -298,9 +298,9 @@ fn retry_io(e: &io::Error) -> bool {
     )
 }
 
-/// Checks an answer against what was asked (see `range::plan`).
-fn judge(url: &str, ask: Ask, response: &ureq::Response) -> Result<Plan, HttpError> {
-    range::plan(
+/// Checks an answer against what was asked (see `range::accept`).
+fn judge(url: &str, ask: Ask, response: &ureq::Response) -> Result<Accepted, HttpError> {
+    range::accept(
         ask,
         response.status(),
         response.header("Content-Range"),

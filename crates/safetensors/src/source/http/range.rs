@@ -48,7 +48,7 @@ pub struct Ask {
 /// How to read the body of an acceptable answer: skip `skip` bytes, keep `len`; the file
 /// is `size` bytes long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Plan {
+pub struct Accepted {
     pub skip: u64,
     pub len: u64,
     pub size: u64,
@@ -57,12 +57,12 @@ pub struct Plan {
 /// Decides whether an answer (`status`, `Content-Range`, `Content-Length`) delivers what
 /// `ask` wanted, and how to read it. The first request (`ask.size == None`) may get fewer
 /// bytes than asked when the file is shorter; a later one must get exactly what it asked.
-pub fn plan(
+pub fn accept(
     ask: Ask,
     status: u16,
     content_range: Option<&str>,
     content_length: Option<&str>,
-) -> Result<Plan, String> {
+) -> Result<Accepted, String> {
     let last = ask.offset.saturating_add(ask.len.max(1) - 1);
     match status {
         206 => {
@@ -95,7 +95,7 @@ pub fn plan(
                     ));
                 }
             }
-            Ok(Plan {
+            Ok(Accepted {
                 skip: 0,
                 len: range.end - range.start + 1,
                 size: range.total,
@@ -122,7 +122,7 @@ pub fn plan(
                     ask.offset
                 ));
             }
-            Ok(Plan {
+            Ok(Accepted {
                 skip: ask.offset,
                 len,
                 size: length,
@@ -142,52 +142,56 @@ fn parse_length(value: &str) -> Option<u64> {
         .flatten()
 }
 
-/// Reads `plan.len` bytes after skipping `plan.skip`, and nothing more: an endless or
+/// Reads `accepted.len` bytes after skipping `accepted.skip`, and nothing more: an endless or
 /// oversized body is cut off, a short one is an error. Memory grows with what arrives,
 /// never with what a header claims.
-pub fn read_planned(mut body: impl Read, plan: Plan) -> Result<Vec<u8>, String> {
-    let expected = plan.skip.saturating_add(plan.len);
+pub fn read_accepted(mut body: impl Read, accepted: Accepted) -> Result<Vec<u8>, String> {
+    let expected = accepted.skip.saturating_add(accepted.len);
     let short = |got: u64| format!("the response ended after {got} bytes, {expected} expected");
-    if plan.skip > 0 {
-        let skipped = std::io::copy(&mut (&mut body).take(plan.skip), &mut std::io::sink())
+    if accepted.skip > 0 {
+        let skipped = std::io::copy(&mut (&mut body).take(accepted.skip), &mut std::io::sink())
             .map_err(|e| format!("cannot read the response: {e}"))?;
-        if skipped < plan.skip {
+        if skipped < accepted.skip {
             return Err(short(skipped));
         }
     }
     let mut out = Vec::new();
-    body.take(plan.len)
+    body.take(accepted.len)
         .read_to_end(&mut out)
         .map_err(|e| format!("cannot read the response: {e}"))?;
-    if (out.len() as u64) < plan.len {
-        return Err(short(plan.skip + out.len() as u64));
+    if (out.len() as u64) < accepted.len {
+        return Err(short(accepted.skip + out.len() as u64));
     }
     Ok(out)
 }
 
-/// [`read_planned`] straight into `dst` (whose length must be `plan.len`): the bytes of a
+/// [`read_accepted`] straight into `dst` (whose length must be `accepted.len`): the bytes of a
 /// large read land in their final place without a growing buffer or a second copy.
-pub fn read_planned_into(mut body: impl Read, plan: Plan, dst: &mut [u8]) -> Result<(), String> {
-    if dst.len() as u64 != plan.len {
+pub fn read_accepted_into(
+    mut body: impl Read,
+    accepted: Accepted,
+    dst: &mut [u8],
+) -> Result<(), String> {
+    if dst.len() as u64 != accepted.len {
         return Err(format!(
             "a {}-byte destination for a {}-byte answer",
             dst.len(),
-            plan.len
+            accepted.len
         ));
     }
-    let expected = plan.skip.saturating_add(plan.len);
+    let expected = accepted.skip.saturating_add(accepted.len);
     let short = |got: u64| format!("the response ended after {got} bytes, {expected} expected");
-    if plan.skip > 0 {
-        let skipped = std::io::copy(&mut (&mut body).take(plan.skip), &mut std::io::sink())
+    if accepted.skip > 0 {
+        let skipped = std::io::copy(&mut (&mut body).take(accepted.skip), &mut std::io::sink())
             .map_err(|e| format!("cannot read the response: {e}"))?;
-        if skipped < plan.skip {
+        if skipped < accepted.skip {
             return Err(short(skipped));
         }
     }
     let mut done = 0;
     while done < dst.len() {
         match body.read(&mut dst[done..]) {
-            Ok(0) => return Err(short(plan.skip + done as u64)),
+            Ok(0) => return Err(short(accepted.skip + done as u64)),
             Ok(n) => done += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(format!("cannot read the response: {e}")),
@@ -226,11 +230,11 @@ mod tests {
 
     #[test]
     fn first_request_learns_the_size() {
-        let p = plan(FIRST, 206, Some("bytes 0-7/1000"), Some("8")).unwrap();
+        let p = accept(FIRST, 206, Some("bytes 0-7/1000"), Some("8")).unwrap();
         assert_eq!((p.skip, p.len, p.size), (0, 8, 1000));
-        let p = plan(FIRST, 206, Some("bytes 0-2/3"), None).unwrap();
+        let p = accept(FIRST, 206, Some("bytes 0-2/3"), None).unwrap();
         assert_eq!((p.len, p.size), (3, 3));
-        let p = plan(FIRST, 200, None, Some("5")).unwrap();
+        let p = accept(FIRST, 200, None, Some("5")).unwrap();
         assert_eq!((p.skip, p.len, p.size), (0, 5, 5));
     }
 
@@ -252,34 +256,34 @@ mod tests {
             (500, None, None, "status 500"),
             (304, None, None, "status 304"),
         ] {
-            let e = plan(later, status, range, length).unwrap_err();
+            let e = accept(later, status, range, length).unwrap_err();
             assert!(e.contains(needle), "{status} {range:?}: {e}");
         }
     }
 
     #[test]
-    fn reads_exactly_what_was_planned() {
-        let p = Plan {
+    fn reads_exactly_what_was_accepted() {
+        let p = Accepted {
             skip: 2,
             len: 3,
             size: 10,
         };
-        assert_eq!(read_planned(&b"abcdefgh"[..], p).unwrap(), b"cde");
-        assert!(read_planned(&b"abcd"[..], p)
+        assert_eq!(read_accepted(&b"abcdefgh"[..], p).unwrap(), b"cde");
+        assert!(read_accepted(&b"abcd"[..], p)
             .unwrap_err()
             .contains("after 4 bytes"));
-        assert!(read_planned(&b"a"[..], p)
+        assert!(read_accepted(&b"a"[..], p)
             .unwrap_err()
             .contains("after 1 bytes"));
-        // An endless body is cut off after what was planned.
-        assert_eq!(read_planned(std::io::repeat(7), p).unwrap(), [7, 7, 7]);
+        // An endless body is cut off after what was accepted.
+        assert_eq!(read_accepted(std::io::repeat(7), p).unwrap(), [7, 7, 7]);
         let mut dst = [0u8; 3];
-        read_planned_into(&b"abcdefgh"[..], p, &mut dst).unwrap();
+        read_accepted_into(&b"abcdefgh"[..], p, &mut dst).unwrap();
         assert_eq!(&dst, b"cde");
-        let err = read_planned_into(&b"abcd"[..], p, &mut dst).unwrap_err();
+        let err = read_accepted_into(&b"abcd"[..], p, &mut dst).unwrap_err();
         assert!(err.contains("after 4 bytes"), "{err}");
-        read_planned_into(std::io::repeat(7), p, &mut dst).unwrap();
+        read_accepted_into(std::io::repeat(7), p, &mut dst).unwrap();
         assert_eq!(dst, [7, 7, 7]);
-        assert!(read_planned_into(&b"abcdefgh"[..], p, &mut [0u8; 2]).is_err());
+        assert!(read_accepted_into(&b"abcdefgh"[..], p, &mut [0u8; 2]).is_err());
     }
 }

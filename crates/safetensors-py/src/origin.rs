@@ -1,10 +1,11 @@
-//! Where a lazily opened safetensors container reads its bytes from: a file on disk (the
+//! `Origin`: where a lazily opened safetensors container's bytes come from (named apart from
+//! the core's `Source` trait, which the file-object origin implements): a file on disk (the
 //! core's `SafeFile`, mmap or pread), a file at an http(s) URL (the core's `UrlFile`, read
 //! with Range requests, several at once through `safetensors::reader::read_into`), an
 //! in-memory Python buffer (`load(bytes)`), or a Python file object (`_safe_open_handle`,
 //! e.g. an fsspec file) driven through `seek`/`read`.
 //!
-//! Every source validates the header with the core crate and copies the selected byte
+//! Every origin validates the header with the core crate and copies the selected byte
 //! ranges of a tensor straight into a destination slice.
 
 use crate::error::{io_error, st_err, to_pyerr};
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex};
 const DETACH_ABOVE: usize = 1 << 16;
 
 /// A validated safetensors container and the means to read its tensors' bytes.
-pub enum Source {
+pub enum Origin {
     /// A file opened by the core crate (shared with the `Checkpoint` it may come from).
     File(Arc<SafeFile>),
     /// A file at an http(s) URL (shared with the `Checkpoint` it comes from).
@@ -50,28 +51,28 @@ pub enum Source {
     },
 }
 
-impl Source {
+impl Origin {
     /// The validated header.
     pub fn metadata(&self) -> &Metadata {
         match self {
-            Source::File(f) => f.metadata(),
-            Source::Remote(f) => f.metadata(),
-            Source::Buffer { meta, .. } | Source::Handle { meta, .. } => meta,
+            Origin::File(f) => f.metadata(),
+            Origin::Remote(f) => f.metadata(),
+            Origin::Buffer { meta, .. } | Origin::Handle { meta, .. } => meta,
         }
     }
 
     /// Where the data part starts (the tensors' offsets count from there).
     pub fn data_start(&self) -> u64 {
         match self {
-            Source::File(f) => f.data_start(),
-            Source::Remote(f) => f.data_start(),
-            Source::Buffer { data_start, .. } => *data_start as u64,
-            Source::Handle { data_start, .. } => *data_start,
+            Origin::File(f) => f.data_start(),
+            Origin::Remote(f) => f.data_start(),
+            Origin::Buffer { data_start, .. } => *data_start as u64,
+            Origin::Handle { data_start, .. } => *data_start,
         }
     }
 
     /// Validates a whole safetensors file held in a Python buffer.
-    pub fn from_buffer(data: &Bound<'_, PyAny>) -> PyResult<Source> {
+    pub fn from_buffer(data: &Bound<'_, PyAny>) -> PyResult<Origin> {
         let buf = PinnedBytes::get(data)?;
         if !buf.is_c_contiguous() {
             return Err(st_err(
@@ -81,7 +82,7 @@ impl Source {
         let bytes = buffer_bytes(&buf);
         let header = safetensors::source::read_header(bytes).map_err(to_pyerr)?;
         let (n, meta) = (header.header_len, header.metadata);
-        Ok(Source::Buffer {
+        Ok(Origin::Buffer {
             buf,
             meta,
             data_start: 8 + n,
@@ -90,13 +91,13 @@ impl Source {
 
     /// Validates the header of a Python file object (anything with `seek` and `read`)
     /// with the core's header reader, the same one that reads paths and buffers.
-    pub fn from_handle(file: &Bound<'_, PyAny>) -> PyResult<Source> {
+    pub fn from_handle(file: &Bound<'_, PyAny>) -> PyResult<Origin> {
         let file = FileObject {
             file: file.clone().unbind(),
             lock: Mutex::new(()),
         };
         let header = read_header(&file).map_err(to_pyerr)?;
-        Ok(Source::Handle {
+        Ok(Origin::Handle {
             file,
             data_start: header.data_start(),
             meta: header.metadata,
@@ -115,7 +116,7 @@ impl Source {
     ) -> PyResult<()> {
         debug_assert_eq!(dst.len(), ranges.iter().map(|r| r.len()).sum::<usize>());
         match self {
-            Source::File(file) => py
+            Origin::File(file) => py
                 .detach(|| {
                     let mut off = 0;
                     for r in ranges {
@@ -125,7 +126,7 @@ impl Source {
                     Ok(())
                 })
                 .map_err(to_pyerr),
-            Source::Remote(file) => {
+            Origin::Remote(file) => {
                 let begin = file.data_start() + info.data_offsets.0 as u64;
                 let mut reads = Vec::with_capacity(ranges.len());
                 let mut rest = dst;
@@ -140,7 +141,7 @@ impl Source {
                 py.detach(|| reader::read_into(file.source(), reads, &ReaderOptions::default()))
                     .map_err(to_pyerr)
             }
-            Source::Buffer {
+            Origin::Buffer {
                 buf, data_start, ..
             } => {
                 let tensor = &buffer_bytes(buf)
@@ -159,7 +160,7 @@ impl Source {
                 }
                 Ok(())
             }
-            Source::Handle {
+            Origin::Handle {
                 file, data_start, ..
             } => {
                 let begin = data_start + info.data_offsets.0 as u64;
