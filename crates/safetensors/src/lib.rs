@@ -29,6 +29,8 @@ mod metadata_serde;
 #[cfg(feature = "std")]
 mod mmap;
 #[cfg(feature = "std")]
+pub mod prefetch;
+#[cfg(feature = "std")]
 pub mod reader;
 mod safe_tensor_error;
 mod serialize;
