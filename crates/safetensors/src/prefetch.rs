@@ -223,17 +223,17 @@ pub type SharedSource = Arc<dyn Source + Send + Sync>;
 impl Source for ShardFile {
     fn size(&self) -> Result<u64, Error> {
         match self {
-            ShardFile::Local(file) => file.file().size(),
+            ShardFile::Local(file) => Source::size(file.file()),
             #[cfg(feature = "http")]
-            ShardFile::Remote(file) => Ok(file.source().size()?),
+            ShardFile::Remote(file) => Source::size(file.source()),
         }
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         match self {
-            ShardFile::Local(file) => file.file().read_at(offset, buf),
+            ShardFile::Local(file) => Source::read_at(file.file(), offset, buf),
             #[cfg(feature = "http")]
-            ShardFile::Remote(file) => file.source().read_at(offset, buf),
+            ShardFile::Remote(file) => Source::read_at(file.source(), offset, buf),
         }
     }
 }
