@@ -179,8 +179,12 @@ impl PrefetchPlan {
                 excerpt(twice[0])
             )));
         }
-        // Shards in checkpoint order, then by position in the shard.
-        tensors.sort_by_key(|t| (files[t.file], t.offset));
+        // Shards in checkpoint order, then in data order as `offset_keys` lists them: by
+        // offsets, ties (zero-sized tensors) by name.
+        tensors.sort_by(|a, b| {
+            let key = |t: &PlannedTensor| (files[t.file], t.offset, t.offset + t.extent as u64);
+            key(a).cmp(&key(b)).then_with(|| a.name.cmp(&b.name))
+        });
         Ok(PrefetchPlan { tensors, files })
     }
 
