@@ -144,7 +144,9 @@ fn requests(
     for (name, index) in &out {
         let info = container.info(py, name)?;
         if info.shape.is_empty() && value_is_slice(index) {
-            return Err(st_err(format!("cannot slice rows of the 0-d tensor {name}")));
+            return Err(st_err(format!(
+                "cannot slice rows of the 0-d tensor {name}"
+            )));
         }
         let runs = plan_index(info.dtype, &info.shape, index.as_deref().unwrap_or(&[]))
             .map_err(|e| slice_error(py, name, e))?;
@@ -411,10 +413,7 @@ impl TensorStream {
         slf
     }
 
-    fn __next__<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<Option<(String, Bound<'py, PyAny>)>> {
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<(String, Bound<'py, PyAny>)>> {
         let loader = self.loader.get();
         Ok(loader
             .next_ready(py)?
@@ -484,6 +483,10 @@ impl PrefetchSource {
     }
 }
 
+/// What the ring driver knows of a planned tensor: name, dtype, shape, bytes, and where its
+/// one run of bytes starts in the tensor (None: several runs).
+type LayoutEntry = (String, &'static str, Vec<usize>, usize, Option<usize>);
+
 /// `safe_open.prefetch(...)`: checks everything, then starts the loader.
 pub fn start(
     py: Python<'_>,
@@ -516,12 +519,18 @@ pub fn start(
     let to_cuda = hooks.framework == Framework::Pytorch
         && hooks.device(py).getattr("type")?.extract::<String>()? == "cuda";
     let engine = if to_cuda {
-        let layout: Vec<(String, &str, Vec<usize>, usize, Option<usize>)> = plan
+        let layout: Vec<LayoutEntry> = plan
             .tensors()
             .iter()
             .map(|t| {
                 let first = t.contiguous().map(|r| r.start);
-                (t.name.clone(), t.dtype.name(), t.shape.clone(), t.nbytes, first)
+                (
+                    t.name.clone(),
+                    t.dtype.name(),
+                    t.shape.clone(),
+                    t.nbytes,
+                    first,
+                )
             })
             .collect();
         let source = PrefetchSource { container, plan };

@@ -457,3 +457,51 @@ def test_cuda_reference_client_and_close_mid_load(location):
         loader = f.prefetch(memory_budget=1)
         loader.close()
         assert not any(t.name == "safetensors-prefetch-ring" and t.is_alive() for t in threading.enumerate())
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from nginx_server import start
+
+    root = tmp_path_factory.mktemp("served")
+    st.save_file(state(), root / "model.safetensors")
+    st.save_sharded(state(), root / "sharded", max_shard_size=8000)
+    server = start(root)
+    if server is None:
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    with server:
+        yield server
+
+
+@pytest.mark.parametrize("what", ["model.safetensors", "sharded/model.safetensors.index.json"])
+@pytest.mark.parametrize("device", ["cpu", "cuda:0"])
+def test_urls_prefetch_with_range_requests(served, ring, what, device):
+    url = served.url(what)
+    with safe_open(url, "pt") as f:
+        for plan in (REFERENCE_PLAN, ANY_PLAN):
+            with f.prefetch(plan, device=device) as loader:
+                got = dict(loader)
+            check(f, plan, got)
+        # A first-dimension slice is one Range request of exactly its bytes (through the
+        # ring: one a ring buffer of 1000 bytes).
+        mark = served.mark()
+        with f.prefetch({"embed.weight": slice(10, 60)}, device=device) as loader:
+            rows = loader.take("embed.weight")
+        log = served.since(mark)
+        nbytes = 50 * 33 * 2
+        assert rows.nelement() * rows.element_size() == nbytes
+        assert [e.status for e in log] == [206] * (1 if device == "cpu" else -(-nbytes // 1000))
+        assert sum(e.body_bytes for e in log) == nbytes
+
+
+def test_a_url_plan_reads_only_its_part(served):
+    """Strided rows over HTTP: coalesced Range requests, never the whole tensor per row."""
+    with safe_open(served.url("model.safetensors"), "pt") as f:
+        mark = served.mark()
+        with f.prefetch({"layers.1.mlp.down": (slice(None, None, 4), slice(0, 8))}) as loader:
+            part = loader.take("layers.1.mlp.down")
+        log = served.since(mark)
+        assert raw(part) == raw(f.get_slice("layers.1.mlp.down")[::4, :8])
+        whole = 40 * 96 * 8
+        assert 0 < sum(e.body_bytes for e in log) <= whole
+        assert len(log) <= 2

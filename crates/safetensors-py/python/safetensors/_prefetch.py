@@ -253,8 +253,6 @@ class RingLoader:
             self._mark_ready(i)
 
 
-def ring_loader(
-    source: Any, layout: Sequence[Layout], device: torch.device, threads: int, budget: int
-) -> RingLoader:
+def ring_loader(source: Any, layout: Sequence[Layout], device: torch.device, threads: int, budget: int) -> RingLoader:
     """The driver of a ``PrefetchLoader`` onto ``device`` (CUDA): see the module docs."""
     return RingLoader(source, layout, device, threads, budget)
