@@ -329,18 +329,26 @@ def big_file(tmp_path, count=16, rows=256, cols=1024):
     return path, tensors
 
 
+def settled(read, target, timeout=10.0):
+    """Waits until ``read()`` reaches ``target`` (or the timeout), then a little longer; the
+    final value."""
+    deadline = time.monotonic() + timeout
+    while read() < target and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    return read()
+
+
 def test_the_budget_bounds_what_is_read_ahead_of_take(tmp_path):
-    path, tensors = big_file(tmp_path)
+    path, tensors = big_file(tmp_path)  # 16 tensors of 1 MiB
     src = Counting(path)
     f = safetensors._safe_open_handle(src, "pt")
     start = src.bytes_read
-    budget = 3 << 20
-    loader = f.prefetch(memory_budget=budget)
-    time.sleep(0.3)  # the reader fills the budget, then waits for takes
-    assert 0 < src.bytes_read - start <= budget
+    loader = f.prefetch(memory_budget=3 << 20)
+    # Three tensors fit the budget: the reader reads them, then waits for a take.
+    assert settled(lambda: src.bytes_read - start, 3 << 20) == 3 << 20
     assert torch.equal(loader.take("t00"), tensors["t00"])
-    time.sleep(0.2)
-    assert src.bytes_read - start <= budget + (1 << 20)  # one more tensor, after the take
+    assert settled(lambda: src.bytes_read - start, 4 << 20) == 4 << 20  # one more
     got = dict(loader)
     assert len(got) == 15 and all(torch.equal(v, tensors[k]) for k, v in got.items())
     assert src.bytes_read - start == 16 << 20  # each byte once
@@ -381,19 +389,23 @@ def test_a_tensor_larger_than_the_budget_still_loads(tmp_path):
 
 
 def test_close_mid_load_stops_the_reader(tmp_path):
-    """A slow file object: close() returns promptly and no read happens afterwards."""
-    path, _ = big_file(tmp_path, count=8, rows=64, cols=256)  # 64 KiB tensors
-    src = Counting(path, delay=0.002)
+    """A slow file object (20 ms a read, one read a tensor here): close() returns promptly,
+    the load stops part way, and no read happens afterwards."""
+    path, _ = big_file(tmp_path, count=64, rows=64, cols=256)  # 64 KiB tensors
+    src = Counting(path, delay=0.02)
     f = safetensors._safe_open_handle(src, "pt")
+    before = src.reads
     loader = f.prefetch(threads=2)
-    time.sleep(0.05)
+    assert settled(lambda: src.reads - before, 3) >= 3  # it is reading
     began = time.monotonic()
     loader.close()
-    assert time.monotonic() - began < 2.0
+    assert time.monotonic() - began < 1.0
     reads = src.reads
-    time.sleep(0.1)
+    time.sleep(0.2)
     assert src.reads == reads
-    assert reads < 8 * 16  # it did not read everything
+    assert reads - before < 64  # it did not read everything
+    with pytest.raises(SafetensorError, match="closed"):
+        loader.take("t63")
 
 
 def test_close_mid_load_stops_the_ring_thread(tmp_path, ring):
@@ -505,3 +517,34 @@ def test_a_url_plan_reads_only_its_part(served):
         whole = 40 * 96 * 8
         assert 0 < sum(e.body_bytes for e in log) <= whole
         assert len(log) <= 2
+
+
+def test_the_ring_keeps_device_and_host_memory_within_the_budget(tmp_path, monkeypatch):
+    """Through the ring (CPU copier): the ring's buffers and the device tensors allocated and
+    not yet taken never exceed the budget (plus the one tensor being taken)."""
+    path, tensors = big_file(tmp_path, count=12, rows=64, cols=256)  # 64 KiB tensors
+    budget = 200 << 10
+    outstanding = {"now": 0, "peak": 0}
+
+    class Counted(_torch_staging.CpuCopier):
+        def empty(self, dtype, shape, nbytes):
+            outstanding["now"] += nbytes
+            outstanding["peak"] = max(outstanding["peak"], outstanding["now"])
+            return super().empty(dtype, shape, nbytes)
+
+        def finish(self, dst, dtype, shape):
+            outstanding["now"] -= dst.nbytes
+            return super().finish(dst, dtype, shape)
+
+    made = []
+    monkeypatch.setattr(_torch_staging, "device_copier", lambda device: made.append(Counted()) or made[-1])
+    with safe_open(path, "pt") as f, f.prefetch(device="cuda:0", memory_budget=budget) as loader:
+        time.sleep(0.2)  # the thread runs ahead as far as the budget lets it
+        assert outstanding["peak"] <= budget
+        got = {}
+        for name, t in loader:
+            got[name] = t
+            time.sleep(0.002)
+    assert outstanding["peak"] <= budget + (64 << 10)
+    assert made[0].host_bytes <= budget
+    assert all(torch.equal(got[k], tensors[k]) for k in tensors)
