@@ -533,10 +533,19 @@ pub fn start(
                 )
             })
             .collect();
+        // Whole tensors read best with the kernel's readahead; parts (a rank's) without it.
+        let sequential = plan.tensors().iter().all(|t| t.nbytes == t.extent);
         let source = PrefetchSource { container, plan };
         let driver = py.import("safetensors._prefetch")?.call_method1(
             "ring_loader",
-            (source, layout, hooks.device(py), threads, budget),
+            (
+                source,
+                layout,
+                hooks.device(py),
+                threads,
+                budget,
+                sequential,
+            ),
         )?;
         Engine::Ring(driver.unbind())
     } else {

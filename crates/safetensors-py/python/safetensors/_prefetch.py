@@ -87,9 +87,11 @@ class RingLoader:
         device: torch.device,
         threads: int,
         budget: int,
+        sequential: bool = True,
         slots: Optional[int] = None,
     ) -> None:
         self.source, self.layout, self.budget = source, list(layout), budget
+        self.sequential = sequential
         self.threads = max(1, threads)
         self.copier = _torch_staging.device_copier(device)
         self.slots = _staging.DEFAULT_SLOTS if slots is None else slots
@@ -200,7 +202,9 @@ class RingLoader:
     def _run(self) -> None:
         tracking = _Tracking(self.copier, self._done)
         addrs = [self.copier.host_buffer(self.slot_bytes) for _ in range(self.slots)]
-        ring = _staging._Ring(self.source, tracking, addrs, self.slot_bytes, self.threads, None)
+        ring = _staging._Ring(
+            self.source, tracking, addrs, self.slot_bytes, self.threads, None, sequential=self.sequential
+        )
         try:
             while True:
                 with self.cond:
@@ -253,6 +257,10 @@ class RingLoader:
             self._mark_ready(i)
 
 
-def ring_loader(source: Any, layout: Sequence[Layout], device: torch.device, threads: int, budget: int) -> RingLoader:
-    """The driver of a ``PrefetchLoader`` onto ``device`` (CUDA): see the module docs."""
-    return RingLoader(source, layout, device, threads, budget)
+def ring_loader(
+    source: Any, layout: Sequence[Layout], device: torch.device, threads: int, budget: int, sequential: bool
+) -> RingLoader:
+    """The driver of a ``PrefetchLoader`` onto ``device`` (CUDA): see the module docs.
+    ``sequential``: the plan is whole tensors (the kernel's readahead helps); False for parts
+    (a rank's: readahead would fetch the other ranks' bytes)."""
+    return RingLoader(source, layout, device, threads, budget, sequential)
