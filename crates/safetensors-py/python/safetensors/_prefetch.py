@@ -13,8 +13,10 @@ a ``_PrefetchSource`` to read through. ``RingLoader`` then:
 - packs each one-run tensor into the ring (read in parallel into a pinned buffer, copied
   asynchronously); a tensor of several runs (a strided index) is read whole into a host
   tensor by the core's slice reader, then copied;
-- marks a tensor ready once every copy into it is done (the ring waits on a buffer before
-  refilling it; when it has nothing to start, it flushes and synchronizes everything).
+- marks a tensor ready once every copy into it is done: the ring waits on a buffer before
+  refilling it; while a consumer waits, every copy is completed after the next buffer
+  fills (the ring keeps packing whole buffers); with nothing to start (budget, end of plan)
+  it flushes its partial buffer and completes everything.
 
 Host memory is bounded by the budget, device memory ahead of ``take`` too. ``close`` stops
 the thread after the ring fill in progress, waits for the copies in flight, and releases
@@ -40,30 +42,38 @@ _WAITING, _STARTED, _READY, _TAKEN = range(4)
 
 
 class _Tracking:
-    """The copier, counting each destination's copies still in flight: ``done`` is called
-    with every destination whose last copy completed (at ``wait`` or ``synchronize``)."""
+    """The copier, counting the bytes of each destination still to copy: ``done`` is called
+    with every destination whose bytes have all been copied (completed at ``wait`` or
+    ``synchronize``). A destination is registered with ``expect`` before its first piece."""
 
     def __init__(self, copier: Any, done: Any) -> None:
         self.copier, self.done = copier, done
-        self.in_flight: Dict[int, int] = {}
-        self.by_slot: Dict[int, List[Any]] = {}
+        self.left: Dict[int, int] = {}  # id(destination) -> bytes not copied yet
+        self.by_slot: Dict[int, List[Tuple[Any, int]]] = {}
+        self.flushes = 0  # buffers filled and their copies enqueued so far
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.copier, name)
 
+    def expect(self, dst: Any, nbytes: int) -> None:
+        self.left[id(dst)] = nbytes
+
     def copy_async(self, dst: Any, dst_offset: int, slot: int, src_offset: int, nbytes: int) -> None:
         self.copier.copy_async(dst, dst_offset, slot, src_offset, nbytes)
-        self.in_flight[id(dst)] = self.in_flight.get(id(dst), 0) + 1
-        self.by_slot.setdefault(slot, []).append(dst)
+        self.by_slot.setdefault(slot, []).append((dst, nbytes))
 
-    def _completed(self, dsts: List[Any]) -> None:
+    def record(self, slot: int) -> None:
+        self.copier.record(slot)
+        self.flushes += 1
+
+    def _completed(self, copies: List[Tuple[Any, int]]) -> None:
         finished = []
-        for dst in dsts:
-            left = self.in_flight[id(dst)] - 1
+        for dst, nbytes in copies:
+            left = self.left[id(dst)] - nbytes
             if left:
-                self.in_flight[id(dst)] = left
+                self.left[id(dst)] = left
             else:
-                del self.in_flight[id(dst)]
+                del self.left[id(dst)]
                 finished.append(dst)
         self.done(finished)
 
@@ -104,7 +114,7 @@ class RingLoader:
         self.held = 0  # device bytes started and not taken
         self.cursor = 0
         self.closed = False
-        self.hurry = False  # a consumer waits: flush the ring at the next step
+        self.hurry = False  # a consumer waits: complete the copies after the next fill
         self.error: Optional[BaseException] = None
         self.dst_index: Dict[int, int] = {}  # id(destination) -> tensor
         self.thread = threading.Thread(target=self._run, name="safetensors-prefetch-ring", daemon=True)
@@ -151,7 +161,7 @@ class RingLoader:
             self.held = 0
 
     def _hurry(self) -> None:
-        """Waits (under the lock) after asking the thread to finish what is in flight now."""
+        """Waits (under the lock) after asking the thread to complete what is in flight."""
         self.hurry = True
         self.cond.notify_all()
         self.cond.wait()
@@ -205,9 +215,12 @@ class RingLoader:
         ring = _staging._Ring(
             self.source, tracking, addrs, self.slot_bytes, self.threads, None, sequential=self.sequential
         )
+        mark: Optional[int] = None  # flushes when a consumer started waiting
         try:
             while True:
                 with self.cond:
+                    if self.hurry and mark is None:
+                        mark = tracking.flushes
                     i = None if self.closed else self._next_start()
                     if i is None and not self.closed and not self.dst_index:
                         self.cond.wait()  # nothing to start, nothing in flight
@@ -221,13 +234,18 @@ class RingLoader:
                     # Nothing may start (budget, end of plan): finish what is in flight.
                     ring.flush()
                     tracking.synchronize()
+                    mark = None
+                    with self.cond:
+                        self.hurry = False
                     continue
-                self._start(i, ring)
-                with self.cond:
-                    hurry, self.hurry = self.hurry, False
-                if hurry:
-                    ring.flush()
+                self._start(i, ring, tracking)
+                if mark is not None and tracking.flushes > mark:
+                    # A consumer waits: once a buffer was filled since, complete every copy
+                    # enqueued (the ring keeps packing; a partial buffer waits to fill).
                     tracking.synchronize()
+                    mark = None
+                    with self.cond:
+                        self.hurry = False
         except BaseException as e:  # handed to the consumer, raised by take and next
             with self.cond:
                 self.error = e
@@ -235,7 +253,7 @@ class RingLoader:
         finally:
             self.copier.synchronize()  # no copy may still land in memory released later
 
-    def _start(self, i: int, ring: Any) -> None:
+    def _start(self, i: int, ring: Any, tracking: _Tracking) -> None:
         name, dtype, shape, nbytes, first = self.layout[i]
         dst = self.copier.empty(dtype, shape, nbytes)
         with self.cond:
@@ -247,6 +265,7 @@ class RingLoader:
         if first is not None:
             with self.cond:
                 self.dst_index[id(dst)] = i
+            tracking.expect(dst, nbytes)
             ring.add(name, first, nbytes, dst)
             return
         # Several runs: the core's slice reader gathers them into host memory, then one copy.
