@@ -483,6 +483,20 @@ impl PrefetchSource {
     }
 }
 
+/// Turns the kernel's readahead off for the local files a plan of parts reads (as
+/// `load_for_rank` does): readahead would fetch past the end of each part, the bytes of the
+/// parts other ranks read.
+fn no_readahead(py: Python<'_>, container: &Container, plan: &PrefetchPlan) -> PyResult<()> {
+    for file in 0..plan.files().len() {
+        if let Some(t) = plan.tensors().iter().find(|t| t.file == file) {
+            if let Source::File(f) = &container.for_tensor(py, &t.name)?.source {
+                safetensors::cache::advise_random(f.file());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What the ring driver knows of a planned tensor: name, dtype, shape, bytes, and where its
 /// one run of bytes starts in the tensor (None: several runs).
 type LayoutEntry = (String, &'static str, Vec<usize>, usize, Option<usize>);
@@ -516,6 +530,11 @@ pub fn start(
         .map(|(i, n)| (n.clone(), i))
         .collect();
     let budget = memory_budget.unwrap_or(DEFAULT_BUDGET);
+    // Whole tensors read best with the kernel's readahead; parts (a rank's) without it.
+    let sequential = plan.tensors().iter().all(|t| t.nbytes == t.extent);
+    if !sequential {
+        no_readahead(py, &container, &plan)?;
+    }
     let to_cuda = hooks.framework == Framework::Pytorch
         && hooks.device(py).getattr("type")?.extract::<String>()? == "cuda";
     let engine = if to_cuda {
@@ -533,8 +552,6 @@ pub fn start(
                 )
             })
             .collect();
-        // Whole tensors read best with the kernel's readahead; parts (a rank's) without it.
-        let sequential = plan.tensors().iter().all(|t| t.nbytes == t.extent);
         let source = PrefetchSource { container, plan };
         let driver = py.import("safetensors._prefetch")?.call_method1(
             "ring_loader",

@@ -116,6 +116,22 @@ pub fn advise_willneed(file: &File, offset: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 pub fn advise_willneed(_file: &File, _offset: u64, _len: u64) {}
 
+/// Tells the kernel that `file` is read at scattered places (`POSIX_FADV_RANDOM`): no
+/// readahead past what each read asks for, which would fetch the bytes between the parts a
+/// reader wants (another rank's). Best-effort, like [`advise_sequential`].
+#[cfg(target_os = "linux")]
+pub fn advise_random(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: as in `advise_sequential`: a hint about the descriptor, no memory passed.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
+    }
+}
+
+/// No hint where `posix_fadvise` is not offered.
+#[cfg(not(target_os = "linux"))]
+pub fn advise_random(_file: &File) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
