@@ -193,7 +193,7 @@ def main() -> None:
         return
     if not (Path(args.ref) / "safetensors").is_dir():
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--target", args.ref, "safetensors==0.8.0", "--no-deps"],
+            [sys.executable, "-m", "pip", "install", "-q", "--target", args.ref, "safetensors==0.8.0", "--no-deps"],
             check=True,
         )
     if not args.folder.is_dir() or not shards(args.folder):
