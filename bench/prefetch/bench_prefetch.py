@@ -14,10 +14,15 @@ before it (warm), and reports its time, the bytes the kernel fetched from storag
   every tensor taken as it lands (``dict(loader)``);
 - ``load_for_rank``: ``safetensors.torch.load_for_rank(folder, {pattern: 0 | None})``;
 - ``get_slice``: ``safe_open(folder, "pt", backend="pread")`` and ``get_slice(name)[rows]``
-  for each tensor in file order (what code written for 0.8 does), ours;
+  for each tensor in file order (what code written for 0.8 does), ours, and
+  ``get_slice_mmap`` the same with the default mmap backend (row slices are views of the
+  mapping, as the reference's are);
 - ``ref_get_slice``: the same code on the reference 0.8.0 (installed with ``pip install
   --target`` into ``--ref``, only on that worker's ``PYTHONPATH``), one ``safe_open`` per shard
   as 0.8 takes no folders;
+
+Every implementation's tensors are touched inside the timing (one byte a page): a view of a
+mapping is only loaded once its pages are.
 - ``whole``: ``load_file(folder, backend="pread")``, the whole checkpoint in one process.
 
     .venv/bin/python bench/prefetch/bench_prefetch.py              # the full run
@@ -45,12 +50,13 @@ SPLIT = [
     "*.self_attn.[qkvo]_proj.weight",
     "*.mlp.*_proj.weight",
 ]
-IMPLS = ["prefetch", "load_for_rank", "get_slice", "ref_get_slice"]
+IMPLS = ["prefetch", "load_for_rank", "get_slice", "get_slice_mmap", "ref_get_slice"]
 LABELS = {
     "prefetch": "ours: `safe_open.prefetch(plan)`",
     "load_for_rank": "ours: `load_for_rank` (same engine)",
-    "get_slice": "ours: `get_slice` loop",
-    "ref_get_slice": "reference 0.8.0: `get_slice` loop",
+    "get_slice": 'ours: `get_slice` loop (`backend="pread"`: copies)',
+    "get_slice_mmap": 'ours: `get_slice` loop (`backend="mmap"`: views of the mapping)',
+    "ref_get_slice": "reference 0.8.0: `get_slice` loop (views of its mapping)",
     "whole": "ours: `load_file` (whole checkpoint)",
 }
 
@@ -118,7 +124,8 @@ def worker(args: argparse.Namespace) -> None:
         out = load_for_rank(folder, dict.fromkeys(SPLIT, 0), rank=rank, world_size=ws)
     else:
         before, t0 = proc_io(), time.perf_counter()
-        with safe_open(folder, framework="pt", backend="pread") as f:
+        backend = "mmap" if args.impl == "get_slice_mmap" else "pread"
+        with safe_open(folder, framework="pt", backend=backend) as f:
             names = f.offset_keys()
             plan = plan_of([(n, f.get_tensor_meta(n).shape) for n in names], ws, rank)
             if args.impl == "prefetch":

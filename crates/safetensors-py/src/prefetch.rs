@@ -392,11 +392,18 @@ impl PrefetchLoader {
 }
 
 impl Drop for PrefetchLoader {
+    /// A loader dropped without `close` stops its reads too (and frees what it holds).
     fn drop(&mut self) {
-        if let Engine::Host(host) = &self.engine {
+        match &self.engine {
             // The reader may take the interpreter (a Python file object): release it while
             // joining. The holders are dropped after, with the engine.
-            Python::attach(|py| py.detach(|| host.prefetch.close()));
+            Engine::Host(host) => Python::attach(|py| py.detach(|| host.prefetch.close())),
+            // The driver's thread holds the driver: only `close` ends it.
+            Engine::Ring(driver) => Python::attach(|py| {
+                if let Err(e) = driver.bind(py).call_method0("close") {
+                    e.write_unraisable(py, None);
+                }
+            }),
         }
     }
 }

@@ -10,12 +10,14 @@ place of the CUDA one (``safetensors._torch_staging.device_copier``), as in
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import struct
 import threading
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -548,3 +550,56 @@ def test_the_ring_keeps_device_and_host_memory_within_the_budget(tmp_path, monke
     assert outstanding["peak"] <= budget + (64 << 10)
     assert made[0].host_bytes <= budget
     assert all(torch.equal(got[k], tensors[k]) for k in tensors)
+
+
+def prefetch_threads() -> int:
+    """Threads of this process running a loader: the ring's Python thread, and the core's
+    reader thread (named ``safetensors-prefetch``: ``/proc/self/task/*/comm``, Linux)."""
+    ring_threads = sum(t.name == "safetensors-prefetch-ring" for t in threading.enumerate())
+    native = 0
+    for comm in Path("/proc/self/task").glob("*/comm"):
+        try:
+            native += comm.read_text().startswith("safetensors-pre")
+        except OSError:  # a thread that just ended
+            pass
+    return ring_threads + native
+
+
+def wait_threads(n: int) -> int:
+    """``prefetch_threads()`` once it is ``n`` (a new thread names itself when it starts),
+    or after 5 s."""
+    deadline = time.monotonic() + 5
+    while prefetch_threads() != n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return prefetch_threads()
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+
+
+@needs_proc
+@pytest.mark.parametrize("device", ["cpu", "cuda:0"])
+def test_a_loader_dropped_without_close_stops_its_thread(tmp_path, ring, device):
+    path, _ = big_file(tmp_path, count=8, rows=64, cols=256)
+    gc.collect()  # loaders of earlier tests, not collected yet, end their threads now
+    before = prefetch_threads()
+    with safe_open(path, "pt") as f:
+        loader = f.prefetch(device=device, memory_budget=64 << 10)
+        loader.take("t00")
+        assert wait_threads(before + 1) == before + 1
+        del loader
+        gc.collect()
+        assert wait_threads(before) == before, "the loader's thread outlived it"
+
+
+@needs_proc
+@pytest.mark.parametrize("device", ["cpu", "cuda:0"])
+def test_close_joins_the_loaders_thread(tmp_path, ring, device):
+    path, _ = big_file(tmp_path, count=8, rows=64, cols=256)
+    gc.collect()  # loaders of earlier tests, not collected yet, end their threads now
+    before = prefetch_threads()
+    with safe_open(path, "pt") as f:
+        loader = f.prefetch(device=device, memory_budget=64 << 10)
+        assert wait_threads(before + 1) == before + 1
+        loader.close()
+        assert prefetch_threads() == before  # joined: gone at once
