@@ -603,3 +603,17 @@ def test_close_joins_the_loaders_thread(tmp_path, ring, device):
         assert wait_threads(before + 1) == before + 1
         loader.close()
         assert prefetch_threads() == before  # joined: gone at once
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda:0"])
+def test_handles_over_bytes_and_file_objects_prefetch_too(tmp_path, ring, device):
+    location = tmp_path / "model.safetensors"
+    st.save_file(state(), location)
+    data = location.read_bytes()
+    with safe_open(location, "pt") as ref:
+        want = {name: ref.get_slice(name)[index] for name, index in ANY_PLAN.items()}
+    with open(location, "rb") as fh:
+        for f in (safetensors._safe_open_bytes(data, "pt"), safetensors._safe_open_handle(fh, "pt")):
+            with f.prefetch(ANY_PLAN, device=device) as loader:
+                got = dict(loader)
+            assert {k: raw(v) for k, v in got.items()} == {k: raw(v) for k, v in want.items()}
