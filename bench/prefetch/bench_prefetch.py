@@ -25,7 +25,7 @@ Every implementation's tensors are touched inside the timing (one byte a page): 
 mapping is only loaded once its pages are.
 - ``whole``: ``load_file(folder, backend="pread")``, the whole checkpoint in one process.
 
-    .venv/bin/python bench/prefetch/bench_prefetch.py              # the full run
+    make bench-prefetch                                             # the full run
     .venv/bin/python bench/prefetch/bench_prefetch.py --runs 1 --world-sizes 2
 """
 
