@@ -104,8 +104,11 @@ class RingLoader:
         self.sequential = sequential
         self.threads = max(1, threads)
         self.copier = _torch_staging.device_copier(device)
-        self.slots = _staging.DEFAULT_SLOTS if slots is None else slots
-        self.slot_bytes = max(1, min(_staging.DEFAULT_SLOT_BYTES, budget // self.slots))
+        slots = _staging.DEFAULT_SLOTS if slots is None else slots
+        self.slot_bytes = max(1, min(_staging.DEFAULT_SLOT_BYTES, budget // slots))
+        # Only as many buffers as the plan's one-run tensors fill (pinning memory costs time).
+        staged = sum(nbytes for _, _, _, nbytes, first in self.layout if first is not None)
+        self.slots = max(1, min(slots, -(-staged // self.slot_bytes)))
         self.cond = threading.Condition()
         self.state = [_WAITING] * len(self.layout)
         self.tensors: Dict[int, Any] = {}  # started: the device tensor, handed out when ready
