@@ -617,3 +617,49 @@ def test_handles_over_bytes_and_file_objects_prefetch_too(tmp_path, ring, device
             with f.prefetch(ANY_PLAN, device=device) as loader:
                 got = dict(loader)
             assert {k: raw(v) for k, v in got.items()} == {k: raw(v) for k, v in want.items()}
+
+
+def storage_reads() -> int:
+    """``read_bytes`` of /proc/self/io: bytes this process made the kernel fetch from storage."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("read_bytes:"):
+            return int(line.split()[1])
+    raise AssertionError("no read_bytes in /proc/self/io")
+
+
+def evict(path) -> None:
+    import os
+
+    with open(path, "rb") as fh:
+        os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/io").exists() or not hasattr(__import__("os"), "posix_fadvise"), reason="needs Linux"
+)
+def test_a_plan_of_parts_reads_no_more_than_its_parts_from_storage(tmp_path):
+    """Readahead off for a plan of parts: a rank's rows of a tensor cost their own bytes from
+    storage, not the kernel's readahead window past them (the next rank's rows). The same
+    rows through a handle with the readahead on (``get_slice``) read more wherever the
+    readahead window is large (``read_ahead_kb``; 8 MiB here: twice the rows)."""
+    import os
+
+    path = tmp_path / "m.safetensors"
+    w = torch.randn(2048, 8192)  # 64 MiB, rows of 32 KiB
+    st.save_file({"w": w}, path)
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+    evict(path)
+    before = storage_reads()
+    path.read_bytes()
+    if storage_reads() - before < w.nbytes // 2:
+        pytest.skip("this file system's reads are not counted as storage reads (tmpfs?)")
+    rows = slice(512, 1024)  # 16 MiB in the middle: no header read nearby
+    evict(path)
+    with safe_open(path, "pt", backend="pread") as f:
+        before = storage_reads()
+        with f.prefetch({"w": rows}) as loader:
+            part = loader.take("w")
+        read = storage_reads() - before
+    assert torch.equal(part, w[rows])
+    assert part.nbytes <= read <= part.nbytes + (64 << 10), read
