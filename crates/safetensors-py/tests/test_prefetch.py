@@ -663,3 +663,11 @@ def test_a_plan_of_parts_reads_no_more_than_its_parts_from_storage(tmp_path):
         read = storage_reads() - before
     assert torch.equal(part, w[rows])
     assert part.nbytes <= read <= part.nbytes + (64 << 10), read
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without CUDA")
+def test_cuda_without_a_gpu_is_an_error_at_prefetch(location):
+    with safe_open(location, "pt") as f:
+        with pytest.raises(SafetensorError, match="cannot prefetch onto cuda:0") as e:
+            f.prefetch(device="cuda:0")
+        assert isinstance(e.value, RuntimeError)  # what torch raised, too

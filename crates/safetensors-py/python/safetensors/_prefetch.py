@@ -33,7 +33,7 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from . import _staging, _torch_staging
-from ._safetensors_rust import SafetensorError
+from ._safetensors_rust import SafetensorError, SafetensorRuntimeError
 
 # (name, dtype, shape, nbytes, first byte of the one run or None)
 Layout = Tuple[str, str, List[int], int, Optional[int]]
@@ -103,7 +103,10 @@ class RingLoader:
         self.source, self.layout, self.budget = source, list(layout), budget
         self.sequential = sequential
         self.threads = max(1, threads)
-        self.copier = _torch_staging.device_copier(device)
+        try:
+            self.copier = _torch_staging.device_copier(device)
+        except RuntimeError as e:  # no driver, no such device: before anything is read
+            raise SafetensorRuntimeError(f"cannot prefetch onto {device}: {e}") from e
         slots = _staging.DEFAULT_SLOTS if slots is None else slots
         self.slot_bytes = max(1, min(_staging.DEFAULT_SLOT_BYTES, budget // slots))
         # Only as many buffers as the plan's one-run tensors fill (pinning memory costs time).
