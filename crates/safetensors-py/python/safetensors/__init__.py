@@ -41,7 +41,9 @@ from ._safetensors_rust import (  # noqa: F401
 )
 
 __all__ = [
+    "PrefetchLoader",
     "SafetensorError",
+    "TensorMeta",
     "TensorSpec",
     "__version__",
     "deserialize",
