@@ -316,7 +316,9 @@ impl PrefetchLoader {
     }
 }
 
-/// A core error of a loader call as the Python exception.
+/// A core error of a loader call as the Python exception. (The framework memory of a tensor
+/// whose read failed stays with the loader until it closes: only then is the reader surely
+/// done with every buffer.)
 fn loader_error(e: CoreError) -> PyErr {
     to_pyerr(e)
 }
