@@ -284,3 +284,51 @@ fn a_buffer_of_the_wrong_size_is_refused() {
     let err = loader.take(0, &mut short).unwrap_err().to_string();
     assert!(err.contains("3 bytes"), "{err}");
 }
+
+#[test]
+fn a_sharded_checkpoint_is_read_across_its_shards() {
+    // 6 tensors of 100 bytes in shards of at most 200 bytes: 3 shards.
+    let data: Vec<Vec<u8>> = (0..6u8)
+        .map(|i| (0..100).map(|j| i * 10 + j % 7).collect())
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = data
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            (
+                format!("t{i}"),
+                TensorView::new(Dtype::U8, vec![10, 10], d).unwrap(),
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    crate::index::save_sharded(views, None, dir.path(), 200).unwrap();
+    let checkpoint = Checkpoint::open(dir.path()).unwrap();
+    assert_eq!(checkpoint.shard_count(), 3);
+    // Rows 2..5 of t4, column 3 of t1 (strided), t5 whole: three of the shards' tensors.
+    let rows = Index::Slice {
+        start: Some(2),
+        stop: Some(5),
+        step: None,
+    };
+    let all = Index::Slice {
+        start: None,
+        stop: None,
+        step: None,
+    };
+    let requests = vec![
+        ("t4", Some(vec![rows])),
+        ("t1", Some(vec![all, Index::Int(3)])),
+        ("t5", None),
+    ];
+    let plan = PrefetchPlan::new(&checkpoint, requests).unwrap();
+    let names: Vec<&str> = plan.tensors().iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["t1", "t4", "t5"]); // shard order, then data order
+    assert_eq!(plan.files().len(), 2); // t4 and t5 share a shard, t1 has its own
+    let sources = plan.sources(&checkpoint).unwrap();
+    let loader: Prefetch<Vec<u8>> = Prefetch::start(plan, sources, small(1 << 20)).unwrap();
+    let t1: Vec<u8> = (0..10).map(|r| data[1][r * 10 + 3]).collect();
+    assert_eq!(loader.take(0, &mut zeroed).unwrap(), t1);
+    assert_eq!(loader.take(1, &mut zeroed).unwrap(), data[4][20..50]);
+    assert_eq!(loader.take(2, &mut zeroed).unwrap(), data[5]);
+}
