@@ -12,7 +12,7 @@ PYTHON ?= python3.11
 
 .PHONY: demo help setup setup-quick system-packages test test-quick test-rust test-python test-python-quick \
 	test-clients wheel sdist test-packaging lint lint-rust lint-python fmt fuzz-check fuzz-smoke \
-	fuzz-campaign bench-rust bench-python bench-headers bench-sharded bench-load bench-ranks bench-save ci
+	fuzz-campaign bench-rust bench-python bench-headers bench-sharded bench-load bench-ranks bench-prefetch bench-save ci
 
 ## Build everything, write a sample model file, read it back and slice it, then look at it
 ## (and at a conformance vector) with the command-line tool.
@@ -137,7 +137,8 @@ lint-rust:
 	$(CARGO) build -p safetensors --no-default-features --features alloc
 	$(MAKE) fuzz-check
 
-PY_LINTED := crates/safetensors-py bench/python bench/sharded bench/load bench/ranks bench/headers bench/gpu
+PY_LINTED := crates/safetensors-py bench/python bench/sharded bench/load bench/ranks bench/headers bench/gpu \
+	bench/prefetch
 
 ## Python (needs `make setup`): ruff lint and format, mypy on the package, and the extension
 ## module's stub checked against the built module by stubtest.
@@ -192,6 +193,12 @@ bench-save: setup
 ## and warm. BENCH_ARGS="--size-gb 0.2 --runs 1" for a quick run, "--no-cold" without root.
 bench-ranks: setup
 	$(PY) bench/ranks/bench_ranks.py $${BENCH_ARGS:-}
+
+## Prefetch plans per rank (issue 19): safe_open.prefetch of a tensor-parallel plan (2 and 4
+## ranks) on bench-load's checkpoint vs load_for_rank, get_slice loops (ours, the reference
+## 0.8.0 in /tmp/refpkg) and a whole load, cold (drops the page cache: root) and warm.
+bench-prefetch: setup
+	$(PY) bench/prefetch/bench_prefetch.py $${BENCH_ARGS:-}
 
 ## Worst-case headers (1, 10, 60 MB of every hostile shape) through the core, the Python
 ## package and the CLI: time and peak memory. BENCH_ARGS="--sizes 1,10" for a quick run.

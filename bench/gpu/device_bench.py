@@ -40,7 +40,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "load"))
 from bench_load import llama_like  # noqa: E402
 
-IMPLS = ["pinned", "pageable", "ours_load_file", "ours_get_tensors", "ours_load_into", "ours_load_for_rank", "ref"]
+IMPLS = [
+    "pinned",
+    "pageable",
+    "ours_load_file",
+    "ours_get_tensors",
+    "ours_load_into",
+    "ours_load_for_rank",
+    "ours_prefetch",
+    "ref",
+    "ref09_prefetch",
+]
 PEERS = ["fastsafe", "runai"]
 LABELS = {
     "pinned": "pinned host-to-device copy (`.to(device, non_blocking=True)`)",
@@ -49,7 +59,9 @@ LABELS = {
     "ours_get_tensors": "ours: `safe_open(folder, 'pt', device).get_tensors()`",
     "ours_load_into": "ours: `load_into(state_dict on device, folder)`",
     "ours_load_for_rank": "ours: `load_for_rank(folder, {'*': 0}, rank=0, world_size=1, device)`",
+    "ours_prefetch": "ours: `safe_open(folder, 'pt').prefetch(device=device)`, `dict(loader)`",
     "ref": "reference: `load_file(shard, device)` per shard",
+    "ref09_prefetch": "reference 0.9.0rc1: `safe_open(shard, 'pt').prefetch(device=device)` per shard",
     "fastsafe": "fastsafetensors: `fastsafe_open(files, device, nogds=True)` + `get_tensor().clone()`",
     "runai": "runai-model-streamer: `stream_files` + `.to(device)`",
 }
@@ -127,6 +139,15 @@ def load_worker(impl: str, folder: Path, device: str) -> dict:
         from safetensors.torch import load_file
 
         where = safetensors.__file__
+    elif impl == "ref09_prefetch":
+        if not device.startswith("cuda"):
+            return {"skipped": "the reference's prefetch loads to CUDA devices only"}
+        import safetensors
+        from safetensors import safe_open
+
+        where = safetensors.__file__
+        if not hasattr(safe_open, "prefetch"):
+            return {"skipped": f"{where} has no prefetch (not the reference 0.9.0rc1: carry its wheel)"}
     elif impl == "fastsafe":
         try:
             import fastsafetensors
@@ -153,10 +174,18 @@ def load_worker(impl: str, folder: Path, device: str) -> dict:
         out = state
     elif impl == "ours_load_for_rank":
         out = st.load_for_rank(folder, {"*": 0}, rank=0, world_size=1, device=device)
+    elif impl == "ours_prefetch":
+        with safe_open(folder, "pt") as f, f.prefetch(device=device) as loader:
+            out = dict(loader)
     elif impl == "ref":
         out = {}
         for path in files:
             out.update(load_file(path, device=device))
+    elif impl == "ref09_prefetch":
+        out = {}
+        for path in files:
+            with safe_open(path, "pt") as f, f.prefetch(device=device) as loader:
+                out.update(dict(loader))
     elif impl == "fastsafe":
         out = {}
         with fastsafe_open(filenames=files, nogds=True, device=device) as f:
@@ -211,6 +240,8 @@ def env_for(impl: str, args: argparse.Namespace) -> dict:
         env["PYTHONPATH"] = args.ours
     elif impl in PEERS and args.peers:
         env["PYTHONPATH"] = args.peers
+    elif impl == "ref09_prefetch" and args.ref09:
+        env["PYTHONPATH"] = args.ref09  # the reference 0.9.0rc1, unpacked from its carried wheel
     return env
 
 
@@ -344,6 +375,7 @@ def main() -> int:
     p.add_argument("--out", default=os.environ.get("OUT", "."), help="where gpu_bench.json/.txt go")
     p.add_argument("--ours", default="", help="PYTHONPATH that puts our package first (ours' workers only)")
     p.add_argument("--peers", default="", help="PYTHONPATH of carried fastsafetensors/runai wheels")
+    p.add_argument("--ref09", default="", help="PYTHONPATH of the reference 0.9.0rc1 (its prefetch)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--layers", type=int, default=18)
     p.add_argument("--hidden", type=int, default=2048)

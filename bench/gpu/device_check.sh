@@ -47,7 +47,8 @@ env -u PYTHONPATH "$PY" -c 'import safetensors; print("machine'"'"'s own (the re
 step "(b) our CUDA tests (pytest -m cuda)"
 (cd crates/safetensors-py && PYTHONPATH="$OURS" "$PY" -c 'import safetensors; print("the tests import", safetensors.__file__)')
 (cd crates/safetensors-py && PYTHONPATH="$OURS" timeout 150 "$PY" -m pytest -m cuda -q -p no:cacheprovider \
-    --junitxml="$OUT/cuda_tests.xml" tests/test_cuda_ring.py tests/test_fast_load.py tests/test_torch.py)
+    --junitxml="$OUT/cuda_tests.xml" tests/test_cuda_ring.py tests/test_fast_load.py tests/test_torch.py \
+    tests/test_prefetch.py)
 rc=$?
 echo "pytest exit: $rc"
 [ $rc -ne 0 ] && status=1
@@ -63,12 +64,22 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 else
     echo "no .whl/ folder: fastsafetensors and runai-model-streamer are measured only if the machine has them"
 fi
+# The reference 0.9.0rc1 (its prefetch, issue 19): its wheel carried in .whl09/, unpacked
+# apart, on the path of its own workers only (the machine's own safetensors stays the 0.8 one).
+REF09=""
+if ls .whl09/safetensors-0.9.0rc1-*.whl >/dev/null 2>&1; then
+    REF09=/tmp/st-ref09
+    rm -rf "$REF09"
+    "$PY" -m zipfile -e "$(ls .whl09/safetensors-0.9.0rc1-*.whl | head -1)" "$REF09" || REF09=""
+else
+    echo "no .whl09/safetensors-0.9.0rc1-*.whl: the reference's prefetch is not measured"
+fi
 if [ $DRY -eq 1 ]; then
     bench=(--device cpu --folder /tmp/st-gpu-bench-dry --layers 2 --hidden 256 --inter 704 --vocab 1000 --runs 1)
 else
     bench=(--device cuda:0 --folder /tmp/st-gpu-bench --runs 3)
 fi
-timeout 300 "$PY" bench/gpu/device_bench.py "${bench[@]}" --ours "$OURS" --peers "$PEERS" --out "$OUT"
+timeout 300 "$PY" bench/gpu/device_bench.py "${bench[@]}" --ours "$OURS" --peers "$PEERS" --ref09 "$REF09" --out "$OUT"
 rc=$?
 echo "bench exit: $rc"
 [ $rc -ne 0 ] && status=1

@@ -169,6 +169,11 @@ impl Hooks {
         }
     }
 
+    /// The normalized device tensors go to.
+    pub fn device<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+        self.device.bind(py)
+    }
+
     /// True when tensors are returned in host memory: the normalized device prints as
     /// `cpu` (torch, numpy and the others), `cpu:N` (torch) or `Place(cpu)` (paddle).
     pub fn on_cpu(&self, py: Python<'_>) -> bool {
@@ -251,7 +256,23 @@ pub struct Empty<'py> {
     shape: Vec<usize>,
 }
 
-impl Empty<'_> {
+impl<'py> Empty<'py> {
+    /// The object owning the memory, to keep while the memory is filled elsewhere (a
+    /// prefetch); [`Hooks::finish`] it later with [`Empty::from_parts`].
+    pub fn into_parts(self) -> (Bound<'py, PyAny>, RawDst) {
+        (self.holder, self.dst)
+    }
+
+    /// An allocation split by [`Empty::into_parts`], whole again once filled.
+    pub fn from_parts(holder: Bound<'py, PyAny>, dtype: Dtype, shape: Vec<usize>) -> Self {
+        Empty {
+            holder,
+            dst: RawDst::default(),
+            dtype,
+            shape,
+        }
+    }
+
     /// Moves the destination out, to fill it in a batch read: the tensor keeps its memory,
     /// and [`Hooks::finish`] still takes it afterwards.
     pub fn take_dst(&mut self) -> RawDst {

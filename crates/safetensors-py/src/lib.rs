@@ -12,6 +12,7 @@ mod handle;
 mod mapping;
 mod open;
 mod origin;
+mod prefetch;
 mod raw;
 mod remote;
 mod serialize;
@@ -28,6 +29,10 @@ fn _safetensors_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<open::SafeOpen>()?;
     m.add_class::<slice::PySafeSlice>()?;
     m.add_class::<serialize::TensorSpec>()?;
+    m.add_class::<prefetch::TensorMeta>()?;
+    m.add_class::<prefetch::PrefetchLoader>()?;
+    m.add_class::<prefetch::TensorStream>()?;
+    m.add_class::<prefetch::PrefetchSource>()?;
     m.add_function(wrap_pyfunction!(handle::safe_open_handle, m)?)?;
     m.add_function(wrap_pyfunction!(handle::safe_open_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::serialize, m)?)?;

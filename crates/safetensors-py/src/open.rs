@@ -378,6 +378,24 @@ impl SafeOpen {
             .collect()
     }
 
+    /// Tensor `name`'s header entry (`dtype`, `shape`, `data_offsets`), reading no data.
+    fn get_tensor_meta(&self, py: Python<'_>, name: &str) -> PyResult<crate::prefetch::TensorMeta> {
+        crate::prefetch::tensor_meta(py, &self.inner, name)
+    }
+
+    /// Starts loading the tensors of `plan` in the background: see `prefetch.rs`.
+    #[pyo3(signature = (plan = None, *, device = None, threads = 8, memory_budget = None))]
+    fn prefetch(
+        &self,
+        py: Python<'_>,
+        plan: Option<&Bound<'_, PyAny>>,
+        device: Option<&Bound<'_, PyAny>>,
+        threads: usize,
+        memory_budget: Option<usize>,
+    ) -> PyResult<crate::prefetch::PrefetchLoader> {
+        crate::prefetch::start(py, &self.inner, plan, device, threads, memory_budget)
+    }
+
     /// A lazy view of tensor `name`: index it to read only part of it.
     fn get_slice(&self, py: Python<'_>, name: &str) -> PyResult<PySafeSlice> {
         let container = self.inner.opened(py)?;

@@ -77,7 +77,7 @@ fn optional_int(obj: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
 /// Converts one entry of a Python index; None for an entry only the framework's rules can
 /// apply (see the module docs). `numpy_rules`: whether the framework indexes as numpy does
 /// with `[]` (torch reads an int next to it as a basic index, numpy as an advanced one).
-fn parse_item(obj: &Bound<'_, PyAny>, numpy_rules: bool) -> PyResult<Option<Index>> {
+pub(crate) fn parse_item(obj: &Bound<'_, PyAny>, numpy_rules: bool) -> PyResult<Option<Index>> {
     if obj.is_instance_of::<PyEllipsis>() {
         return Ok(Some(Index::Ellipsis));
     }

@@ -13,6 +13,7 @@ from typing import Optional as _Optional
 from typing import Union as _Union
 
 from ._safetensors_rust import (  # noqa: F401
+    PrefetchLoader,
     PySafeSlice,
     SafetensorError,
     # A SafetensorError that is also the builtin exception the reference raises there (see
@@ -27,6 +28,7 @@ from ._safetensors_rust import (  # noqa: F401
     SafetensorRuntimeError,
     SafetensorTypeError,
     SafetensorValueError,
+    TensorMeta,
     TensorSpec,
     __version__,
     _inspect,
@@ -39,7 +41,9 @@ from ._safetensors_rust import (  # noqa: F401
 )
 
 __all__ = [
+    "PrefetchLoader",
     "SafetensorError",
+    "TensorMeta",
     "TensorSpec",
     "__version__",
     "deserialize",

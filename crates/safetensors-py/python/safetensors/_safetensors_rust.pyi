@@ -11,6 +11,10 @@ from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, Union, fi
 __all__ = [
     "safe_open",
     "PySafeSlice",
+    "TensorMeta",
+    "PrefetchLoader",
+    "TensorStream",
+    "_PrefetchSource",
     "TensorSpec",
     "_safe_open_handle",
     "_safe_open_bytes",
@@ -96,6 +100,63 @@ class PySafeSlice:
     def __len__(self) -> int: ...
     def __getitem__(self, key: Union[_BasicIndex, Tuple[_BasicIndex, ...]], /) -> Any: ...
 
+_PlanValue = Union[None, _BasicIndex, Tuple[_BasicIndex, ...]]
+
+@final
+class TensorMeta:
+    """A tensor's header entry, as written in the file (``safe_open.get_tensor_meta``)."""
+
+    @property
+    def dtype(self) -> str:
+        """The header's dtype name, e.g. ``"F32"``."""
+    @property
+    def shape(self) -> List[int]: ...
+    @property
+    def data_offsets(self) -> Tuple[int, int]:
+        """``(start, end)`` of the tensor's bytes within the data section (of its shard)."""
+
+@final
+class PrefetchLoader:
+    """The tensors of one plan loading in the background (``safe_open.prefetch``).
+
+    Each tensor is handed out once, by ``take(name)`` or by iterating ``(name, tensor)``
+    pairs in the order they become ready (tensors taken are skipped); ``dict(loader)`` loads
+    them all. Memory of tensors not taken is held until they are taken or the loader closes;
+    ``close()`` (also on leaving a ``with`` block) stops the reads and releases it. A loader
+    keeps its files open: it works after its handle is closed.
+    """
+
+    def names(self) -> List[str]:
+        """The names this loader hands out, in file order."""
+    def take(self, name: str) -> Any:
+        """``name``'s tensor, waiting for its bytes (a tensor not started yet is read next)."""
+    def close(self) -> None: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> "TensorStream": ...
+    def __enter__(self) -> "PrefetchLoader": ...
+    def __exit__(self, _exc_type: Any = None, _exc_value: Any = None, _traceback: Any = None) -> bool: ...
+
+@final
+class TensorStream:
+    """Iterator over a ``PrefetchLoader``: ``(name, tensor)`` pairs in readiness order."""
+
+    def __iter__(self) -> "TensorStream": ...
+    def __next__(self) -> Tuple[str, Any]: ...
+
+@final
+class _PrefetchSource:
+    """Private: what the CUDA prefetch driver (``_prefetch.py``) reads through."""
+
+    def _read_into(
+        self,
+        items: List[Tuple[str, int, int, int]],
+        *,
+        threads: Optional[int] = None,
+        block_size: Optional[int] = None,
+        sequential: bool = True,
+    ) -> None: ...
+    def _fill(self, index: int, address: int, nbytes: int) -> None: ...
+
 @final
 class safe_open:
     """Opens a safetensors file lazily (reads the header only). Usable as a context manager.
@@ -161,6 +222,25 @@ class safe_open:
     def get_tensor(self, name: str) -> Any: ...
     def get_tensors(self) -> Dict[str, Any]: ...
     def get_slice(self, name: str) -> PySafeSlice: ...
+    def get_tensor_meta(self, name: str) -> TensorMeta:
+        """The header entry of tensor ``name`` (dtype, shape, data offsets), reading no data."""
+    def prefetch(
+        self,
+        plan: Optional[Mapping[str, _PlanValue]] = None,
+        *,
+        device: Optional[_Device] = None,
+        threads: int = 8,
+        memory_budget: Optional[int] = None,
+    ) -> PrefetchLoader:
+        """Starts loading ``plan``'s tensors in the background (see ``PrefetchLoader``).
+
+        ``plan``: a dict of tensor name -> None (the whole tensor) or any index ``get_slice``
+        takes (ints, slices with any step, ``...``, ``None``, tuples of these); None: every
+        tensor whole. ``device``: the handle's by default; any device of the framework (torch
+        onto CUDA streams through the pinned staging ring). ``threads``: reader threads.
+        ``memory_budget``: bytes read ahead of ``take`` at most (None: 1 GiB); the reader
+        waits for takes beyond it. Plan errors raise before anything is read.
+        """
     def __enter__(self) -> "safe_open": ...
     def __exit__(self, _exc_type: Any = None, _exc_value: Any = None, _traceback: Any = None) -> Literal[False]: ...
     def __len__(self) -> int: ...

@@ -10,9 +10,10 @@ that read it. Host memory is therefore bounded by ``slots * slot_bytes`` whateve
 model's size. ``fill_ranges`` stages byte ranges of tensors the same way (a rank's part of
 a split tensor, for ``load_for_rank``).
 
-Every whole load onto CUDA with torch comes here: ``load_file``, ``safe_open(...,
-device="cuda:N").get_tensors()`` (through the ``_st_load_all`` hook the Rust loader calls),
-``load_model``/``load_into`` into CUDA tensors and ``load_for_rank``.
+Every load onto CUDA with torch comes here: ``safe_open.prefetch`` (``_prefetch.py`` drives
+a ``_Ring`` on a background thread), and through it ``load_file``, ``safe_open(...,
+device="cuda:N").get_tensors()`` (the ``_st_load_all`` hook the Rust loader calls) and
+``load_for_rank``; ``load_model``/``load_into`` into existing CUDA tensors call ``fill``.
 
 The device side is one small interface, ``DeviceCopier``; this module knows no framework.
 Torch's copiers (a CUDA one, and one on the CPU for tests) are in ``_torch_staging``.

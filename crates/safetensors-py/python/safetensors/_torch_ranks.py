@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 
-from . import _common, _staging, _torch_staging
+from . import _common
 from ._safetensors_rust import _rank_bytes, _rank_part, safe_open
 from ._torch_common import _TYPES, _st_device, _storage_shape
 
@@ -114,53 +114,29 @@ def _group_info(group: Any, rank: Optional[int], world_size: Optional[int], need
 def _load_read(
     location: Any, items: List[Tuple[str, Optional[int]]], rank: int, world_size: int, device: Any
 ) -> Dict[str, torch.Tensor]:
-    """Each rank reads its own part of each split tensor (``get_slice``: the core plans the
-    part's byte runs, only those are read) and the whole of each replicated tensor.
-
-    Onto a CUDA device, every part that is one run of the file's bytes (a replicated tensor,
-    a split whose dimensions before the split one are all 1, e.g. along dimension 0) streams
-    through the pinned staging ring
-    (``_staging.fill_ranges``: read into the ring's buffers, copied asynchronously), so host
-    memory stays bounded by the ring. Any other part is many strided runs:
-    the core's slice planner reads it (covering sub-page runs in one read) into a host tensor
-    of the part's size, copied to the device before the next part is read."""
-    dev = _st_device(device)
-    copier = _torch_staging.device_copier(dev) if dev.type == "cuda" else None
-    out: Dict[str, Any] = {}
-    # name -> (dtype, part's header shape, first byte in the tensor, nbytes): the ring's parts.
-    staged: Dict[str, Tuple[str, List[int], int, int]] = {}
-    with safe_open(location, framework="pt", device="cpu" if copier else device, backend="pread") as f:
-        entries = _entries(f, items, world_size)  # opens every shard
+    """Each rank reads its own part of each split tensor and the whole of each replicated
+    tensor, as one prefetch plan (``safe_open.prefetch``, the engine of every planned load):
+    the core plans each part's byte runs (only those are read) and reads them with the
+    parallel reader, into host tensors or, onto CUDA, through the pinned staging ring (a part
+    of several runs, split past its first non-unit dimension, is gathered in host memory,
+    then copied)."""
+    with safe_open(location, framework="pt", device="cpu", backend="pread") as f:
+        entries = _entries(f, items, world_size)  # opens every shard, checks the whole plan
         _no_readahead(f)
+        plan: Dict[str, Any] = {}
         for name, entry in entries.items():
-            dtype, shape, storage, dim = entry
+            dtype, shape, _, dim = entry
             if dim is None:
-                if copier is None:
-                    out[name] = f.get_tensor(name)
-                else:
-                    out[name] = None  # keeps file order; filled by the ring below
-                    staged[name] = (dtype, shape, 0, math.prod(storage) * _TYPES[dtype].itemsize)
+                plan[name] = None
                 continue
-            # The core plans the part in whole bytes (two F4 values a byte, as torch packs
-            # them) and says where its bytes lie when they are one run.
-            d, start, stop, part_shape, run = _rank_bytes(dtype, shape, dim, world_size, rank)
-            if copier is not None and run is not None:
-                out[name] = None
-                staged[name] = (dtype, part_shape, run[0], run[1])
-                continue
-            part = f.get_slice(name)[(slice(None),) * d + (slice(start, stop),)]
-            if copier is not None:
-                dst = copier.empty(dtype, part_shape, part.nelement() * part.element_size())
-                dst.copy_(part.reshape(-1).view(torch.uint8))
-                part = copier.finish(dst, dtype, part_shape)
-            out[name] = part
-        if copier is not None and staged:
-            dsts = {name: copier.empty(dtype, pshape, n) for name, (dtype, pshape, _, n) in staged.items()}
-            ranges = [(name, first, n, dsts[name]) for name, (_, _, first, n) in staged.items()]
-            _staging.fill_ranges(f, ranges, copier, sequential=False)  # readahead stays off
-            for name, (dtype, pshape, _, _) in staged.items():
-                out[name] = copier.finish(dsts[name], dtype, pshape)
-    return out
+            # The core plans the part in whole bytes (two F4 values a byte, as torch packs them).
+            d, start, stop, _, _ = _rank_bytes(dtype, shape, dim, world_size, rank)
+            plan[name] = (slice(None),) * d + (slice(start, stop),)
+        if not plan:
+            return {}
+        with f.prefetch(plan, device=_st_device(device)) as loader:
+            got = dict(loader)
+    return {name: got[name] for name in entries}
 
 
 def _no_readahead(f: Any) -> None:
@@ -302,7 +278,8 @@ def load_for_rank(
     tensor (the split dimension 0). ``rank`` and ``world_size`` default to this process's in
     ``group`` (the default process group when None).
 
-    ``mode="read"``: each rank reads only the bytes of its own part of each split tensor
+    ``mode="read"``: one prefetch plan (``safe_open.prefetch``, the parallel reader): each
+    rank reads only the bytes of its own part of each split tensor
     (positioned reads of exactly the part's byte runs, the kernel's readahead off; where those runs are shorter than a
     4 KiB page and every page of the tensor holds some of them, the storage reads those pages
     anyway and the covering span is read in one call) and the whole of each replicated

@@ -358,8 +358,19 @@ def load_file(
     """
     dev = _st_device(device)
     if dev.type == "cuda":
-        return _staged_load(filename, dev, _torch_staging.device_copier(dev), backend=backend, headers=headers)
+        with safe_open(filename, framework="pt", device="cpu", backend=backend, headers=headers) as f:
+            return _prefetch_all(f, f.offset_keys(), dev)
     return _common.load_file(filename, "pt", device, backend, headers)
+
+
+def _prefetch_all(f: Any, names: List[str], device: torch.device) -> Dict[str, torch.Tensor]:
+    """Every tensor of ``names`` onto ``device`` with one prefetch plan (``safe_open.prefetch``,
+    the engine of every planned load: onto CUDA, the pinned staging ring), in that order."""
+    if not names:
+        return {}
+    with f.prefetch(dict.fromkeys(names), device=device) as loader:
+        out = dict(loader)
+    return {name: out[name] for name in names}
 
 
 def _staged_load(
@@ -556,10 +567,7 @@ def _st_load_all(f: Any, names: List[str], device: torch.device) -> Optional[Dic
     and pinning the ring's buffers would cost more than the copy of most tensors."""
     if device.type != "cuda":
         return None
-    wanted = set(names)
-    order = [name for name in f.offset_keys() if name in wanted]
-    out = _staging.load(f, order, _torch_staging.device_copier(device))
-    return {name: out[name] for name in names}
+    return _prefetch_all(f, names, device)
 
 
 def _st_empty(dtype: str, shape: List[int]) -> Tuple[torch.Tensor, int, int]:

@@ -35,6 +35,7 @@ pub use crate::source::http::{is_url, Client, HttpError, HttpOptions};
 use crate::checkpoint::shard_index::{locate, IndexProblem, Layout, ShardIndex};
 use crate::format::error::Error;
 use crate::format::header::{Metadata, TensorInfo};
+use crate::source::Source;
 
 /// One opened, validated file of a checkpoint: local, or at a URL.
 #[derive(Debug, Clone)]
@@ -63,6 +64,26 @@ impl ShardFile {
             ShardFile::Local(file) => file.data_start(),
             #[cfg(feature = "http")]
             ShardFile::Remote(file) => file.data_start(),
+        }
+    }
+}
+
+/// A checkpoint's file read as a [`Source`]: positioned reads (or copies from its map) of a
+/// local file, Range requests of a remote one.
+impl Source for ShardFile {
+    fn size(&self) -> Result<u64, Error> {
+        match self {
+            ShardFile::Local(file) => Source::size(file.as_ref()),
+            #[cfg(feature = "http")]
+            ShardFile::Remote(file) => Source::size(file.source()),
+        }
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
+        match self {
+            ShardFile::Local(file) => Source::read_at(file.as_ref(), offset, buf),
+            #[cfg(feature = "http")]
+            ShardFile::Remote(file) => Source::read_at(file.source(), offset, buf),
         }
     }
 }

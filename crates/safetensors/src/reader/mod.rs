@@ -11,6 +11,7 @@
 //! reported is the one of the earliest failing block, as a single thread would report it.
 
 pub mod gather;
+pub mod prefetch;
 pub mod selection;
 pub mod whole;
 

@@ -1,0 +1,239 @@
+//! The background half of a [`super::Prefetch`]: its thread takes batches of queued tensors
+//! and reads each batch with [`crate::reader::read_into`], straight into the tensors' buffers
+//! (or, for many short runs, their covering spans into scratch memory, then gathered).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{closed_error, PlannedTensor, Shared, Slot};
+use crate::format::error::{excerpt, Error};
+use crate::plan::coalesce::{coalesce, span_of};
+use crate::reader::{read_into, Read, ReaderOptions};
+use crate::source::Source;
+
+/// Local runs shorter than this on average are read as their covering spans where those are
+/// fewer (bytes between runs closer than a page cost nothing: the storage reads whole pages).
+const COVER_BELOW: usize = 1 << 12;
+
+/// Over HTTP, runs closer than this share one Range request (as `get_slice` does).
+const REMOTE_GAP: usize = 1 << 20;
+
+/// A source that fails every read once the loader is stopping, so that `read_into` ends at
+/// its next block.
+struct Stoppable<'a> {
+    inner: &'a (dyn Source + Send + Sync),
+    stop: &'a AtomicBool,
+}
+
+impl Source for Stoppable<'_> {
+    fn size(&self) -> Result<u64, Error> {
+        self.inner.size()
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(closed_error());
+        }
+        self.inner.read_at(offset, buf)
+    }
+}
+
+/// The background reader: batches of queued tensors (those a `take` waits for first), about
+/// `threads` blocks each, read with `read_into`.
+pub(super) fn work<B: AsMut<[u8]> + Send>(shared: &Shared<B>) {
+    let cap = shared
+        .options
+        .threads
+        .max(1)
+        .saturating_mul(shared.options.block_size.max(1));
+    loop {
+        let mut batch: Vec<(usize, B)> = Vec::new();
+        {
+            let mut state = shared.lock();
+            while !state.closed && state.urgent.is_empty() && state.queue.is_empty() {
+                state = shared.wait(state);
+            }
+            if state.closed {
+                return;
+            }
+            let mut bytes = 0;
+            while bytes < cap {
+                let Some(i) = state.urgent.pop_front().or_else(|| state.queue.pop_front()) else {
+                    break;
+                };
+                if let Slot::Queued(buf) = std::mem::replace(&mut state.slots[i], Slot::Reading) {
+                    bytes += shared.plan.tensors[i].nbytes;
+                    batch.push((i, buf));
+                }
+            }
+        }
+        let results = read_batch(shared, &mut batch);
+        let mut state = shared.lock();
+        for ((i, buf), result) in batch.into_iter().zip(results) {
+            state.pending -= 1;
+            if state.closed {
+                state.slots[i] = Slot::Taken;
+                continue;
+            }
+            state.slots[i] = match result {
+                Ok(()) => Slot::Landed(buf),
+                Err(e) => Slot::Failed(e),
+            };
+            state.landed.push_back(i);
+        }
+        shared.changed.notify_all();
+    }
+}
+
+/// How one tensor of a batch is read: straight into its buffer, or as covering spans into
+/// scratch memory then gathered.
+enum Way {
+    Direct,
+    Covered {
+        spans: Vec<core::ops::Range<usize>>,
+        scratch: Vec<u8>,
+    },
+}
+
+/// Reads a batch, file by file; one result per tensor.
+fn read_batch<B: AsMut<[u8]>>(
+    shared: &Shared<B>,
+    batch: &mut [(usize, B)],
+) -> Vec<Result<(), Error>> {
+    let mut results: Vec<Result<(), Error>> = batch.iter().map(|_| Ok(())).collect();
+    for file in 0..shared.sources.len() {
+        let members: Vec<usize> = (0..batch.len())
+            .filter(|&k| shared.plan.tensors[batch[k].0].file == file)
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let remote = shared.options.remote;
+        let mut ways: Vec<Way> = members
+            .iter()
+            .map(|&k| way(&shared.plan.tensors[batch[k].0], remote))
+            .collect();
+        let outcome = {
+            let mut reads: Vec<Read<'_>> = Vec::new();
+            let mut next_way = ways.iter_mut();
+            for (k, (i, buf)) in batch.iter_mut().enumerate() {
+                if !members.contains(&k) {
+                    continue;
+                }
+                let t = &shared.plan.tensors[*i];
+                let Some(way) = next_way.next() else { break };
+                match way {
+                    Way::Direct => {
+                        let mut rest = buf.as_mut();
+                        for run in t.runs() {
+                            let (head, tail) = rest.split_at_mut(run.len());
+                            reads.push(Read {
+                                offset: t.offset + run.start as u64,
+                                dst: head,
+                            });
+                            rest = tail;
+                        }
+                    }
+                    Way::Covered { spans, scratch } => {
+                        let mut rest = scratch.as_mut_slice();
+                        for span in spans.iter() {
+                            let (head, tail) = rest.split_at_mut(span.len());
+                            reads.push(Read {
+                                offset: t.offset + span.start as u64,
+                                dst: head,
+                            });
+                            rest = tail;
+                        }
+                    }
+                }
+            }
+            reads.sort_by_key(|r| r.offset);
+            let source = Stoppable {
+                inner: shared.sources[file].as_ref(),
+                stop: &shared.stop,
+            };
+            let options = ReaderOptions {
+                threads: shared.options.threads.max(1),
+                block_size: shared.options.block_size.max(1),
+            };
+            read_into(&source, reads, &options)
+        };
+        match outcome {
+            Ok(()) => {
+                for (&k, way) in members.iter().zip(ways) {
+                    if let Way::Covered { spans, scratch } = way {
+                        let t = &shared.plan.tensors[batch[k].0];
+                        results[k] = gather(t, &spans, &scratch, batch[k].1.as_mut());
+                    }
+                }
+            }
+            Err(e) => {
+                for &k in &members {
+                    let name = &shared.plan.tensors[batch[k].0].name;
+                    results[k] = Err(failed(name, &e, shared.stop.load(Ordering::Relaxed)));
+                }
+            }
+        }
+    }
+    results
+}
+
+/// Direct reads, unless the tensor is many short runs whose covering spans are fewer.
+fn way(t: &PlannedTensor, remote: bool) -> Way {
+    let runs = t.runs();
+    let count = runs.len();
+    if count <= 1 || (!remote && t.nbytes / count >= COVER_BELOW) {
+        return Way::Direct;
+    }
+    let gap = if remote { REMOTE_GAP } else { COVER_BELOW };
+    let spans = coalesce(runs, gap);
+    if spans.len() == count {
+        return Way::Direct;
+    }
+    let covered = spans.iter().map(|s| s.len()).sum();
+    Way::Covered {
+        spans,
+        scratch: vec![0u8; covered],
+    }
+}
+
+/// Copies each run of `t` out of the spans read into `scratch`, one after the other into
+/// `dst`.
+fn gather(
+    t: &PlannedTensor,
+    spans: &[core::ops::Range<usize>],
+    scratch: &[u8],
+    dst: &mut [u8],
+) -> Result<(), Error> {
+    let mut starts = Vec::with_capacity(spans.len());
+    let mut at = 0;
+    for span in spans {
+        starts.push(at);
+        at += span.len();
+    }
+    let mut off = 0;
+    for run in t.runs() {
+        let k = span_of(spans, &run).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "tensor {}: byte run {run:?} is outside the spans read",
+                excerpt(&t.name)
+            ))
+        })?;
+        let from = starts[k] + run.start - spans[k].start;
+        dst[off..off + run.len()].copy_from_slice(&scratch[from..from + run.len()]);
+        off += run.len();
+    }
+    Ok(())
+}
+
+/// The error of one tensor of a failed group read: the reader reports one error for the
+/// group, each tensor gets its own copy naming it.
+fn failed(name: &str, error: &Error, stopped: bool) -> Error {
+    if stopped {
+        return closed_error();
+    }
+    let message = format!("reading tensor {}: {error}", excerpt(name));
+    match error {
+        Error::IoError(io) => Error::IoError(std::io::Error::new(io.kind(), message)),
+        _ => Error::InvalidArgument(message),
+    }
+}
