@@ -1,82 +1,73 @@
-//! Whether the short runs of a selection are read as the one span covering them: the pure
-//! half of reading a slice from a local file or a file object without a mapping.
+//! Which spans to read for the runs of a selection: the pure half of reading a slice
+//! without a mapping, from a local file or a file object ([`near_spans`]) or from a server
+//! ([`far_spans`]).
 //!
 //! Many short runs (a step along an inner dimension, a rank's part of short rows) cost one
-//! system call (or one Python `read`) each. Reading their covering span once and gathering
-//! the runs from it is far cheaper, and costs no extra I/O when no page of the span lies
-//! wholly between runs: storage reads whole pages in any case. When some page would be read
-//! only to be dropped, the runs are read one by one, so a selection never costs pages it does
-//! not touch (a rank's part of a split tensor reads only that part's pages).
+//! system call (or one Python `read`) each. Runs less than a page apart are read as one span
+//! and gathered from it: the bytes between them cost no extra I/O, since a gap shorter than
+//! a page cannot hold a whole page the storage would not read anyway. Runs a page or more
+//! apart stay apart, so a selection never costs pages it does not touch (a rank's part of a
+//! split tensor reads only that part's pages). Over HTTP each read is a round trip, so runs
+//! closer than [`REMOTE_GAP`] share a span.
 
+use alloc::vec::Vec;
 use core::ops::Range;
 
+use crate::plan::coalesce::{coalesce, REMOTE_GAP};
 use crate::plan::slice::ByteRanges;
 
-/// Runs shorter than this on average are candidates for one covering read...
+/// Runs shorter than this on average are candidates for covering reads; longer ones are read
+/// as they are.
 pub const COVER_BELOW: usize = 1 << 12;
 
-/// ...when every page of this size in the span holds selected bytes.
+/// The page: runs closer than this share a span.
 pub const PAGE: usize = 1 << 12;
 
-/// The span (relative to the tensor's first byte, at absolute offset `at` in its file) to
-/// read instead of the runs of `plan`, or `None` when the runs are better read one by one.
+/// The spans to read from a near source (a local file, a file object) for the runs of
+/// `plan`, relative to the tensor's first byte; `None` when the runs are read as they are
+/// (one run, long runs, or no two runs less than a page apart).
 ///
 /// ```
-/// use safetensors::plan::cover::covering_span;
+/// use safetensors::plan::cover::near_spans;
 /// use safetensors::slice::{byte_ranges, DimIndexer};
 /// use safetensors::Dtype;
 ///
 /// // Every other element of a 256 x 2 F32 tensor's rows: 256 runs of 4 bytes in 2 KiB.
 /// let every_other = [(..).into(), DimIndexer::Strided { start: 0, step: 2, len: 1 }];
 /// let plan = byte_ranges(Dtype::F32, &[256, 2], &every_other).unwrap();
-/// assert_eq!(covering_span(&plan, 0), Some(0..2044));
+/// assert_eq!(near_spans(&plan), Some(vec![0..2044]));
 ///
-/// // Two rows 64 KiB apart: the pages between them are skipped, each run read alone.
+/// // Two rows 64 KiB apart: each run is read alone, the pages between are skipped.
 /// let rows = [DimIndexer::Strided { start: 0, step: 16, len: 2 }];
 /// let plan = byte_ranges(Dtype::F32, &[17, 1024], &rows).unwrap();
-/// assert_eq!(covering_span(&plan, 0), None);
+/// assert_eq!(near_spans(&plan), None);
 /// ```
-pub fn covering_span(plan: &ByteRanges, at: u64) -> Option<Range<usize>> {
+pub fn near_spans(plan: &ByteRanges) -> Option<Vec<Range<usize>>> {
     let runs = plan.len();
-    let total = plan.remaining_byte_len();
-    if runs <= 1 || total / runs >= COVER_BELOW {
+    if runs <= 1 || plan.remaining_byte_len() / runs >= COVER_BELOW {
         return None;
     }
-    let n = plan.run_len();
-    let (lo, hi) = plan
-        .rows()
-        .fold((usize::MAX, 0), |(lo, hi), (start, count, step)| {
-            let last = (start as isize + (count as isize - 1).max(0) * step) as usize;
-            (lo.min(start.min(last)), hi.max(start.max(last) + n))
-        });
-    (!skips_a_page(plan, at, lo, hi)).then_some(lo..hi)
+    let spans = coalesce(sorted_runs(plan), PAGE - 1);
+    (spans.len() < runs).then_some(spans)
 }
 
-/// Whether some page of `lo..hi` holds none of the runs of `plan`, whose offsets are
-/// relative to the tensor's first byte at `at` in the file: the pages the runs touch,
-/// counted in the runs' order (exact for runs in file order, an over-count otherwise, which
-/// only favours covering), are fewer than the span's.
-fn skips_a_page(plan: &ByteRanges, at: u64, lo: usize, hi: usize) -> bool {
-    // Offsets shifted by the tensor's position within its page give the file's pages.
-    let shift = (at % PAGE as u64) as usize;
-    let (lo, hi) = (lo + shift, hi + shift);
-    let span_pages = (hi - 1) / PAGE - lo / PAGE + 1;
-    let n = plan.run_len();
-    let mut touched = 0;
-    let mut last_page = usize::MAX;
-    for (start, count, step) in plan.rows() {
-        let mut at = (start + shift) as isize;
-        for _ in 0..count {
-            let (first, last) = (at as usize / PAGE, (at as usize + n - 1) / PAGE);
-            touched += last - first + 1 - usize::from(first == last_page);
-            if touched >= span_pages {
-                return false;
-            }
-            last_page = last;
-            at += step;
-        }
+/// The spans to fetch from a far source (a server) for the runs of `plan`: runs closer than
+/// [`REMOTE_GAP`] share one; `None` when that merges nothing.
+pub fn far_spans(plan: &ByteRanges) -> Option<Vec<Range<usize>>> {
+    let runs = plan.len();
+    if runs <= 1 {
+        return None;
     }
-    true
+    let spans = coalesce(sorted_runs(plan), REMOTE_GAP);
+    (spans.len() < runs).then_some(spans)
+}
+
+/// The runs in file order (a negative step lists them backwards), so that the spans come
+/// out sorted, as looking a run up among them needs.
+fn sorted_runs(plan: &ByteRanges) -> Vec<Range<usize>> {
+    let mut runs: Vec<Range<usize>> = plan.clone().collect();
+    runs.sort_unstable_by_key(|r| r.start);
+    runs
 }
 
 #[cfg(test)]
@@ -88,22 +79,40 @@ mod tests {
     #[test]
     fn long_runs_and_single_runs_are_read_as_they_are() {
         let rows = byte_ranges(Dtype::F32, &[8, 2048], &[(1..3).into()]).unwrap();
-        assert_eq!(covering_span(&rows, 0), None);
+        assert_eq!(near_spans(&rows), None);
+        assert_eq!(far_spans(&rows), None);
         let column = byte_ranges(Dtype::F32, &[8, 2048], &[(..).into(), (0..1024).into()]).unwrap();
-        assert_eq!(covering_span(&column, 0), None);
+        assert_eq!(near_spans(&column), None);
     }
 
     #[test]
-    fn the_tensor_position_within_its_page_counts() {
-        // Two 4-byte runs 8188 bytes apart: from offset 0 they touch both pages of their
-        // 2-page span; from offset 8 the span straddles 3 pages, of which they touch 2.
-        let two = [DimIndexer::Strided {
-            start: 0,
-            step: 2047,
-            len: 2,
+    fn no_span_holds_a_whole_page_that_no_run_touches() {
+        // A quarter of each 8 KiB row (2 KiB runs, 6 KiB apart): every run alone near, all
+        // in one span far.
+        let quarter = [(..).into(), (0..512).into()];
+        let plan = byte_ranges(Dtype::F32, &[64, 2048], &quarter).unwrap();
+        assert_eq!(near_spans(&plan), None);
+        assert_eq!(far_spans(&plan), Some(vec![0..63 * 8192 + 2048]));
+        // Runs 3 KiB apart share spans; the gaps are never a page long.
+        let plan = byte_ranges(Dtype::U8, &[64, 4096], &[(..).into(), (0..1024).into()]).unwrap();
+        let spans = near_spans(&plan).unwrap();
+        assert_eq!(spans, vec![0..63 * 4096 + 1024]);
+        let strided = [DimIndexer::Strided {
+            start: 5,
+            step: 3,
+            len: 100,
         }];
-        let plan = byte_ranges(Dtype::F32, &[2048], &two).unwrap();
-        assert_eq!(covering_span(&plan, 0), Some(0..8192));
-        assert_eq!(covering_span(&plan, 8), None);
+        let plan = byte_ranges(Dtype::F32, &[400], &strided).unwrap();
+        for pair in near_spans(&plan).unwrap().windows(2) {
+            assert!(pair[1].start - pair[0].end >= PAGE);
+        }
+    }
+
+    #[test]
+    fn backward_runs_give_sorted_spans() {
+        let back = [(..).into(), DimIndexer::Strided { start: 5, step: -2, len: 3 }];
+        let plan = byte_ranges(Dtype::F32, &[2, 6], &back).unwrap();
+        assert_eq!(near_spans(&plan), Some(vec![4..48]));
+        assert_eq!(far_spans(&plan), Some(vec![4..48]));
     }
 }

@@ -2,17 +2,17 @@
 //! without a mapping, straight into the destination: the plan's runs, read as the plan layer
 //! advises for the kind of source.
 //!
-//! - A [`Reach::Near`] source (a local file, a file object) reads short runs as their covering
-//!   span when no page is skipped ([`covering_span`]), then gathers; otherwise run by run.
+//! - A [`Reach::Near`] source (a local file, a file object) reads short runs less than a page
+//!   apart as the spans covering them ([`near_spans`]), then gathers; other runs one by one.
 //! - A [`Reach::Far`] source (a URL) fetches runs closer than
-//!   [`REMOTE_GAP`] as one span, several spans at once with
-//!   the parallel reader; runs with no gap between them go straight into the destination.
+//!   [`REMOTE_GAP`](crate::plan::coalesce::REMOTE_GAP) as one span ([`far_spans`]), several
+//!   spans at once with the parallel reader; runs with no gap between them go straight into
+//!   the destination.
 
 use crate::format::error::Error;
-use crate::plan::coalesce::{coalesce, REMOTE_GAP};
-use crate::plan::cover::covering_span;
+use crate::plan::cover::{far_spans, near_spans};
 use crate::plan::slice::ByteRanges;
-use crate::reader::gather::{gather, gather_spans};
+use crate::reader::gather::gather_spans;
 use crate::reader::{read_into, Read, ReaderOptions};
 use crate::source::Source;
 
@@ -65,11 +65,14 @@ fn read_near<S: Source + ?Sized>(
     plan: ByteRanges,
     dst: &mut [u8],
 ) -> Result<(), Error> {
-    if let Some(span) = covering_span(&plan, at) {
-        let mut buf = vec![0u8; span.len()];
-        source.read_at(at + span.start as u64, &mut buf)?;
-        gather(&buf, span.start, plan, dst);
-        return Ok(());
+    if let Some(spans) = near_spans(&plan) {
+        let mut buf = vec![0u8; spans.iter().map(|s| s.len()).sum()];
+        let mut off = 0;
+        for span in &spans {
+            source.read_at(at + span.start as u64, &mut buf[off..off + span.len()])?;
+            off += span.len();
+        }
+        return gather_spans(&buf, &spans, plan, dst);
     }
     let mut off = 0;
     for run in plan {
@@ -85,7 +88,7 @@ fn read_far<S: Source + Sync + ?Sized>(
     plan: ByteRanges,
     dst: &mut [u8],
 ) -> Result<(), Error> {
-    let spans = coalesce(plan.clone(), REMOTE_GAP);
+    let spans = far_spans(&plan).unwrap_or_else(|| plan.clone().collect());
     let covered: usize = spans.iter().map(|s| s.len()).sum();
     let fill = |dst: &mut [u8]| {
         let mut reads = Vec::with_capacity(spans.len());
@@ -139,7 +142,7 @@ mod tests {
         for indexers in selections {
             let plan = byte_ranges(Dtype::U8, &[300, 64], &indexers).unwrap();
             let mut want = vec![0u8; plan.remaining_byte_len()];
-            gather(&file[24..], 0, plan.clone(), &mut want);
+            crate::reader::gather::gather(&file[24..], 0, plan.clone(), &mut want);
             for reach in [Reach::Near, Reach::Far] {
                 let mut got = vec![0u8; want.len()];
                 read_selection(&file[..], 24, plan.clone(), &mut got, reach).unwrap();

@@ -6,16 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{closed_error, PlannedTensor, Shared, Slot};
 use crate::format::error::{excerpt, Error};
-use crate::plan::coalesce::{coalesce, span_of};
+use crate::plan::cover::{far_spans, near_spans};
+use crate::reader::gather::gather_spans;
 use crate::reader::{read_into, Read, ReaderOptions};
 use crate::source::Source;
-
-/// Local runs shorter than this on average are read as their covering spans where those are
-/// fewer (bytes between runs closer than a page cost nothing: the storage reads whole pages).
-const COVER_BELOW: usize = 1 << 12;
-
-/// Over HTTP, runs closer than this share one Range request (as `get_slice` does).
-const REMOTE_GAP: usize = 1 << 20;
 
 /// A source that fails every read once the loader is stopping, so that `read_into` ends at
 /// its next block.
@@ -177,18 +171,17 @@ fn read_batch<B: AsMut<[u8]>>(
     results
 }
 
-/// Direct reads, unless the tensor is many short runs whose covering spans are fewer.
+/// Direct reads, unless the plan layer gives covering spans for the tensor's runs (the rule
+/// `get_slice` follows too: `plan::cover`).
 fn way(t: &PlannedTensor, remote: bool) -> Way {
     let runs = t.runs();
-    let count = runs.len();
-    if count <= 1 || (!remote && t.nbytes / count >= COVER_BELOW) {
+    let spans = match remote {
+        true => far_spans(&runs),
+        false => near_spans(&runs),
+    };
+    let Some(spans) = spans else {
         return Way::Direct;
-    }
-    let gap = if remote { REMOTE_GAP } else { COVER_BELOW };
-    let spans = coalesce(runs, gap);
-    if spans.len() == count {
-        return Way::Direct;
-    }
+    };
     let covered = spans.iter().map(|s| s.len()).sum();
     Way::Covered {
         spans,
@@ -197,32 +190,15 @@ fn way(t: &PlannedTensor, remote: bool) -> Way {
 }
 
 /// Copies each run of `t` out of the spans read into `scratch`, one after the other into
-/// `dst`.
+/// `dst` (the reader's `gather_spans`, its error naming the tensor).
 fn gather(
     t: &PlannedTensor,
     spans: &[core::ops::Range<usize>],
     scratch: &[u8],
     dst: &mut [u8],
 ) -> Result<(), Error> {
-    let mut starts = Vec::with_capacity(spans.len());
-    let mut at = 0;
-    for span in spans {
-        starts.push(at);
-        at += span.len();
-    }
-    let mut off = 0;
-    for run in t.runs() {
-        let k = span_of(spans, &run).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "tensor {}: byte run {run:?} is outside the spans read",
-                excerpt(&t.name)
-            ))
-        })?;
-        let from = starts[k] + run.start - spans[k].start;
-        dst[off..off + run.len()].copy_from_slice(&scratch[from..from + run.len()]);
-        off += run.len();
-    }
-    Ok(())
+    gather_spans(scratch, spans, t.runs(), dst)
+        .map_err(|e| Error::InvalidArgument(format!("tensor {}: {e}", excerpt(&t.name))))
 }
 
 /// The error of one tensor of a failed group read: the reader reports one error for the
