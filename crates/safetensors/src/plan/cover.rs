@@ -71,6 +71,7 @@ fn sorted_runs(plan: &ByteRanges) -> Vec<Range<usize>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // a list of one span is what is expected
 mod tests {
     use super::*;
     use crate::format::dtype::Dtype;
