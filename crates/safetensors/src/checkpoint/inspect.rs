@@ -6,16 +6,16 @@
 //! file, folder or index, `inspect_url` (feature `http`) a file or index at a URL.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::checkpoint::shard_index::{locate, Layout, ShardIndex};
+use crate::checkpoint::shard_index::ShardIndex;
 use crate::format::dtype::Dtype;
 use crate::format::error::Error;
 use crate::format::header::{Metadata, MetadataEntries};
-use crate::source::{read_header, FileHeader};
+use crate::checkpoint::Checkpoint;
+use crate::source::FileHeader;
 
 /// One file's header and where it came from.
 pub struct ShardHeader {
@@ -37,92 +37,53 @@ pub struct Model {
     pub warnings: Vec<String>,
 }
 
-/// Reads the headers of a local file, folder or index JSON (never the tensor data).
+/// Reads the headers of a local file, folder or index JSON (never the tensor data), through
+/// [`Checkpoint`].
 pub fn inspect_local(location: &str) -> Result<Model, Error> {
-    let read = |path: &Path| -> Result<FileHeader, Error> {
-        let file = std::fs::File::open(path).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
-        })?;
-        read_header(&file).map_err(|e| match e {
-            Error::IoError(io) => Error::IoError(io),
-            other => Error::InvalidIndex(format!("{}: {other}", path.display())),
-        })
-    };
-    match locate(Path::new(location))? {
-        Layout::Single(file) => Ok(Model {
-            source: location.to_string(),
-            index: None,
-            files: vec![ShardHeader {
-                name: file.display().to_string(),
-                header: read(&file)?,
-            }],
-            warnings: Vec::new(),
-        }),
-        Layout::Sharded { index, folder } => {
-            let parsed = ShardIndex::read(&index).map_err(|e| match e {
-                Error::IoError(io) => Error::IoError(std::io::Error::new(
-                    io.kind(),
-                    format!("cannot read the index {}: {io}", index.display()),
-                )),
-                other => Error::InvalidIndex(format!("{}: {other}", index.display())),
-            })?;
-            let mut files = Vec::new();
-            for name in parsed.files() {
-                files.push(ShardHeader {
-                    name: name.to_string(),
-                    header: read(&folder.join(name))?,
-                });
-            }
-            Ok(sharded(location, parsed, files))
-        }
-    }
+    let checkpoint = Checkpoint::open(location).map_err(|e| match e {
+        Error::IoError(io) => Error::IoError(std::io::Error::new(
+            io.kind(),
+            format!("cannot open {location}: {io}"),
+        )),
+        Error::InvalidIndex(message) => Error::InvalidIndex(message),
+        other => Error::InvalidIndex(format!("{location}: {other}")),
+    })?;
+    model(location, checkpoint).map_err(|(at, e)| match e {
+        Error::IoError(io) => Error::IoError(io),
+        Error::InvalidIndex(message) => Error::InvalidIndex(message),
+        other => Error::InvalidIndex(format!("{at}: {other}")),
+    })
 }
 
 /// Reads the headers behind an `http(s)` URL of a file or of an index JSON (whose shards are
-/// resolved next to it): two Range requests per file, several files at once, never the
-/// tensor data. An error comes with the URL it is about (the index, or the shard).
+/// resolved next to it), through [`Checkpoint`]: two Range requests per file, several files
+/// at once, never the tensor data. An error comes with the URL it is about (the index, or
+/// the shard).
 #[cfg(feature = "http")]
 pub fn inspect_url(
     url: &str,
-    client: &crate::source::http::Client,
+    client: &crate::checkpoint::Client,
 ) -> Result<Model, (String, Error)> {
-    use crate::checkpoint::url_index::{is_index_url, resolve_sibling};
-    use crate::source::http::UrlFile;
-    if !is_index_url(url) {
-        let file = UrlFile::open(client, url).map_err(|e| (url.to_string(), e))?;
-        return Ok(Model {
-            source: url.to_string(),
+    let checkpoint = Checkpoint::open_url(url, client).map_err(|e| (url.to_string(), e))?;
+    model(url, checkpoint)
+}
+
+/// The report of an open checkpoint: every file's header, moved out of it.
+fn model(source: &str, checkpoint: Checkpoint) -> Result<Model, (String, Error)> {
+    let (index, headers) = checkpoint.into_headers()?;
+    let files = headers
+        .into_iter()
+        .map(|(name, header)| ShardHeader { name, header })
+        .collect();
+    Ok(match index {
+        Some(index) => sharded(source, index, files),
+        None => Model {
+            source: source.to_string(),
             index: None,
-            files: vec![ShardHeader {
-                name: url.to_string(),
-                header: file.header().clone(),
-            }],
+            files,
             warnings: Vec::new(),
-        });
-    }
-    let bytes = client
-        .fetch_document(url)
-        .map_err(|e| (url.to_string(), e.into()))?;
-    let index = ShardIndex::parse(&bytes).map_err(|e| (url.to_string(), e))?;
-    let names = index.files();
-    let urls = names
-        .iter()
-        .map(|name| resolve_sibling(url, name))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| (url.to_string(), e))?;
-    let mut files = Vec::with_capacity(names.len());
-    for ((name, shard_url), opened) in names
-        .iter()
-        .zip(&urls)
-        .zip(UrlFile::open_many(client, &urls))
-    {
-        let file = opened.map_err(|e| (shard_url.clone(), e))?;
-        files.push(ShardHeader {
-            name: name.to_string(),
-            header: file.header().clone(),
-        });
-    }
-    Ok(sharded(url, index, files))
+        },
+    })
 }
 
 /// Assembles a sharded model and notes where the index and the shards disagree.

@@ -35,7 +35,7 @@ pub use crate::source::http::{is_url, Client, HttpError, HttpOptions};
 use crate::checkpoint::shard_index::{locate, IndexProblem, Layout, ShardIndex};
 use crate::format::error::Error;
 use crate::format::header::{Metadata, TensorInfo};
-use crate::source::Source;
+use crate::source::{FileHeader, Source};
 
 /// One opened, validated file of a checkpoint: local, or at a URL.
 #[derive(Debug, Clone)]
@@ -530,6 +530,65 @@ impl Checkpoint {
             }
         }
         report
+    }
+
+    /// Every file's validated header, moved out of the checkpoint (no header is copied), with
+    /// the index: what a headers-only report needs. A single file is named by its path or
+    /// URL, a shard as the index spells it. Files not opened yet are opened now
+    /// (remote ones several at a time) and not held against the index: the report says where
+    /// they disagree. An error comes with the path or URL of the file it is about.
+    #[allow(clippy::type_complexity)]
+    pub fn into_headers(
+        self,
+    ) -> Result<(Option<ShardIndex>, Vec<(String, FileHeader)>), (String, Error)> {
+        let shown = |shard: &Shard| {
+            shard
+                .url
+                .clone()
+                .unwrap_or_else(|| shard.path.display().to_string())
+        };
+        #[cfg(feature = "http")]
+        if let Some(client) = &self.client {
+            let waiting: Vec<&Shard> = self.shards.iter().filter(|s| s.file.get().is_none()).collect();
+            let urls: Vec<String> = waiting.iter().filter_map(|s| s.url.clone()).collect();
+            if urls.len() == waiting.len() {
+                for (shard, opened) in waiting
+                    .into_iter()
+                    .zip(crate::source::http::UrlFile::open_many(client, &urls))
+                {
+                    let file = opened.map_err(|e| (shown(shard), e))?;
+                    let _ = shard.file.set(ShardFile::Remote(Arc::new(file)));
+                }
+            }
+        }
+        for shard in &self.shards {
+            if shard.file.get().is_none() {
+                let file = self.open_shard(shard).map_err(|e| (shown(shard), e))?;
+                let _ = shard.file.set(file);
+            }
+        }
+        let single = self.index.is_none();
+        let mut headers = Vec::with_capacity(self.shards.len());
+        for shard in self.shards {
+            // A single file is named by its path or URL, a shard as the index spells it.
+            let name = if single { shown(&shard) } else { shard.name.clone() };
+            let header = match shard.file.into_inner() {
+                Some(ShardFile::Local(file)) => Arc::try_unwrap(file)
+                    .map(SafeFile::into_header)
+                    .unwrap_or_else(|shared| FileHeader {
+                        file_len: shared.data_start() + shared.metadata().data_len() as u64,
+                        header_len: shared.header_len(),
+                        metadata: shared.metadata().clone(),
+                    }),
+                #[cfg(feature = "http")]
+                Some(ShardFile::Remote(file)) => Arc::try_unwrap(file)
+                    .map(crate::source::http::UrlFile::into_header)
+                    .unwrap_or_else(|shared| shared.header().clone()),
+                None => unreachable!("every shard was opened above"),
+            };
+            headers.push((name, header));
+        }
+        Ok((self.index.map(|(_, index)| index), headers))
     }
 
     /// The shard holding tensor `name` (opened if needed, local or remote) and the

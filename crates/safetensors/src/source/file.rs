@@ -99,6 +99,15 @@ impl SafeFile {
         &self.metadata
     }
 
+    /// The header, moved out (the file is closed and unmapped).
+    pub fn into_header(self) -> FileHeader {
+        FileHeader {
+            file_len: self.file_len,
+            header_len: self.header_len,
+            metadata: self.metadata,
+        }
+    }
+
     /// The header length `N` (padding included).
     pub fn header_len(&self) -> usize {
         self.header_len

@@ -135,6 +135,11 @@ impl UrlFile {
         &self.header
     }
 
+    /// The header, moved out when nothing else shares it (copied otherwise).
+    pub fn into_header(self) -> FileHeader {
+        Arc::try_unwrap(self.header).unwrap_or_else(|shared| (*shared).clone())
+    }
+
     /// Absolute offset of the data section (`8 + N`).
     pub fn data_start(&self) -> u64 {
         self.header.data_start()
