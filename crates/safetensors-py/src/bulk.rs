@@ -29,11 +29,11 @@
 use crate::container::{Container, Opened};
 use crate::error::{st_err, to_pyerr};
 use crate::framework::Hooks;
-use crate::origin::Origin;
 use crate::raw::RawDst;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use safetensors::checkpoint::ShardFile;
 use safetensors::reader::whole::{self, choose, read_local, WholeLoad};
 use safetensors::reader::{read_into, Read, ReaderOptions};
 use std::sync::Arc;
@@ -154,31 +154,26 @@ fn read_group(
     match &opened.origin {
         // The parallel reader over a local file (positioned reads, with the kernel's hint)
         // or a URL (Range requests, several at once on keep-alive connections).
-        Origin::File(file) => {
+        ShardFile::Local(file) => {
             let reads = reads(&mut group, data_start);
             py.detach(|| read_local(file, reads, options, sequential))
                 .map_err(to_pyerr)
         }
-        Origin::Remote(file) => {
+        ShardFile::Remote(file) => {
             let reads = reads(&mut group, data_start);
             py.detach(|| read_into(file.source(), reads, options))
                 .map_err(to_pyerr)
         }
         // A buffer is memory already; a Python file object is read under its lock, one
         // piece at a time: neither gains from threads.
-        _ => {
-            for (_, item) in &mut group {
-                let info = opened.info(&item.name)?.clone();
-                let range = item.start..item.start + item.dst.len();
-                opened.origin.read_ranges(
-                    py,
-                    &item.name,
-                    &info,
-                    &[range],
-                    item.dst.as_mut_slice(),
-                )?;
-            }
-            Ok(())
+        other => {
+            let reads = reads(&mut group, data_start);
+            let one = ReaderOptions {
+                threads: 1,
+                ..options.clone()
+            };
+            py.detach(|| read_into(other, reads, &one))
+                .map_err(to_pyerr)
         }
     }
 }
@@ -202,7 +197,7 @@ pub fn plan(
     let opened = distinct(py, container, names)?;
     for one in &opened {
         match (&one.origin, &one.map) {
-            (Origin::File(file), map) => mapped.push(
+            (ShardFile::Local(file), map) => mapped.push(
                 map.as_ref()
                     .map(|m| &m.bytes()[file.data_start() as usize..]),
             ),
@@ -238,7 +233,7 @@ pub fn prefetch(py: Python<'_>, container: &Container, names: &[String]) -> PyRe
         }
     }
     for (opened, lo, hi) in spans {
-        if let Origin::File(file) = &opened.origin {
+        if let ShardFile::Local(file) = &opened.origin {
             py.detach(|| whole::prefetch(file, lo..hi));
         }
     }

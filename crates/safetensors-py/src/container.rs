@@ -7,8 +7,6 @@
 use crate::error::{slice_error, st_err, to_pyerr};
 use crate::framework::Hooks;
 use crate::mapping::Map;
-use crate::origin::Origin;
-use crate::raw::buffer_bytes;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyList;
@@ -25,30 +23,21 @@ const DETACH_ABOVE: usize = 1 << 16;
 
 /// An open container: where its bytes come from, and the mapping views are made of.
 pub struct Opened {
-    /// Where the bytes come from.
-    pub origin: Origin,
+    /// Where the bytes come from: the checkpoint's file.
+    pub origin: ShardFile,
     /// The one private mapping of the file (mmap backend on a path only).
     pub map: Option<Map>,
 }
 
 impl Opened {
-    /// A checkpoint's file as an `Opened`: a local file mapped when `map` (the mmap backend),
-    /// a remote one read with Range requests.
+    /// A checkpoint's file as an `Opened`: a local file mapped when `map` (the mmap backend);
+    /// a remote one, a buffer or a file object as it is.
     pub fn from_shard(py: Python<'_>, file: ShardFile, map: bool) -> PyResult<Opened> {
-        Ok(match file {
-            ShardFile::Local(file) => Opened {
-                map: match map {
-                    true => crate::mapping::private_map(py, &file)?,
-                    false => None,
-                },
-                origin: Origin::File(file),
-            },
-            ShardFile::Remote(file) => Opened {
-                origin: Origin::Remote(file),
-                map: None,
-            },
-            _ => return Err(st_err("this kind of checkpoint file is not supported")),
-        })
+        let map = match &file {
+            ShardFile::Local(local) if map => crate::mapping::private_map(py, local)?,
+            _ => None,
+        };
+        Ok(Opened { origin: file, map })
     }
 
     /// The header entry of tensor `name`, or a `SafetensorError` naming it.
@@ -71,7 +60,7 @@ impl Opened {
         shape: &[usize],
         run: Range<usize>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let (Some(map), Origin::File(file)) = (&self.map, &self.origin) else {
+        let (Some(map), ShardFile::Local(file)) = (&self.map, &self.origin) else {
             return Ok(None);
         };
         // A file that shrank since it was mapped would fault on first touch of a view:
@@ -94,33 +83,32 @@ impl Opened {
     ) -> PyResult<()> {
         let (begin, end) = info.data_offsets;
         let at = self.origin.data_start() + begin as u64;
-        let tensor: &[u8] = match (&self.map, &self.origin) {
-            (Some(map), Origin::File(file)) => {
+        let start = self.origin.data_start() as usize;
+        let in_memory = match &self.origin {
+            ShardFile::Other(file) => file.bytes(),
+            _ => None,
+        };
+        let tensor: &[u8] = match (&self.map, &self.origin, in_memory) {
+            (Some(map), ShardFile::Local(file), _) => {
                 file.check_unchanged().map_err(to_pyerr)?;
-                let start = file.data_start() as usize;
                 &map.bytes()[start + begin..start + end]
             }
-            (
-                _,
-                Origin::Buffer {
-                    buf, data_start, ..
-                },
-            ) => &buffer_bytes(buf)[data_start + begin..data_start + end],
+            (_, _, Some(bytes)) => &bytes[start + begin..start + end],
             // No mapping: the core reads the runs as the plan layer advises for the source.
-            (_, Origin::File(file)) => {
+            (_, ShardFile::Local(file), _) => {
                 file.check_unchanged().map_err(to_pyerr)?;
                 return py
                     .detach(|| read_selection(&**file, at, plan, dst, Reach::Near))
                     .map_err(to_pyerr);
             }
-            (_, Origin::Handle { file, .. }) => {
-                return py
-                    .detach(|| read_selection(file, at, plan, dst, Reach::Near))
-                    .map_err(to_pyerr);
-            }
-            (_, Origin::Remote(file)) => {
+            (_, ShardFile::Remote(file), _) => {
                 return py
                     .detach(|| read_selection(file.source(), at, plan, dst, Reach::Far))
+                    .map_err(to_pyerr);
+            }
+            (_, other, _) => {
+                return py
+                    .detach(|| read_selection(other, at, plan, dst, Reach::Near))
                     .map_err(to_pyerr);
             }
         };
@@ -255,7 +243,7 @@ impl Container {
     /// True when the files are at URLs (reads are Range requests).
     pub fn is_remote(&self) -> bool {
         match self {
-            Container::Single(one) => matches!(one.origin, Origin::Remote(_)),
+            Container::Single(one) => matches!(one.origin, ShardFile::Remote(_)),
             Container::Sharded { checkpoint, .. } => checkpoint.is_remote(),
         }
     }

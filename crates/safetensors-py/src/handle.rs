@@ -3,7 +3,6 @@
 //! `load(bytes)`): the same lazy `safe_open` object over other sources.
 
 use crate::open::SafeOpen;
-use crate::origin::Origin;
 use pyo3::prelude::*;
 
 /// The binary stream under `fileobj`: the object itself, or for a text-mode file object
@@ -39,9 +38,9 @@ pub fn safe_open_handle(
     device: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<SafeOpen> {
     crate::framework::Framework::parse(framework)?;
-    let source = Origin::from_handle(&binary_stream(fileobj)?)?;
+    let checkpoint = crate::py_source::open_handle(&binary_stream(fileobj)?)?;
     let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
-    SafeOpen::from_source(py, source, false, framework, device.unwrap_or(&cpu))
+    SafeOpen::from_checkpoint(py, checkpoint, false, framework, device.unwrap_or(&cpu))
 }
 
 /// `_safe_open_bytes(data, framework, device="cpu")`: like `safe_open`, over a bytes-like
@@ -55,7 +54,7 @@ pub fn safe_open_bytes(
     device: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<SafeOpen> {
     crate::framework::Framework::parse(framework)?;
-    let source = Origin::from_buffer(data)?;
+    let checkpoint = crate::py_source::open_buffer(data)?;
     let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
-    SafeOpen::from_source(py, source, false, framework, device.unwrap_or(&cpu))
+    SafeOpen::from_checkpoint(py, checkpoint, false, framework, device.unwrap_or(&cpu))
 }

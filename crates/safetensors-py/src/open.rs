@@ -18,12 +18,11 @@
 use crate::container::{Container, Inner, Opened};
 use crate::error::{st_err, to_pyerr};
 use crate::framework::{Framework, Hooks};
-use crate::origin::Origin;
 use crate::slice::PySafeSlice;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use safetensors::checkpoint::Checkpoint;
+use safetensors::checkpoint::{Checkpoint, ShardFile};
 use safetensors::reader::whole::WholeLoad;
 use safetensors::source::file::Backend;
 use std::path::{Path, PathBuf};
@@ -40,28 +39,6 @@ pub struct SafeOpen {
 }
 
 impl SafeOpen {
-    /// Wraps a validated source for `framework` on `device`; `map`: whether to map a file
-    /// source (the mmap backend).
-    pub fn from_source(
-        py: Python<'_>,
-        origin: Origin,
-        map: bool,
-        framework: &str,
-        device: &Bound<'_, PyAny>,
-    ) -> PyResult<SafeOpen> {
-        let framework = Framework::parse(framework)?;
-        let hooks = Hooks::load(py, framework, device)?;
-        let map = match &origin {
-            Origin::File(file) if map => crate::mapping::private_map(py, file)?,
-            _ => None,
-        };
-        let opened = Opened { origin, map };
-        Ok(SafeOpen::from_container(
-            hooks,
-            Container::Single(Arc::new(opened)),
-        ))
-    }
-
     fn from_container(hooks: Hooks, container: Container) -> SafeOpen {
         SafeOpen {
             inner: Arc::new(Inner::new(hooks, container)),
@@ -102,7 +79,7 @@ impl SafeOpen {
     }
 
     /// A handle over an open checkpoint: its one file, or its shards opened as needed.
-    fn from_checkpoint(
+    pub fn from_checkpoint(
         py: Python<'_>,
         checkpoint: Checkpoint,
         map: bool,
@@ -201,7 +178,7 @@ impl SafeOpen {
             }
         };
         for one in opened {
-            if let Origin::File(file) = &one.origin {
+            if let ShardFile::Local(file) = &one.origin {
                 safetensors::reader::whole::for_parts(file);
             }
         }

@@ -19,11 +19,11 @@
 use crate::container::{Container, Inner, Opened};
 use crate::error::{slice_error, st_err, to_pyerr};
 use crate::framework::{Empty, Framework, Hooks};
-use crate::origin::Origin;
-use crate::raw::{buffer_bytes, RawDst};
+use crate::raw::RawDst;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use safetensors::checkpoint::ShardFile;
 use safetensors::plan::numpy_index::{plan_index, Index};
 use safetensors::reader::prefetch::{
     PlannedTensor, Prefetch, PrefetchOptions, PrefetchPlan, SharedSource, DEFAULT_BUDGET,
@@ -174,24 +174,12 @@ struct OpenedSource(Arc<Opened>);
 
 impl CoreSource for OpenedSource {
     fn size(&self) -> Result<u64, CoreError> {
-        match &self.0.origin {
-            Origin::File(f) => CoreSource::size(f.file()),
-            Origin::Remote(f) => CoreSource::size(f.source()),
-            Origin::Buffer { buf, .. } => CoreSource::size(buffer_bytes(buf)),
-            Origin::Handle { file, .. } => CoreSource::size(file),
-        }
+        self.0.origin.size()
     }
 
+    // A file object takes the interpreter for each read: the loader's waits release it.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), CoreError> {
-        match &self.0.origin {
-            Origin::File(f) => CoreSource::read_at(f.file(), offset, buf),
-            Origin::Remote(f) => CoreSource::read_at(f.source(), offset, buf),
-            Origin::Buffer { buf: bytes, .. } => {
-                CoreSource::read_at(buffer_bytes(bytes), offset, buf)
-            }
-            // Takes the interpreter for each read: the loader's waits release it.
-            Origin::Handle { file, .. } => CoreSource::read_at(file, offset, buf),
-        }
+        self.0.origin.read_at(offset, buf)
     }
 }
 
@@ -498,7 +486,7 @@ impl PrefetchSource {
 fn no_readahead(py: Python<'_>, container: &Container, plan: &PrefetchPlan) -> PyResult<()> {
     for file in 0..plan.files().len() {
         if let Some(t) = plan.tensors().iter().find(|t| t.file == file) {
-            if let Origin::File(f) = &container.for_tensor(py, &t.name)?.origin {
+            if let ShardFile::Local(f) = &container.for_tensor(py, &t.name)?.origin {
                 safetensors::reader::whole::for_parts(f);
             }
         }

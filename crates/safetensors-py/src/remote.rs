@@ -8,10 +8,10 @@
 use crate::container::Container;
 use crate::error::{st_err, to_pyerr};
 use crate::framework::{Empty, Hooks};
-use crate::origin::Origin;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
+use safetensors::checkpoint::ShardFile;
 use safetensors::reader::{read_into, Read, ReaderOptions};
 use safetensors::source::http::{is_url, Client, HttpOptions};
 use std::sync::Arc;
@@ -76,7 +76,7 @@ pub fn load_all<'py>(
     for name in names {
         let opened = container.for_tensor(py, name)?;
         let info = opened.info(name)?;
-        let Origin::Remote(file) = &opened.origin else {
+        let ShardFile::Remote(file) = &opened.origin else {
             return Err(st_err(format!("tensor {name} is not in a remote file")));
         };
         let offset = file.data_start() + info.data_offsets.0 as u64;

@@ -11,10 +11,10 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::checkpoint::shard_index::ShardIndex;
+use crate::checkpoint::Checkpoint;
 use crate::format::dtype::Dtype;
 use crate::format::error::Error;
 use crate::format::header::{Metadata, MetadataEntries};
-use crate::checkpoint::Checkpoint;
 use crate::source::FileHeader;
 
 /// One file's header and where it came from.

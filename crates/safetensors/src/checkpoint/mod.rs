@@ -35,9 +35,10 @@ pub use crate::source::http::{is_url, Client, HttpError, HttpOptions};
 use crate::checkpoint::shard_index::{locate, IndexProblem, Layout, ShardIndex};
 use crate::format::error::Error;
 use crate::format::header::{Metadata, TensorInfo};
+use crate::source::any::SourceFile;
 use crate::source::{FileHeader, Source};
 
-/// One opened, validated file of a checkpoint: local, or at a URL.
+/// One opened, validated file of a checkpoint: local, at a URL, or over a caller's source.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ShardFile {
@@ -46,6 +47,8 @@ pub enum ShardFile {
     /// A file at an `http(s)` URL.
     #[cfg(feature = "http")]
     Remote(Arc<crate::source::http::UrlFile>),
+    /// A file read through a caller's source (a buffer in memory, a Python file object).
+    Other(Arc<SourceFile>),
 }
 
 impl ShardFile {
@@ -55,6 +58,7 @@ impl ShardFile {
             ShardFile::Local(file) => file.metadata(),
             #[cfg(feature = "http")]
             ShardFile::Remote(file) => file.metadata(),
+            ShardFile::Other(file) => file.metadata(),
         }
     }
 
@@ -64,6 +68,7 @@ impl ShardFile {
             ShardFile::Local(file) => file.data_start(),
             #[cfg(feature = "http")]
             ShardFile::Remote(file) => file.data_start(),
+            ShardFile::Other(file) => file.data_start(),
         }
     }
 }
@@ -76,6 +81,7 @@ impl Source for ShardFile {
             ShardFile::Local(file) => Source::size(file.as_ref()),
             #[cfg(feature = "http")]
             ShardFile::Remote(file) => Source::size(file.source()),
+            ShardFile::Other(file) => Source::size(file.as_ref()),
         }
     }
 
@@ -84,6 +90,7 @@ impl Source for ShardFile {
             ShardFile::Local(file) => Source::read_at(file.as_ref(), offset, buf),
             #[cfg(feature = "http")]
             ShardFile::Remote(file) => Source::read_at(file.source(), offset, buf),
+            ShardFile::Other(file) => Source::read_at(file.as_ref(), offset, buf),
         }
     }
 }
@@ -189,6 +196,42 @@ impl Checkpoint {
             shards: vec![shard],
             names: BTreeMap::new(),
             backend,
+            #[cfg(feature = "http")]
+            client: None,
+        })
+    }
+
+    /// A checkpoint of one file read through a caller's `source` (a buffer in memory, a
+    /// Python file object): its header is read and validated now. `name` is shown in errors
+    /// and reports.
+    ///
+    /// ```
+    /// use safetensors::checkpoint::Checkpoint;
+    /// use safetensors::{serialize, Dtype};
+    /// use safetensors::tensor::TensorView;
+    ///
+    /// let data = [0u8; 8];
+    /// let view = TensorView::new(Dtype::F32, vec![2], &data).unwrap();
+    /// let bytes = serialize([("w", view)], None).unwrap();
+    /// let checkpoint = Checkpoint::from_source("buffer", bytes).unwrap();
+    /// assert_eq!(checkpoint.names().collect::<Vec<_>>(), ["w"]);
+    /// ```
+    pub fn from_source(
+        name: &str,
+        source: impl Source + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        let file = SourceFile::open(source)?;
+        let shard = Shard {
+            name: name.to_string(),
+            path: PathBuf::from(name),
+            url: None,
+            file: OnceLock::from(ShardFile::Other(Arc::new(file))),
+        };
+        Ok(Checkpoint {
+            index: None,
+            shards: vec![shard],
+            names: BTreeMap::new(),
+            backend: Backend::Pread,
             #[cfg(feature = "http")]
             client: None,
         })
@@ -387,7 +430,8 @@ impl Checkpoint {
     }
 
     /// Shard `i` as a local file, opened and checked against the index on first use. A
-    /// remote shard is an `InvalidArgument` error: use [`Checkpoint::shard_file`].
+    /// remote file or one over a caller's source is an `InvalidArgument` error: use
+    /// [`Checkpoint::shard_file`].
     pub fn shard(&self, i: usize) -> Result<&Arc<SafeFile>, Error> {
         match self.shard_file(i)? {
             ShardFile::Local(file) => Ok(file),
@@ -395,6 +439,11 @@ impl Checkpoint {
             ShardFile::Remote(file) => Err(Error::InvalidArgument(format!(
                 "shard {} is at a URL, not on disk: read it through Checkpoint::shard_file",
                 file.url()
+            ))),
+            ShardFile::Other(_) => Err(Error::InvalidArgument(format!(
+                "{} is read through a source, not a file on disk: read it through \
+                 Checkpoint::shard_file",
+                self.shards[i].name
             ))),
         }
     }
@@ -549,7 +598,11 @@ impl Checkpoint {
         };
         #[cfg(feature = "http")]
         if let Some(client) = &self.client {
-            let waiting: Vec<&Shard> = self.shards.iter().filter(|s| s.file.get().is_none()).collect();
+            let waiting: Vec<&Shard> = self
+                .shards
+                .iter()
+                .filter(|s| s.file.get().is_none())
+                .collect();
             let urls: Vec<String> = waiting.iter().filter_map(|s| s.url.clone()).collect();
             if urls.len() == waiting.len() {
                 for (shard, opened) in waiting
@@ -571,7 +624,11 @@ impl Checkpoint {
         let mut headers = Vec::with_capacity(self.shards.len());
         for shard in self.shards {
             // A single file is named by its path or URL, a shard as the index spells it.
-            let name = if single { shown(&shard) } else { shard.name.clone() };
+            let name = if single {
+                shown(&shard)
+            } else {
+                shard.name.clone()
+            };
             let header = match shard.file.into_inner() {
                 Some(ShardFile::Local(file)) => Arc::try_unwrap(file)
                     .map(SafeFile::into_header)
@@ -583,6 +640,9 @@ impl Checkpoint {
                 #[cfg(feature = "http")]
                 Some(ShardFile::Remote(file)) => Arc::try_unwrap(file)
                     .map(crate::source::http::UrlFile::into_header)
+                    .unwrap_or_else(|shared| shared.header().clone()),
+                Some(ShardFile::Other(file)) => Arc::try_unwrap(file)
+                    .map(SourceFile::into_header)
                     .unwrap_or_else(|shared| shared.header().clone()),
                 None => unreachable!("every shard was opened above"),
             };

@@ -111,7 +111,14 @@ mod tests {
 
     #[test]
     fn backward_runs_give_sorted_spans() {
-        let back = [(..).into(), DimIndexer::Strided { start: 5, step: -2, len: 3 }];
+        let back = [
+            (..).into(),
+            DimIndexer::Strided {
+                start: 5,
+                step: -2,
+                len: 3,
+            },
+        ];
         let plan = byte_ranges(Dtype::F32, &[2, 6], &back).unwrap();
         assert_eq!(near_spans(&plan), Some(vec![4..48]));
         assert_eq!(far_spans(&plan), Some(vec![4..48]));

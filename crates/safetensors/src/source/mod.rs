@@ -8,6 +8,8 @@
 //! error. Sources are `&self` so that one can serve many readers at once.
 
 #[cfg(feature = "std")]
+pub mod any;
+#[cfg(feature = "std")]
 pub mod cache;
 #[cfg(feature = "std")]
 pub mod file;
@@ -30,6 +32,12 @@ pub trait Source {
     /// Fills `buf` with the bytes at `offset..offset + buf.len()`. A source that ends
     /// before filling `buf` is an error, never a short read.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error>;
+
+    /// The whole source's bytes, when it holds them in memory (a buffer): readers then view
+    /// or copy them directly instead of reading. `None` by default.
+    fn as_bytes(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// A whole file held in memory.
@@ -53,6 +61,26 @@ impl Source for [u8] {
         buf.copy_from_slice(bytes);
         Ok(())
     }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+}
+
+/// A whole file held in memory, owned.
+#[cfg(feature = "std")]
+impl Source for Vec<u8> {
+    fn size(&self) -> Result<u64, Error> {
+        self.as_slice().size()
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
+        self.as_slice().read_at(offset, buf)
+    }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        Some(self)
+    }
 }
 
 /// A file on disk, read with positioned reads (`pread`): no shared cursor, so one open
@@ -75,6 +103,10 @@ impl<S: Source + ?Sized> Source for &S {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         (**self).read_at(offset, buf)
+    }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        (**self).as_bytes()
     }
 }
 
