@@ -47,7 +47,7 @@ pub fn near_spans(plan: &ByteRanges) -> Option<Vec<Range<usize>>> {
     if runs <= 1 || plan.remaining_byte_len() / runs >= COVER_BELOW {
         return None;
     }
-    let spans = coalesce(sorted_runs(plan), PAGE - 1);
+    let spans = merged(plan, PAGE - 1);
     (spans.len() < runs).then_some(spans)
 }
 
@@ -58,16 +58,33 @@ pub fn far_spans(plan: &ByteRanges) -> Option<Vec<Range<usize>>> {
     if runs <= 1 {
         return None;
     }
-    let spans = coalesce(sorted_runs(plan), REMOTE_GAP);
+    let spans = merged(plan, REMOTE_GAP);
     (spans.len() < runs).then_some(spans)
 }
 
-/// The runs in file order (a negative step lists them backwards), so that the spans come
-/// out sorted, as looking a run up among them needs.
-fn sorted_runs(plan: &ByteRanges) -> Vec<Range<usize>> {
-    let mut runs: Vec<Range<usize>> = plan.clone().collect();
-    runs.sort_unstable_by_key(|r| r.start);
-    runs
+/// The spans covering the runs of `plan`, runs at most `max_gap` apart sharing one, in file
+/// order. Worked out row by row ([`ByteRanges::rows`]): the runs of a row are equally spaced,
+/// so a row is one span or its runs stay apart, and a selection of millions of short runs
+/// (a step along the last dimension) costs a few operations per row, not per run.
+fn merged(plan: &ByteRanges, max_gap: usize) -> Vec<Range<usize>> {
+    let n = plan.run_len();
+    let mut spans: Vec<Range<usize>> = Vec::new();
+    for (start, count, step) in plan.rows() {
+        let gap = step.unsigned_abs().saturating_sub(n);
+        if count <= 1 || gap <= max_gap {
+            let last = (start as isize + (count as isize - 1).max(0) * step) as usize;
+            spans.push(start.min(last)..start.max(last) + n);
+        } else {
+            let mut at = start as isize;
+            for _ in 0..count {
+                spans.push(at as usize..at as usize + n);
+                at += step;
+            }
+        }
+    }
+    // A negative step lists rows (and runs) backwards: coalescing wants them in file order.
+    spans.sort_unstable_by_key(|s| s.start);
+    coalesce(spans, max_gap)
 }
 
 #[cfg(test)]

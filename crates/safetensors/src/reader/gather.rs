@@ -61,13 +61,26 @@ fn gather_rows<const N: usize>(src: &[u8], lo: usize, plan: &ByteRanges, dst: &m
 
 /// Copies the runs of `plan` into `dst` from `spans` (sorted, covering every run, as
 /// [`coalesce`](crate::plan::coalesce::coalesce) returns them) read one after the other
-/// into `buf`.
+/// into `buf`. One span (the usual case: short runs close together) is [`gather`]'s row by
+/// row copy; several are walked along with the runs, looked up only when a run is not in the
+/// span of the one before (runs backwards).
 pub fn gather_spans(
     buf: &[u8],
     spans: &[Range<usize>],
     plan: ByteRanges,
     dst: &mut [u8],
 ) -> Result<(), Error> {
+    if let [span] = spans {
+        let (lo, hi) = (span.start, span.end);
+        let (first, end) = extent(&plan);
+        if plan.len() > 0 && (first < lo || end > hi) {
+            return Err(Error::InvalidArgument(format!(
+                "byte runs lie outside the span {lo}..{hi} read"
+            )));
+        }
+        gather(buf, lo, plan, dst);
+        return Ok(());
+    }
     // Where each span starts in `buf`.
     let starts: Vec<usize> = spans
         .iter()
@@ -78,15 +91,35 @@ pub fn gather_spans(
         })
         .collect();
     let mut off = 0;
+    let mut k = 0;
     for run in plan {
-        let Some(k) = span_of(spans, &run) else {
-            return Err(Error::InvalidArgument(format!(
-                "byte run {run:?} is outside the spans read"
-            )));
+        let holds = |k: usize| {
+            spans
+                .get(k)
+                .is_some_and(|s| run.start >= s.start && run.end <= s.end)
         };
+        if !holds(k) {
+            k = if holds(k + 1) {
+                k + 1
+            } else {
+                span_of(spans, &run).ok_or_else(|| {
+                    Error::InvalidArgument(format!("byte run {run:?} is outside the spans read"))
+                })?
+            };
+        }
         let from = starts[k] + run.start - spans[k].start;
         dst[off..off + run.len()].copy_from_slice(&buf[from..from + run.len()]);
         off += run.len();
     }
     Ok(())
+}
+
+/// The first byte and the end of the runs of `plan`, row by row (not run by run).
+fn extent(plan: &ByteRanges) -> (usize, usize) {
+    let n = plan.run_len();
+    plan.rows()
+        .fold((usize::MAX, 0), |(lo, hi), (start, count, step)| {
+            let last = (start as isize + (count as isize - 1).max(0) * step) as usize;
+            (lo.min(start.min(last)), hi.max(start.max(last) + n))
+        })
 }
