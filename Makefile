@@ -12,7 +12,7 @@ PYTHON ?= python3.11
 
 .PHONY: demo help setup setup-quick system-packages test test-quick test-rust test-python test-python-quick \
 	test-clients wheel sdist test-packaging lint lint-rust lint-python fmt fuzz-check fuzz-smoke \
-	fuzz-campaign bench-rust bench-python bench-headers bench-sharded bench-load bench-ranks bench-prefetch bench-save ci
+	fuzz-campaign bench-rust bench-python bench-compare bench-headers bench-sharded bench-load bench-ranks bench-prefetch bench-save ci
 
 ## Build everything, write a sample model file, read it back and slice it, then look at it
 ## (and at a conformance vector) with the command-line tool.
@@ -138,6 +138,7 @@ lint-rust:
 	$(MAKE) fuzz-check
 
 PY_LINTED := crates/safetensors-py bench/python bench/sharded bench/load bench/ranks bench/headers bench/gpu \
+	bench/compare \
 	bench/prefetch
 
 ## Python (needs `make setup`): ruff lint and format, mypy on the package, and the extension
@@ -199,6 +200,12 @@ bench-ranks: setup
 ## 0.8.0 in /tmp/refpkg) and a whole load, cold (drops the page cache: root) and warm.
 bench-prefetch: setup
 	$(PY) bench/prefetch/bench_prefetch.py $${BENCH_ARGS:-}
+
+## Two builds of the package side by side, before and after a change to the read path (each
+## a checkout where `maturin develop` ran): BENCH_ARGS="--a OTHER/crates/safetensors-py/python
+## --b crates/safetensors-py/python --runs 7". Medians of fresh processes, ratio B/A.
+bench-compare: setup
+	$(PY) bench/compare/compare_builds.py $${BENCH_ARGS:-}
 
 ## Worst-case headers (1, 10, 60 MB of every hostile shape) through the core, the Python
 ## package and the CLI: time and peak memory. BENCH_ARGS="--sizes 1,10" for a quick run.

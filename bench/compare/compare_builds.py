@@ -35,6 +35,7 @@ CASES = {
 
 def write_files(folder: Path) -> None:
     import torch
+
     from safetensors.torch import save_file, save_sharded
 
     torch.manual_seed(0)
@@ -47,6 +48,7 @@ def write_files(folder: Path) -> None:
 
 def run_case(case: str, folder: Path) -> float:
     import torch
+
     from safetensors import safe_open
     from safetensors.torch import load_file, load_for_rank
 
@@ -125,9 +127,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="compare-builds-") as tmp:
         folder = Path(tmp)
         env = dict(os.environ, PYTHONPATH=builds["A"])
-        subprocess.run(
-            [args.python, __file__, "--worker", "--write", "--folder", str(folder)], env=env, check=True
-        )
+        subprocess.run([args.python, __file__, "--worker", "--write", "--folder", str(folder)], env=env, check=True)
         warm(folder)
         cases = [c for c in CASES if not args.cases or args.cases in c]
         times: dict = {case: {"A": [], "B": []} for case in cases}
@@ -136,7 +136,7 @@ def main() -> None:
                 order = ["A", "B"] if run % 2 == 0 else ["B", "A"]
                 for name in order:
                     times[case][name].append(measure(args.python, builds[name], case, folder))
-    print(f"| case | A (before) | B (after) | B/A |\n|---|---|---|---|")
+    print("| case | A (before) | B (after) | B/A |\n|---|---|---|---|")
     for case, per in times.items():
         a, b = statistics.median(per["A"]), statistics.median(per["B"])
         print(f"| {case} | {a * 1000:.1f} ms | {b * 1000:.1f} ms | {b / a:.2f} |")
