@@ -166,21 +166,19 @@ impl SafeOpen {
         SafeOpen::from_checkpoint(py, checkpoint, map, framework, device)
     }
 
-    /// Prepares the files this handle has opened so far (a sharded checkpoint's shards once
-    /// read from) for reading parts of tensors, as the core's `reader::whole::for_parts`
-    /// says: `load_for_rank` reads only its rank's share. Private.
+    /// Prepares the files of this handle for reading parts of tensors (the core's
+    /// `reader::whole::for_parts`, `Checkpoint::for_parts` for shards, also those opened
+    /// later): `load_for_rank` reads only its rank's share. Private.
     fn _prepare_for_parts(&self, py: Python<'_>) -> PyResult<()> {
         let container = self.inner.opened(py)?;
-        let opened: Vec<Arc<Opened>> = match &*container {
-            Container::Single(one) => vec![one.clone()],
-            Container::Sharded { opened, .. } => {
-                opened.iter().filter_map(|o| o.get().cloned()).collect()
+        match &*container {
+            Container::Single(one) => {
+                if let ShardFile::Local(file) = &one.origin {
+                    safetensors::reader::whole::for_parts(file);
+                }
             }
-        };
-        for one in opened {
-            if let ShardFile::Local(file) = &one.origin {
-                safetensors::reader::whole::for_parts(file);
-            }
+            // Shards opened later get the advice before their header is read.
+            Container::Sharded { checkpoint, .. } => checkpoint.for_parts(),
         }
         Ok(())
     }

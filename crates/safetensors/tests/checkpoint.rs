@@ -91,6 +91,34 @@ fn opens_a_sharded_folder_lazily() {
 }
 
 #[test]
+fn a_checkpoint_read_in_parts_reads_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    two_shards(dir.path());
+    let whole = Checkpoint::open(dir.path()).unwrap();
+    let parts = Checkpoint::open(dir.path()).unwrap();
+    // Declared before any shard is open, and again once one is: both are fine.
+    parts.for_parts();
+    let (file, _) = parts.tensor("b").unwrap();
+    let b = file.tensor_bytes("b").unwrap().into_owned();
+    parts.for_parts();
+    for name in ["a", "b", "c"] {
+        let (w, _) = whole.tensor(name).unwrap();
+        let (p, _) = parts.tensor(name).unwrap();
+        assert_eq!(w.tensor_bytes(name).unwrap(), p.tensor_bytes(name).unwrap());
+    }
+    assert_eq!(
+        b,
+        whole
+            .tensor("b")
+            .unwrap()
+            .0
+            .tensor_bytes("b")
+            .unwrap()
+            .into_owned()
+    );
+}
+
+#[test]
 fn opens_the_index_path_and_a_single_file_folder() {
     let dir = tempfile::tempdir().unwrap();
     two_shards(dir.path());

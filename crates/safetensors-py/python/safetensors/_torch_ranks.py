@@ -121,8 +121,8 @@ def _load_read(
     of several runs, split past its first non-unit dimension, is gathered in host memory,
     then copied)."""
     with safe_open(location, framework="pt", device="cpu", backend="pread") as f:
+        _no_readahead(f)  # before the shards' headers are read: their reads set readahead off
         entries = _entries(f, items, world_size)  # opens every shard, checks the whole plan
-        _no_readahead(f)
         plan: Dict[str, Any] = {}
         for name, entry in entries.items():
             dtype, shape, _, dim = entry

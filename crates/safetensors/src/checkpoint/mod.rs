@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 pub mod inspect;
@@ -121,6 +122,8 @@ pub struct Checkpoint {
     names: BTreeMap<String, usize>,
     /// How local shards are opened.
     backend: Backend,
+    /// Whether shards are read in parts (see [`Checkpoint::for_parts`]).
+    parts: AtomicBool,
     /// The client remote shards are read with (boxed: a local checkpoint stays small).
     #[cfg(feature = "http")]
     client: Option<Box<crate::source::http::Client>>,
@@ -196,6 +199,7 @@ impl Checkpoint {
             shards: vec![shard],
             names: BTreeMap::new(),
             backend,
+            parts: AtomicBool::new(false),
             #[cfg(feature = "http")]
             client: None,
         })
@@ -232,6 +236,7 @@ impl Checkpoint {
             shards: vec![shard],
             names: BTreeMap::new(),
             backend: Backend::Pread,
+            parts: AtomicBool::new(false),
             #[cfg(feature = "http")]
             client: None,
         })
@@ -262,6 +267,7 @@ impl Checkpoint {
                 shards: vec![shard],
                 names: BTreeMap::new(),
                 backend: Backend::Pread,
+                parts: AtomicBool::new(false),
                 client: Some(Box::new(client.clone())),
             });
         }
@@ -285,6 +291,7 @@ impl Checkpoint {
             shards,
             names,
             backend: Backend::Pread,
+            parts: AtomicBool::new(false),
             client: Some(Box::new(client.clone())),
         })
     }
@@ -345,6 +352,7 @@ impl Checkpoint {
             shards,
             names,
             backend,
+            parts: AtomicBool::new(false),
             #[cfg(feature = "http")]
             client: None,
         })
@@ -460,16 +468,26 @@ impl Checkpoint {
             })?;
             return Ok(ShardFile::Remote(Arc::new(file)));
         }
-        let file = SafeFile::open(&shard.path, self.backend).map_err(|e| match e {
-            Error::IoError(io) => Error::IoError(io::Error::new(
-                io.kind(),
-                format!("cannot open shard {}: {io}", shard.path.display()),
-            )),
-            other => Error::InvalidIndex(format!(
-                "shard {} is not a valid safetensors file: {other}",
-                shard.path.display()
-            )),
-        })?;
+        let opened = std::fs::File::open(&shard.path).map_err(Error::IoError);
+        let file = opened
+            .and_then(|file| {
+                // Before the header is read: its read would otherwise set the kernel's
+                // readahead off past it, into bytes a reader of parts may not want.
+                if self.parts.load(Ordering::Relaxed) {
+                    crate::source::cache::advise_random(&file);
+                }
+                SafeFile::from_file(file, self.backend)
+            })
+            .map_err(|e| match e {
+                Error::IoError(io) => Error::IoError(io::Error::new(
+                    io.kind(),
+                    format!("cannot open shard {}: {io}", shard.path.display()),
+                )),
+                other => Error::InvalidIndex(format!(
+                    "shard {} is not a valid safetensors file: {other}",
+                    shard.path.display()
+                )),
+            })?;
         Ok(ShardFile::Local(Arc::new(file)))
     }
 
@@ -536,6 +554,19 @@ impl Checkpoint {
             self.shard_file(i)?;
         }
         Ok(())
+    }
+
+    /// Declares that the checkpoint is read in parts (one rank's share of each tensor): local
+    /// files, those open now and those opened later, get the kernel's random-access advice
+    /// before anything more is read from them, so its readahead fetches no bytes past what
+    /// each read asks for (another rank's). Large reads stay large.
+    pub fn for_parts(&self) {
+        self.parts.store(true, Ordering::Relaxed);
+        for shard in &self.shards {
+            if let Some(ShardFile::Local(file)) = shard.file.get() {
+                crate::source::cache::advise_random(file.file());
+            }
+        }
     }
 
     /// Checks the whole checkpoint without stopping at the first problem: opens every shard
