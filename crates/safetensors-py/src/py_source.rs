@@ -22,6 +22,12 @@ pub fn open_buffer(data: &Bound<'_, PyAny>) -> PyResult<Checkpoint> {
             "the safetensors data must be a contiguous bytes-like object",
         ));
     }
+    open_pinned(buf)
+}
+
+/// A checkpoint of the whole safetensors file in a buffer already pinned (and checked to be
+/// one contiguous run).
+pub fn open_pinned(buf: PinnedBytes) -> PyResult<Checkpoint> {
     Checkpoint::from_source("<bytes>", Buffer(buf)).map_err(to_pyerr)
 }
 

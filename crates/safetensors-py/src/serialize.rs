@@ -10,7 +10,8 @@ use crate::raw::{buffer_bytes, PinnedBytes, RawView};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::checkpoint::ShardFile;
+use safetensors::Dtype;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -277,14 +278,31 @@ pub fn deserialize<'py>(
     if !buf.is_c_contiguous() {
         return Err(st_err("deserialize needs a contiguous bytes-like object"));
     }
-    let st = SafeTensors::parse(buffer_bytes(&buf)).map_err(to_pyerr)?;
+    // Opened through the core's Checkpoint, like every other entry point: a buffer's file.
+    let checkpoint = crate::py_source::open_pinned(buf)?;
+    let file = checkpoint.shard_file(0).map_err(to_pyerr)?;
+    let (Some(memory), start) = (shard_bytes(file), file.data_start() as usize) else {
+        return Err(st_err("deserialize needs a bytes-like object"));
+    };
     let out = PyList::empty(py);
-    for (name, view) in st.iter() {
+    for (name, info) in file.metadata().entries() {
+        let (begin, end) = info.data_offsets;
         let entry = PyDict::new(py);
-        entry.set_item("dtype", view.dtype().name())?;
-        entry.set_item("shape", view.shape().to_vec())?;
-        entry.set_item("data", PyByteArray::new(py, view.data()))?;
+        entry.set_item("dtype", info.dtype.name())?;
+        entry.set_item("shape", info.shape)?;
+        entry.set_item(
+            "data",
+            PyByteArray::new(py, &memory[start + begin..start + end]),
+        )?;
         out.append((name, entry))?;
     }
     Ok(out)
+}
+
+/// The whole file's bytes, for a checkpoint file held in memory.
+fn shard_bytes(file: &ShardFile) -> Option<&[u8]> {
+    match file {
+        ShardFile::Other(file) => file.bytes(),
+        _ => None,
+    }
 }
