@@ -8,9 +8,9 @@
 //! mostly idle. A load that wants every byte (`load_file`, `get_tensors`, `load_model`, the
 //! GPU staging ring) goes through here instead:
 //!
-//! - [`read_items`] fills caller memory with byte ranges of named tensors, grouping them by
-//!   file (shard) and handing each group to `safetensors::reader::read_into`: several threads,
-//!   large blocks in file order, after an `advise_sequential` hint on the span read.
+//! - [`read_items`] fills caller memory with byte ranges of named tensors through the core's
+//!   `reader::batch::read_pieces`, which groups them by file (shard) and reads each group
+//!   with several threads, large blocks in file order, after an `advise_sequential` hint.
 //! - [`load_all`] allocates every tensor with the framework's `_st_empty` hook, reads them
 //!   all in one go with [`read_items`], then finishes each (`_st_finish`). Each tensor owns
 //!   its memory, so tensors are independent and writable, as with any other copy.
@@ -34,8 +34,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use safetensors::checkpoint::ShardFile;
-use safetensors::reader::whole::{self, choose, read_local, WholeLoad};
-use safetensors::reader::{read_into, Read, ReaderOptions};
+use safetensors::reader::batch::{read_pieces, Piece};
+use safetensors::reader::whole::{self, choose, WholeLoad};
+use safetensors::reader::ReaderOptions;
 use std::sync::Arc;
 
 /// How a whole load reads: chosen per load by [`plan`] (`Auto`), or forced.
@@ -85,25 +86,20 @@ pub struct Item {
     pub dst: RawDst,
 }
 
-/// One container's items, each with its offset in the data section.
-type Group = Vec<(u64, Item)>;
-
-/// Fills every item's destination: grouped by the file (shard) holding the tensor, each
-/// group read by the core's parallel reader with the interpreter detached. Ranges are
-/// checked against the header first; nothing is read when one is out of bounds.
-/// `sequential`: first tell the kernel a local file is read sequentially (a whole load);
-/// false leaves its readahead as it is (a rank's parts: readahead would fetch past each).
+/// Fills every item's destination: the core's `reader::batch::read_pieces` groups them by
+/// the file (shard) holding the tensor and reads each group as its kind of file reads best,
+/// with the interpreter detached. Ranges are checked against the header first; nothing is
+/// read when one is out of bounds. `sequential`: first tell the kernel a local file is read
+/// sequentially (a whole load); false leaves its readahead as it is (a rank's parts).
 pub fn read_items(
     py: Python<'_>,
     container: &Container,
-    items: Vec<Item>,
+    mut items: Vec<Item>,
     options: &ReaderOptions,
     sequential: bool,
 ) -> PyResult<()> {
-    // Group by container, keeping the order of first appearance (shard order for a
-    // sharded checkpoint read in offset_keys order).
-    let mut groups: Vec<(Arc<Opened>, Group)> = Vec::new();
-    for item in items {
+    let mut located: Vec<(Arc<Opened>, u64)> = Vec::with_capacity(items.len());
+    for item in &items {
         let opened = container.for_tensor(py, &item.name)?;
         let info = opened.info(&item.name)?;
         let (begin, end) = info.data_offsets;
@@ -121,61 +117,20 @@ pub fn read_items(
                 end - begin
             )));
         }
-        let at = (begin + item.start) as u64;
-        match groups.iter_mut().find(|(o, _)| Arc::ptr_eq(o, &opened)) {
-            Some((_, group)) => group.push((at, item)),
-            None => groups.push((opened, vec![(at, item)])),
-        }
+        let offset = opened.origin.data_start() + (begin + item.start) as u64;
+        located.push((opened, offset));
     }
-    for (opened, group) in groups {
-        read_group(py, &opened, group, options, sequential)?;
-    }
-    Ok(())
-}
-
-/// Reads one container's items; `at` is each item's offset in the data section.
-fn read_group(
-    py: Python<'_>,
-    opened: &Opened,
-    mut group: Group,
-    options: &ReaderOptions,
-    sequential: bool,
-) -> PyResult<()> {
-    let data_start = opened.origin.data_start();
-    fn reads(group: &mut Group, data_start: u64) -> Vec<Read<'_>> {
-        group
-            .iter_mut()
-            .map(|(at, item)| Read {
-                offset: data_start + *at,
-                dst: item.dst.as_mut_slice(),
-            })
-            .collect()
-    }
-    match &opened.origin {
-        // The parallel reader over a local file (positioned reads, with the kernel's hint)
-        // or a URL (Range requests, several at once on keep-alive connections).
-        ShardFile::Local(file) => {
-            let reads = reads(&mut group, data_start);
-            py.detach(|| read_local(file, reads, options, sequential))
-                .map_err(to_pyerr)
-        }
-        ShardFile::Remote(file) => {
-            let reads = reads(&mut group, data_start);
-            py.detach(|| read_into(file.source(), reads, options))
-                .map_err(to_pyerr)
-        }
-        // A buffer is memory already; a Python file object is read under its lock, one
-        // piece at a time: neither gains from threads.
-        other => {
-            let reads = reads(&mut group, data_start);
-            let one = ReaderOptions {
-                threads: 1,
-                ..options.clone()
-            };
-            py.detach(|| read_into(other, reads, &one))
-                .map_err(to_pyerr)
-        }
-    }
+    let pieces: Vec<Piece<'_>> = located
+        .iter()
+        .zip(items.iter_mut())
+        .map(|((opened, offset), item)| Piece {
+            file: &opened.origin,
+            offset: *offset,
+            dst: item.dst.as_mut_slice(),
+        })
+        .collect();
+    py.detach(|| read_pieces(pieces, options, sequential))
+        .map_err(to_pyerr)
 }
 
 /// The way a whole load of `names` with `strategy` reads: as the core's

@@ -10,6 +10,7 @@
 //! threads: every destination byte is written exactly once, and when reads fail the error
 //! reported is the one of the earliest failing block, as a single thread would report it.
 
+pub mod batch;
 pub mod gather;
 pub mod prefetch;
 pub mod selection;
