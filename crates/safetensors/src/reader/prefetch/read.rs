@@ -39,6 +39,9 @@ pub(super) fn work<B: AsMut<[u8]> + Send>(shared: &Shared<B>) {
         .threads
         .max(1)
         .saturating_mul(shared.options.block_size.max(1));
+    // Covering spans land here before they are gathered: one buffer for the thread's life,
+    // so its pages are faulted in once, not once a tensor.
+    let mut scratch: Vec<u8> = Vec::new();
     loop {
         let mut batch: Vec<(usize, B)> = Vec::new();
         {
@@ -60,7 +63,7 @@ pub(super) fn work<B: AsMut<[u8]> + Send>(shared: &Shared<B>) {
                 }
             }
         }
-        let results = read_batch(shared, &mut batch);
+        let results = read_batch(shared, &mut batch, &mut scratch);
         let mut state = shared.lock();
         for ((i, buf), result) in batch.into_iter().zip(results) {
             state.pending -= 1;
@@ -79,12 +82,13 @@ pub(super) fn work<B: AsMut<[u8]> + Send>(shared: &Shared<B>) {
 }
 
 /// How one tensor of a batch is read: straight into its buffer, or as covering spans into
-/// scratch memory then gathered.
+/// the reader's scratch memory (from byte `at` on) then gathered.
 enum Way {
     Direct,
     Covered {
         spans: Vec<core::ops::Range<usize>>,
-        scratch: Vec<u8>,
+        at: usize,
+        len: usize,
     },
 }
 
@@ -92,6 +96,7 @@ enum Way {
 fn read_batch<B: AsMut<[u8]>>(
     shared: &Shared<B>,
     batch: &mut [(usize, B)],
+    scratch: &mut Vec<u8>,
 ) -> Vec<Result<(), Error>> {
     let mut results: Vec<Result<(), Error>> = batch.iter().map(|_| Ok(())).collect();
     for file in 0..shared.sources.len() {
@@ -102,13 +107,18 @@ fn read_batch<B: AsMut<[u8]>>(
             continue;
         }
         let remote = shared.options.remote;
-        let mut ways: Vec<Way> = members
+        let mut used = 0;
+        let ways: Vec<Way> = members
             .iter()
-            .map(|&k| way(&shared.plan.tensors[batch[k].0], remote))
+            .map(|&k| way(&shared.plan.tensors[batch[k].0], remote, &mut used))
             .collect();
+        if scratch.len() < used {
+            scratch.resize(used, 0);
+        }
         let outcome = {
             let mut reads: Vec<Read<'_>> = Vec::new();
-            let mut next_way = ways.iter_mut();
+            let mut rest_scratch = &mut scratch[..used];
+            let mut next_way = ways.iter();
             for (k, (i, buf)) in batch.iter_mut().enumerate() {
                 if !members.contains(&k) {
                     continue;
@@ -127,8 +137,10 @@ fn read_batch<B: AsMut<[u8]>>(
                             rest = tail;
                         }
                     }
-                    Way::Covered { spans, scratch } => {
-                        let mut rest = scratch.as_mut_slice();
+                    Way::Covered { spans, len, .. } => {
+                        let taken = std::mem::take(&mut rest_scratch);
+                        let (mut rest, after) = taken.split_at_mut(*len);
+                        rest_scratch = after;
                         for span in spans.iter() {
                             let (head, tail) = rest.split_at_mut(span.len());
                             reads.push(Read {
@@ -154,9 +166,10 @@ fn read_batch<B: AsMut<[u8]>>(
         match outcome {
             Ok(()) => {
                 for (&k, way) in members.iter().zip(ways) {
-                    if let Way::Covered { spans, scratch } = way {
+                    if let Way::Covered { spans, at, len } = way {
                         let t = &shared.plan.tensors[batch[k].0];
-                        results[k] = gather(t, &spans, &scratch, batch[k].1.as_mut());
+                        let read = &scratch[at..at + len];
+                        results[k] = gather(t, &spans, read, batch[k].1.as_mut());
                     }
                 }
             }
@@ -173,7 +186,7 @@ fn read_batch<B: AsMut<[u8]>>(
 
 /// Direct reads, unless the plan layer gives covering spans for the tensor's runs (the rule
 /// `get_slice` follows too: `plan::cover`).
-fn way(t: &PlannedTensor, remote: bool) -> Way {
+fn way(t: &PlannedTensor, remote: bool, used: &mut usize) -> Way {
     let runs = t.runs();
     let spans = match remote {
         true => far_spans(&runs),
@@ -182,11 +195,10 @@ fn way(t: &PlannedTensor, remote: bool) -> Way {
     let Some(spans) = spans else {
         return Way::Direct;
     };
-    let covered = spans.iter().map(|s| s.len()).sum();
-    Way::Covered {
-        spans,
-        scratch: vec![0u8; covered],
-    }
+    let len = spans.iter().map(|s| s.len()).sum();
+    let at = *used;
+    *used += len;
+    Way::Covered { spans, at, len }
 }
 
 /// Copies each run of `t` out of the spans read into `scratch`, one after the other into
