@@ -16,7 +16,7 @@
 //! A loader keeps the files it reads open, as `get_slice` objects do: it keeps working after
 //! its handle is closed. Closing the loader stops its reads and releases what was not taken.
 
-use crate::container::{Container, Inner, Opened};
+use crate::container::{Container, Inner};
 use crate::error::{slice_error, st_err, to_pyerr};
 use crate::framework::{Empty, Framework, Hooks};
 use crate::raw::RawDst;
@@ -28,7 +28,6 @@ use safetensors::plan::numpy_index::{plan_index, Index};
 use safetensors::reader::prefetch::{
     PlannedTensor, Prefetch, PrefetchOptions, PrefetchPlan, SharedSource, DEFAULT_BUDGET,
 };
-use safetensors::source::Source as CoreSource;
 use safetensors::Error as CoreError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -169,20 +168,6 @@ fn value_is_slice(index: &Option<Vec<Index>>) -> bool {
     matches!(index.as_deref(), Some([Index::Slice { .. }]))
 }
 
-/// An open container as a core source, for a reader thread.
-struct OpenedSource(Arc<Opened>);
-
-impl CoreSource for OpenedSource {
-    fn size(&self) -> Result<u64, CoreError> {
-        self.0.origin.size()
-    }
-
-    // A file object takes the interpreter for each read: the loader's waits release it.
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), CoreError> {
-        self.0.origin.read_at(offset, buf)
-    }
-}
-
 /// The core plan of `requests` over `container`, and a source for each of its files.
 fn core_plan(
     py: Python<'_>,
@@ -203,8 +188,10 @@ fn core_plan(
     for file in 0..plan.files().len() {
         let first = plan.tensors().iter().find(|t| t.file == file);
         let name = first.map(|t| t.name.as_str()).unwrap_or_default();
+        // The checkpoint's file is a core source itself (a file object takes the
+        // interpreter for each read: the loader's waits release it).
         let opened = container.for_tensor(py, name)?;
-        sources.push(Arc::new(OpenedSource(opened)) as SharedSource);
+        sources.push(Arc::new(opened.origin.clone()) as SharedSource);
     }
     Ok((plan, sources))
 }
