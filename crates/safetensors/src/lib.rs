@@ -37,5 +37,5 @@ pub mod write {
     pub use crate::format::atomic::write_atomically;
     pub use crate::format::serialize::to_bytes;
     #[cfg(feature = "std")]
-    pub use crate::format::serialize::to_file;
+    pub use crate::format::serialize::{to_bytes_with, to_file, to_file_with, WriteOptions};
 }

@@ -15,6 +15,7 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor}
 
 use crate::format::error::Error;
 use crate::format::header::Metadata;
+use crate::format::serialize::WriteOptions;
 
 /// The index file name `transformers` looks for in a model folder.
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
@@ -292,6 +293,22 @@ where
     S: AsRef<str> + Ord + fmt::Display,
     V: crate::format::tensor::View,
 {
+    save_sharded_with(tensors, metadata, folder, limit, &WriteOptions::default())
+}
+
+/// [`save_sharded`] with [`WriteOptions`] for every shard (with a checksum, each shard
+/// records the digests of its own tensors).
+pub fn save_sharded_with<S, V>(
+    tensors: Vec<(S, V)>,
+    metadata: Option<Vec<(String, String)>>,
+    folder: &Path,
+    limit: u64,
+    options: &WriteOptions,
+) -> Result<String, Error>
+where
+    S: AsRef<str> + Ord + fmt::Display,
+    V: crate::format::tensor::View,
+{
     let sized: Vec<(String, u64)> = tensors
         .iter()
         .map(|(name, view)| (name.as_ref().to_owned(), view.data_len() as u64))
@@ -317,12 +334,15 @@ where
         }
         let path = folder.join(&file);
         match &metadata {
-            None => crate::format::serialize::to_file(
+            None => crate::format::serialize::to_file_with(
                 shard,
                 None::<std::collections::HashMap<String, String>>,
                 &path,
+                options,
             )?,
-            Some(pairs) => crate::format::serialize::to_file(shard, pairs.clone(), &path)?,
+            Some(pairs) => {
+                crate::format::serialize::to_file_with(shard, pairs.clone(), &path, options)?
+            }
         }
     }
     let index = write_index_json(total, &weight_map);

@@ -70,6 +70,18 @@ impl AtomicFile {
         }
     }
 
+    /// Overwrites the file's first `bytes.len()` bytes (a header laid out before the data it
+    /// describes was known), then goes on writing where it was.
+    pub fn rewrite_start(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let file = self.writer.as_mut().expect("not committed yet");
+        let end = file.stream_position()?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(bytes)?;
+        file.seek(SeekFrom::Start(end))?;
+        Ok(())
+    }
+
     /// Flushes and renames the temporary file over the target, keeping the target's
     /// permissions if it existed.
     pub fn commit(mut self) -> io::Result<()> {

@@ -6,6 +6,8 @@
 
 #[cfg(feature = "std")]
 pub mod atomic;
+#[cfg(feature = "std")]
+pub mod checksum;
 pub mod dtype;
 pub mod error;
 pub mod file_header;

@@ -106,7 +106,19 @@ where
     M: MetadataArg,
 {
     let mut items: Vec<(S, V)> = data.into_iter().collect();
-    // Largest alignment first so each tensor starts aligned; then byte-wise by name.
+    order(&mut items)?;
+    let pairs = metadata.into_pairs();
+    let (header, data_len) = header(&items, pairs.as_deref())?;
+    Ok(Prepared {
+        header,
+        tensors: items.into_iter().map(|(_, v)| v).collect(),
+        data_len,
+    })
+}
+
+/// Puts tensors in file order (largest alignment first so each tensor starts aligned; then
+/// byte-wise by name) and refuses a name given twice.
+pub(crate) fn order<S: AsRef<str>, V: View>(items: &mut [(S, V)]) -> Result<(), Error> {
     items.sort_by(|(an, a), (bn, b)| {
         b.dtype()
             .cmp(&a.dtype())
@@ -117,11 +129,19 @@ where
             return Err(Error::DuplicateTensor(pair[0].0.as_ref().into()));
         }
     }
+    Ok(())
+}
 
+/// The padded header (length prefix included) of tensors already in file order, and the
+/// length of the data section after it. `pairs` is the `__metadata__` (`None`: no entry).
+pub(crate) fn header<S: AsRef<str>, V: View, K: AsRef<str>, T: AsRef<str>>(
+    items: &[(S, V)],
+    pairs: Option<&[(K, T)]>,
+) -> Result<(Vec<u8>, usize), Error> {
     let mut json = String::with_capacity(64 + items.len() * 96);
     json.push('{');
     let mut first = true;
-    if let Some(pairs) = metadata.into_pairs() {
+    if let Some(pairs) = pairs {
         if let Some(k) = crate::format::json::repeated_key(pairs.len(), |i| pairs[i].0.as_ref()) {
             return Err(Error::InvalidWrite(format!(
                 "metadata key {k:?} given twice"
@@ -135,7 +155,7 @@ where
     }
 
     let mut offset = 0usize;
-    for (name, view) in &items {
+    for (name, view) in items {
         let name = name.as_ref();
         if name == METADATA_KEY {
             return Err(Error::InvalidWrite(format!(
@@ -177,11 +197,7 @@ where
     header.extend_from_slice(&(padded as u64).to_le_bytes());
     header.extend_from_slice(json.as_bytes());
     header.resize(8 + padded, b' ');
-    Ok(Prepared {
-        header,
-        tensors: items.into_iter().map(|(_, v)| v).collect(),
-        data_len: offset,
-    })
+    Ok((header, offset))
 }
 
 /// A tensor's bytes, refused if they are not as long as its header entry says: a `View`
@@ -312,6 +328,105 @@ where
     Ok(out)
 }
 
+/// How a file is written, beyond its tensors and metadata.
+#[cfg(feature = "std")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteOptions {
+    /// Record each tensor's digest in `__metadata__`
+    /// (the scheme: [`checksum`](crate::format::checksum)). Off by default.
+    pub checksum: Option<crate::format::checksum::Algorithm>,
+}
+
+#[cfg(feature = "std")]
+impl WriteOptions {
+    /// Options that record every tensor's digest with `algorithm`.
+    pub fn checksum(algorithm: crate::format::checksum::Algorithm) -> Self {
+        WriteOptions {
+            checksum: Some(algorithm),
+        }
+    }
+}
+
+/// Tensors in file order, the metadata to write (with digest placeholders when asked), and
+/// the header laid out with them.
+#[cfg(feature = "std")]
+struct Laid<S, V> {
+    items: Vec<(S, V)>,
+    pairs: Option<Vec<(String, String)>>,
+    header: Vec<u8>,
+}
+
+#[cfg(feature = "std")]
+fn lay_out<S, V, I, M>(data: I, data_info: M, options: &WriteOptions) -> Result<Laid<S, V>, Error>
+where
+    S: AsRef<str> + Ord + Display,
+    V: View,
+    I: IntoIterator<Item = (S, V)>,
+    M: MetadataArg,
+{
+    let mut items: Vec<(S, V)> = data.into_iter().collect();
+    order(&mut items)?;
+    let mut pairs = data_info.into_pairs();
+    if let Some(algorithm) = options.checksum {
+        let names = items.iter().map(|(n, _)| n.as_ref());
+        pairs = Some(crate::format::checksum::with_placeholders(
+            pairs, names, algorithm,
+        )?);
+    }
+    let (header, _) = header(&items, pairs.as_deref())?;
+    Ok(Laid {
+        items,
+        pairs,
+        header,
+    })
+}
+
+#[cfg(feature = "std")]
+impl<S: AsRef<str>, V: View> Laid<S, V> {
+    /// The final header, once every tensor's digest is known (same length as the laid one).
+    fn final_header(mut self, digests: Vec<String>) -> Result<Vec<u8>, Error> {
+        let Some(pairs) = self.pairs.as_mut() else {
+            return Ok(self.header);
+        };
+        crate::format::checksum::fill(pairs, digests);
+        let (header, _) = header(&self.items, self.pairs.as_deref())?;
+        debug_assert_eq!(header.len(), self.header.len());
+        Ok(header)
+    }
+}
+
+/// [`to_bytes`] with [`WriteOptions`]: with a checksum, every tensor's digest is recorded
+/// in `__metadata__` after the caller's entries, in file order.
+#[cfg(feature = "std")]
+pub fn to_bytes_with<S, V, I, M>(
+    data: I,
+    data_info: M,
+    options: &WriteOptions,
+) -> Result<Vec<u8>, Error>
+where
+    S: AsRef<str> + Ord + Display,
+    V: View,
+    I: IntoIterator<Item = (S, V)>,
+    M: MetadataArg,
+{
+    let laid = lay_out(data, data_info, options)?;
+    let data_len: usize = laid.items.iter().map(|(_, v)| v.data_len()).sum();
+    let mut out = Vec::with_capacity(laid.header.len() + data_len);
+    out.extend_from_slice(&laid.header);
+    let mut digests = Vec::new();
+    for (_, view) in &laid.items {
+        let data = checked_data(view)?;
+        if let Some(algorithm) = options.checksum {
+            digests.push(algorithm.digest(&data));
+        }
+        out.extend_from_slice(&data);
+    }
+    let header = laid.final_header(digests)?;
+    out[..header.len()].copy_from_slice(&header);
+    Ok(out)
+}
+
 /// Serializes tensors straight to a file, never holding the whole file in memory.
 ///
 /// The bytes go to a temporary file in the same folder that is renamed over `filename`
@@ -346,28 +461,57 @@ where
     I: IntoIterator<Item = (S, V)>,
     M: MetadataArg,
 {
-    let prepared = prepare(data, data_info)?;
+    to_file_with(data, data_info, filename, &WriteOptions::default())
+}
+
+/// [`to_file`] with [`WriteOptions`]. With a checksum, each tensor is hashed as its bytes are
+/// handed to the file (one pass over them), and the header, laid out with placeholders of
+/// the digests' length, is rewritten in place before the file is renamed into place.
+#[cfg(feature = "std")]
+pub fn to_file_with<S, V, I, M>(
+    data: I,
+    data_info: M,
+    filename: &std::path::Path,
+    options: &WriteOptions,
+) -> Result<(), Error>
+where
+    S: AsRef<str> + Ord + Display,
+    V: View,
+    I: IntoIterator<Item = (S, V)>,
+    M: MetadataArg,
+{
+    let laid = lay_out(data, data_info, options)?;
     let mut out = crate::format::atomic::AtomicFile::create(filename)?;
-    let mut batch: Vec<alloc::borrow::Cow<'_, [u8]>> = Vec::new();
-    let mut owned = 0;
-    batch.push(alloc::borrow::Cow::Borrowed(&prepared.header));
-    for view in &prepared.tensors {
-        let data = checked_data(view)?;
-        if data.is_empty() {
-            continue;
+    let mut digests = Vec::new();
+    {
+        let mut batch: Vec<alloc::borrow::Cow<'_, [u8]>> = Vec::new();
+        let mut owned = 0;
+        batch.push(alloc::borrow::Cow::Borrowed(&laid.header));
+        for (_, view) in &laid.items {
+            let data = checked_data(view)?;
+            if let Some(algorithm) = options.checksum {
+                digests.push(algorithm.digest(&data));
+            }
+            if data.is_empty() {
+                continue;
+            }
+            if let alloc::borrow::Cow::Owned(bytes) = &data {
+                owned += bytes.len();
+            }
+            batch.push(data);
+            // A view may hand out a copy of its bytes: hold a bounded amount of those at once.
+            if batch.len() == MAX_SLICES || owned > MAX_OWNED {
+                write_all_vectored(&mut out, &batch)?;
+                batch.clear();
+                owned = 0;
+            }
         }
-        if let alloc::borrow::Cow::Owned(bytes) = &data {
-            owned += bytes.len();
-        }
-        batch.push(data);
-        // A view may hand out a copy of its bytes: hold a bounded amount of those at once.
-        if batch.len() == MAX_SLICES || owned > MAX_OWNED {
-            write_all_vectored(&mut out, &batch)?;
-            batch.clear();
-            owned = 0;
-        }
+        write_all_vectored(&mut out, &batch)?;
     }
-    write_all_vectored(&mut out, &batch)?;
+    if options.checksum.is_some() {
+        let header = laid.final_header(digests)?;
+        out.rewrite_start(&header)?;
+    }
     out.commit()?;
     Ok(())
 }
