@@ -34,6 +34,10 @@ pub struct ConvertArgs {
     /// Re-read what was written and compare every tensor with the checkpoint.
     #[arg(long)]
     pub verify: bool,
+    /// Record each tensor's digest in the written files' __metadata__ (`sha256`, or
+    /// `xxh3-64`: much faster, not cryptographic); `safetensors verify` checks them.
+    #[arg(long, value_name = "ALGORITHM", value_parser = crate::write::parse_algorithm)]
+    pub checksum: Option<safetensors::format::checksum::Algorithm>,
 }
 
 /// Runs `convert`.
@@ -43,6 +47,7 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode, Error> {
     let options = ConvertOptions {
         verify: args.verify,
         progress: Some(&on_progress),
+        checksum: args.checksum,
     };
     let result = if args.input.is_dir() {
         convert_folder(&args.input, &args.output, &options)

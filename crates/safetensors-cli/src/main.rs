@@ -1,5 +1,5 @@
-//! The `safetensors` command: inspect, validate, convert, shard, merge and diff safetensors
-//! files. This file only parses arguments and turns an error into one line on stderr; each
+//! The `safetensors` command: inspect, validate, verify, convert, shard, merge and diff
+//! safetensors files. This file only parses arguments and turns an error into one line on stderr; each
 //! subcommand lives in its own module.
 
 mod convert;
@@ -17,6 +17,7 @@ mod shard;
 mod size;
 mod table;
 mod validate;
+mod verify;
 mod write;
 
 use std::process::ExitCode;
@@ -30,9 +31,9 @@ const EXIT_ERROR: u8 = 2;
 #[command(
     name = "safetensors",
     version,
-    about = "Inspect, validate, convert, shard, merge and diff safetensors files",
-    after_help = "Exit status: 0 on success; 1 when `validate` finds an invalid file or `diff` a \
-        difference; 2 on any error."
+    about = "Inspect, validate, verify, convert, shard, merge and diff safetensors files",
+    after_help = "Exit status: 0 on success; 1 when `validate` finds an invalid file, `verify` a \
+        problem or `diff` a difference; 2 on any error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,6 +44,7 @@ struct Cli {
 enum Command {
     Inspect(inspect::InspectArgs),
     Validate(validate::ValidateArgs),
+    Verify(verify::VerifyArgs),
     Convert(convert::ConvertArgs),
     Shard(shard::ShardArgs),
     Merge(merge::MergeArgs),
@@ -53,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let code = match &cli.command {
         Command::Inspect(args) => inspect::run(args)?,
         Command::Validate(args) => validate::run(args)?,
+        Command::Verify(args) => verify::run(args)?,
         Command::Convert(args) => convert::run(args)?,
         Command::Shard(args) => shard::run(args)?,
         Command::Merge(args) => merge::run(args)?,

@@ -30,6 +30,11 @@ pub struct MergeArgs {
     /// The safetensors file to write.
     #[arg(value_name = "OUT")]
     pub output: PathBuf,
+    /// Record each tensor's digest in the output's __metadata__ (`sha256`, or `xxh3-64`: much
+    /// faster, not cryptographic); `safetensors verify` and `verify=True` check them. Without
+    /// it, digests the input records are kept for the tensors they cover.
+    #[arg(long, value_name = "ALGORITHM", value_parser = crate::write::parse_algorithm)]
+    pub checksum: Option<safetensors::format::checksum::Algorithm>,
 }
 
 /// Runs `merge`.
@@ -46,7 +51,7 @@ pub fn run(args: &MergeArgs) -> Result<ExitCode, Error> {
     for warning in &model.warnings {
         eprintln!("safetensors: warning: {warning}");
     }
-    let (metadata, differing) = model.metadata();
+    let (_, differing) = model.metadata();
     if !differing.is_empty() {
         let names: Vec<String> = differing.iter().map(|n| printable(n)).collect();
         eprintln!(
@@ -64,7 +69,13 @@ pub fn run(args: &MergeArgs) -> Result<ExitCode, Error> {
     }
     let count = views.len();
     let progress = Progress::bytes(total, "merging");
-    write_file(views, metadata, &args.output, &progress)?;
+    write_file(
+        views,
+        model.merged_metadata(),
+        &args.output,
+        &progress,
+        args.checksum,
+    )?;
     progress.finish();
     say!(
         "merged {} into {} ({}, {})",

@@ -8,6 +8,7 @@ use std::path::Path;
 use safetensors::checkpoint::shard_index::IndexProblem;
 use safetensors::checkpoint::Backend;
 use safetensors::checkpoint::Checkpoint;
+use safetensors::format::checksum;
 use safetensors::tensor::TensorView;
 
 use crate::error::Error;
@@ -127,6 +128,26 @@ impl OpenModel {
         (first, differing)
     }
 
+    /// The `__metadata__` to write for the whole model: the first file's entries, with the
+    /// checksums every file records for its own tensors (each shard records only its own).
+    pub fn merged_metadata(&self) -> Option<Vec<(String, String)>> {
+        let (first, _) = self.metadata();
+        let mut pairs: Vec<(String, String)> = first?
+            .iter()
+            .filter(|(k, _)| checksum::tensor_of_key(k).is_none())
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        for (_, file_pairs) in self.file_metadata() {
+            let recorded = file_pairs.into_iter().flat_map(|p| p.iter());
+            pairs.extend(
+                recorded
+                    .filter(|(k, _)| checksum::tensor_of_key(k).is_some())
+                    .map(|(k, v)| (k.to_owned(), v.to_owned())),
+            );
+        }
+        Some(pairs)
+    }
+
     /// The `__metadata__` of the whole model as a map (for comparisons).
     pub fn metadata_map(&self) -> BTreeMap<&str, &str> {
         self.metadata()
@@ -143,15 +164,18 @@ impl OpenModel {
     }
 }
 
-/// Two `__metadata__` values hold the same pairs (order aside).
+/// Two `__metadata__` values hold the same pairs (order aside, and recorded checksums
+/// aside: each shard records its own tensors').
 fn same_metadata(a: Option<Pairs<'_>>, b: Option<Pairs<'_>>) -> bool {
+    fn own(pairs: Pairs<'_>) -> BTreeMap<&str, &str> {
+        pairs
+            .iter()
+            .filter(|(k, _)| checksum::tensor_of_key(k).is_none())
+            .collect()
+    }
     match (a, b) {
         (None, None) => true,
-        (Some(a), Some(b)) => {
-            let a: BTreeMap<_, _> = a.iter().collect();
-            let b: BTreeMap<_, _> = b.iter().collect();
-            a == b
-        }
+        (Some(a), Some(b)) => own(a) == own(b),
         _ => false,
     }
 }

@@ -37,6 +37,11 @@ pub struct ShardArgs {
     /// of 1000) or KiB/MiB/GiB/TiB (powers of 1024), e.g. 5GB, 500MiB, 1.5GB.
     #[arg(long, value_name = "SIZE", default_value = "5GB", value_parser = parse_size)]
     pub max_shard_size: u64,
+    /// Record each tensor's digest in the output's __metadata__ (`sha256`, or `xxh3-64`: much
+    /// faster, not cryptographic); `safetensors verify` and `verify=True` check them. Without
+    /// it, digests the input records are kept for the tensors they cover.
+    #[arg(long, value_name = "ALGORITHM", value_parser = crate::write::parse_algorithm)]
+    pub checksum: Option<safetensors::format::checksum::Algorithm>,
 }
 
 /// How tensors are grouped into shards: the core's rule, shared with `save_sharded`.
@@ -51,7 +56,7 @@ pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {
         ));
     }
     let model = OpenModel::open(&args.input)?;
-    let (metadata, _) = model.metadata();
+    let metadata = model.metadata().0.map(|pairs| pairs.to_vec());
     let mut sized = Vec::new();
     let mut total = 0u64;
     for name in model.names_in_data_order()? {
@@ -76,9 +81,10 @@ pub fn run(args: &ShardArgs) -> Result<ExitCode, Error> {
         }
         write_file(
             views,
-            metadata,
+            metadata.clone(),
             &args.output_dir.join(&file_name),
             &progress,
+            args.checksum,
         )?;
     }
     // The index goes last: an interrupted run never leaves an index naming missing shards.

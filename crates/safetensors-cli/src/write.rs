@@ -5,7 +5,8 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use safetensors::write::to_file as serialize_to_file;
+use safetensors::format::checksum::{self, Algorithm};
+use safetensors::write::{to_file_with, WriteOptions};
 use safetensors::{Dtype, View};
 
 use crate::error::Error;
@@ -45,21 +46,50 @@ impl<V: View> View for Counted<'_, V> {
 
 /// Writes `tensors` with `metadata` (kept in its order; `None` writes no `__metadata__`) to
 /// `path`, streaming each tensor's bytes from where the views point.
+///
+/// Checksums recorded in the input's metadata travel with the tensors they cover (the bytes
+/// are copied unchanged, so they still hold) and are dropped for tensors this file does not
+/// hold; with `checksum`, every tensor's digest is computed afresh instead.
 pub fn write_file<V: View>(
     tensors: Vec<(String, V)>,
-    metadata: Option<safetensors::tensor::MetadataEntries<'_>>,
+    metadata: Option<Vec<(String, String)>>,
     path: &Path,
     progress: &Progress,
+    checksum: Option<Algorithm>,
 ) -> Result<(), Error> {
+    let pairs = metadata.map(|entries| {
+        let held: std::collections::HashSet<&str> =
+            tensors.iter().map(|(n, _)| n.as_str()).collect();
+        entries
+            .iter()
+            .filter(|(key, _)| match checksum::tensor_of_key(key) {
+                Some(tensor) => checksum.is_none() && held.contains(tensor),
+                None => true,
+            })
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect::<Vec<_>>()
+    });
     let counted = tensors
         .into_iter()
         .map(|(name, view)| (name, Counted::new(view, progress)));
-    let result = match metadata {
-        Some(pairs) => serialize_to_file(counted, pairs, path),
-        None => serialize_to_file(counted, None, path),
+    let options = WriteOptions::default().with_checksum(checksum);
+    let result = match pairs {
+        Some(pairs) => to_file_with(counted, pairs, path, &options),
+        None => to_file_with(
+            counted,
+            None::<std::collections::HashMap<String, String>>,
+            path,
+            &options,
+        ),
     };
     result.map_err(|source| Error::Write {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// Parses `--checksum`'s value: `sha256` or `xxh3-64`.
+pub fn parse_algorithm(text: &str) -> Result<Algorithm, String> {
+    text.parse()
+        .map_err(|e: checksum::UnknownAlgorithm| e.to_string())
 }

@@ -12,12 +12,16 @@ fn every_subcommand_has_help() {
     for (sub, words) in [
         ("inspect", &["LOCATION", "--json", "Range"][..]),
         ("validate", &["PATH"][..]),
+        (
+            "verify",
+            &["PATH|URL", "--require-checksums", "checksum"][..],
+        ),
         ("convert", &["IN", "OUT", "--verify", "pickle"][..]),
         (
             "shard",
             &["IN", "OUTDIR", "--max-shard-size", "GiB", "[default: 5GB]"][..],
         ),
-        ("merge", &["INDIR|INDEX", "OUT"][..]),
+        ("merge", &["INDIR|INDEX", "OUT", "--checksum"][..]),
         ("diff", &["A", "B", "Exit status"][..]),
     ] {
         assert!(top.stdout.contains(sub), "{sub} listed in:\n{}", top.stdout);

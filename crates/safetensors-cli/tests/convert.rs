@@ -151,6 +151,26 @@ fn converts_a_real_torch_checkpoint_and_verifies_it() {
 
     // The result passes validate and inspect.
     assert_eq!(run(["validate".as_ref(), output.as_os_str()]).code, 0);
+    // With --checksum, every tensor's digest is recorded, and verify checks them all.
+    let checked = dir.path().join("checked.safetensors");
+    let out = run([
+        "convert".as_ref(),
+        checkpoint.as_os_str(),
+        checked.as_os_str(),
+        "--checksum=sha256".as_ref(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let out = run([
+        "verify".as_ref(),
+        "--require-checksums".as_ref(),
+        checked.as_os_str(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.contains("every checksum matches"),
+        "{}",
+        out.stdout
+    );
     let out = run(["inspect".as_ref(), output.as_os_str()]);
     assert!(
         out.stdout.contains("layer.weight") && out.stdout.contains("[3, 4]"),

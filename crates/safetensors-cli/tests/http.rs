@@ -366,3 +366,50 @@ fn servers_without_range_support_still_work() {
     let local = inspect_json(path.to_str().unwrap());
     assert_eq!(normalized(&remote), normalized(&local));
 }
+
+#[test]
+#[ignore = "needs nginx: runs under `make test-rust` (cargo test -- --include-ignored)"]
+fn verify_over_http_checks_every_digest() {
+    let root = tempfile::tempdir().unwrap();
+    let single = root.path().join("single.safetensors");
+    write_model(&single, &sample_tensors(4, 64 * 1024), None);
+    let sharded = root.path().join("sharded");
+    let out = run([
+        "shard".as_ref(),
+        single.as_os_str(),
+        sharded.as_os_str(),
+        "--max-shard-size=300KB".as_ref(),
+        "--checksum=sha256".as_ref(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let nginx = start_nginx(root.path());
+
+    let url = nginx.url("sharded/model.safetensors.index.json");
+    let out = run(["verify", "--require-checksums", url.as_str()]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.contains("every checksum matches"),
+        "{}",
+        out.stdout
+    );
+
+    // A byte flipped on the server: the shard and the tensor are named.
+    let shard = sharded.join("model-00002-of-00004.safetensors");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&shard, bytes).unwrap();
+    let out = run(["verify", url.as_str()]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("model-00002-of-00004.safetensors: tensor")
+            && out.stderr.contains("checksum mismatch"),
+        "{}",
+        out.stderr
+    );
+
+    // A URL that is not there is an error, not a failed verification.
+    let out = run(["verify", nginx.url("nothing.safetensors").as_str()]);
+    assert_eq!(out.code, 2, "{}", out.all());
+}

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let opts = ConvertOptions {
+        checksum: None,
         verify,
         progress: None,
     };

@@ -11,7 +11,7 @@ use safetensors::checkpoint::shard_index::{
     shard_file_name, write_index_json, IndexProblem, ShardContents, ShardIndex,
 };
 use safetensors::checkpoint::Checkpoint;
-use safetensors::write::to_file as serialize_to_file;
+use safetensors::write::{to_file_with, WriteOptions};
 use safetensors::{Dtype, View};
 
 use crate::error::ConvertError;
@@ -27,6 +27,9 @@ pub struct ConvertOptions<'a> {
     pub verify: bool,
     /// Called as tensor bytes are written, with (bytes done, bytes total) over the whole job.
     pub progress: Option<&'a dyn Fn(u64, u64)>,
+    /// Record each tensor's digest in the written files' `__metadata__`
+    /// (see `safetensors::format::checksum`).
+    pub checksum: Option<safetensors::format::checksum::Algorithm>,
 }
 
 /// What a conversion wrote.
@@ -222,6 +225,7 @@ fn write_one(
     plan: &SharePlan,
     output: &Path,
     progress: &Progress<'_>,
+    checksum: Option<safetensors::format::checksum::Algorithm>,
 ) -> Result<u64, ConvertError> {
     let tensors = ck.tensors();
     let views = plan.kept.iter().map(|&i| {
@@ -234,7 +238,8 @@ fn write_one(
             },
         )
     });
-    serialize_to_file(views, metadata(plan), output).map_err(|source| {
+    let options = WriteOptions::default().with_checksum(checksum);
+    to_file_with(views, metadata(plan), output, &options).map_err(|source| {
         ConvertError::Safetensors {
             path: output.to_path_buf(),
             source,
@@ -321,7 +326,7 @@ pub fn convert_file(
         total,
         callback: opts.progress,
     };
-    let bytes = write_one(&ck, &plan, output, &progress)?;
+    let bytes = write_one(&ck, &plan, output, &progress, opts.checksum)?;
     if opts.verify {
         if let Err(e) = verify_one(&ck, &plan, output) {
             let _ = fs::remove_file(output);
@@ -444,7 +449,7 @@ pub fn convert_folder(
             let out_name = shard_file_name(si + 1, n);
             let out = output_dir.join(&out_name);
             check_distinct(ck.path(), &out)?;
-            report.bytes_written += write_one(ck, plan, &out, &progress)?;
+            report.bytes_written += write_one(ck, plan, &out, &progress, opts.checksum)?;
             report.files_written.push(out.clone());
             if opts.verify {
                 verify_one(ck, plan, &out)?;

@@ -41,6 +41,7 @@ fn torch_checkpoints_convert_exactly() {
     let (python, dir) = generated();
     let out = common::scratch("torch-out");
     let opts = ConvertOptions {
+        checksum: None,
         verify: true,
         progress: None,
     };
@@ -89,6 +90,7 @@ fn torch_checkpoints_convert_exactly() {
         &dir.join("sharded"),
         &shard_out,
         &ConvertOptions {
+            checksum: None,
             verify: true,
             progress: Some(&progress),
         },

@@ -63,6 +63,7 @@ fn hand_built_checkpoint_converts() {
         &src,
         &dir.join("o.safetensors"),
         &ConvertOptions {
+            checksum: None,
             verify: true,
             progress: None,
         },
@@ -269,6 +270,7 @@ fn committed_fixtures_read_and_convert() {
             &path,
             &out,
             &ConvertOptions {
+                checksum: None,
                 verify: true,
                 progress: None,
             },
@@ -310,6 +312,7 @@ fn try_everything(bytes: &[u8], dir: &Path) {
         &src,
         &dst,
         &ConvertOptions {
+            checksum: None,
             verify: true,
             progress: None,
         },
@@ -406,6 +409,7 @@ fn sharded_folder_converts_and_writes_an_index() {
         &input,
         &out,
         &ConvertOptions {
+            checksum: None,
             verify: true,
             progress: None,
         },
@@ -526,6 +530,7 @@ fn big_endian_archive_is_byte_swapped() {
         &src,
         &out,
         &ConvertOptions {
+            checksum: None,
             verify: true,
             progress: None,
         },

@@ -26,6 +26,7 @@ pub mod shard_index;
 pub mod sharded_writer;
 #[cfg(feature = "http")]
 pub mod url_index;
+pub mod verify;
 
 /// How local files are opened (an option of [`Checkpoint::open_with`]), and what a shard is.
 pub use crate::source::file::{Backend, SafeFile};

@@ -370,6 +370,12 @@ impl WriteOptions {
             checksum: Some(algorithm),
         }
     }
+
+    /// These options with `checksum` (`None`: no digests).
+    pub fn with_checksum(mut self, checksum: Option<crate::format::checksum::Algorithm>) -> Self {
+        self.checksum = checksum;
+        self
+    }
 }
 
 /// Tensors in file order, the metadata to write (with digest placeholders when asked), and
