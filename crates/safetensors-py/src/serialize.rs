@@ -160,7 +160,9 @@ fn prepare(tensor_dict: &Bound<'_, PyDict>) -> PyResult<Prepared> {
 }
 
 /// The metadata argument as ordered pairs (None stays None).
-pub(crate) fn metadata_pairs(metadata: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<(String, String)>>> {
+pub(crate) fn metadata_pairs(
+    metadata: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<Vec<(String, String)>>> {
     let Some(m) = metadata.filter(|m| !m.is_none()) else {
         return Ok(None);
     };

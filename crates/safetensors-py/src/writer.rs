@@ -57,11 +57,9 @@ impl Writer {
     fn error(&self, py: Python<'_>, err: Error) -> PyErr {
         match err {
             Error::InvalidWrite(_) => dual_err(py, "ValueError", err.to_string()),
-            Error::IoError(io) => write_error(
-                py,
-                io,
-                &format!("cannot write {}", self.target.display()),
-            ),
+            Error::IoError(io) => {
+                write_error(py, io, &format!("cannot write {}", self.target.display()))
+            }
             other => to_pyerr(other),
         }
     }
@@ -219,9 +217,8 @@ pub fn open_sharded_writer(
     metadata: Option<&Bound<'_, PyAny>>,
     checksum: Option<&str>,
 ) -> PyResult<Writer> {
-    let limit = safetensors::checkpoint::shard_index::parse_size(max_shard_size).map_err(|e| {
-        PyValueError::new_err(format!("max_shard_size {max_shard_size:?}: {e}"))
-    })?;
+    let limit = safetensors::checkpoint::shard_index::parse_size(max_shard_size)
+        .map_err(|e| PyValueError::new_err(format!("max_shard_size {max_shard_size:?}: {e}")))?;
     let specs = core_specs(specs)?;
     let metadata = metadata_pairs(metadata)?;
     let options = options(checksum)?;

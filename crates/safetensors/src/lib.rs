@@ -37,12 +37,12 @@ pub use format::tensor::{SafeTensors, View};
 /// [`ShardedWriter`](write::ShardedWriter) for a sharded checkpoint).
 pub mod write {
     #[cfg(feature = "std")]
+    pub use crate::checkpoint::sharded_writer::ShardedWriter;
+    #[cfg(feature = "std")]
     pub use crate::format::atomic::write_atomically;
     pub use crate::format::serialize::to_bytes;
     #[cfg(feature = "std")]
     pub use crate::format::serialize::{to_bytes_with, to_file, to_file_with, WriteOptions};
     #[cfg(feature = "std")]
     pub use crate::format::streaming::{Spec, StreamingWriter};
-    #[cfg(feature = "std")]
-    pub use crate::checkpoint::sharded_writer::ShardedWriter;
 }

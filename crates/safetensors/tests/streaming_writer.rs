@@ -78,13 +78,8 @@ fn tensors_written_in_any_order_give_the_whole_writer_bytes() {
         for metadata in [None, Some(vec![("z", "1"), ("format", "pt"), ("a", "2")])] {
             let whole = dir.path().join("whole.safetensors");
             match &metadata {
-                None => to_file_with(
-                    views(&t),
-                    None::<HashMap<String, String>>,
-                    &whole,
-                    &options,
-                )
-                .unwrap(),
+                None => to_file_with(views(&t), None::<HashMap<String, String>>, &whole, &options)
+                    .unwrap(),
                 Some(m) => to_file_with(views(&t), m.clone(), &whole, &options).unwrap(),
             }
             let want = std::fs::read(&whole).unwrap();
@@ -190,9 +185,15 @@ fn refused_writes_name_the_tensor_and_change_nothing() {
         )
         .unwrap_err()
         .to_string();
-    assert!(err.contains("planned as F32 [4, 3] but is F32 [3, 4]"), "{err}");
+    assert!(
+        err.contains("planned as F32 [4, 3] but is F32 [3, 4]"),
+        "{err}"
+    );
     let err = writer
-        .write("nope", &TensorView::new(Dtype::F32, vec![4, 3], &f32).unwrap())
+        .write(
+            "nope",
+            &TensorView::new(Dtype::F32, vec![4, 3], &f32).unwrap(),
+        )
         .unwrap_err()
         .to_string();
     assert!(
@@ -202,7 +203,10 @@ fn refused_writes_name_the_tensor_and_change_nothing() {
     let embed = TensorView::new(Dtype::F32, vec![4, 3], &f32).unwrap();
     writer.write("embed", &embed).unwrap();
     let err = writer.write("embed", &embed).unwrap_err().to_string();
-    assert!(err.contains("tensor \"embed\" was already written"), "{err}");
+    assert!(
+        err.contains("tensor \"embed\" was already written"),
+        "{err}"
+    );
     assert_eq!(writer.missing().count(), 7);
     assert_eq!(writer.spec("embed"), Some(&Spec::new(Dtype::F32, [4, 3])));
 }
@@ -218,7 +222,10 @@ fn plans_the_whole_writer_refuses_are_refused_before_any_file() {
         ("a", Spec::new(Dtype::F32, [1])),
         ("a", Spec::new(Dtype::F32, [1])),
     ]);
-    assert!(matches!(err, Error::DuplicateTensor(ref n) if n == "a"), "{err}");
+    assert!(
+        matches!(err, Error::DuplicateTensor(ref n) if n == "a"),
+        "{err}"
+    );
     let err = create(vec![("__metadata__", Spec::new(Dtype::F32, [1]))]);
     assert!(err.to_string().contains("reserved"), "{err}");
     let err = create(vec![("odd", Spec::new(Dtype::F4, [3]))]);
@@ -255,8 +262,8 @@ fn the_sharded_writer_writes_what_save_sharded_writes() {
     for options in options() {
         for limit in [1u64, 40, 64, 1 << 20] {
             let whole = tempfile::tempdir().unwrap();
-            let index = save_sharded_with(views(&t), meta.clone(), whole.path(), limit, &options)
-                .unwrap();
+            let index =
+                save_sharded_with(views(&t), meta.clone(), whole.path(), limit, &options).unwrap();
             let streamed = tempfile::tempdir().unwrap();
             // An earlier save of another shape, which both writers replace.
             std::fs::write(streamed.path().join("model.safetensors"), b"old").unwrap();
@@ -299,13 +306,19 @@ fn a_sharded_writer_missing_a_tensor_renames_nothing() {
         .write("other", &views(&t)[0].1)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("\"other\" is not one of the 8 planned"), "{err}");
+    assert!(
+        err.contains("\"other\" is not one of the 8 planned"),
+        "{err}"
+    );
     let err = writer.finish().unwrap_err().to_string();
     assert!(
         err.contains("1 of the 8 planned tensors was never written: \"scale\""),
         "{err}"
     );
-    assert_eq!(files(dir.path()), [("model.safetensors".into(), b"old".to_vec())]);
+    assert_eq!(
+        files(dir.path()),
+        [("model.safetensors".into(), b"old".to_vec())]
+    );
 
     // A name given twice is refused before any file is made.
     let empty = tempfile::tempdir().unwrap();
@@ -313,8 +326,8 @@ fn a_sharded_writer_missing_a_tensor_renames_nothing() {
         ("a", Spec::new(Dtype::U8, [1])),
         ("a", Spec::new(Dtype::U8, [2])),
     ];
-    let err = ShardedWriter::create(empty.path(), twice, None, 1, &WriteOptions::default())
-        .unwrap_err();
+    let err =
+        ShardedWriter::create(empty.path(), twice, None, 1, &WriteOptions::default()).unwrap_err();
     assert!(matches!(err, Error::DuplicateTensor(_)), "{err}");
     assert!(listing(empty.path()).is_empty());
 }

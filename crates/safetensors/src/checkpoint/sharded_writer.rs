@@ -2,9 +2,9 @@
 //! [`save_sharded_with`](crate::checkpoint::shard_index::save_sharded_with).
 //!
 //! [`ShardedWriter`] takes every tensor's name, dtype and shape first (in the order
-//! `save_sharded` would get the tensors), plans the same shards with
-//! [`plan_shards`](crate::checkpoint::shard_index::plan_shards), and opens one
-//! [`StreamingWriter`] a shard. Each tensor's bytes then go to its shard, in any order.
+//! `save_sharded` would get the tensors), plans the same shards with [`plan_shards`], and
+//! opens one [`StreamingWriter`] a shard. Each tensor's bytes then go to its shard, in any
+//! order.
 //! [`finish`](ShardedWriter::finish) renames the shards into place only once every tensor of
 //! every shard is written, then writes the index last and removes what an earlier save of
 //! another shape left, exactly as `save_sharded` does: the same files, byte for byte.
@@ -91,7 +91,12 @@ impl ShardedWriter {
         for (i, (names, file)) in plan.iter().zip(&files).enumerate() {
             let shard_specs: Vec<(String, Spec)> = names
                 .iter()
-                .map(|n| (n.clone(), pending.remove(n).expect("planned from these specs")))
+                .map(|n| {
+                    (
+                        n.clone(),
+                        pending.remove(n).expect("planned from these specs"),
+                    )
+                })
                 .collect();
             for name in names {
                 shard_of.insert(name.clone(), i);

@@ -110,7 +110,10 @@ impl AtomicFile {
 
     /// Sets the file's length (a file written out of order gets its final size first).
     pub fn set_len(&self, len: u64) -> io::Result<()> {
-        self.writer.as_ref().expect("not committed yet").set_len(len)
+        self.writer
+            .as_ref()
+            .expect("not committed yet")
+            .set_len(len)
     }
 
     /// The path the file is renamed to on [`AtomicFile::commit`].
