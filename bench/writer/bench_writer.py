@@ -14,9 +14,11 @@ figures are the writers', not the producer's). Four cases, each in a fresh proce
 
 Peak memory is the process's VmHWM less its VmRSS just before the case starts (torch
 imported, nothing produced); time is wall clock from the first tensor produced to the file
-closed (renamed, for the safetensors writers), page cache warm, no fsync (as ``save_file`` and
-the plain write). The driver runs ``--rounds`` rounds of one process a case, the order rotated
-each round, and reports medians, and each case's time / plain.
+closed (renamed, for the safetensors writers), and the process's CPU time (user + system,
+which a busy machine disturbs less); page cache warm, no fsync (as ``save_file`` and the
+plain write); ``--dir /dev/shm`` takes the disk's writeback out of the figures. The driver
+runs ``--rounds`` rounds of one process a case, the order rotated each round, and reports
+medians, and each case's time / plain.
 
     .venv/bin/python bench/writer/bench_writer.py [--gb 2] [--rounds 3] [--dir /tmp]
 """
@@ -73,7 +75,7 @@ def worker(case: str, gb: float, folder: str) -> None:
     plan = specs(gb)
     path = os.path.join(folder, f"bench-writer-{case}-{os.getpid()}.safetensors")
     base = status("VmRSS")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if case == "plain":
         with open(path, "wb") as f:
             for name, (dtype, shape) in plan.items():
@@ -93,11 +95,11 @@ def worker(case: str, gb: float, folder: str) -> None:
         del tensors
     else:
         raise SystemExit(f"unknown case {case}")
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = status("VmHWM") - base
     size = os.path.getsize(path)
     os.unlink(path)
-    print(json.dumps({"case": case, "seconds": elapsed, "peak": peak, "bytes": size}))
+    print(json.dumps({"case": case, "seconds": elapsed, "cpu": cpu, "peak": peak, "bytes": size}))
 
 
 def main() -> None:
@@ -119,19 +121,25 @@ def main() -> None:
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             row = json.loads(out.strip().splitlines()[-1])
             results[case].append(row)
-            print(f"round {r + 1} {case:12s} {row['seconds']:7.3f} s  peak +{row['peak'] / 2**20:7.0f} MiB", flush=True)
+            print(
+                f"round {r + 1} {case:12s} {row['seconds']:7.3f} s  cpu {row['cpu']:7.3f} s  "
+                f"peak +{row['peak'] / 2**20:7.0f} MiB",
+                flush=True,
+            )
 
     size = results["stream"][0]["bytes"]
     plain = statistics.median(r["seconds"] for r in results["plain"])
-    print(f"\n{size / 1e9:.2f} GB, {len(specs(args.gb))} tensors, {args.rounds} processes a case, medians")
-    print("| case | median s | min s | GB/s | time / plain | peak memory above start |")
-    print("|---|---:|---:|---:|---:|---:|")
+    plain_cpu = statistics.median(r["cpu"] for r in results["plain"])
+    print(f"\n{size / 1e9:.2f} GB in {args.dir}, {len(specs(args.gb))} tensors, {args.rounds} processes a case")
+    print("| case | median s | min s | time / plain | CPU s (median) | CPU / plain | peak memory above start |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for case in CASES:
         secs = [r["seconds"] for r in results[case]]
         med = statistics.median(secs)
+        cpu = statistics.median(r["cpu"] for r in results[case])
         peak = max(r["peak"] for r in results[case])
         print(
-            f"| {case} | {med:.3f} | {min(secs):.3f} | {size / med / 1e9:.2f} | {med / plain:.3f} "
+            f"| {case} | {med:.3f} | {min(secs):.3f} | {med / plain:.3f} | {cpu:.3f} | {cpu / plain_cpu:.3f} "
             f"| {peak / 2**20:,.0f} MiB |"
         )
 
