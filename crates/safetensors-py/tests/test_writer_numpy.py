@@ -7,6 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import ml_dtypes
@@ -215,3 +218,39 @@ def test_sharded_writer_renames_nothing_until_everything_is_written(tmp_path: Pa
             w.write("embed", t["embed"])
             raise KeyError("interrupted")
     assert listing(tmp_path) == ["model.safetensors"]
+
+
+KILLED_WRITER = r"""
+import sys
+import numpy as np
+from safetensors.numpy import open_writer
+
+specs = {f"t{i}": (np.float32, (1000,)) for i in range(4)}
+w = open_writer(sys.argv[1], specs)
+w.write("t2", np.full(1000, 2, dtype=np.float32))
+w.write("t0", np.zeros(1000, dtype=np.float32))
+print("half written", flush=True)
+sys.stdin.readline()  # killed here
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs SIGKILL and /proc")
+def test_a_writer_killed_mid_way_leaves_the_old_file_and_the_next_save_cleans_up(tmp_path: Path) -> None:
+    path = tmp_path / "m.safetensors"
+    save_file({"old": np.ones(3, dtype=np.float32)}, path)
+    old = path.read_bytes()
+    with subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None and proc.stdout.readline() == "half written\n"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert path.read_bytes() == old
+    leftover = [n for n in listing(tmp_path) if n != "m.safetensors"]
+    assert leftover == [f".m.safetensors.{proc.pid}.0.tmp"]
+    t = {f"t{i}": np.full(1000, i, dtype=np.float32) for i in range(4)}
+    with open_writer(path, specs_of(t)) as w:
+        for name, value in t.items():
+            w.write(name, value)
+    assert listing(tmp_path) == ["m.safetensors"]  # the dead writer's temporary file is gone
+    assert load_file(path)["t3"][0] == 3
