@@ -41,8 +41,53 @@ pub struct SafeOpen {
 impl SafeOpen {
     fn from_container(hooks: Hooks, container: Container) -> SafeOpen {
         SafeOpen {
-            inner: Arc::new(Inner::new(hooks, container)),
+            inner: Arc::new(Inner::new(hooks, container, verify_by_default())),
         }
+    }
+
+    /// This handle with digest checks on or off (`None`: as `SAFETENSORS_VERIFY` says).
+    fn verifying(mut self, verify: Option<bool>) -> SafeOpen {
+        if let Some(verify) = verify {
+            // Just made: nothing else holds the handle's state yet.
+            if let Some(inner) = Arc::get_mut(&mut self.inner) {
+                inner.verify = verify;
+            }
+        }
+        self
+    }
+
+    /// Opens `filename` (a file, folder, index JSON or URL) as `safe_open` describes.
+    fn open(
+        py: Python<'_>,
+        filename: &Bound<'_, PyAny>,
+        framework: &str,
+        device: Option<&Bound<'_, PyAny>>,
+        backend: &str,
+        headers: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        // Check the cheap arguments before touching the file system.
+        Framework::parse(framework)?;
+        let map = parse_backend(backend)?;
+        let headers = crate::remote::headers(headers)?;
+        let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
+        let device = device.unwrap_or(&cpu);
+        if let Some(url) = crate::remote::url_of(filename) {
+            return SafeOpen::open_url(py, &url, headers, framework, device);
+        }
+        let path: PathBuf = filename.extract()?;
+        if path.is_dir() || path.extension().is_some_and(|e| e == "json") {
+            return SafeOpen::open_checkpoint(py, &path, filename, map, framework, device);
+        }
+        // A single file is a checkpoint of one shard. The core opens it with positioned
+        // reads: with the mmap backend the one mapping is made here (`mapping.rs`), which
+        // views and copies share.
+        let checkpoint = py
+            .detach(|| Checkpoint::open_with(&path, Backend::Pread))
+            .map_err(|e| match e {
+                safetensors::Error::IoError(io) => crate::error::open_error(py, io, filename),
+                other => to_pyerr(other),
+            })?;
+        SafeOpen::from_checkpoint(py, checkpoint, map, framework, device)
     }
 
     /// Opens a folder or an index JSON: a sharded checkpoint, or the one file a folder holds.
@@ -108,6 +153,17 @@ impl SafeOpen {
     }
 }
 
+/// Whether handles check recorded digests when `verify` is not given: the environment
+/// variable `SAFETENSORS_VERIFY` set to `1`, `true`, `yes` or `on`.
+pub fn verify_by_default() -> bool {
+    std::env::var("SAFETENSORS_VERIFY").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
 /// Parses the `backend` argument shared by `safe_open` and the framework loaders: true for
 /// "mmap" (the one private mapping of `mapping.rs`), false for "pread" (positioned reads only;
 /// the file is never mapped).
@@ -132,7 +188,7 @@ pub fn parse_backend(name: &str) -> PyResult<bool> {
 #[pymethods]
 impl SafeOpen {
     #[new]
-    #[pyo3(signature = (filename, framework, device = None, *, backend = "mmap", headers = None))]
+    #[pyo3(signature = (filename, framework, device = None, *, backend = "mmap", headers = None, verify = None))]
     fn new(
         py: Python<'_>,
         filename: &Bound<'_, PyAny>,
@@ -140,30 +196,9 @@ impl SafeOpen {
         device: Option<&Bound<'_, PyAny>>,
         backend: &str,
         headers: Option<&Bound<'_, PyAny>>,
+        verify: Option<bool>,
     ) -> PyResult<Self> {
-        // Check the cheap arguments before touching the file system.
-        Framework::parse(framework)?;
-        let map = parse_backend(backend)?;
-        let headers = crate::remote::headers(headers)?;
-        let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
-        let device = device.unwrap_or(&cpu);
-        if let Some(url) = crate::remote::url_of(filename) {
-            return SafeOpen::open_url(py, &url, headers, framework, device);
-        }
-        let path: PathBuf = filename.extract()?;
-        if path.is_dir() || path.extension().is_some_and(|e| e == "json") {
-            return SafeOpen::open_checkpoint(py, &path, filename, map, framework, device);
-        }
-        // A single file is a checkpoint of one shard. The core opens it with positioned
-        // reads: with the mmap backend the one mapping is made here (`mapping.rs`), which
-        // views and copies share.
-        let checkpoint = py
-            .detach(|| Checkpoint::open_with(&path, Backend::Pread))
-            .map_err(|e| match e {
-                safetensors::Error::IoError(io) => crate::error::open_error(py, io, filename),
-                other => to_pyerr(other),
-            })?;
-        SafeOpen::from_checkpoint(py, checkpoint, map, framework, device)
+        Ok(SafeOpen::open(py, filename, framework, device, backend, headers)?.verifying(verify))
     }
 
     /// Prepares the files of this handle for reading parts of tensors (the core's
@@ -239,6 +274,8 @@ impl SafeOpen {
         let this = slf.get();
         let opened = this.inner.opened(py)?;
         let names = opened.keys();
+        this.inner
+            .check_digests(py, &opened, names.iter().map(String::as_str))?;
         if !this.inner.hooks.on_cpu(py) {
             if let Some(dict) = this.inner.hooks.load_all(py, slf.as_any(), &names)? {
                 return Ok(dict);
@@ -270,6 +307,8 @@ impl SafeOpen {
     ) -> PyResult<Bound<'py, PyDict>> {
         let strategy = crate::bulk::Strategy::parse(strategy)?;
         let opened = self.inner.opened(py)?;
+        self.inner
+            .check_digests(py, &opened, names.iter().map(String::as_str))?;
         let options = crate::bulk::options(threads, block_size);
         let one = |name: &str| self.inner.tensor(py, &opened, name);
         crate::bulk::load_all(
@@ -313,6 +352,8 @@ impl SafeOpen {
         sequential: bool,
     ) -> PyResult<()> {
         let opened = self.inner.opened(py)?;
+        self.inner
+            .check_digests(py, &opened, items.iter().map(|item| item.0.as_str()))?;
         let items = items
             .into_iter()
             .map(|(name, start, addr, nbytes)| {

@@ -173,6 +173,12 @@ class safe_open:
     through a small ring of pinned host buffers with asynchronous copies (host memory stays
     bounded whatever the model's size); ``get_tensor`` copies its one tensor to the device.
 
+    ``verify=True`` (or, when ``verify`` is None, the environment variable
+    ``SAFETENSORS_VERIFY=1``) checks each tensor against the digest its file records
+    (``save_file(..., checksum=...)``) the first time it is read, whole even for a slice or
+    a part, and raises ``SafetensorError`` naming the tensor on a mismatch; tensors without
+    a recorded digest load as before.
+
     Leaving the ``with`` block closes it: the descriptor and mapping are released (tensors
     handed out stay valid) and any later call raises ``SafetensorError``. A missing file
     raises ``FileNotFoundError`` (``errno`` and ``filename`` set).
@@ -186,6 +192,7 @@ class safe_open:
         *,
         backend: str = "mmap",  # "mmap" or "pread"; anything else raises SafetensorValueError
         headers: Optional[Dict[str, str]] = None,  # sent with every HTTP request (URLs)
+        verify: Optional[bool] = None,  # check recorded digests; None: SAFETENSORS_VERIFY
     ) -> "safe_open": ...
     def _prepare_for_parts(self) -> None:
         """Readies the files opened so far for reading parts of tensors (private: load_for_rank)."""
@@ -251,18 +258,25 @@ def _safe_open_handle(fileobj: Any, framework: _Framework, device: Optional[_Dev
 
 def _safe_open_bytes(data: Any, framework: _Framework, device: Optional[_Device] = None) -> safe_open: ...
 def serialize(
-    tensor_dict: Mapping[str, Union[TensorSpec, Mapping[str, Any]]], metadata: Optional[Dict[str, str]] = None
+    tensor_dict: Mapping[str, Union[TensorSpec, Mapping[str, Any]]],
+    metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
 ) -> bytes: ...
 def serialize_file(
     tensor_dict: Mapping[str, Union[TensorSpec, Mapping[str, Any]]],
     filename: Union[str, os.PathLike[str]],
     metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
 ) -> None: ...
 def _serialize_sharded(
     tensor_dict: Mapping[str, Union[TensorSpec, Mapping[str, Any]]],
     folder: Union[str, os.PathLike[str]],
     max_shard_size: str,
     metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
 ) -> str:
     """Writes shards of at most ``max_shard_size`` bytes and the index (last); the index JSON."""
 
