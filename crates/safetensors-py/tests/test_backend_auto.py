@@ -83,7 +83,8 @@ def test_every_loader_and_a_sharded_folder_take_auto(model, tmp_path):
     folder.mkdir()
     save_file({"w": TENSORS["w"]}, folder / "model-00001-of-00002.safetensors")
     save_file({"b": TENSORS["b"]}, folder / "model-00002-of-00002.safetensors")
-    index = {"metadata": {}, "weight_map": {"w": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    shards = {"w": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}
+    index = {"metadata": {}, "weight_map": shards}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     for location in (folder, folder / "model.safetensors.index.json"):
         with safe_open(location, "np", backend="auto") as f:
