@@ -186,7 +186,8 @@ def load_file(
     tensors are views of the mapping (no copy), other frameworks copy once from it; a file
     less than 90% in the page cache is first read ahead whole (``POSIX_FADV_WILLNEED``). With
     the pread backend every tensor is read into its own memory by several threads in large
-    blocks.
+    blocks. ``backend="auto"`` is pread on network, cluster and FUSE filesystems and mmap
+    elsewhere (see ``safe_open``).
 
     An ``http(s)://`` URL of a file or index JSON is fetched with Range requests, several at
     once, straight into the tensors (``headers`` sent with each request).

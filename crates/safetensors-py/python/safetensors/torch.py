@@ -362,9 +362,10 @@ def load_file(
     private (copy-on-write) memory map of the file: writing to a tensor never changes the
     file; a file mostly not in the page cache is first read ahead whole, in large requests.
     ``backend="pread"`` reads every tensor into its own memory, with several threads in
-    large blocks. On a CUDA device the bytes stream through a small ring of pinned host buffers
-    with asynchronous copies (host memory stays bounded whatever the model's size); on other
-    devices each tensor is copied there from the CPU.
+    large blocks; ``backend="auto"`` picks pread on network, cluster and FUSE filesystems (NFS,
+    SMB, Lustre, FUSE, ...) and mmap elsewhere. On a CUDA device the bytes stream through a
+    small ring of pinned host buffers with asynchronous copies (host memory stays bounded
+    whatever the model's size); on other devices each tensor is copied there from the CPU.
 
     ``filename`` may be the ``http(s)://`` URL of a file or of an index JSON: tensors are
     fetched with Range requests, several at once, ``headers`` sent with each request.
