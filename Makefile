@@ -139,7 +139,7 @@ lint-rust:
 
 PY_LINTED := crates/safetensors-py bench/python bench/sharded bench/load bench/ranks bench/headers bench/gpu \
 	bench/compare \
-	bench/prefetch bench/writer
+	bench/prefetch bench/checksum bench/writer
 
 ## Python (needs `make setup`): ruff lint and format, mypy on the package, and the extension
 ## module's stub checked against the built module by stubtest.
@@ -206,6 +206,12 @@ bench-ranks: setup
 ## 0.8.0 in /tmp/refpkg) and a whole load, cold (drops the page cache: root) and warm.
 bench-prefetch: setup
 	$(PY) bench/prefetch/bench_prefetch.py $${BENCH_ARGS:-}
+
+## Checksums (issue 23): save_file with no/xxh3-64/sha256 digests, load_file verify=False/True,
+## and `safetensors verify` (GB/s, warm; cold too with --cold, root). BENCH_ARGS="--runs 1".
+bench-checksum: setup
+	$(CARGO) build --release -p safetensors-cli
+	$(PY) bench/checksum/bench_checksum.py $${BENCH_ARGS:-}
 
 ## Two builds of the package side by side, before and after a change to the read path (each
 ## a checkout where `maturin develop` ran): BENCH_ARGS="--a OTHER/crates/safetensors-py/python

@@ -59,6 +59,15 @@ fn load_url(url: &str) -> Result<Model, Error> {
         .map_err(|(at, e)| remote::url_error(&at, e))
 }
 
+/// The metadata entries to list, and how many recorded checksums (`__checksum__:NAME`)
+/// were left out of them: a checkpoint with digests has one per tensor.
+fn shown_pairs(pairs: Pairs<'_>) -> (Vec<(&str, &str)>, usize) {
+    let (digests, shown): (Vec<(&str, &str)>, Vec<(&str, &str)>) = pairs
+        .iter()
+        .partition(|(k, _)| safetensors::format::checksum::tensor_of_key(k).is_some());
+    (shown, digests.len())
+}
+
 /// The human-readable report.
 pub fn render(model: &Model) -> String {
     let mut out = String::new();
@@ -141,9 +150,12 @@ pub fn render(model: &Model) -> String {
     ]);
     out.push_str(&table.render());
 
-    // One metadata section when every file carries the same __metadata__, else one per file.
+    // One metadata section when every file carries the same __metadata__ (each shard's own
+    // checksums aside), else one per file.
     let all_same = model.files.windows(2).all(|pair| {
-        pair[0].header.metadata.metadata_ordered() == pair[1].header.metadata.metadata_ordered()
+        let a = pair[0].header.metadata.metadata_ordered();
+        let b = pair[1].header.metadata.metadata_ordered();
+        a.map(|p| shown_pairs(p).0) == b.map(|p| shown_pairs(p).0)
     });
     let sections: Vec<(Option<&str>, Option<Pairs<'_>>)> = if all_same {
         vec![(
@@ -171,8 +183,24 @@ pub fn render(model: &Model) -> String {
             Some(pairs) if pairs.is_empty() => out.push_str(" {} (empty)\n"),
             Some(pairs) => {
                 out.push('\n');
-                for (key, value) in pairs {
+                let (shown, mut digests) = shown_pairs(pairs);
+                for (key, value) in shown {
                     out.push_str(&format!("  {}: {}\n", printable(key), printable(value)));
+                }
+                if file.is_none() {
+                    // One section for every file: count every file's digests.
+                    digests = model
+                        .files
+                        .iter()
+                        .filter_map(|s| s.header.metadata.metadata_ordered())
+                        .map(|p| shown_pairs(p).1)
+                        .sum();
+                }
+                if digests > 0 {
+                    out.push_str(&format!(
+                        "  (and {} recorded: `safetensors verify` checks them)\n",
+                        counted(digests as u64, "tensor checksum")
+                    ));
                 }
             }
         }

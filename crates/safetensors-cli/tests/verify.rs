@@ -56,6 +56,15 @@ fn a_checkpoint_with_digests_verifies() {
             "{}",
             done.stdout
         );
+        // inspect lists the input's own metadata and counts the digests instead of listing them.
+        let shown = run(["inspect".as_ref(), out.as_os_str()]);
+        assert!(
+            shown.stdout.contains("  format: pt\n")
+                && shown.stdout.contains("(and 5 tensor checksums recorded")
+                && !shown.stdout.contains("__checksum__:"),
+            "{}",
+            shown.stdout
+        );
         // The index JSON itself, and each shard alone.
         let index = out.join("model.safetensors.index.json");
         assert_eq!(verify(&[&index]).code, 0);

@@ -10,11 +10,13 @@ use crate::mapping::Map;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyList;
+use safetensors::checkpoint::verify::verify_tensor;
 use safetensors::checkpoint::{Checkpoint, ShardFile};
 use safetensors::reader::gather::gather;
 use safetensors::reader::selection::{read_selection, Reach};
 use safetensors::slice::{byte_ranges, ByteRanges};
 use safetensors::tensor::TensorInfo;
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -27,6 +29,8 @@ pub struct Opened {
     pub origin: ShardFile,
     /// The one private mapping of the file (mmap backend on a path only).
     pub map: Option<Map>,
+    /// Tensors whose recorded digest was checked (with `verify`), so each is hashed once.
+    checked: Mutex<HashSet<String>>,
 }
 
 impl Opened {
@@ -37,7 +41,38 @@ impl Opened {
             ShardFile::Local(local) if map => crate::mapping::private_map(py, local)?,
             _ => None,
         };
-        Ok(Opened { origin: file, map })
+        Ok(Opened {
+            origin: file,
+            map,
+            checked: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Holds tensor `name`'s bytes against the digest its file records (the core's
+    /// `verify_tensor`; hashed from the mapping when there is one), once per tensor; a
+    /// tensor without a recorded digest passes. A mismatch is a `SafetensorError` naming the
+    /// tensor.
+    pub fn check_digest(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        if self
+            .checked
+            .lock_py_attached(py)
+            .is_ok_and(|c| c.contains(name))
+        {
+            return Ok(());
+        }
+        let memory = match (&self.map, &self.origin) {
+            (Some(map), ShardFile::Local(file)) => {
+                file.check_unchanged().map_err(to_pyerr)?;
+                Some(map.bytes())
+            }
+            _ => None,
+        };
+        py.detach(|| verify_tensor(&self.origin, name, memory))
+            .map_err(to_pyerr)?;
+        if let Ok(mut checked) = self.checked.lock_py_attached(py) {
+            checked.insert(name.to_owned());
+        }
+        Ok(())
     }
 
     /// The header entry of tensor `name`, or a `SafetensorError` naming it.
@@ -269,15 +304,18 @@ impl Container {
 pub struct Inner {
     /// The framework's hooks and the device.
     pub hooks: Hooks,
+    /// Whether each tensor's recorded digest is checked before it is handed out.
+    pub verify: bool,
     /// The open container; None once closed.
     state: Mutex<Option<Arc<Container>>>,
 }
 
 impl Inner {
     /// What a handle opened on `container` shares with its slices.
-    pub fn new(hooks: Hooks, container: Container) -> Self {
+    pub fn new(hooks: Hooks, container: Container, verify: bool) -> Self {
         Inner {
             hooks,
+            verify,
             state: Mutex::new(Some(Arc::new(container))),
         }
     }
@@ -306,6 +344,31 @@ impl Inner {
         drop(taken);
     }
 
+    /// With `verify`, checks the recorded digests of `names` (each tensor once per handle)
+    /// before any of their bytes are handed out; without, does nothing.
+    pub fn check_digests<'a>(
+        &self,
+        py: Python<'_>,
+        container: &Container,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> PyResult<()> {
+        if !self.verify {
+            return Ok(());
+        }
+        for name in names {
+            let checked = container.for_tensor(py, name)?.check_digest(py, name);
+            if let (Err(e), Container::Sharded { checkpoint, .. }) = (&checked, container) {
+                // Name the shard too: the digest is the one that shard records.
+                let shard = checkpoint.shard_of(name).map(|i| checkpoint.shard_name(i));
+                if let Some(shard) = shard {
+                    return Err(st_err(format!("{} (shard {shard})", e.value(py))));
+                }
+            }
+            checked?;
+        }
+        Ok(())
+    }
+
     /// The whole tensor `name` as a framework tensor.
     pub fn tensor<'py>(
         &self,
@@ -313,6 +376,7 @@ impl Inner {
         container: &Container,
         name: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
+        self.check_digests(py, container, [name])?;
         let opened = container.for_tensor(py, name)?;
         let info = opened.info(name)?;
         let whole =

@@ -2,7 +2,7 @@
 //! `_safe_open_bytes` (over an in-memory safetensors file, used by every framework's
 //! `load(bytes)`): the same lazy `safe_open` object over other sources.
 
-use crate::open::SafeOpen;
+use crate::open::{ReadAs, SafeOpen};
 use pyo3::prelude::*;
 
 /// The binary stream under `fileobj`: the object itself, or for a text-mode file object
@@ -40,7 +40,13 @@ pub fn safe_open_handle(
     crate::framework::Framework::parse(framework)?;
     let checkpoint = crate::py_source::open_handle(&binary_stream(fileobj)?)?;
     let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
-    SafeOpen::from_checkpoint(py, checkpoint, false, framework, device.unwrap_or(&cpu))
+    SafeOpen::from_checkpoint(
+        py,
+        checkpoint,
+        ReadAs::fixed(false),
+        framework,
+        device.unwrap_or(&cpu),
+    )
 }
 
 /// `_safe_open_bytes(data, framework, device="cpu")`: like `safe_open`, over a bytes-like
@@ -56,5 +62,11 @@ pub fn safe_open_bytes(
     crate::framework::Framework::parse(framework)?;
     let checkpoint = crate::py_source::open_buffer(data)?;
     let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
-    SafeOpen::from_checkpoint(py, checkpoint, false, framework, device.unwrap_or(&cpu))
+    SafeOpen::from_checkpoint(
+        py,
+        checkpoint,
+        ReadAs::fixed(false),
+        framework,
+        device.unwrap_or(&cpu),
+    )
 }

@@ -43,6 +43,7 @@ fn _safetensors_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(writer::open_writer, m)?)?;
     m.add_function(wrap_pyfunction!(writer::open_sharded_writer, m)?)?;
     m.add_function(wrap_pyfunction!(open::inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(open::filesystem_backend, m)?)?;
     m.add_function(wrap_pyfunction!(split::rank_part, m)?)?;
     m.add_function(wrap_pyfunction!(split::rank_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::deserialize, m)?)?;

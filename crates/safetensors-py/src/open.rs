@@ -22,9 +22,8 @@ use crate::slice::PySafeSlice;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use safetensors::checkpoint::{Checkpoint, ShardFile};
+use safetensors::checkpoint::{AutoChoice, Backend, Checkpoint, Filesystem, ShardFile};
 use safetensors::reader::whole::WholeLoad;
-use safetensors::source::file::Backend;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -32,17 +31,112 @@ use std::sync::{Arc, OnceLock};
 ///
 /// `safe_open(filename, framework, device="cpu", *, backend="mmap")`; use it as a context
 /// manager. `framework` picks the tensor type returned ("pt", "np", "tf", "flax", "paddle",
-/// "mlx"), `backend` how the file is read ("mmap" or "pread").
+/// "mlx"), `backend` how the file is read ("mmap", "pread", or "auto": the core picks by
+/// the file's filesystem).
 #[pyclass(frozen, name = "safe_open", module = "safetensors")]
 pub struct SafeOpen {
     inner: Arc<Inner>,
+    /// How local files are read, resolved at open.
+    read: ReadAs,
+}
+
+/// The `backend` argument as given: a backend, or "auto" still to be resolved.
+#[derive(Clone, Copy)]
+pub enum BackendArg {
+    /// "mmap": the one private mapping of `mapping.rs`.
+    Mmap,
+    /// "pread": positioned reads only; the file is never mapped.
+    Pread,
+    /// "auto": the core's choice for the file's filesystem (`AutoChoice`).
+    Auto,
+}
+
+impl BackendArg {
+    /// How to read, deciding "auto" with `choose` (the core's `AutoChoice` for the file).
+    fn resolve(
+        self,
+        choose: impl FnOnce() -> Result<AutoChoice, safetensors::Error>,
+    ) -> PyResult<ReadAs> {
+        Ok(match self {
+            BackendArg::Mmap => ReadAs::fixed(true),
+            BackendArg::Pread => ReadAs::fixed(false),
+            BackendArg::Auto => {
+                let auto = choose().map_err(to_pyerr)?;
+                ReadAs {
+                    map: auto.mmap,
+                    auto: Some(auto),
+                }
+            }
+        })
+    }
+}
+
+/// How a handle reads its local files: mapped or not, and why, when "auto" decided.
+#[derive(Clone, Copy)]
+pub struct ReadAs {
+    map: bool,
+    auto: Option<AutoChoice>,
+}
+
+impl ReadAs {
+    /// Not decided by "auto": what was asked (URLs, buffers and file objects: never mapped).
+    pub fn fixed(map: bool) -> ReadAs {
+        ReadAs { map, auto: None }
+    }
 }
 
 impl SafeOpen {
-    fn from_container(hooks: Hooks, container: Container) -> SafeOpen {
+    fn from_container(hooks: Hooks, container: Container, read: ReadAs) -> SafeOpen {
         SafeOpen {
-            inner: Arc::new(Inner::new(hooks, container)),
+            inner: Arc::new(Inner::new(hooks, container, verify_by_default())),
+            read,
         }
+    }
+
+    /// This handle with digest checks on or off (`None`: as `SAFETENSORS_VERIFY` says).
+    fn verifying(mut self, verify: Option<bool>) -> SafeOpen {
+        if let Some(verify) = verify {
+            // Just made: nothing else holds the handle's state yet.
+            if let Some(inner) = Arc::get_mut(&mut self.inner) {
+                inner.verify = verify;
+            }
+        }
+        self
+    }
+
+    /// Opens `filename` (a file, folder, index JSON or URL) as `safe_open` describes.
+    fn open(
+        py: Python<'_>,
+        filename: &Bound<'_, PyAny>,
+        framework: &str,
+        device: Option<&Bound<'_, PyAny>>,
+        backend: &str,
+        headers: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        // Check the cheap arguments before touching the file system.
+        Framework::parse(framework)?;
+        let backend = parse_backend(backend)?;
+        let headers = crate::remote::headers(headers)?;
+        let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
+        let device = device.unwrap_or(&cpu);
+        if let Some(url) = crate::remote::url_of(filename) {
+            return SafeOpen::open_url(py, &url, headers, framework, device);
+        }
+        let path: PathBuf = filename.extract()?;
+        if path.is_dir() || path.extension().is_some_and(|e| e == "json") {
+            return SafeOpen::open_checkpoint(py, &path, filename, backend, framework, device);
+        }
+        // A single file is a checkpoint of one shard. The core opens it with positioned
+        // reads: with the mmap backend the one mapping is made here (`mapping.rs`), which
+        // views and copies share.
+        let checkpoint = py
+            .detach(|| Checkpoint::open_with(&path, Backend::Pread))
+            .map_err(|e| match e {
+                safetensors::Error::IoError(io) => crate::error::open_error(py, io, filename),
+                other => to_pyerr(other),
+            })?;
+        let read = Self::resolve_single(&checkpoint, backend)?;
+        SafeOpen::from_checkpoint(py, checkpoint, read, framework, device)
     }
 
     /// Opens a folder or an index JSON: a sharded checkpoint, or the one file a folder holds.
@@ -50,7 +144,7 @@ impl SafeOpen {
         py: Python<'_>,
         path: &Path,
         filename: &Bound<'_, PyAny>,
-        map: bool,
+        backend: BackendArg,
         framework: &str,
         device: &Bound<'_, PyAny>,
     ) -> PyResult<SafeOpen> {
@@ -60,7 +154,18 @@ impl SafeOpen {
             }
             other => to_pyerr(other),
         })?;
-        SafeOpen::from_checkpoint(py, checkpoint, map, framework, device)
+        // One choice for every shard, by the filesystem of the folder the index lives in,
+        // as the core's `Checkpoint::open_with(.., Backend::auto())` decides.
+        let read = match checkpoint.index() {
+            Some((index, _)) => backend.resolve(|| AutoChoice::for_path(index))?,
+            None => Self::resolve_single(&checkpoint, backend)?,
+        };
+        SafeOpen::from_checkpoint(py, checkpoint, read, framework, device)
+    }
+
+    /// How to read a checkpoint of one local file: "auto" looks at the open file itself.
+    fn resolve_single(checkpoint: &Checkpoint, backend: BackendArg) -> PyResult<ReadAs> {
+        backend.resolve(|| AutoChoice::for_file(checkpoint.shard(0)?.file()))
     }
 
     /// Opens the URL of a file or of an index JSON, sending `headers` on every request.
@@ -75,17 +180,18 @@ impl SafeOpen {
         let checkpoint = py
             .detach(|| Checkpoint::open_url(url, &client))
             .map_err(to_pyerr)?;
-        SafeOpen::from_checkpoint(py, checkpoint, false, framework, device)
+        SafeOpen::from_checkpoint(py, checkpoint, ReadAs::fixed(false), framework, device)
     }
 
     /// A handle over an open checkpoint: its one file, or its shards opened as needed.
     pub fn from_checkpoint(
         py: Python<'_>,
         checkpoint: Checkpoint,
-        map: bool,
+        read: ReadAs,
         framework: &str,
         device: &Bound<'_, PyAny>,
     ) -> PyResult<SafeOpen> {
+        let map = read.map;
         if !checkpoint.is_sharded() {
             let file = checkpoint.shard_file(0).map_err(to_pyerr)?.clone();
             let hooks = Hooks::load(py, Framework::parse(framework)?, device)?;
@@ -93,6 +199,7 @@ impl SafeOpen {
             return Ok(SafeOpen::from_container(
                 hooks,
                 Container::Single(Arc::new(opened)),
+                read,
             ));
         }
         let hooks = Hooks::load(py, Framework::parse(framework)?, device)?;
@@ -104,25 +211,38 @@ impl SafeOpen {
             opened,
             map,
         };
-        Ok(SafeOpen::from_container(hooks, container))
+        Ok(SafeOpen::from_container(hooks, container, read))
     }
 }
 
-/// Parses the `backend` argument shared by `safe_open` and the framework loaders: true for
-/// "mmap" (the one private mapping of `mapping.rs`), false for "pread" (positioned reads only;
-/// the file is never mapped).
-pub fn parse_backend(name: &str) -> PyResult<bool> {
+/// Whether handles check recorded digests when `verify` is not given: the environment
+/// variable `SAFETENSORS_VERIFY` set to `1`, `true`, `yes` or `on`.
+pub fn verify_by_default() -> bool {
+    std::env::var("SAFETENSORS_VERIFY").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
+/// Parses the `backend` argument shared by `safe_open` and the framework loaders: "mmap"
+/// (the one private mapping of `mapping.rs`), "pread" (positioned reads only; the file is
+/// never mapped) or "auto" (one of these, as the file's filesystem suits).
+pub fn parse_backend(name: &str) -> PyResult<BackendArg> {
     match name {
-        "mmap" => Ok(true),
-        "pread" => Ok(false),
+        "mmap" => Ok(BackendArg::Mmap),
+        "pread" => Ok(BackendArg::Pread),
+        "auto" => Ok(BackendArg::Auto),
         // The reference raises SafetensorError, ours raised ValueError: both.
         _ => Python::attach(|py| {
             Err(crate::error::dual_err(
                 py,
                 "ValueError",
                 format!(
-                    "backend {name:?} is invalid: use \"mmap\" (map the file) or \"pread\" \
-                     (read each tensor with positioned reads)"
+                    "backend {name:?} is invalid: use \"mmap\" (map the file), \"pread\" \
+                     (read each tensor with positioned reads) or \"auto\" (pread on network and \
+                     FUSE filesystems, mmap elsewhere)"
                 ),
             ))
         }),
@@ -132,7 +252,7 @@ pub fn parse_backend(name: &str) -> PyResult<bool> {
 #[pymethods]
 impl SafeOpen {
     #[new]
-    #[pyo3(signature = (filename, framework, device = None, *, backend = "mmap", headers = None))]
+    #[pyo3(signature = (filename, framework, device = None, *, backend = "mmap", headers = None, verify = None))]
     fn new(
         py: Python<'_>,
         filename: &Bound<'_, PyAny>,
@@ -140,30 +260,9 @@ impl SafeOpen {
         device: Option<&Bound<'_, PyAny>>,
         backend: &str,
         headers: Option<&Bound<'_, PyAny>>,
+        verify: Option<bool>,
     ) -> PyResult<Self> {
-        // Check the cheap arguments before touching the file system.
-        Framework::parse(framework)?;
-        let map = parse_backend(backend)?;
-        let headers = crate::remote::headers(headers)?;
-        let cpu = pyo3::types::PyString::new(py, "cpu").into_any();
-        let device = device.unwrap_or(&cpu);
-        if let Some(url) = crate::remote::url_of(filename) {
-            return SafeOpen::open_url(py, &url, headers, framework, device);
-        }
-        let path: PathBuf = filename.extract()?;
-        if path.is_dir() || path.extension().is_some_and(|e| e == "json") {
-            return SafeOpen::open_checkpoint(py, &path, filename, map, framework, device);
-        }
-        // A single file is a checkpoint of one shard. The core opens it with positioned
-        // reads: with the mmap backend the one mapping is made here (`mapping.rs`), which
-        // views and copies share.
-        let checkpoint = py
-            .detach(|| Checkpoint::open_with(&path, Backend::Pread))
-            .map_err(|e| match e {
-                safetensors::Error::IoError(io) => crate::error::open_error(py, io, filename),
-                other => to_pyerr(other),
-            })?;
-        SafeOpen::from_checkpoint(py, checkpoint, map, framework, device)
+        Ok(SafeOpen::open(py, filename, framework, device, backend, headers)?.verifying(verify))
     }
 
     /// Prepares the files of this handle for reading parts of tensors (the core's
@@ -239,6 +338,8 @@ impl SafeOpen {
         let this = slf.get();
         let opened = this.inner.opened(py)?;
         let names = opened.keys();
+        this.inner
+            .check_digests(py, &opened, names.iter().map(String::as_str))?;
         if !this.inner.hooks.on_cpu(py) {
             if let Some(dict) = this.inner.hooks.load_all(py, slf.as_any(), &names)? {
                 return Ok(dict);
@@ -270,6 +371,8 @@ impl SafeOpen {
     ) -> PyResult<Bound<'py, PyDict>> {
         let strategy = crate::bulk::Strategy::parse(strategy)?;
         let opened = self.inner.opened(py)?;
+        self.inner
+            .check_digests(py, &opened, names.iter().map(String::as_str))?;
         let options = crate::bulk::options(threads, block_size);
         let one = |name: &str| self.inner.tensor(py, &opened, name);
         crate::bulk::load_all(
@@ -313,6 +416,8 @@ impl SafeOpen {
         sequential: bool,
     ) -> PyResult<()> {
         let opened = self.inner.opened(py)?;
+        self.inner
+            .check_digests(py, &opened, items.iter().map(|item| item.0.as_str()))?;
         let items = items
             .into_iter()
             .map(|(name, start, addr, nbytes)| {
@@ -408,12 +513,47 @@ impl SafeOpen {
         Ok(self.inner.opened(py)?.contains(name))
     }
 
+    /// How the handle reads its local files: "mmap" or "pread" (what "auto" picked, when it
+    /// was asked for). URLs, buffers and file objects are never mapped: "pread".
+    #[getter]
+    fn backend(&self) -> &'static str {
+        match self.read.map {
+            true => "mmap",
+            false => "pread",
+        }
+    }
+
+    /// The filesystem "auto" saw ("ext4", "nfs", "fuse", ..., or its magic number in hex),
+    /// or None when another backend was asked for or the platform does not say.
+    #[getter]
+    fn filesystem(&self) -> Option<String> {
+        self.read.auto?.filesystem.map(|fs| fs.to_string())
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
+        let backend = match self.read.auto {
+            Some(auto) => format!("auto: {auto}"),
+            None => self.backend().to_owned(),
+        };
         match self.inner.opened(py) {
-            Ok(opened) => format!("<safe_open with {} tensors>", opened.len()),
+            Ok(opened) => format!(
+                "<safe_open with {} tensors, backend={backend}>",
+                opened.len()
+            ),
             Err(_) => "<safe_open (closed)>".to_owned(),
         }
     }
+}
+
+/// `_filesystem_backend(f_type)`: the name of the filesystem whose `statfs` magic number is
+/// `f_type` and the backend "auto" picks on it ("mmap" or "pread"), the environment's
+/// override aside: the core's table, for tests.
+#[pyfunction]
+#[pyo3(name = "_filesystem_backend")]
+pub fn filesystem_backend(f_type: u32) -> PyResult<(String, &'static str)> {
+    let filesystem = Filesystem::from_magic(f_type);
+    let choice = AutoChoice::decide(Some(filesystem), None).map_err(to_pyerr)?;
+    Ok((filesystem.to_string(), choice.backend_name()))
 }
 
 /// `_inspect(location, headers=None)`: the JSON report of a local file, folder or index

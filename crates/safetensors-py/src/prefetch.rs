@@ -508,6 +508,7 @@ pub fn start(
     let requests = requests(py, &container, &hooks, plan)?;
     let (plan, sources) = core_plan(py, &container, requests)?;
     let names: Vec<String> = plan.tensors().iter().map(|t| t.name.clone()).collect();
+    inner.check_digests(py, &container, names.iter().map(String::as_str))?;
     let positions = names
         .iter()
         .enumerate()

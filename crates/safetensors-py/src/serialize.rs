@@ -11,6 +11,8 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
 use safetensors::checkpoint::ShardFile;
+use safetensors::format::checksum::Algorithm;
+use safetensors::write::{to_bytes_with, to_file_with, WriteOptions};
 use safetensors::Dtype;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -186,42 +188,58 @@ pub(crate) fn metadata_pairs(
     Ok(Some(pairs))
 }
 
-/// `serialize(tensor_dict, metadata=None) -> bytes`.
+/// The writer's options from the `checksum` keyword: `None`, `"sha256"` or `"xxh3-64"`
+/// (a `ValueError` naming the known algorithms otherwise).
+pub(crate) fn write_options(checksum: Option<&str>) -> PyResult<WriteOptions> {
+    let algorithm = checksum
+        .map(|name| {
+            name.parse::<Algorithm>()
+                .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("checksum: {e}")))
+        })
+        .transpose()?;
+    Ok(WriteOptions::default().with_checksum(algorithm))
+}
+
+/// `serialize(tensor_dict, metadata=None, *, checksum=None) -> bytes`.
 #[pyfunction]
-#[pyo3(signature = (tensor_dict, metadata = None))]
+#[pyo3(signature = (tensor_dict, metadata = None, *, checksum = None))]
 pub fn serialize<'py>(
     py: Python<'py>,
     tensor_dict: &Bound<'py, PyDict>,
     metadata: Option<&Bound<'py, PyAny>>,
+    checksum: Option<&str>,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    let options = write_options(checksum)?;
     let prepared = prepare(tensor_dict)?;
     let metadata = metadata_pairs(metadata)?;
     let views = prepared.views;
     let out = py
         .detach(move || match metadata {
-            None => safetensors::write::to_bytes(views, None::<HashMap<String, String>>),
-            Some(pairs) => safetensors::write::to_bytes(views, pairs),
+            None => to_bytes_with(views, None::<HashMap<String, String>>, &options),
+            Some(pairs) => to_bytes_with(views, pairs, &options),
         })
         .map_err(to_pyerr)?;
     Ok(PyBytes::new(py, &out))
 }
 
-/// `serialize_file(tensor_dict, filename, metadata=None)`: writes a temporary file next to
-/// `filename` and renames it over `filename` once complete.
+/// `serialize_file(tensor_dict, filename, metadata=None, *, checksum=None)`: writes a
+/// temporary file next to `filename` and renames it over `filename` once complete.
 #[pyfunction]
-#[pyo3(signature = (tensor_dict, filename, metadata = None))]
+#[pyo3(signature = (tensor_dict, filename, metadata = None, *, checksum = None))]
 pub fn serialize_file(
     py: Python<'_>,
     tensor_dict: &Bound<'_, PyDict>,
     filename: PathBuf,
     metadata: Option<&Bound<'_, PyAny>>,
+    checksum: Option<&str>,
 ) -> PyResult<()> {
+    let options = write_options(checksum)?;
     let prepared = prepare(tensor_dict)?;
     let metadata = metadata_pairs(metadata)?;
     let views = prepared.views;
     py.detach(|| match metadata {
-        None => safetensors::write::to_file(views, None::<HashMap<String, String>>, &filename),
-        Some(pairs) => safetensors::write::to_file(views, pairs, &filename),
+        None => to_file_with(views, None::<HashMap<String, String>>, &filename, &options),
+        Some(pairs) => to_file_with(views, pairs, &filename, &options),
     })
     .map_err(|e| match e {
         safetensors::Error::IoError(io) => {
@@ -239,14 +257,16 @@ pub fn serialize_file(
 /// "1048576", then the index; one `model.safetensors` when everything fits) and returns the
 /// index JSON text.
 #[pyfunction]
-#[pyo3(name = "_serialize_sharded", signature = (tensor_dict, folder, max_shard_size, metadata = None))]
+#[pyo3(name = "_serialize_sharded", signature = (tensor_dict, folder, max_shard_size, metadata = None, *, checksum = None))]
 pub fn serialize_sharded(
     py: Python<'_>,
     tensor_dict: &Bound<'_, PyDict>,
     folder: PathBuf,
     max_shard_size: &str,
     metadata: Option<&Bound<'_, PyAny>>,
+    checksum: Option<&str>,
 ) -> PyResult<String> {
+    let options = write_options(checksum)?;
     let limit = safetensors::checkpoint::shard_index::parse_size(max_shard_size).map_err(|e| {
         pyo3::exceptions::PyValueError::new_err(format!("max_shard_size {max_shard_size:?}: {e}"))
     })?;
@@ -255,7 +275,9 @@ pub fn serialize_sharded(
     let views = prepared.views;
     let index = py
         .detach(|| {
-            safetensors::checkpoint::shard_index::save_sharded(views, metadata, &folder, limit)
+            safetensors::checkpoint::shard_index::save_sharded_with(
+                views, metadata, &folder, limit, &options,
+            )
         })
         .map_err(|e| match e {
             safetensors::Error::IoError(io) => crate::error::write_error(

@@ -164,6 +164,9 @@ impl PySafeSlice {
         let plan = plan_index(this.info.dtype, &this.info.shape, &index)
             .map_err(|e| slice_error(py, &this.name, e))?;
         let shape = plan.newshape();
+        // A digest covers the whole tensor: with `verify`, the first slice checks all of it.
+        this.inner
+            .check_digests(py, &this.container, [this.name.as_str()])?;
         let opened = this.container.for_tensor(py, &this.name)?;
         opened.tensor_of(py, &this.inner.hooks, &this.name, &this.info, &shape, plan)
     }

@@ -11,14 +11,13 @@ use std::sync::{Mutex, MutexGuard};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use safetensors::format::checksum::Algorithm;
-use safetensors::write::{ShardedWriter, Spec, StreamingWriter, WriteOptions};
+use safetensors::write::{ShardedWriter, Spec, StreamingWriter};
 use safetensors::Error;
 
 use crate::dtype::parse_dtype;
 use crate::error::{dual_err, st_err, to_pyerr, write_error};
 use crate::raw::RawView;
-use crate::serialize::metadata_pairs;
+use crate::serialize::{metadata_pairs, write_options};
 
 /// The core writer behind a `_Writer`: one file, or a sharded checkpoint.
 enum Inner {
@@ -156,17 +155,6 @@ fn core_specs(specs: Vec<(String, String, Vec<usize>)>) -> PyResult<Vec<(String,
         .collect()
 }
 
-/// `checksum=None | "sha256" | "xxh3-64"` as write options.
-fn options(checksum: Option<&str>) -> PyResult<WriteOptions> {
-    match checksum {
-        None => Ok(WriteOptions::default()),
-        Some(name) => name
-            .parse::<Algorithm>()
-            .map(WriteOptions::checksum)
-            .map_err(|e| PyValueError::new_err(format!("checksum: {e}"))),
-    }
-}
-
 /// A core error of creating a writer of `target`.
 fn create_error(py: Python<'_>, target: &std::path::Path, err: Error) -> PyErr {
     match err {
@@ -188,7 +176,7 @@ pub fn open_writer(
 ) -> PyResult<Writer> {
     let specs = core_specs(specs)?;
     let metadata = metadata_pairs(metadata)?;
-    let options = options(checksum)?;
+    let options = write_options(checksum)?;
     let writer = py
         .detach(|| match metadata {
             None => StreamingWriter::create(&filename, specs, None, &options),
@@ -221,7 +209,7 @@ pub fn open_sharded_writer(
         .map_err(|e| PyValueError::new_err(format!("max_shard_size {max_shard_size:?}: {e}")))?;
     let specs = core_specs(specs)?;
     let metadata = metadata_pairs(metadata)?;
-    let options = options(checksum)?;
+    let options = write_options(checksum)?;
     let writer = py
         .detach(|| ShardedWriter::create(&folder, specs, metadata, limit, &options))
         .map_err(|e| create_error(py, &folder, e))?;

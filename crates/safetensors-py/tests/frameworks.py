@@ -70,7 +70,7 @@ def check_load_file_backend(module, tensors, to_numpy, tmp_path) -> None:
     """``load_file(..., backend=...)`` takes safe_open's backends and refuses others."""
     p = tmp_path / "b.safetensors"
     module.save_file(tensors, p)
-    for backend in ("mmap", "pread"):
+    for backend in ("mmap", "pread", "auto"):
         out = module.load_file(p, backend=backend)
         assert sorted(out) == sorted(tensors)
         for k, v in tensors.items():

@@ -76,9 +76,10 @@ def test_no_device_argument():
     import inspect
 
     params = inspect.signature(load_file).parameters
-    assert list(params) == ["filename", "backend", "headers"]
+    assert list(params) == ["filename", "backend", "headers", "verify"]
     assert params["backend"].kind is inspect.Parameter.KEYWORD_ONLY
     assert params["headers"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert params["verify"].kind is inspect.Parameter.KEYWORD_ONLY
     with pytest.raises(ValueError, match="device must be 'cpu'"):
         from safetensors import _safe_open_bytes
 

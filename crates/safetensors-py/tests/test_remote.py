@@ -245,6 +245,24 @@ def test_a_path_like_is_never_a_url(served):
         safe_open(Path("http://127.0.0.1:1/x.safetensors"), "np")
 
 
+def test_verify_over_http(served):
+    """Digests recorded in a served checkpoint are checked on load; a flipped byte on the
+    server is caught, naming the tensor and shard."""
+    nginx, root, data = served
+    folder = root / "checked"
+    save_sharded(data, str(folder), max_shard_size="100KB", checksum="sha256")
+    url = nginx.url("checked/model.safetensors.index.json")
+    out = load_file(url, verify=True)
+    for name, arr in data.items():
+        np.testing.assert_array_equal(out[name], arr)
+    shard = sorted(folder.glob("model-*.safetensors"))[-1]
+    damaged = bytearray(shard.read_bytes())
+    damaged[-1] ^= 1
+    shard.write_bytes(bytes(damaged))
+    with pytest.raises(SafetensorError, match=rf"checksum mismatch.*\(shard {shard.name}\)"):
+        load_file(url, verify=True)
+
+
 def test_torch_load_file_from_a_url(served):
     try:
         import torch

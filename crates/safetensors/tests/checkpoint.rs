@@ -375,3 +375,37 @@ mod over_http {
         }
     }
 }
+
+#[test]
+fn backend_auto_is_resolved_at_open_by_the_filesystem() {
+    use safetensors::checkpoint::{Backend, Filesystem};
+    let dir = tempfile::tempdir().unwrap();
+    two_shards(dir.path());
+    let single = dir.path().join(shard_file_name(2, 2));
+    // SAFETY: the mmap contract holds: nothing writes to these files while they are open.
+    let auto = unsafe { Backend::auto() };
+    assert!(auto.is_auto() && !auto.is_mmap());
+    let seen = Filesystem::of_path(dir.path());
+    let local = !seen.is_some_and(Filesystem::is_remote);
+
+    for location in [single.as_path(), dir.path()] {
+        let ckpt = Checkpoint::open_with(location, auto).unwrap();
+        let choice = ckpt.auto_choice().expect("auto reports its choice");
+        assert_eq!(choice.filesystem, seen);
+        assert!(!choice.overridden);
+        // A local disk (or a filesystem the table does not know) is mapped; a network or
+        // FUSE one is read with pread. Never "auto" once open.
+        assert_eq!(ckpt.backend().is_mmap(), local, "{location:?}: {choice}");
+        assert_eq!(ckpt.backend().name(), choice.backend_name());
+        // Every shard is opened with what the checkpoint resolved.
+        let (file, _) = ckpt.tensor("a").unwrap();
+        assert_eq!(file.backend(), ckpt.backend());
+        assert_eq!(&file.tensor_bytes("a").unwrap()[..4], &0f32.to_le_bytes());
+    }
+    // Another backend is used as asked, with no choice to report.
+    let plain = Checkpoint::open(&single).unwrap();
+    assert_eq!(
+        (plain.backend(), plain.auto_choice()),
+        (Backend::Pread, None)
+    );
+}

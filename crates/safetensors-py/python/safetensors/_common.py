@@ -110,20 +110,32 @@ def _specs(tensors: Any, kind: str, convert: Convert) -> Tuple[Dict[str, TensorS
     return specs, keep
 
 
-def save(tensors: Any, metadata: Optional[Dict[str, str]], kind: str, convert: Convert) -> bytes:
-    """The safetensors bytes of a dict of tensors."""
+def save(
+    tensors: Any, metadata: Optional[Dict[str, str]], kind: str, convert: Convert, checksum: Optional[str] = None
+) -> bytes:
+    """The safetensors bytes of a dict of tensors (see ``save_file`` for ``checksum``)."""
     specs, keep = _specs(tensors, kind, convert)
-    out = serialize(specs, metadata=metadata)
+    out = serialize(specs, metadata=metadata, checksum=checksum)
     del keep  # the bytes were read: the owners may go
     return out
 
 
 def save_file(
-    tensors: Any, filename: PathLike, metadata: Optional[Dict[str, str]], kind: str, convert: Convert
+    tensors: Any,
+    filename: PathLike,
+    metadata: Optional[Dict[str, str]],
+    kind: str,
+    convert: Convert,
+    checksum: Optional[str] = None,
 ) -> None:
-    """Writes a dict of tensors to ``filename`` (temporary file then rename, GIL released)."""
+    """Writes a dict of tensors to ``filename`` (temporary file then rename, GIL released).
+
+    ``checksum`` (``"sha256"`` or ``"xxh3-64"``) records each tensor's digest in the
+    ``__metadata__`` as ``"__checksum__:NAME": "ALGORITHM:HEX"``, for ``safetensors verify``
+    and ``load_file(..., verify=True)``; the file stays readable by every reader.
+    """
     specs, keep = _specs(tensors, kind, convert)
-    serialize_file(specs, filename, metadata=metadata)
+    serialize_file(specs, filename, metadata=metadata, checksum=checksum)
     del keep
 
 
@@ -134,6 +146,7 @@ def save_sharded(
     metadata: Optional[Dict[str, str]],
     kind: str,
     convert: Convert,
+    checksum: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Writes a dict of tensors as a sharded checkpoint in ``folder`` (the layout transformers
     writes: ``model-0000i-of-0000n.safetensors`` then ``model.safetensors.index.json``, or one
@@ -141,7 +154,7 @@ def save_sharded(
     if isinstance(max_shard_size, bool) or not isinstance(max_shard_size, (int, str)):
         raise ValueError(f"max_shard_size must be an int or a str such as '5GB', got {max_shard_size!r}")
     specs, keep = _specs(tensors, kind, convert)
-    text = _serialize_sharded(specs, folder, str(max_shard_size), metadata=metadata)
+    text = _serialize_sharded(specs, folder, str(max_shard_size), metadata=metadata, checksum=checksum)
     del keep
     index: Dict[str, Any] = json.loads(text)
     return index
@@ -164,6 +177,7 @@ def load_file(
     device: Any = "cpu",
     backend: str = "mmap",
     headers: Optional[Dict[str, str]] = None,
+    verify: Optional[bool] = None,
 ) -> Dict[str, Any]:
     """Every tensor of a safetensors file, keyed by name (file order), or of a sharded
     checkpoint (a folder or an index JSON; shard by shard, each in file order).
@@ -172,12 +186,17 @@ def load_file(
     tensors are views of the mapping (no copy), other frameworks copy once from it; a file
     less than 90% in the page cache is first read ahead whole (``POSIX_FADV_WILLNEED``). With
     the pread backend every tensor is read into its own memory by several threads in large
-    blocks.
+    blocks. ``backend="auto"`` is pread on network, cluster and FUSE filesystems and mmap
+    elsewhere (see ``safe_open``).
 
     An ``http(s)://`` URL of a file or index JSON is fetched with Range requests, several at
     once, straight into the tensors (``headers`` sent with each request).
+
+    ``verify=True`` (or ``SAFETENSORS_VERIFY=1`` when ``verify`` is None) checks each tensor
+    against the digest its file records, if any (see ``save_file``'s ``checksum``), raising
+    ``SafetensorError`` naming the tensor on a mismatch.
     """
-    with safe_open(filename, framework=framework, device=device, backend=backend, headers=headers) as f:
+    with safe_open(filename, framework=framework, device=device, backend=backend, headers=headers, verify=verify) as f:
         return dict(f._load_all(f.offset_keys(), LOAD_STRATEGY))
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "_open_writer",
     "_open_sharded_writer",
     "_inspect",
+    "_filesystem_backend",
     "_rank_bytes",
     "_rank_part",
     "deserialize",
@@ -202,6 +203,18 @@ class safe_open:
     through a small ring of pinned host buffers with asynchronous copies (host memory stays
     bounded whatever the model's size); ``get_tensor`` copies its one tensor to the device.
 
+    ``verify=True`` (or, when ``verify`` is None, the environment variable
+    ``SAFETENSORS_VERIFY=1``) checks each tensor against the digest its file records
+    (``save_file(..., checksum=...)``) the first time it is read, whole even for a slice or
+    a part, and raises ``SafetensorError`` naming the tensor on a mismatch; tensors without
+    a recorded digest load as before.
+
+    ``backend``: ``"mmap"`` maps the file privately (zero-copy views), ``"pread"`` reads
+    each tensor with positioned reads, ``"auto"`` picks ``"pread"`` on network, cluster and
+    FUSE filesystems (NFS, SMB, 9p, Ceph, Lustre, GPFS, FUSE, ...) and ``"mmap"`` elsewhere,
+    by ``statfs`` (``SAFETENSORS_AUTO_BACKEND=pread|mmap`` overrides it); ``.backend`` and
+    ``repr`` say which was used.
+
     Leaving the ``with`` block closes it: the descriptor and mapping are released (tensors
     handed out stay valid) and any later call raises ``SafetensorError``. A missing file
     raises ``FileNotFoundError`` (``errno`` and ``filename`` set).
@@ -213,8 +226,9 @@ class safe_open:
         framework: _Framework,
         device: Optional[_Device] = None,
         *,
-        backend: str = "mmap",  # "mmap" or "pread"; anything else raises SafetensorValueError
+        backend: str = "mmap",  # "mmap", "pread" or "auto"; anything else raises SafetensorValueError
         headers: Optional[Dict[str, str]] = None,  # sent with every HTTP request (URLs)
+        verify: Optional[bool] = None,  # check recorded digests; None: SAFETENSORS_VERIFY
     ) -> "safe_open": ...
     def _prepare_for_parts(self) -> None:
         """Readies the files opened so far for reading parts of tensors (private: load_for_rank)."""
@@ -245,6 +259,15 @@ class safe_open:
     def _layout(self, names: List[str]) -> List[Tuple[str, List[int], int]]:
         """Private: ``(dtype, shape, nbytes)`` of each tensor of ``names``."""
 
+    @property
+    def backend(self) -> Literal["mmap", "pread"]:
+        """How local files are read: what was asked, or what ``backend="auto"`` picked
+        (pread on network, cluster and FUSE filesystems, mmap elsewhere). URLs, buffers and
+        file objects are never mapped: ``"pread"``."""
+    @property
+    def filesystem(self) -> Optional[str]:
+        """The filesystem ``backend="auto"`` saw (``"ext4"``, ``"nfs"``, ``"fuse"``, ... or its
+        ``statfs`` magic number in hex); None for another backend."""
     def keys(self) -> List[str]: ...
     def offset_keys(self) -> List[str]: ...
     def metadata(self) -> Optional[Dict[str, str]]: ...
@@ -280,23 +303,34 @@ def _safe_open_handle(fileobj: Any, framework: _Framework, device: Optional[_Dev
 
 def _safe_open_bytes(data: Any, framework: _Framework, device: Optional[_Device] = None) -> safe_open: ...
 def serialize(
-    tensor_dict: Mapping[str, Union[TensorSpec, Mapping[str, Any]]], metadata: Optional[Dict[str, str]] = None
+    tensor_dict: Mapping[str, Union[TensorSpec, Mapping[str, Any]]],
+    metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
 ) -> bytes: ...
 def serialize_file(
     tensor_dict: Mapping[str, Union[TensorSpec, Mapping[str, Any]]],
     filename: Union[str, os.PathLike[str]],
     metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
 ) -> None: ...
 def _serialize_sharded(
     tensor_dict: Mapping[str, Union[TensorSpec, Mapping[str, Any]]],
     folder: Union[str, os.PathLike[str]],
     max_shard_size: str,
     metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
 ) -> str:
     """Writes shards of at most ``max_shard_size`` bytes and the index (last); the index JSON."""
 
 def _inspect(location: Union[str, os.PathLike[str]], headers: Optional[Dict[str, str]] = None) -> str:
     """The JSON report of a file, folder, index JSON or URL, from the headers alone."""
+
+def _filesystem_backend(f_type: int) -> Tuple[str, Literal["mmap", "pread"]]:
+    """Private: the name of the filesystem whose ``statfs`` ``f_type`` is ``f_type`` and the
+    backend ``"auto"`` picks on it (the core's table; ``SAFETENSORS_AUTO_BACKEND`` aside)."""
 
 def _rank_part(shape: List[int], dim: int, world_size: int, rank: int) -> Tuple[int, int, int]:
     """``(dim, start, stop)``: part ``rank`` of ``world_size`` of a tensor of ``shape`` split

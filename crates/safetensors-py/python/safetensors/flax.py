@@ -29,16 +29,22 @@ def _convert(name: str, t: Any) -> _common.Converted:
     return _np._convert(name, np.asarray(t))
 
 
-def save(tensors: Dict[str, Array], metadata: Optional[Dict[str, str]] = None) -> bytes:
+def save(
+    tensors: Dict[str, Array], metadata: Optional[Dict[str, str]] = None, *, checksum: Optional[str] = None
+) -> bytes:
     """Saves a dict of arrays to bytes in the safetensors format."""
-    return _common.save(tensors, metadata, "jax Array", _convert)
+    return _common.save(tensors, metadata, "jax Array", _convert, checksum)
 
 
 def save_file(
-    tensors: Dict[str, Array], filename: Union[str, os.PathLike[str]], metadata: Optional[Dict[str, str]] = None
+    tensors: Dict[str, Array],
+    filename: Union[str, os.PathLike[str]],
+    metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
 ) -> None:
     """Saves a dict of arrays to a safetensors file."""
-    _common.save_file(tensors, filename, metadata, "jax Array", _convert)
+    _common.save_file(tensors, filename, metadata, "jax Array", _convert, checksum)
 
 
 def load(data: bytes) -> Dict[str, Array]:
@@ -47,13 +53,17 @@ def load(data: bytes) -> Dict[str, Array]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike[str]], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
+    filename: Union[str, os.PathLike[str]],
+    *,
+    backend: str = "mmap",
+    headers: Optional[Dict[str, str]] = None,
+    verify: Optional[bool] = None,
 ) -> Dict[str, Array]:
     """Loads a safetensors file into arrays (``backend`` as for ``safe_open``).
 
     A URL is read with HTTP Range requests, ``headers`` sent with each.
     """
-    return _common.load_file(filename, "flax", backend=backend, headers=headers)
+    return _common.load_file(filename, "flax", backend=backend, headers=headers, verify=verify)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------

@@ -50,16 +50,22 @@ def _convert(name: str, t: Any) -> _common.Converted:
     return _common.numpy_converted(dtype, arr)
 
 
-def save(tensors: Dict[str, mx.array], metadata: Optional[Dict[str, str]] = None) -> bytes:
+def save(
+    tensors: Dict[str, mx.array], metadata: Optional[Dict[str, str]] = None, *, checksum: Optional[str] = None
+) -> bytes:
     """Saves a dict of arrays to bytes in the safetensors format."""
-    return _common.save(tensors, metadata, "mlx array", _convert)
+    return _common.save(tensors, metadata, "mlx array", _convert, checksum)
 
 
 def save_file(
-    tensors: Dict[str, mx.array], filename: Union[str, os.PathLike[str]], metadata: Optional[Dict[str, str]] = None
+    tensors: Dict[str, mx.array],
+    filename: Union[str, os.PathLike[str]],
+    metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
 ) -> None:
     """Saves a dict of arrays to a safetensors file."""
-    _common.save_file(tensors, filename, metadata, "mlx array", _convert)
+    _common.save_file(tensors, filename, metadata, "mlx array", _convert, checksum)
 
 
 def load(data: bytes) -> Dict[str, mx.array]:
@@ -68,13 +74,17 @@ def load(data: bytes) -> Dict[str, mx.array]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike[str]], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
+    filename: Union[str, os.PathLike[str]],
+    *,
+    backend: str = "mmap",
+    headers: Optional[Dict[str, str]] = None,
+    verify: Optional[bool] = None,
 ) -> Dict[str, mx.array]:
     """Loads a safetensors file into arrays (``backend`` as for ``safe_open``).
 
     A URL is read with HTTP Range requests, ``headers`` sent with each.
     """
-    return _common.load_file(filename, "mlx", backend=backend, headers=headers)
+    return _common.load_file(filename, "mlx", backend=backend, headers=headers, verify=verify)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------

@@ -122,18 +122,22 @@ def _convert(name: str, arr: Any) -> _common.Converted:
     return _common.numpy_converted(dtype, _to_le_contiguous(arr))
 
 
-def save(tensor_dict: Dict[str, np.ndarray], metadata: Optional[Dict[str, str]] = None) -> bytes:
+def save(
+    tensor_dict: Dict[str, np.ndarray], metadata: Optional[Dict[str, str]] = None, *, checksum: Optional[str] = None
+) -> bytes:
     """Saves a dict of arrays to bytes in the safetensors format."""
-    return _common.save(tensor_dict, metadata, "np.ndarray", _convert)
+    return _common.save(tensor_dict, metadata, "np.ndarray", _convert, checksum)
 
 
 def save_file(
     tensor_dict: Dict[str, np.ndarray],
     filename: Union[str, os.PathLike[str]],
     metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
 ) -> None:
     """Saves a dict of arrays to a safetensors file."""
-    _common.save_file(tensor_dict, filename, metadata, "np.ndarray", _convert)
+    _common.save_file(tensor_dict, filename, metadata, "np.ndarray", _convert, checksum)
 
 
 def save_sharded(
@@ -142,12 +146,13 @@ def save_sharded(
     *,
     max_shard_size: Union[int, str] = "5GB",
     metadata: Optional[Dict[str, str]] = None,
+    checksum: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Saves a dict of arrays as a sharded checkpoint in ``folder`` (shards of at most
     ``max_shard_size`` bytes, then ``model.safetensors.index.json``; one ``model.safetensors``
     when everything fits), as ``safetensors.torch.save_sharded``. Returns the index as a dict.
     """
-    return _common.save_sharded(tensor_dict, folder, max_shard_size, metadata, "np.ndarray", _convert)
+    return _common.save_sharded(tensor_dict, folder, max_shard_size, metadata, "np.ndarray", _convert, checksum)
 
 
 def load(data: bytes) -> Dict[str, np.ndarray]:
@@ -156,13 +161,17 @@ def load(data: bytes) -> Dict[str, np.ndarray]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike[str]], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
+    filename: Union[str, os.PathLike[str]],
+    *,
+    backend: str = "mmap",
+    headers: Optional[Dict[str, str]] = None,
+    verify: Optional[bool] = None,
 ) -> Dict[str, np.ndarray]:
     """Loads a safetensors file into numpy arrays (``backend`` as for ``safe_open``).
 
     A URL is read with HTTP Range requests, ``headers`` sent with each.
     """
-    return _common.load_file(filename, "numpy", backend=backend, headers=headers)
+    return _common.load_file(filename, "numpy", backend=backend, headers=headers, verify=verify)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------

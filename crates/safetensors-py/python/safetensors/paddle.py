@@ -76,18 +76,22 @@ def _convert(name: str, t: Any) -> _common.Converted:
     return _common.numpy_converted(dtype, _common.c_contiguous(t.cpu().numpy()))
 
 
-def save(tensors: Dict[str, "paddle.Tensor"], metadata: Optional[Dict[str, str]] = None) -> bytes:
+def save(
+    tensors: Dict[str, "paddle.Tensor"], metadata: Optional[Dict[str, str]] = None, *, checksum: Optional[str] = None
+) -> bytes:
     """Saves a dict of tensors to bytes in the safetensors format."""
-    return _common.save(tensors, metadata, "paddle.Tensor", _convert)
+    return _common.save(tensors, metadata, "paddle.Tensor", _convert, checksum)
 
 
 def save_file(
     tensors: Dict[str, "paddle.Tensor"],
     filename: Union[str, os.PathLike[str]],
     metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
 ) -> None:
     """Saves a dict of tensors to a safetensors file."""
-    _common.save_file(tensors, filename, metadata, "paddle.Tensor", _convert)
+    _common.save_file(tensors, filename, metadata, "paddle.Tensor", _convert, checksum)
 
 
 def load(data: bytes, device: str = "cpu") -> Dict[str, "paddle.Tensor"]:
@@ -101,10 +105,11 @@ def load_file(
     *,
     backend: str = "mmap",
     headers: Optional[Dict[str, str]] = None,
+    verify: Optional[bool] = None,
 ) -> Dict[str, "paddle.Tensor"]:
     """Loads a safetensors file into tensors on ``device`` (one tensor at a time; ``backend``
     as for ``safe_open``). A URL is read with HTTP Range requests, ``headers`` sent with each."""
-    return _common.load_file(filename, "paddle", device, backend, headers)
+    return _common.load_file(filename, "paddle", device, backend, headers, verify)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------

@@ -26,16 +26,22 @@ def _convert(name: str, t: Any) -> _common.Converted:
     return _np._convert(name, t.numpy())
 
 
-def save(tensors: Dict[str, tf.Tensor], metadata: Optional[Dict[str, str]] = None) -> bytes:
+def save(
+    tensors: Dict[str, tf.Tensor], metadata: Optional[Dict[str, str]] = None, *, checksum: Optional[str] = None
+) -> bytes:
     """Saves a dict of tensors to bytes in the safetensors format."""
-    return _common.save(tensors, metadata, "tf.Tensor", _convert)
+    return _common.save(tensors, metadata, "tf.Tensor", _convert, checksum)
 
 
 def save_file(
-    tensors: Dict[str, tf.Tensor], filename: Union[str, os.PathLike[str]], metadata: Optional[Dict[str, str]] = None
+    tensors: Dict[str, tf.Tensor],
+    filename: Union[str, os.PathLike[str]],
+    metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
 ) -> None:
     """Saves a dict of tensors to a safetensors file."""
-    _common.save_file(tensors, filename, metadata, "tf.Tensor", _convert)
+    _common.save_file(tensors, filename, metadata, "tf.Tensor", _convert, checksum)
 
 
 def load(data: bytes) -> Dict[str, tf.Tensor]:
@@ -44,13 +50,17 @@ def load(data: bytes) -> Dict[str, tf.Tensor]:
 
 
 def load_file(
-    filename: Union[str, os.PathLike[str]], *, backend: str = "mmap", headers: Optional[Dict[str, str]] = None
+    filename: Union[str, os.PathLike[str]],
+    *,
+    backend: str = "mmap",
+    headers: Optional[Dict[str, str]] = None,
+    verify: Optional[bool] = None,
 ) -> Dict[str, tf.Tensor]:
     """Loads a safetensors file into tensors (``backend`` as for ``safe_open``).
 
     A URL is read with HTTP Range requests, ``headers`` sent with each.
     """
-    return _common.load_file(filename, "tensorflow", backend=backend, headers=headers)
+    return _common.load_file(filename, "tensorflow", backend=backend, headers=headers, verify=verify)
 
 
 # --- hooks called by the Rust loader -------------------------------------------------------

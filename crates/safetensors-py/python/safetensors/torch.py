@@ -260,22 +260,33 @@ def _convert(name: str, t: torch.Tensor) -> _common.Converted:
     return dtype, shape, t.data_ptr(), t.nelement() * t.element_size(), t
 
 
-def save(tensors: Dict[str, torch.Tensor], metadata: Optional[Dict[str, str]] = None) -> bytes:
+def save(
+    tensors: Dict[str, torch.Tensor], metadata: Optional[Dict[str, str]] = None, *, checksum: Optional[str] = None
+) -> bytes:
     """Saves a dict of tensors to bytes in the safetensors format."""
     _check_savable(tensors)
-    return _common.save(tensors, metadata, "torch.Tensor", _convert)
+    return _common.save(tensors, metadata, "torch.Tensor", _convert, checksum)
 
 
 def save_file(
-    tensors: Dict[str, torch.Tensor], filename: Union[str, os.PathLike[str]], metadata: Optional[Dict[str, str]] = None
+    tensors: Dict[str, torch.Tensor],
+    filename: Union[str, os.PathLike[str]],
+    metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
 ) -> None:
     """Saves a dict of tensors to a safetensors file (written to a temporary file, then renamed)."""
     _check_savable(tensors)
-    _common.save_file(tensors, filename, metadata, "torch.Tensor", _convert)
+    _common.save_file(tensors, filename, metadata, "torch.Tensor", _convert, checksum)
 
 
 def save_model(
-    model: torch.nn.Module, filename: str, metadata: Optional[Dict[str, str]] = None, force_contiguous: bool = True
+    model: torch.nn.Module,
+    filename: str,
+    metadata: Optional[Dict[str, str]] = None,
+    force_contiguous: bool = True,
+    *,
+    checksum: Optional[str] = None,
 ) -> None:
     """Saves a model's state dict, keeping one name per group of tensors that share memory.
 
@@ -293,7 +304,7 @@ def save_model(
     if force_contiguous:
         state_dict = {k: v.contiguous() for k, v in state_dict.items()}
     try:
-        save_file(state_dict, filename, metadata=metadata)
+        save_file(state_dict, filename, metadata=metadata, checksum=checksum)
     except ValueError as e:
         raise ValueError(
             f"{e}\nOr use save_model(..., force_contiguous=True), read the docs for potential caveats."
@@ -306,6 +317,7 @@ def save_sharded(
     *,
     max_shard_size: Union[int, str] = "5GB",
     metadata: Optional[Dict[str, str]] = None,
+    checksum: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Saves a state dict as a sharded checkpoint in ``folder``, the layout transformers
     writes: ``model-00001-of-0000N.safetensors`` files of at most ``max_shard_size`` tensor
@@ -326,7 +338,7 @@ def save_sharded(
             del state_dict[name]
     state_dict = {k: v.contiguous() for k, v in state_dict.items()}
     _check_savable(state_dict)
-    return _common.save_sharded(state_dict, folder, max_shard_size, meta, "torch.Tensor", _convert)
+    return _common.save_sharded(state_dict, folder, max_shard_size, meta, "torch.Tensor", _convert, checksum)
 
 
 # --- streaming save -------------------------------------------------------------------------
@@ -413,6 +425,7 @@ def load_file(
     *,
     backend: str = "mmap",
     headers: Optional[Dict[str, str]] = None,
+    verify: Optional[bool] = None,
 ) -> Dict[str, torch.Tensor]:
     """Loads a safetensors file (or a sharded checkpoint: a folder or an index JSON) into
     tensors on ``device``.
@@ -421,18 +434,19 @@ def load_file(
     private (copy-on-write) memory map of the file: writing to a tensor never changes the
     file; a file mostly not in the page cache is first read ahead whole, in large requests.
     ``backend="pread"`` reads every tensor into its own memory, with several threads in
-    large blocks. On a CUDA device the bytes stream through a small ring of pinned host buffers
-    with asynchronous copies (host memory stays bounded whatever the model's size); on other
-    devices each tensor is copied there from the CPU.
+    large blocks; ``backend="auto"`` picks pread on network, cluster and FUSE filesystems (NFS,
+    SMB, Lustre, FUSE, ...) and mmap elsewhere. On a CUDA device the bytes stream through a
+    small ring of pinned host buffers with asynchronous copies (host memory stays bounded
+    whatever the model's size); on other devices each tensor is copied there from the CPU.
 
     ``filename`` may be the ``http(s)://`` URL of a file or of an index JSON: tensors are
     fetched with Range requests, several at once, ``headers`` sent with each request.
     """
     dev = _st_device(device)
     if dev.type == "cuda":
-        with safe_open(filename, framework="pt", device="cpu", backend=backend, headers=headers) as f:
+        with safe_open(filename, framework="pt", device="cpu", backend=backend, headers=headers, verify=verify) as f:
             return _prefetch_all(f, f.offset_keys(), dev)
-    return _common.load_file(filename, "pt", device, backend, headers)
+    return _common.load_file(filename, "pt", device, backend, headers, verify)
 
 
 def _prefetch_all(f: Any, names: List[str], device: torch.device) -> Dict[str, torch.Tensor]:

@@ -30,6 +30,8 @@ pub mod verify;
 
 /// How local files are opened (an option of [`Checkpoint::open_with`]), and what a shard is.
 pub use crate::source::file::{Backend, SafeFile};
+/// What [`Backend::auto`] decides with: the filesystem a file lives on, and the choice.
+pub use crate::source::filesystem::{AutoChoice, Filesystem, AUTO_BACKEND_ENV};
 /// What opening a URL takes from the HTTP layer (the client and its options) and what its
 /// failures carry, so that a face opens URLs through the checkpoint alone.
 #[cfg(feature = "http")]
@@ -122,8 +124,10 @@ pub struct Checkpoint {
     /// Tensor name -> shard, for a sharded checkpoint (a single file answers from its header,
     /// so opening one costs no second table of its names).
     names: BTreeMap<String, usize>,
-    /// How local shards are opened.
+    /// How local shards are opened (never `auto`: resolved at open).
     backend: Backend,
+    /// Why `Backend::auto` picked `backend`, when it was asked for.
+    auto: Option<AutoChoice>,
     /// Whether shards are read in parts (see [`Checkpoint::for_parts`]).
     parts: AtomicBool,
     /// The client remote shards are read with (boxed: a local checkpoint stays small).
@@ -166,6 +170,8 @@ impl Checkpoint {
 
     /// [`Checkpoint::open`], with local files opened with `backend` (a memory map gives
     /// zero-copy views through [`SafeFile::tensor`]; see [`Backend::mmap`] for its contract).
+    /// [`Backend::auto`] is resolved now, by the filesystem of the file (or of the index's
+    /// folder, for every shard): [`Checkpoint::backend`] says what it picked.
     /// Remote shards are read with Range requests whatever the backend.
     pub fn open_with(location: impl AsRef<Path>, backend: Backend) -> Result<Self, Error> {
         #[cfg(feature = "http")]
@@ -186,6 +192,7 @@ impl Checkpoint {
 
     fn open_file(path: PathBuf, backend: Backend) -> Result<Self, Error> {
         let file = SafeFile::open(&path, backend)?;
+        let (backend, auto) = (file.backend(), file.auto_choice());
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -201,6 +208,7 @@ impl Checkpoint {
             shards: vec![shard],
             names: BTreeMap::new(),
             backend,
+            auto,
             parts: AtomicBool::new(false),
             #[cfg(feature = "http")]
             client: None,
@@ -238,6 +246,7 @@ impl Checkpoint {
             shards: vec![shard],
             names: BTreeMap::new(),
             backend: Backend::Pread,
+            auto: None,
             parts: AtomicBool::new(false),
             #[cfg(feature = "http")]
             client: None,
@@ -269,6 +278,7 @@ impl Checkpoint {
                 shards: vec![shard],
                 names: BTreeMap::new(),
                 backend: Backend::Pread,
+                auto: None,
                 parts: AtomicBool::new(false),
                 client: Some(Box::new(client.clone())),
             });
@@ -293,6 +303,7 @@ impl Checkpoint {
             shards,
             names,
             backend: Backend::Pread,
+            auto: None,
             parts: AtomicBool::new(false),
             client: Some(Box::new(client.clone())),
         })
@@ -313,6 +324,13 @@ impl Checkpoint {
     }
 
     fn open_index(index_path: PathBuf, folder: &Path, backend: Backend) -> Result<Self, Error> {
+        // `auto` decides once for the checkpoint, by the filesystem of the index's folder,
+        // where the layout puts every shard.
+        let auto = match backend.is_auto() {
+            true => Some(AutoChoice::for_path(&index_path)?),
+            false => None,
+        };
+        let backend = auto.map_or(backend, AutoChoice::backend);
         let bytes = std::fs::read(&index_path).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -354,10 +372,34 @@ impl Checkpoint {
             shards,
             names,
             backend,
+            auto,
             parts: AtomicBool::new(false),
             #[cfg(feature = "http")]
             client: None,
         })
+    }
+
+    /// How local files are read: the backend asked for at open, or what [`Backend::auto`]
+    /// resolved to (never `auto` itself). Remote files and caller sources are not mapped:
+    /// [`Backend::Pread`].
+    ///
+    /// ```no_run
+    /// use safetensors::checkpoint::{Backend, Checkpoint};
+    ///
+    /// // SAFETY: nobody modifies the file in place while it is open (see `Backend::mmap`).
+    /// let checkpoint = Checkpoint::open_with("model.safetensors", unsafe { Backend::auto() })?;
+    /// // "pread (nfs)", "mmap (ext4)", ...
+    /// println!("{} {}", checkpoint.backend().name(), checkpoint.auto_choice().unwrap());
+    /// # Ok::<(), safetensors::Error>(())
+    /// ```
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Why [`Backend::auto`] picked [`Checkpoint::backend`]: the filesystem it saw, or the
+    /// environment's override. `None` when another backend was asked for.
+    pub fn auto_choice(&self) -> Option<AutoChoice> {
+        self.auto
     }
 
     /// True when the checkpoint is an index of shards.

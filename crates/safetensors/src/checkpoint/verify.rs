@@ -259,6 +259,44 @@ fn hash_and_check(
     }
 }
 
+/// Checks tensor `name` of `file` against the digest the file's `__metadata__` records for
+/// it: `Ok(true)` when it matches, `Ok(false)` when none is recorded (nothing to check),
+/// [`Error::ChecksumMismatch`] when it differs or the value cannot be checked. The bytes are
+/// hashed from `memory` (the whole file, when the caller has it mapped) or read from the file.
+pub fn verify_tensor(file: &ShardFile, name: &str, memory: Option<&[u8]>) -> Result<bool, Error> {
+    let metadata = file.metadata();
+    let Some(info) = metadata.entry(name) else {
+        return Err(Error::TensorNotFound(name.into()));
+    };
+    let key = checksum::key(name);
+    let Some(value) = metadata.metadata_ordered().and_then(|m| m.get(&key)) else {
+        return Ok(false);
+    };
+    let (begin, end) = info.data_offsets;
+    let job = Job {
+        shard: 0,
+        name,
+        start: file.data_start() + begin as u64,
+        len: (end - begin) as u64,
+        value,
+    };
+    let mismatch = |message| Error::ChecksumMismatch {
+        tensor: name.into(),
+        message,
+    };
+    match memory.or_else(|| memory_of(file)) {
+        Some(bytes) => {
+            let range = job.start as usize..(job.start + job.len) as usize;
+            let bytes = bytes
+                .get(range)
+                .ok_or_else(|| mismatch("its bytes lie past the end of the memory given".into()))?;
+            checksum::check(value, bytes).map_err(mismatch)?;
+        }
+        None => hash_and_check(file, &job, &mut Vec::new(), &()).map_err(mismatch)?,
+    }
+    Ok(true)
+}
+
 /// A file held in memory (a caller's buffer), read without copies.
 fn memory_of(file: &ShardFile) -> Option<&[u8]> {
     match file {

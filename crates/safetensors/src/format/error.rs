@@ -150,6 +150,14 @@ pub enum Error {
     InvalidIndex(String),
     /// A call's argument does not fit the file (a byte range, a buffer size, a backend).
     InvalidArgument(String),
+    /// A tensor's bytes do not match the digest its file records (or the recorded value
+    /// cannot be checked): see [`crate::format::checksum`].
+    ChecksumMismatch {
+        /// The tensor.
+        tensor: String,
+        /// What differs: the algorithm, the recorded digest and the bytes' digest.
+        message: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -233,6 +241,9 @@ impl fmt::Display for Error {
             ),
             InvalidWrite(reason) => write!(f, "cannot write: {reason}"),
             InvalidIndex(reason) | InvalidArgument(reason) => f.write_str(reason),
+            ChecksumMismatch { tensor, message } => {
+                write!(f, "tensor {:?}: {message}", excerpt(tensor))
+            }
         }
     }
 }

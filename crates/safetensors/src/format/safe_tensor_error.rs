@@ -179,7 +179,7 @@ fn not_in_reference(error: Error) -> SafeTensorError {
 /// | `InvalidTensorView` | `InvalidTensorView(dtype, shape, len)` |
 /// | `InvalidSlice` that splits a sub-byte element | `MisalignedSlice` |
 /// | `IoError(e)` | `IoError(e)` |
-/// | any other (`FileChanged`, `InvalidWrite`, `InvalidIndex`, `InvalidArgument`, other `InvalidSlice`s) | with `std`: `IoError` wrapping the whole [`Error`]; without: `JsonError` saying its message |
+/// | any other (`FileChanged`, `InvalidWrite`, `InvalidIndex`, `InvalidArgument`, `ChecksumMismatch`, other `InvalidSlice`s) | with `std`: `IoError` wrapping the whole [`Error`]; without: `JsonError` saying its message |
 ///
 /// The variants match what the reference itself reports for the same input (a tensor
 /// that runs past the end of the data is `MetadataIncompleteBuffer`, offsets with

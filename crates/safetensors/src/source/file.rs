@@ -13,15 +13,26 @@ use memmap2::Mmap;
 use crate::format::error::Error;
 use crate::format::header::{Metadata, TensorInfo};
 use crate::format::tensor::TensorView;
+use crate::source::filesystem::AutoChoice;
+#[cfg(doc)]
+use crate::source::filesystem::Filesystem;
 use crate::source::mmap::map_file;
 use crate::source::pread::read_exact_at;
 use crate::source::{read_header, FileHeader, Source};
 
-/// How [`SafeFile`] gets tensor bytes: positioned reads ([`Backend::Pread`], always safe)
-/// or a memory map ([`Backend::mmap`], which the caller opts into with `unsafe`).
+/// How [`SafeFile`] gets tensor bytes: positioned reads ([`Backend::Pread`], always safe),
+/// a memory map ([`Backend::mmap`], which the caller opts into with `unsafe`), or either as
+/// the file's filesystem suits ([`Backend::auto`], the same opt-in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Backend {
-    mmap: bool,
+    mode: Mode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Mode {
+    Pread,
+    Mmap,
+    Auto,
 }
 
 impl Backend {
@@ -29,7 +40,7 @@ impl Backend {
     /// another process does to the file can change bytes already handed out.
     // Named like the enum variant it replaced, so `Backend::Pread` reads as before.
     #[allow(non_upper_case_globals)]
-    pub const Pread: Backend = Backend { mmap: false };
+    pub const Pread: Backend = Backend { mode: Mode::Pread };
 
     /// Map the file into memory: zero-copy views, pages read on first touch.
     ///
@@ -45,12 +56,60 @@ impl Backend {
     /// read and refuses a file that shrank, which narrows but cannot close that window;
     /// replacing the file by rename (as this crate's writers do) is always fine.
     pub const unsafe fn mmap() -> Backend {
-        Backend { mmap: true }
+        Backend { mode: Mode::Mmap }
     }
 
-    /// True for the memory-map backend.
+    /// Decide at open, file by file: positioned reads on a network, cluster or FUSE
+    /// filesystem (NFS, SMB, 9p, Ceph, Lustre, GPFS, FUSE, ...: see
+    /// [`Filesystem::is_remote`]), a memory map anywhere else. The environment variable
+    /// `SAFETENSORS_AUTO_BACKEND` (`pread` or `mmap`) overrides the filesystem's answer (see
+    /// [`crate::source::filesystem`]). [`SafeFile::backend`] then reports what was picked,
+    /// and [`SafeFile::auto_choice`] why.
+    ///
+    /// # Safety
+    /// The contract of [`Backend::mmap`], which this backend picks on local filesystems.
+    pub const unsafe fn auto() -> Backend {
+        Backend { mode: Mode::Auto }
+    }
+
+    /// True for the memory-map backend (false for [`Backend::auto`] until resolved).
     pub const fn is_mmap(self) -> bool {
-        self.mmap
+        matches!(self.mode, Mode::Mmap)
+    }
+
+    /// True for [`Backend::auto`], before it is resolved at open.
+    pub const fn is_auto(self) -> bool {
+        matches!(self.mode, Mode::Auto)
+    }
+
+    /// `"pread"`, `"mmap"` or `"auto"`.
+    pub const fn name(self) -> &'static str {
+        match self.mode {
+            Mode::Pread => "pread",
+            Mode::Mmap => "mmap",
+            Mode::Auto => "auto",
+        }
+    }
+
+    /// What this backend is for `file`: itself, or for [`Backend::auto`] the backend the
+    /// file's filesystem suits and the choice that picked it.
+    pub fn resolve(self, file: &File) -> Result<(Backend, Option<AutoChoice>), Error> {
+        if !self.is_auto() {
+            return Ok((self, None));
+        }
+        let choice = AutoChoice::for_file(file)?;
+        Ok((choice.backend(), Some(choice)))
+    }
+}
+
+impl AutoChoice {
+    /// The concrete backend this choice names. Only `Backend::auto`, already an `unsafe`
+    /// opt-in to mapping, resolves through it.
+    pub(crate) fn backend(self) -> Backend {
+        match self.mmap {
+            true => Backend { mode: Mode::Mmap },
+            false => Backend::Pread,
+        }
     }
 }
 
@@ -63,6 +122,7 @@ pub struct SafeFile {
     header_len: usize,
     file_len: u64,
     backend: Backend,
+    auto: Option<AutoChoice>,
 }
 
 impl SafeFile {
@@ -78,9 +138,11 @@ impl SafeFile {
             header_len,
             metadata,
         } = read_header(&file)?;
+        let (backend, auto) = backend.resolve(&file)?;
         let map = match backend.is_mmap() && file_len > 0 {
-            // SAFETY: the caller opted into mapping with the unsafe `Backend::mmap`, whose
-            // contract (no in-place writer, no truncation while open) is `map_file`'s.
+            // SAFETY: the caller opted into mapping with the unsafe `Backend::mmap` (or
+            // `Backend::auto`, which resolved to it), whose contract (no in-place writer, no
+            // truncation while open) is `map_file`'s.
             true => Some(unsafe { map_file(&file) }?),
             false => None,
         };
@@ -91,6 +153,7 @@ impl SafeFile {
             header_len,
             file_len,
             backend,
+            auto,
         })
     }
 
@@ -118,9 +181,16 @@ impl SafeFile {
         8 + self.header_len as u64
     }
 
-    /// The backend chosen at open.
+    /// The backend the file is read with: the one asked for at open, or what
+    /// [`Backend::auto`] resolved to (never `auto` itself).
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Why [`Backend::auto`] picked [`SafeFile::backend`] (the filesystem it saw, or the
+    /// environment's override); `None` when another backend was asked for.
+    pub fn auto_choice(&self) -> Option<AutoChoice> {
+        self.auto
     }
 
     /// The underlying file.

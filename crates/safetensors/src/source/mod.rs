@@ -13,6 +13,8 @@ pub mod any;
 pub mod cache;
 #[cfg(feature = "std")]
 pub mod file;
+#[cfg(feature = "std")]
+pub mod filesystem;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "std")]

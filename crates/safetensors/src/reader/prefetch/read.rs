@@ -81,124 +81,102 @@ pub(super) fn work<B: AsMut<[u8]> + Send>(shared: &Shared<B>) {
     }
 }
 
-/// How one tensor of a batch is read: straight into its buffer, or as covering spans into
-/// the reader's scratch memory (from byte `at` on) then gathered.
-enum Way {
-    Direct,
-    Covered {
-        spans: Vec<core::ops::Range<usize>>,
-        at: usize,
-        len: usize,
-    },
-}
-
-/// Reads a batch, file by file; one result per tensor.
+/// Reads a batch, file by file; one result per tensor. Tensors read straight into their
+/// buffers go in one parallel read per file; a tensor read through covering spans is read
+/// on its own and gathered at once, while its spans are still in the CPU's cache (reading a
+/// whole batch of spans first, then gathering, made every gather a trip to main memory).
 fn read_batch<B: AsMut<[u8]>>(
     shared: &Shared<B>,
     batch: &mut [(usize, B)],
     scratch: &mut Vec<u8>,
 ) -> Vec<Result<(), Error>> {
     let mut results: Vec<Result<(), Error>> = batch.iter().map(|_| Ok(())).collect();
+    let options = ReaderOptions {
+        threads: shared.options.threads.max(1),
+        block_size: shared.options.block_size.max(1),
+    };
+    let remote = shared.options.remote;
     for file in 0..shared.sources.len() {
-        let members: Vec<usize> = (0..batch.len())
-            .filter(|&k| shared.plan.tensors[batch[k].0].file == file)
-            .collect();
-        if members.is_empty() {
+        let source = Stoppable {
+            inner: shared.sources[file].as_ref(),
+            stop: &shared.stop,
+        };
+        let mut direct: Vec<usize> = Vec::new();
+        let mut reads: Vec<Read<'_>> = Vec::new();
+        for (k, (i, buf)) in batch.iter_mut().enumerate() {
+            let t = &shared.plan.tensors[*i];
+            if t.file != file {
+                continue;
+            }
+            match covering_spans(t, remote) {
+                None => {
+                    direct.push(k);
+                    let mut rest = buf.as_mut();
+                    for run in t.runs() {
+                        let (head, tail) = rest.split_at_mut(run.len());
+                        reads.push(Read {
+                            offset: t.offset + run.start as u64,
+                            dst: head,
+                        });
+                        rest = tail;
+                    }
+                }
+                Some(spans) => {
+                    results[k] = read_covered(&source, t, &spans, scratch, buf.as_mut(), &options)
+                        .map_err(|e| failed(&t.name, &e, shared.stop.load(Ordering::Relaxed)));
+                }
+            }
+        }
+        if direct.is_empty() {
             continue;
         }
-        let remote = shared.options.remote;
-        let mut used = 0;
-        let ways: Vec<Way> = members
-            .iter()
-            .map(|&k| way(&shared.plan.tensors[batch[k].0], remote, &mut used))
-            .collect();
-        if scratch.len() < used {
-            scratch.resize(used, 0);
-        }
-        let outcome = {
-            let mut reads: Vec<Read<'_>> = Vec::new();
-            let mut rest_scratch = &mut scratch[..used];
-            let mut next_way = ways.iter();
-            for (k, (i, buf)) in batch.iter_mut().enumerate() {
-                if !members.contains(&k) {
-                    continue;
-                }
-                let t = &shared.plan.tensors[*i];
-                let Some(way) = next_way.next() else { break };
-                match way {
-                    Way::Direct => {
-                        let mut rest = buf.as_mut();
-                        for run in t.runs() {
-                            let (head, tail) = rest.split_at_mut(run.len());
-                            reads.push(Read {
-                                offset: t.offset + run.start as u64,
-                                dst: head,
-                            });
-                            rest = tail;
-                        }
-                    }
-                    Way::Covered { spans, len, .. } => {
-                        let taken = std::mem::take(&mut rest_scratch);
-                        let (mut rest, after) = taken.split_at_mut(*len);
-                        rest_scratch = after;
-                        for span in spans.iter() {
-                            let (head, tail) = rest.split_at_mut(span.len());
-                            reads.push(Read {
-                                offset: t.offset + span.start as u64,
-                                dst: head,
-                            });
-                            rest = tail;
-                        }
-                    }
-                }
-            }
-            reads.sort_by_key(|r| r.offset);
-            let source = Stoppable {
-                inner: shared.sources[file].as_ref(),
-                stop: &shared.stop,
-            };
-            let options = ReaderOptions {
-                threads: shared.options.threads.max(1),
-                block_size: shared.options.block_size.max(1),
-            };
-            read_into(&source, reads, &options)
-        };
-        match outcome {
-            Ok(()) => {
-                for (&k, way) in members.iter().zip(ways) {
-                    if let Way::Covered { spans, at, len } = way {
-                        let t = &shared.plan.tensors[batch[k].0];
-                        let read = &scratch[at..at + len];
-                        results[k] = gather(t, &spans, read, batch[k].1.as_mut());
-                    }
-                }
-            }
-            Err(e) => {
-                for &k in &members {
-                    let name = &shared.plan.tensors[batch[k].0].name;
-                    results[k] = Err(failed(name, &e, shared.stop.load(Ordering::Relaxed)));
-                }
+        reads.sort_by_key(|r| r.offset);
+        if let Err(e) = read_into(&source, reads, &options) {
+            for &k in &direct {
+                let name = &shared.plan.tensors[batch[k].0].name;
+                results[k] = Err(failed(name, &e, shared.stop.load(Ordering::Relaxed)));
             }
         }
     }
     results
 }
 
-/// Direct reads, unless the plan layer gives covering spans for the tensor's runs (the rule
-/// `get_slice` follows too: `plan::cover`).
-fn way(t: &PlannedTensor, remote: bool, used: &mut usize) -> Way {
+/// Reads tensor `t`'s covering `spans` into `scratch` (grown as needed, kept for the next
+/// tensor) and gathers its runs into `dst`.
+fn read_covered(
+    source: &Stoppable<'_>,
+    t: &PlannedTensor,
+    spans: &[core::ops::Range<usize>],
+    scratch: &mut Vec<u8>,
+    dst: &mut [u8],
+    options: &ReaderOptions,
+) -> Result<(), Error> {
+    let len: usize = spans.iter().map(|s| s.len()).sum();
+    if scratch.len() < len {
+        scratch.resize(len, 0);
+    }
+    let mut reads = Vec::with_capacity(spans.len());
+    let mut rest = &mut scratch[..len];
+    for span in spans {
+        let (head, tail) = rest.split_at_mut(span.len());
+        reads.push(Read {
+            offset: t.offset + span.start as u64,
+            dst: head,
+        });
+        rest = tail;
+    }
+    read_into(source, reads, options)?;
+    gather(t, spans, &scratch[..len], dst)
+}
+
+/// The covering spans the plan layer gives for the tensor's runs, or None to read the runs
+/// as they are (the rule `get_slice` follows too: `plan::cover`).
+fn covering_spans(t: &PlannedTensor, remote: bool) -> Option<Vec<core::ops::Range<usize>>> {
     let runs = t.runs();
-    let spans = match remote {
+    match remote {
         true => far_spans(&runs),
         false => near_spans(&runs),
-    };
-    let Some(spans) = spans else {
-        return Way::Direct;
-    };
-    let len = spans.iter().map(|s| s.len()).sum();
-    let at = *used;
-    *used += len;
-    Way::Covered { spans, at, len }
+    }
 }
 
 /// Copies each run of `t` out of the spans read into `scratch`, one after the other into
