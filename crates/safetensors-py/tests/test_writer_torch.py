@@ -54,15 +54,16 @@ def listing(folder: Path) -> list:
     return sorted(os.listdir(folder))
 
 
+@pytest.mark.parametrize("checksum", [None, "sha256", "xxh3-64"])
 @pytest.mark.parametrize("metadata", [None, {"format": "pt", "z": "1", "a": "2"}])
-def test_bytes_are_save_files_in_any_order(tmp_path: Path, metadata) -> None:
+def test_bytes_are_save_files_in_any_order(tmp_path: Path, metadata, checksum) -> None:
     t = tensors()
-    save_file(t, tmp_path / "whole.safetensors", metadata=metadata)
+    save_file(t, tmp_path / "whole.safetensors", metadata=metadata, checksum=checksum)
     want = (tmp_path / "whole.safetensors").read_bytes()
     names = list(t)
     for order in (names, names[::-1], names[1::2] + names[::2]):
         path = tmp_path / "streamed.safetensors"
-        with open_writer(path, specs_of(t), metadata=metadata) as w:
+        with open_writer(path, specs_of(t), metadata=metadata, checksum=checksum) as w:
             for name in order:
                 w.write(name, t[name].clone())  # produced just before it is written
         assert path.read_bytes() == want, order
@@ -168,12 +169,13 @@ def test_writes_from_several_threads(tmp_path: Path) -> None:
     assert all(back[f"layer.{i}"].eq(float(i)).all() for i in range(16))
 
 
-def test_sharded_writer_writes_what_save_sharded_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("checksum", [None, "sha256"])
+def test_sharded_writer_writes_what_save_sharded_writes(tmp_path: Path, checksum) -> None:
     t = tensors()
     for limit in (40, "100B", "5GB"):
         whole, streamed = tmp_path / f"whole{limit}", tmp_path / f"streamed{limit}"
-        index = save_sharded(t, whole, max_shard_size=limit)
-        with open_sharded_writer(streamed, specs_of(t), max_shard_size=limit) as w:
+        index = save_sharded(t, whole, max_shard_size=limit, checksum=checksum)
+        with open_sharded_writer(streamed, specs_of(t), max_shard_size=limit, checksum=checksum) as w:
             for name in reversed(list(t)):
                 w.write(name, t[name])
         assert w.index == index

@@ -227,9 +227,9 @@ def open_writer(
 ) -> _writer.StreamingWriter:
     """Opens a safetensors file to be written array by array, as ``safetensors.torch.open_writer``:
     ``specs`` maps each name to ``(dtype, shape)`` (a numpy dtype, or a header dtype name such
-    as ``"F32"``), the bytes are ``save_file``'s, ``write(name, array)`` takes each array once in
-    any order, and leaving the ``with`` block renames the file into place (an exception removes
-    it; a missing array is an error).
+    as ``"F32"``), the bytes are ``save_file``'s (``checksum`` included), ``write(name, array)``
+    takes each array once in any order, and leaving the ``with`` block renames the file into
+    place (an exception removes it; a missing array is an error).
     """
     return _writer.open_writer(filename, specs, metadata, checksum, _spec_header, _convert)
 

@@ -377,8 +377,9 @@ def open_writer(
     shape; or a header dtype name such as ``"BF16"`` with the header's shape; or a tensor,
     "meta" ones included, whose dtype and shape are taken). The file is laid out at once as
     ``save_file`` lays it out, so the bytes are ``save_file``'s for the same tensors and
-    ``metadata`` (``checksum``: ``"sha256"`` or ``"xxh3-64"`` records each tensor's digest
-    in the metadata, ``"__checksum__:NAME": "ALGO:HEX"``). Use it as a context manager::
+    ``metadata``, with ``checksum`` too (``"sha256"`` or ``"xxh3-64"``: each tensor is hashed
+    as it is written, and the file is ``save_file(..., checksum=...)``'s). Use it as a context
+    manager::
 
         with open_writer("model.safetensors", {"a": (torch.float32, (2, 3))}) as w:
             w.write("a", torch.zeros(2, 3))
