@@ -18,6 +18,7 @@ mod remote;
 mod serialize;
 mod slice;
 mod split;
+mod staging;
 
 use pyo3::prelude::*;
 
@@ -33,6 +34,7 @@ fn _safetensors_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<prefetch::PrefetchLoader>()?;
     m.add_class::<prefetch::TensorStream>()?;
     m.add_class::<prefetch::PrefetchSource>()?;
+    m.add_class::<staging::StagingRing>()?;
     m.add_function(wrap_pyfunction!(handle::safe_open_handle, m)?)?;
     m.add_function(wrap_pyfunction!(handle::safe_open_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::serialize, m)?)?;

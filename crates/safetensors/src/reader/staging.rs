@@ -17,7 +17,8 @@
 //!   and move on to the next slot (round robin).
 //!
 //! Host memory is therefore bounded by the slots, whatever the model's size. The slot memory
-//! is the caller's (anything `AsMut<[u8]>`: a `Vec<u8>`, pinned memory a framework allocated),
+//! is the caller's (anything `AsMut<[u8]> + AsRef<[u8]>`: a `Vec<u8>`, pinned memory a
+//! framework allocated; it is borrowed mutably only while a fill reads into it),
 //! and a destination is whatever the sink understands (`D`: a device tensor, an index).
 //!
 //! ```
@@ -149,7 +150,7 @@ pub struct StagingRing<M, D> {
     failed: bool,
 }
 
-impl<M: AsMut<[u8]> + Send, D> StagingRing<M, D> {
+impl<M: AsMut<[u8]> + AsRef<[u8]> + Send, D> StagingRing<M, D> {
     /// A ring over `slots` (at least one, none empty), reading with `options`. `sequential`:
     /// tell the kernel a local file is read from start to end (a whole load); false leaves
     /// its readahead as it is (parts of tensors, a rank's).
@@ -243,9 +244,8 @@ impl<M: AsMut<[u8]> + Send, D> StagingRing<M, D> {
         let slot = self.slot;
         sink.wait(slot).map_err(StagingError::Sink)?;
         let packed = std::mem::take(&mut self.pending);
-        let buffer = &mut self.slots[slot].as_mut()[..self.used];
         {
-            let mut rest: &mut [u8] = buffer;
+            let mut rest: &mut [u8] = &mut self.slots[slot].as_mut()[..self.used];
             let mut pieces = Vec::with_capacity(packed.len());
             for p in &packed {
                 let (dst, tail) = std::mem::take(&mut rest).split_at_mut(p.transfer.len);
@@ -260,6 +260,8 @@ impl<M: AsMut<[u8]> + Send, D> StagingRing<M, D> {
             sink.read(move || read_pieces(pieces, options, sequential))
                 .map_err(StagingError::Ring)?;
         }
+        // The copies only read the slot (a device may read it too until `wait`).
+        let buffer = self.slots[slot].as_ref();
         for p in packed {
             let t = p.transfer;
             let bytes = &buffer[t.src_offset..t.src_offset + t.len];
