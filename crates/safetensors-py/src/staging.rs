@@ -56,7 +56,8 @@ impl Sink<Dst> for Copier<'_, '_> {
     }
 
     fn record(&mut self, slot: usize) -> PyResult<()> {
-        self.0.call_method1(intern!(self.0.py(), "record"), (slot,))?;
+        self.0
+            .call_method1(intern!(self.0.py(), "record"), (slot,))?;
         Ok(())
     }
 

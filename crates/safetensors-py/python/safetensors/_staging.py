@@ -24,6 +24,7 @@ device="cuda:N").get_tensors()`` (the ``_st_load_all`` hook the Rust loader call
 The device side is one small interface, ``DeviceCopier``; this module knows no framework.
 Torch's copiers (a CUDA one, and one on the CPU for tests) are in ``_torch_staging``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
