@@ -399,8 +399,9 @@ impl SafeOpen {
         })
     }
 
-    /// Private, for the loaders of this package: fills caller memory with tensor bytes, with
-    /// the parallel reader. Each item is `(name, start, address, nbytes)`: bytes
+    /// Private, for the loaders of this package that fill memory they allocated themselves
+    /// (`load_model`/`load_into` into CPU tensors): fills caller memory with tensor bytes,
+    /// with the parallel reader. Each item is `(name, start, address, nbytes)`: bytes
     /// `start..start + nbytes` of tensor `name` go to `address`. The caller guarantees that
     /// each `address..address + nbytes` is writable memory it keeps alive for the call and
     /// that nothing else uses meanwhile (a tensor's `data_ptr()` it holds). `sequential`:

@@ -11,7 +11,8 @@
 //!   in the background straight into framework tensors allocated (`_st_empty`) as the budget
 //!   allows; `take` finishes each (`_st_finish`: wraps it, or moves it to the device);
 //! - onto CUDA with torch: `safetensors._prefetch` streams the plan through the pinned staging
-//!   ring into device tensors on a background thread, reading through `_PrefetchSource`.
+//!   ring (the core's, `_PrefetchSource._staging_ring`) into device tensors on a background
+//!   thread; a tensor of several runs is read with `_PrefetchSource._fill`.
 //!
 //! A loader keeps the files it reads open, as `get_slice` objects do: it keeps working after
 //! its handle is closed. Closing the loader stops its reads and releases what was not taken.
