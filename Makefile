@@ -12,7 +12,7 @@ PYTHON ?= python3.11
 
 .PHONY: demo help setup setup-quick system-packages test test-quick test-rust test-python test-python-quick \
 	test-clients wheel sdist test-packaging lint lint-rust lint-python fmt fuzz-check fuzz-smoke \
-	fuzz-campaign bench-rust bench-python bench-compare bench-headers bench-sharded bench-load bench-ranks bench-prefetch bench-save ci
+	fuzz-campaign bench-rust bench-python bench-compare bench-headers bench-sharded bench-load bench-ranks bench-prefetch bench-save bench-writer ci
 
 ## Build everything, write a sample model file, read it back and slice it, then look at it
 ## (and at a conformance vector) with the command-line tool.
@@ -86,7 +86,7 @@ test-python:
 
 # The framework tests skip when their framework is missing; these files need only numpy.
 PY_QUICK_TESTS := test_core_api.py test_errors.py test_numpy.py test_threads.py \
-	test_vectors.py test_readme_snippets.py
+	test_vectors.py test_readme_snippets.py test_writer_numpy.py
 
 ## The Python tests that need only numpy.
 test-python-quick:
@@ -139,7 +139,7 @@ lint-rust:
 
 PY_LINTED := crates/safetensors-py bench/python bench/sharded bench/load bench/ranks bench/headers bench/gpu \
 	bench/compare \
-	bench/prefetch bench/checksum
+	bench/prefetch bench/checksum bench/writer
 
 ## Python (needs `make setup`): ruff lint and format, mypy on the package, and the extension
 ## module's stub checked against the built module by stubtest.
@@ -188,6 +188,12 @@ bench-save: setup
 	[ -d /tmp/refpkg/safetensors ] || $(PY) -m pip install --quiet --disable-pip-version-check \
 		--target /tmp/refpkg safetensors==0.8.0 --no-deps
 	$(PY) bench/python/save_vs_write.py --ref /tmp/refpkg $${BENCH_ARGS:-}
+
+## Writing a ~2 GB checkpoint tensor by tensor (issue 23): open_writer vs save_file of the same
+## tensors (peak memory) vs a plain write of the same bytes (time), each case a fresh process.
+## BENCH_ARGS="--gb 0.5 --rounds 1" for a quick run.
+bench-writer: setup
+	$(PY) bench/writer/bench_writer.py $${BENCH_ARGS:-}
 
 ## Per-rank loading: load_for_rank on a ~1.5 GB sharded checkpoint, 2 ranks (gloo), both modes
 ## vs one whole load; bytes read per rank (/proc/self/io) with the page cache dropped (root)

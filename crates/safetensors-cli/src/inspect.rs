@@ -62,10 +62,10 @@ fn load_url(url: &str) -> Result<Model, Error> {
 /// The metadata entries to list, and how many recorded checksums (`__checksum__:NAME`)
 /// were left out of them: a checkpoint with digests has one per tensor.
 fn shown_pairs(pairs: Pairs<'_>) -> (Vec<(&str, &str)>, usize) {
-    let (digests, shown): (Vec<(&str, &str)>, Vec<(&str, &str)>) = pairs
-        .iter()
-        .partition(|(k, _)| safetensors::format::checksum::tensor_of_key(k).is_some());
-    (shown, digests.len())
+    let is_digest = |k: &str| safetensors::format::checksum::tensor_of_key(k).is_some();
+    let shown: Vec<(&str, &str)> = pairs.iter().filter(|(k, _)| !is_digest(k)).collect();
+    let digests = pairs.iter().filter(|(k, _)| is_digest(k)).count();
+    (shown, digests)
 }
 
 /// The human-readable report.

@@ -19,6 +19,7 @@ mod serialize;
 mod slice;
 mod split;
 mod staging;
+mod writer;
 
 use pyo3::prelude::*;
 
@@ -35,11 +36,14 @@ fn _safetensors_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<prefetch::TensorStream>()?;
     m.add_class::<prefetch::PrefetchSource>()?;
     m.add_class::<staging::StagingRing>()?;
+    m.add_class::<writer::Writer>()?;
     m.add_function(wrap_pyfunction!(handle::safe_open_handle, m)?)?;
     m.add_function(wrap_pyfunction!(handle::safe_open_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::serialize, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::serialize_file, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::serialize_sharded, m)?)?;
+    m.add_function(wrap_pyfunction!(writer::open_writer, m)?)?;
+    m.add_function(wrap_pyfunction!(writer::open_sharded_writer, m)?)?;
     m.add_function(wrap_pyfunction!(open::inspect, m)?)?;
     m.add_function(wrap_pyfunction!(open::filesystem_backend, m)?)?;
     m.add_function(wrap_pyfunction!(split::rank_part, m)?)?;

@@ -162,7 +162,9 @@ fn prepare(tensor_dict: &Bound<'_, PyDict>) -> PyResult<Prepared> {
 }
 
 /// The metadata argument as ordered pairs (None stays None).
-fn metadata_pairs(metadata: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<(String, String)>>> {
+pub(crate) fn metadata_pairs(
+    metadata: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<Vec<(String, String)>>> {
     let Some(m) = metadata.filter(|m| !m.is_none()) else {
         return Ok(None);
     };
@@ -188,7 +190,7 @@ fn metadata_pairs(metadata: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<(S
 
 /// The writer's options from the `checksum` keyword: `None`, `"sha256"` or `"xxh3-64"`
 /// (a `ValueError` naming the known algorithms otherwise).
-fn write_options(checksum: Option<&str>) -> PyResult<WriteOptions> {
+pub(crate) fn write_options(checksum: Option<&str>) -> PyResult<WriteOptions> {
     let algorithm = checksum
         .map(|name| {
             name.parse::<Algorithm>()

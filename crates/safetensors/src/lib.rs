@@ -31,11 +31,18 @@ pub use format::tensor::{SafeTensors, View};
 
 /// The writer with the crate's detailed [`Error`]: what [`serialize`] and
 /// `serialize_to_file` do (same bytes, same checks), for callers that report which tensor
-/// and which numbers are wrong (the CLI, the converter, the Python package).
+/// and which numbers are wrong (the CLI, the converter, the Python package); and the
+/// streaming writers, which take the tensors' specs first and their bytes one at a time
+/// ([`StreamingWriter`](write::StreamingWriter) for a file,
+/// [`ShardedWriter`](write::ShardedWriter) for a sharded checkpoint).
 pub mod write {
+    #[cfg(feature = "std")]
+    pub use crate::checkpoint::sharded_writer::ShardedWriter;
     #[cfg(feature = "std")]
     pub use crate::format::atomic::write_atomically;
     pub use crate::format::serialize::to_bytes;
     #[cfg(feature = "std")]
     pub use crate::format::serialize::{to_bytes_with, to_file, to_file_with, WriteOptions};
+    #[cfg(feature = "std")]
+    pub use crate::format::streaming::{Spec, StreamingWriter};
 }

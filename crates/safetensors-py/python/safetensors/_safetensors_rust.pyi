@@ -22,6 +22,9 @@ __all__ = [
     "serialize",
     "serialize_file",
     "_serialize_sharded",
+    "_Writer",
+    "_open_writer",
+    "_open_sharded_writer",
     "_inspect",
     "_filesystem_backend",
     "_rank_bytes",
@@ -76,6 +79,32 @@ class TensorSpec:
     def data_ptr(self) -> int: ...
     @property
     def data_len(self) -> int: ...
+
+@final
+class _Writer:
+    """Private: the core's streaming writer behind ``open_writer``/``open_sharded_writer``."""
+
+    def write(self, name: str, dtype: str, shape: List[int], data_ptr: int, data_len: int) -> None: ...
+    def missing(self) -> List[str]: ...
+    def finish(self) -> Optional[str]:
+        """Renames the file (or shards, then the index) into place; the index JSON when sharded."""
+    def abort(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+
+def _open_writer(
+    filename: Union[str, os.PathLike[str]],
+    specs: List[Tuple[str, str, List[int]]],
+    metadata: Optional[Dict[str, str]] = None,
+    checksum: Optional[str] = None,
+) -> _Writer: ...
+def _open_sharded_writer(
+    folder: Union[str, os.PathLike[str]],
+    specs: List[Tuple[str, str, List[int]]],
+    max_shard_size: str,
+    metadata: Optional[Dict[str, str]] = None,
+    checksum: Optional[str] = None,
+) -> _Writer: ...
 
 # One of "pt" ("torch", "pytorch"), "np" ("numpy"), "tf" ("tensorflow"), "flax" ("jax"),
 # "paddle" ("paddlepaddle"), "mlx"; anything else raises ValueError.

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _common
+from . import _common, _writer
 
 # Re-exported: code written for the reference imports these from the framework modules.
 from ._safetensors_rust import (  # noqa: F401,E402
@@ -23,7 +23,7 @@ from ._safetensors_rust import (  # noqa: F401,E402
     serialize_file,
 )
 
-__all__ = ["save", "save_file", "save_sharded", "load", "load_file"]
+__all__ = ["save", "save_file", "save_sharded", "open_writer", "open_sharded_writer", "load", "load_file"]
 
 # Header dtype -> numpy dtype (little-endian): numpy's own types at import; the ml_dtypes
 # ones (bfloat16, float8) the first time a file or an array needs one, since importing
@@ -205,3 +205,43 @@ def _st_view(buf: Any, dtype: str, shape: List[int], offset: int, nbytes: int, d
 
 def _st_finish(arr: np.ndarray, dtype: str, shape: List[int], device: Any) -> np.ndarray:
     return arr
+
+
+def _spec_header(name: str, dtype: Any, shape: List[int]) -> Tuple[str, List[int]]:
+    """The header dtype and shape of a spec: what ``save_file`` writes for such an array."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"spec of {name!r}: the dtype must be a numpy dtype or a header dtype name such as 'F32', got {dtype!r}"
+        ) from None
+    return _header_dtype(np.empty(0, dtype=dt), name), shape
+
+
+def open_writer(
+    filename: Union[str, os.PathLike[str]],
+    specs: Dict[str, Any],
+    metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
+) -> _writer.StreamingWriter:
+    """Opens a safetensors file to be written array by array, as ``safetensors.torch.open_writer``:
+    ``specs`` maps each name to ``(dtype, shape)`` (a numpy dtype, or a header dtype name such
+    as ``"F32"``), the bytes are ``save_file``'s (``checksum`` included), ``write(name, array)``
+    takes each array once in any order, and leaving the ``with`` block renames the file into
+    place (an exception removes it; a missing array is an error).
+    """
+    return _writer.open_writer(filename, specs, metadata, checksum, _spec_header, _convert)
+
+
+def open_sharded_writer(
+    folder: Union[str, os.PathLike[str]],
+    specs: Dict[str, Any],
+    *,
+    max_shard_size: Union[int, str] = "5GB",
+    metadata: Optional[Dict[str, str]] = None,
+    checksum: Optional[str] = None,
+) -> _writer.ShardedWriter:
+    """``open_writer`` for a sharded checkpoint in ``folder``: what ``save_sharded`` writes for
+    the same arrays in the same order, byte for byte, the index last."""
+    return _writer.open_sharded_writer(folder, specs, max_shard_size, metadata, checksum, _spec_header, _convert)

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import torch
 
-from . import _common, _staging, _torch_staging
+from . import _common, _staging, _torch_staging, _writer
 
 # Re-exported: code written for the reference imports these from the framework modules.
 from ._safetensors_rust import (  # noqa: F401,E402
@@ -36,6 +36,8 @@ __all__ = [
     "save",
     "save_file",
     "save_sharded",
+    "open_writer",
+    "open_sharded_writer",
     "load",
     "load_file",
     "load_for_rank",
@@ -337,6 +339,77 @@ def save_sharded(
     state_dict = {k: v.contiguous() for k, v in state_dict.items()}
     _check_savable(state_dict)
     return _common.save_sharded(state_dict, folder, max_shard_size, meta, "torch.Tensor", _convert, checksum)
+
+
+# --- streaming save -------------------------------------------------------------------------
+
+
+def _spec_header(name: str, dtype: Any, shape: List[int]) -> Tuple[str, List[int]]:
+    """The header dtype and shape of a spec: what ``save_file`` writes for such a tensor."""
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(
+            f"spec of {name!r}: the dtype must be a torch.dtype or a header dtype name such as 'F32', got {dtype!r}"
+        )
+    return _header(torch.empty(shape, dtype=dtype, device="meta"), name)
+
+
+def _check_writable(name: str, t: Any) -> None:
+    """What ``save_file`` refuses of a single tensor before converting it."""
+    if not isinstance(t, torch.Tensor):
+        raise _common.not_a_tensor(name, t, "torch.Tensor")
+    if t.layout != torch.strided:
+        raise ValueError(f"You are trying to save a sparse tensor: `{name}`; make it dense with `.to_dense()` first.")
+    if t.device.type == "meta":
+        raise NotImplementedError("Cannot copy out of meta tensor; no data!")
+
+
+def open_writer(
+    filename: Union[str, os.PathLike[str]],
+    specs: Dict[str, Any],
+    metadata: Optional[Dict[str, str]] = None,
+    *,
+    checksum: Optional[str] = None,
+) -> _writer.StreamingWriter:
+    """Opens a safetensors file to be written tensor by tensor, for tensors too many to hold
+    in memory at once (converting, merging, quantizing a large model).
+
+    ``specs`` maps every tensor's name to ``(dtype, shape)`` (a ``torch.dtype`` and its
+    shape; or a header dtype name such as ``"BF16"`` with the header's shape; or a tensor,
+    "meta" ones included, whose dtype and shape are taken). The file is laid out at once as
+    ``save_file`` lays it out, so the bytes are ``save_file``'s for the same tensors and
+    ``metadata``, with ``checksum`` too (``"sha256"`` or ``"xxh3-64"``: each tensor is hashed
+    as it is written, and the file is ``save_file(..., checksum=...)``'s). Use it as a context
+    manager::
+
+        with open_writer("model.safetensors", {"a": (torch.float32, (2, 3))}) as w:
+            w.write("a", torch.zeros(2, 3))
+
+    ``write(name, tensor)`` takes each tensor once, in any order (CPU or any device). Leaving
+    the block normally renames the file into place, an error if a tensor was never written;
+    an exception removes the temporary file. An existing file is never touched until then.
+    """
+    return _writer.open_writer(filename, specs, metadata, checksum, _spec_header, _convert, _check_writable)
+
+
+def open_sharded_writer(
+    folder: Union[str, os.PathLike[str]],
+    specs: Dict[str, Any],
+    *,
+    max_shard_size: Union[int, str] = "5GB",
+    metadata: Optional[Dict[str, str]] = None,
+    checksum: Optional[str] = None,
+) -> _writer.ShardedWriter:
+    """``open_writer`` for a sharded checkpoint in ``folder``: the shards and index
+    ``save_sharded`` writes for the same tensors in the same order (``"format": "pt"`` is added
+    to the metadata unless given), byte for byte. Shards are renamed into place only once every
+    tensor is written, then the index is written last; the writer's ``index`` is then the
+    index as a dict.
+    """
+    meta = dict(metadata) if metadata is not None else {}
+    meta.setdefault("format", "pt")
+    return _writer.open_sharded_writer(
+        folder, specs, max_shard_size, meta, checksum, _spec_header, _convert, _check_writable
+    )
 
 
 # --- load -----------------------------------------------------------------------------------

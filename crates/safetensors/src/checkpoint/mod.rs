@@ -23,6 +23,7 @@ use std::sync::{Arc, OnceLock};
 
 pub mod inspect;
 pub mod shard_index;
+pub mod sharded_writer;
 #[cfg(feature = "http")]
 pub mod url_index;
 pub mod verify;

@@ -277,6 +277,15 @@ pub fn plan_shards(tensors: &[(String, u64)], limit: u64) -> Vec<Vec<String>> {
     shards
 }
 
+/// The file names of `count` planned shards: [`SINGLE_FILE`] when there is one, else
+/// [`shard_file_name`]s.
+pub(crate) fn shard_files(count: usize) -> Vec<String> {
+    match count {
+        1 => vec![SINGLE_FILE.to_owned()],
+        _ => (1..=count).map(|i| shard_file_name(i, count)).collect(),
+    }
+}
+
 /// Writes `tensors` (in order) as a sharded checkpoint in `folder`, the layout
 /// `transformers` writes: shards of at most `limit` tensor bytes named by
 /// [`shard_file_name`], each with `metadata` as its `__metadata__`, then [`INDEX_FILE`] last;
@@ -322,11 +331,7 @@ where
         .map(|(name, view)| (name.as_ref().to_owned(), (name, view)))
         .collect();
     let mut weight_map = BTreeMap::new();
-    for (i, names) in plan.iter().enumerate() {
-        let file = match count {
-            1 => SINGLE_FILE.to_owned(),
-            _ => shard_file_name(i + 1, count),
-        };
+    for (names, file) in plan.iter().zip(shard_files(count)) {
         let mut shard = Vec::with_capacity(names.len());
         for name in names {
             shard.push(pending.remove(name).expect("planned from these tensors"));
@@ -358,7 +363,7 @@ where
 /// shards): [`SINGLE_FILE`], [`INDEX_FILE`] and `model-*-of-*.safetensors` files that the save
 /// just made (`written`'s values, plus the index when sharded) does not include. Runs after
 /// the new files are in place, so a reader sees the old checkpoint or the new one.
-fn remove_stale(folder: &Path, written: &BTreeMap<String, String>) -> Result<(), Error> {
+pub(crate) fn remove_stale(folder: &Path, written: &BTreeMap<String, String>) -> Result<(), Error> {
     let sharded = written.values().any(|f| f != SINGLE_FILE);
     for entry in std::fs::read_dir(folder)? {
         let Ok(name) = entry?.file_name().into_string() else {

@@ -82,6 +82,45 @@ impl AtomicFile {
         Ok(())
     }
 
+    /// Writes all of `bytes` at `offset`, wherever the file position is: the streaming
+    /// writer puts each tensor at its planned place, in whatever order they come.
+    pub fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        let file = self.writer.as_ref().expect("not committed yet");
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+        }
+        #[cfg(windows)]
+        {
+            let (mut bytes, mut offset) = (bytes, offset);
+            while !bytes.is_empty() {
+                match std::os::windows::fs::FileExt::seek_write(file, bytes, offset) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        bytes = &bytes[n..];
+                        offset += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Sets the file's length (a file written out of order gets its final size first).
+    pub fn set_len(&self, len: u64) -> io::Result<()> {
+        self.writer
+            .as_ref()
+            .expect("not committed yet")
+            .set_len(len)
+    }
+
+    /// The path the file is renamed to on [`AtomicFile::commit`].
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
     /// Flushes and renames the temporary file over the target, keeping the target's
     /// permissions if it existed.
     pub fn commit(mut self) -> io::Result<()> {

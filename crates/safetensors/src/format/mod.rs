@@ -19,6 +19,8 @@ pub mod limits;
 mod metadata_serde;
 pub mod safe_tensor_error;
 pub mod serialize;
+#[cfg(feature = "std")]
+pub mod streaming;
 pub(crate) mod table;
 pub mod tensor;
 

@@ -90,6 +90,30 @@ impl<K: Into<String>, V: Into<String>> MetadataArg for BTreeMap<K, V> {
     }
 }
 
+/// What laying out a file needs of a tensor: everything its header entry says, not its
+/// bytes. Every [`View`] is one; the streaming writer's planned tensors are too, so a file
+/// whose bytes come later is laid out by the same code as one written whole.
+pub(crate) trait Described {
+    /// Element type.
+    fn dtype(&self) -> Dtype;
+    /// Shape.
+    fn shape(&self) -> &[usize];
+    /// Number of bytes.
+    fn data_len(&self) -> usize;
+}
+
+impl<V: View> Described for V {
+    fn dtype(&self) -> Dtype {
+        View::dtype(self)
+    }
+    fn shape(&self) -> &[usize] {
+        View::shape(self)
+    }
+    fn data_len(&self) -> usize {
+        View::data_len(self)
+    }
+}
+
 /// Tensors in file order with the header that describes them.
 pub(crate) struct Prepared<V> {
     pub header: Vec<u8>,
@@ -118,7 +142,7 @@ where
 
 /// Puts tensors in file order (largest alignment first so each tensor starts aligned; then
 /// byte-wise by name) and refuses a name given twice.
-pub(crate) fn order<S: AsRef<str>, V: View>(items: &mut [(S, V)]) -> Result<(), Error> {
+pub(crate) fn order<S: AsRef<str>, V: Described>(items: &mut [(S, V)]) -> Result<(), Error> {
     items.sort_by(|(an, a), (bn, b)| {
         b.dtype()
             .cmp(&a.dtype())
@@ -134,7 +158,7 @@ pub(crate) fn order<S: AsRef<str>, V: View>(items: &mut [(S, V)]) -> Result<(), 
 
 /// The padded header (length prefix included) of tensors already in file order, and the
 /// length of the data section after it. `pairs` is the `__metadata__` (`None`: no entry).
-pub(crate) fn header<S: AsRef<str>, V: View, K: AsRef<str>, T: AsRef<str>>(
+pub(crate) fn header<S: AsRef<str>, V: Described, K: AsRef<str>, T: AsRef<str>>(
     items: &[(S, V)],
     pairs: Option<&[(K, T)]>,
 ) -> Result<(Vec<u8>, usize), Error> {
@@ -357,17 +381,21 @@ impl WriteOptions {
 /// Tensors in file order, the metadata to write (with digest placeholders when asked), and
 /// the header laid out with them.
 #[cfg(feature = "std")]
-struct Laid<S, V> {
-    items: Vec<(S, V)>,
+pub(crate) struct Laid<S, V> {
+    pub items: Vec<(S, V)>,
     pairs: Option<Vec<(String, String)>>,
-    header: Vec<u8>,
+    pub header: Vec<u8>,
 }
 
 #[cfg(feature = "std")]
-fn lay_out<S, V, I, M>(data: I, data_info: M, options: &WriteOptions) -> Result<Laid<S, V>, Error>
+pub(crate) fn lay_out<S, V, I, M>(
+    data: I,
+    data_info: M,
+    options: &WriteOptions,
+) -> Result<Laid<S, V>, Error>
 where
-    S: AsRef<str> + Ord + Display,
-    V: View,
+    S: AsRef<str>,
+    V: Described,
     I: IntoIterator<Item = (S, V)>,
     M: MetadataArg,
 {
@@ -389,9 +417,9 @@ where
 }
 
 #[cfg(feature = "std")]
-impl<S: AsRef<str>, V: View> Laid<S, V> {
+impl<S: AsRef<str>, V: Described> Laid<S, V> {
     /// The final header, once every tensor's digest is known (same length as the laid one).
-    fn final_header(mut self, digests: Vec<String>) -> Result<Vec<u8>, Error> {
+    pub fn final_header(mut self, digests: Vec<String>) -> Result<Vec<u8>, Error> {
         let Some(pairs) = self.pairs.as_mut() else {
             return Ok(self.header);
         };
