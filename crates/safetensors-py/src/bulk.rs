@@ -5,12 +5,14 @@
 //! pages the kernel reads one fault at a time on first touch. That is ideal when the file is
 //! already in the page cache (nothing is copied) or when only part of it is used, and slow
 //! from a cold disk, where one thread faulting 4 KiB-128 KiB at a time leaves the device
-//! mostly idle. A load that wants every byte (`load_file`, `get_tensors`, `load_model`, the
-//! GPU staging ring) goes through here instead:
+//! mostly idle. A load that wants every byte (`load_file`, `get_tensors`, `load_model`) goes
+//! through here instead:
 //!
-//! - [`read_items`] fills caller memory with byte ranges of named tensors through the core's
-//!   `reader::batch::read_pieces`, which groups them by file (shard) and reads each group
-//!   with several threads, large blocks in file order, after an `advise_sequential` hint.
+//! - [`read_items`] fills caller memory (tensors the framework allocated: the loads below,
+//!   and `safe_open._read_into` for `load_model`/`load_into` into CPU tensors) with byte
+//!   ranges of named tensors through the core's `reader::batch::read_pieces`, which groups
+//!   them by file (shard) and reads each group with several threads, large blocks in file
+//!   order, after an `advise_sequential` hint.
 //! - [`load_all`] allocates every tensor with the framework's `_st_empty` hook, reads them
 //!   all in one go with [`read_items`], then finishes each (`_st_finish`). Each tensor owns
 //!   its memory, so tensors are independent and writable, as with any other copy.
@@ -20,11 +22,11 @@
 //!   files' bytes are not in the page cache: `POSIX_FADV_WILLNEED` over the span needed
 //!   queues every read at once in large requests, so the faults that follow find their
 //!   pages arriving instead of reading them one by one. Loads that know their
-//!   destination (`load_model`, `load_into`, the GPU staging ring) always use
-//!   [`read_items`]. In-memory buffers and Python file objects keep their own paths, and so
-//!   do loads to a device other than the CPU (one tensor in host memory at a time), except
-//!   where the framework stages them itself (torch on CUDA: `_staging.py`, which reads with
-//!   [`read_items`] into its pinned buffers).
+//!   destination (`load_model`, `load_into`) always use [`read_items`]. In-memory buffers
+//!   and Python file objects keep their own paths, and so do loads to a device other than
+//!   the CPU (one tensor in host memory at a time), except where the framework stages them
+//!   (torch on CUDA: `_staging.py` drives the core's staging ring,
+//!   `safetensors::reader::staging`, through `staging.rs`, into its pinned buffers).
 
 use crate::container::{Container, Opened};
 use crate::error::{st_err, to_pyerr};

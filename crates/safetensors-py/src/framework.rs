@@ -21,8 +21,8 @@
 //!
 //! Optionally, `_st_load_all(handle, names, device) -> dict | None` is a framework's own
 //! whole load of `names` from the open `safe_open` handle onto a device that is not the CPU
-//! (torch: CUDA through the pinned staging ring of `_staging.py`, which reads with the
-//! handle's private `_layout`/`_read_into`); None lets the loader read tensor by tensor.
+//! (torch: CUDA through the pinned staging ring of `_staging.py`, the core's ring behind the
+//! handle's private `_layout`/`_staging_ring`); None lets the loader read tensor by tensor.
 
 use crate::error::st_err;
 use crate::raw::RawDst;

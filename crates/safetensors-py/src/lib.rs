@@ -18,6 +18,7 @@ mod remote;
 mod serialize;
 mod slice;
 mod split;
+mod staging;
 mod writer;
 
 use pyo3::prelude::*;
@@ -34,6 +35,7 @@ fn _safetensors_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<prefetch::PrefetchLoader>()?;
     m.add_class::<prefetch::TensorStream>()?;
     m.add_class::<prefetch::PrefetchSource>()?;
+    m.add_class::<staging::StagingRing>()?;
     m.add_class::<writer::Writer>()?;
     m.add_function(wrap_pyfunction!(handle::safe_open_handle, m)?)?;
     m.add_function(wrap_pyfunction!(handle::safe_open_bytes, m)?)?;

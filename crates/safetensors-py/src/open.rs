@@ -399,8 +399,9 @@ impl SafeOpen {
         })
     }
 
-    /// Private, for the loaders of this package: fills caller memory with tensor bytes, with
-    /// the parallel reader. Each item is `(name, start, address, nbytes)`: bytes
+    /// Private, for the loaders of this package that fill memory they allocated themselves
+    /// (`load_model`/`load_into` into CPU tensors): fills caller memory with tensor bytes,
+    /// with the parallel reader. Each item is `(name, start, address, nbytes)`: bytes
     /// `start..start + nbytes` of tensor `name` go to `address`. The caller guarantees that
     /// each `address..address + nbytes` is writable memory it keeps alive for the call and
     /// that nothing else uses meanwhile (a tensor's `data_ptr()` it holds). `sequential`:
@@ -437,6 +438,35 @@ impl SafeOpen {
             &opened,
             items,
             &crate::bulk::options(threads, block_size),
+            sequential,
+        )
+    }
+
+    /// Private, for the staging ring (`_staging.py`): a ring over this handle's files whose
+    /// host buffers are the `slot_bytes` bytes at each address of `slots`, handed over to
+    /// `copier` (see `staging.rs`); with `verify`, each tensor's digest is checked before its
+    /// bytes are staged. The caller guarantees each buffer is writable memory `copier` keeps
+    /// alive and that only the copies the ring enqueues read it.
+    #[pyo3(signature = (slots, slot_bytes, copier, *, threads = None, block_size = None, sequential = true))]
+    #[allow(clippy::too_many_arguments)]
+    fn _staging_ring(
+        &self,
+        py: Python<'_>,
+        slots: Vec<usize>,
+        slot_bytes: usize,
+        copier: Bound<'_, PyAny>,
+        threads: Option<usize>,
+        block_size: Option<usize>,
+        sequential: bool,
+    ) -> PyResult<crate::staging::StagingRing> {
+        crate::staging::StagingRing::new(
+            self.inner.opened(py)?,
+            Some(self.inner.clone()),
+            slots,
+            slot_bytes,
+            copier,
+            threads,
+            block_size,
             sequential,
         )
     }

@@ -11,7 +11,8 @@
 //!   in the background straight into framework tensors allocated (`_st_empty`) as the budget
 //!   allows; `take` finishes each (`_st_finish`: wraps it, or moves it to the device);
 //! - onto CUDA with torch: `safetensors._prefetch` streams the plan through the pinned staging
-//!   ring into device tensors on a background thread, reading through `_PrefetchSource`.
+//!   ring (the core's, `_PrefetchSource._staging_ring`) into device tensors on a background
+//!   thread; a tensor of several runs is read with `_PrefetchSource._fill`.
 //!
 //! A loader keeps the files it reads open, as `get_slice` objects do: it keeps working after
 //! its handle is closed. Closing the loader stops its reads and releases what was not taken.
@@ -415,38 +416,34 @@ pub struct PrefetchSource {
 
 #[pymethods]
 impl PrefetchSource {
-    /// As `safe_open._read_into`: bytes `start..start + nbytes` of tensor `name` to
-    /// `address`, for each item. The caller guarantees each destination is writable memory
-    /// it keeps alive for the call and that nothing else uses meanwhile.
-    #[pyo3(signature = (items, *, threads = None, block_size = None, sequential = true))]
-    fn _read_into(
+    /// As `safe_open._staging_ring`, over the loader's files; the plan's digests were
+    /// checked when it started.
+    #[pyo3(signature = (slots, slot_bytes, copier, *, threads = None, block_size = None, sequential = true))]
+    #[allow(clippy::too_many_arguments)]
+    fn _staging_ring(
         &self,
-        py: Python<'_>,
-        items: Vec<(String, usize, usize, usize)>,
+        slots: Vec<usize>,
+        slot_bytes: usize,
+        copier: Bound<'_, PyAny>,
         threads: Option<usize>,
         block_size: Option<usize>,
         sequential: bool,
-    ) -> PyResult<()> {
-        let items = items
-            .into_iter()
-            .map(|(name, start, addr, nbytes)| {
-                if nbytes > 0 && addr == 0 {
-                    return Err(PyValueError::new_err(format!(
-                        "tensor {name}: a null destination address"
-                    )));
-                }
-                // SAFETY: this private method's contract (above): the caller owns the
-                // memory, keeps it alive for the call and lets nothing else touch it.
-                let dst = unsafe { RawDst::new(addr, nbytes) };
-                Ok(crate::bulk::Item { name, start, dst })
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        let options = crate::bulk::options(threads, block_size);
-        crate::bulk::read_items(py, &self.container, items, &options, sequential)
+    ) -> PyResult<crate::staging::StagingRing> {
+        crate::staging::StagingRing::new(
+            self.container.clone(),
+            None,
+            slots,
+            slot_bytes,
+            copier,
+            threads,
+            block_size,
+            sequential,
+        )
     }
 
-    /// Reads planned tensor `index` (any runs) into the `nbytes` bytes at `address`, with
-    /// the same guarantee asked of the caller as `_read_into`.
+    /// Reads planned tensor `index` (any runs) into the `nbytes` bytes at `address`: the
+    /// caller guarantees it is writable memory it keeps alive for the call and that nothing
+    /// else uses meanwhile (a host tensor it just allocated).
     fn _fill(&self, py: Python<'_>, index: usize, address: usize, nbytes: usize) -> PyResult<()> {
         let t = self
             .plan
@@ -459,7 +456,8 @@ impl PrefetchSource {
                 t.name, t.nbytes
             )));
         }
-        // SAFETY: as for `_read_into`: the caller's memory, alive and unshared for the call.
+        // SAFETY: this private method's contract (above): the caller's memory, alive and
+        // unshared for the call.
         let mut dst = unsafe { RawDst::new(address, nbytes) };
         let opened = self.container.for_tensor(py, &t.name)?;
         let info = opened.info(&t.name)?;

@@ -87,6 +87,16 @@ impl RawDst {
         self.len
     }
 
+    /// The destination's bytes, to read them back (a filled staging buffer's).
+    pub fn as_slice(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `RawDst::new`'s contract: the memory is live and nothing else writes it
+        // while `self` is borrowed; `len > 0` so `addr` is a real address.
+        unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
+    }
+
     /// The destination as a byte slice.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         if self.len == 0 {

@@ -18,7 +18,7 @@ from conftest import require
 
 torch = require("torch")
 
-from safetensors import _staging, _torch_staging, safe_open  # noqa: E402
+from safetensors import SafetensorError, _staging, _torch_staging, safe_open  # noqa: E402
 from safetensors import torch as st  # noqa: E402
 
 SLOT_BYTES = 1000
@@ -291,3 +291,62 @@ def test_cuda_ring_copies_are_visible_on_the_current_stream(location, small_ring
     sums = {k: v.reshape(-1).view(torch.uint8).to(torch.int64).sum() for k, v in out.items() if v.nelement()}
     for k, s in sums.items():
         assert int(s) == int(expected[k].reshape(-1).view(torch.uint8).to(torch.int64).sum()), k
+
+
+# --- the core's ring, driven directly ---------------------------------------------------------
+
+
+def test_a_range_outside_its_tensor_is_refused_naming_it_before_its_buffer_is_read(tmp_path):
+    path = tmp_path / "model.safetensors"
+    st.save_file(state(), path)
+    copier = _torch_staging.CpuCopier()
+    dsts = [torch.zeros(8, dtype=torch.uint8), torch.zeros(10, dtype=torch.uint8)]
+    with safe_open(path, "pt") as f:
+        ranges = [("ids", 0, 8, dsts[0]), ("layers.0.b", 30, 10, dsts[1])]
+        with pytest.raises(SafetensorError, match=r"byte range 30\.\.40 is outside tensor layers\.0\.b, which has 34"):
+            _staging.fill_ranges(f, ranges, copier, slot_bytes=1000, slots=2)
+        with pytest.raises(SafetensorError, match="does not contain tensor nope"):
+            _staging.fill_ranges(f, [("nope", 0, 1, dsts[0])], copier, slot_bytes=1000, slots=2)
+    # The buffer holding the good range was never filled nor copied from.
+    assert [e[0] for e in copier.log] == ["host_buffer", "host_buffer"]
+
+
+def test_verify_checks_a_staged_tensor_before_any_of_its_bytes_are_copied(tmp_path):
+    path = tmp_path / "model.safetensors"
+    st.save_file(state(), path, checksum="xxh3-64")
+    with safe_open(path, "pt") as f:  # the tensor whose bytes end the file
+        last = max((k for k in f.keys() if f._layout([k])[0][2]), key=lambda k: f.get_tensor_meta(k).data_offsets)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x40
+    path.write_bytes(bytes(data))
+    copier = _torch_staging.CpuCopier()
+    with safe_open(path, "pt", verify=True) as f:
+        names = f.offset_keys()
+        dsts = [torch.zeros(nbytes, dtype=torch.uint8) for _, _, nbytes in f._layout(names)]
+        with pytest.raises(SafetensorError, match=last):
+            _staging.fill(f, names, dsts, copier, slot_bytes=1 << 20, slots=1)
+    assert not [e for e in copier.log if e[0] == "copy"]
+    with safe_open(path, "pt", verify=False) as f:  # without verify the same fill goes through
+        _staging.fill(f, names, dsts, _torch_staging.CpuCopier(), slot_bytes=1 << 20, slots=1)
+    assert raw(dsts[-1])[:-1] == raw(state()[last])[:-1]
+
+
+def test_the_ring_counts_its_fills(tmp_path):
+    path = tmp_path / "model.safetensors"
+    st.save_file(state(), path)
+    copier = _torch_staging.CpuCopier()
+    with safe_open(path, "pt") as f:
+        addrs = [copier.host_buffer(100) for _ in range(2)]
+        ring = f._staging_ring(addrs, 100, copier, threads=2)
+        dst = torch.zeros(250, dtype=torch.uint8)
+        ring.add("embed.weight", 10, 250, dst)
+        assert ring.flushes == 2  # two buffers filled: their copies are enqueued
+        ring.flush()
+        ring.flush()  # nothing packed: nothing happens
+        assert ring.flushes == 3
+        copier.synchronize()
+        assert raw(dst) == raw(f.get_tensor("embed.weight"))[10:260]
+        with pytest.raises(ValueError, match="null host buffer"):
+            f._staging_ring([0], 100, copier)
+        with pytest.raises(ValueError, match="at least one buffer"):
+            f._staging_ring([], 100, copier)

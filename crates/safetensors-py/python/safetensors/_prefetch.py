@@ -10,9 +10,9 @@ a ``_PrefetchSource`` to read through. ``RingLoader`` then:
   device tensor (``copier.empty``) while the device bytes handed to it and not yet taken
   stay within the budget (one tensor at least); the ring's host buffers are at most the
   budget too (``slots`` buffers of ``min(DEFAULT_SLOT_BYTES, budget // slots)``);
-- packs each one-run tensor into the ring (read in parallel into a pinned buffer, copied
-  asynchronously); a tensor of several runs (a strided index) is read whole into a host
-  tensor by the core's slice reader, then copied;
+- packs each one-run tensor into the ring (the core's, ``_PrefetchSource._staging_ring``:
+  read in parallel into a pinned buffer, copied asynchronously); a tensor of several runs (a
+  strided index) is read whole into a host tensor by the core's slice reader, then copied;
 - marks a tensor ready once every copy into it is done: the ring waits on a buffer before
   refilling it; while a consumer waits, every copy is completed after the next buffer
   fills (the ring keeps packing whole buffers); with nothing to start (budget, end of plan)
@@ -50,7 +50,6 @@ class _Tracking:
         self.copier, self.done = copier, done
         self.left: Dict[int, int] = {}  # id(destination) -> bytes not copied yet
         self.by_slot: Dict[int, List[Tuple[Any, int]]] = {}
-        self.flushes = 0  # buffers filled and their copies enqueued so far
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.copier, name)
@@ -61,10 +60,6 @@ class _Tracking:
     def copy_async(self, dst: Any, dst_offset: int, slot: int, src_offset: int, nbytes: int) -> None:
         self.copier.copy_async(dst, dst_offset, slot, src_offset, nbytes)
         self.by_slot.setdefault(slot, []).append((dst, nbytes))
-
-    def record(self, slot: int) -> None:
-        self.copier.record(slot)
-        self.flushes += 1
 
     def _completed(self, copies: List[Tuple[Any, int]]) -> None:
         finished = []
@@ -218,15 +213,15 @@ class RingLoader:
     def _run(self) -> None:
         tracking = _Tracking(self.copier, self._done)
         addrs = [self.copier.host_buffer(self.slot_bytes) for _ in range(self.slots)]
-        ring = _staging._Ring(
-            self.source, tracking, addrs, self.slot_bytes, self.threads, None, sequential=self.sequential
+        ring = self.source._staging_ring(
+            addrs, self.slot_bytes, tracking, threads=self.threads, sequential=self.sequential
         )
         mark: Optional[int] = None  # flushes when a consumer started waiting
         try:
             while True:
                 with self.cond:
                     if self.hurry and mark is None:
-                        mark = tracking.flushes
+                        mark = ring.flushes
                     i = None if self.closed else self._next_start()
                     if i is None and not self.closed and not self.dst_index:
                         self.cond.wait()  # nothing to start, nothing in flight
@@ -245,7 +240,7 @@ class RingLoader:
                         self.hurry = False
                     continue
                 self._start(i, ring, tracking)
-                if mark is not None and tracking.flushes > mark:
+                if mark is not None and ring.flushes > mark:
                     # A consumer waits: once a buffer was filled since, complete every copy
                     # enqueued (the ring keeps packing; a partial buffer waits to fill).
                     tracking.synchronize()

@@ -15,6 +15,7 @@ __all__ = [
     "PrefetchLoader",
     "TensorStream",
     "_PrefetchSource",
+    "_StagingRing",
     "TensorSpec",
     "_safe_open_handle",
     "_safe_open_bytes",
@@ -177,15 +178,32 @@ class TensorStream:
 class _PrefetchSource:
     """Private: what the CUDA prefetch driver (``_prefetch.py``) reads through."""
 
-    def _read_into(
+    def _staging_ring(
         self,
-        items: List[Tuple[str, int, int, int]],
+        slots: List[int],
+        slot_bytes: int,
+        copier: Any,
         *,
         threads: Optional[int] = None,
         block_size: Optional[int] = None,
         sequential: bool = True,
-    ) -> None: ...
+    ) -> "_StagingRing": ...
     def _fill(self, index: int, address: int, nbytes: int) -> None: ...
+
+@final
+class _StagingRing:
+    """Private: the core's staging ring (``_staging.py``), its sink a ``DeviceCopier``."""
+
+    def add(self, name: str, first: int, nbytes: int, dst: Any) -> None:
+        """Packs bytes ``first..first + nbytes`` of tensor ``name`` for the start of ``dst``;
+        each buffer it fills is read and its copies enqueued at once."""
+
+    def flush(self) -> None:
+        """Reads the partly filled buffer and enqueues its copies."""
+
+    @property
+    def flushes(self) -> int:
+        """Buffers filled and their copies enqueued so far."""
 
 @final
 class safe_open:
@@ -255,6 +273,19 @@ class safe_open:
     ) -> None:
         """Private: fills caller memory, items ``(name, start, address, nbytes)``; ``sequential``:
         hint the kernel that the files are read sequentially."""
+
+    def _staging_ring(
+        self,
+        slots: List[int],
+        slot_bytes: int,
+        copier: Any,
+        *,
+        threads: Optional[int] = None,
+        block_size: Optional[int] = None,
+        sequential: bool = True,
+    ) -> _StagingRing:
+        """Private: the staging ring over this handle's files, its host buffers the
+        ``slot_bytes`` bytes at each address of ``slots``, its copies handed to ``copier``."""
 
     def _layout(self, names: List[str]) -> List[Tuple[str, List[int], int]]:
         """Private: ``(dtype, shape, nbytes)`` of each tensor of ``names``."""

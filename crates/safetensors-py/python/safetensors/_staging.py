@@ -3,15 +3,21 @@
 A whole load to a GPU must not hold the whole model in host memory, and should keep the
 disk and the host-to-device link busy at the same time. ``load`` walks the tensors in file
 order and packs their bytes into ``slots`` host buffers of ``slot_bytes`` each (a large
-tensor spans several fills): it fills one buffer with the parallel reader (``_read_into``,
-interpreter detached), enqueues its asynchronous copies to the device, and moves on to the
-next buffer while those copies run. Before a buffer is filled again it waits for the copies
-that read it. Host memory is therefore bounded by ``slots * slot_bytes`` whatever the
-model's size. ``fill_ranges`` stages byte ranges of tensors the same way (a rank's part of
-a split tensor, for ``load_for_rank``).
+tensor spans several fills): it fills one buffer with the parallel reader (interpreter
+detached), enqueues its asynchronous copies to the device, and moves on to the next buffer
+while those copies run. Before a buffer is filled again it waits for the copies that read
+it. Host memory is therefore bounded by ``slots * slot_bytes`` whatever the model's size.
+``fill_ranges`` stages byte ranges of tensors the same way (a rank's part of a split
+tensor, for ``load_for_rank``).
+
+The ring itself is the core's (``safetensors::reader::staging``, through the private
+``safe_open._staging_ring``): it checks each range against the header, packs it, and runs
+every fill (``wait``, the reads, ``copy_async`` of each piece, ``record``). This module only
+allocates the buffers (``copier.host_buffer``), picks their number and size, and completes
+the copies (``copier.synchronize``).
 
 Every load onto CUDA with torch comes here: ``safe_open.prefetch`` (``_prefetch.py`` drives
-a ``_Ring`` on a background thread), and through it ``load_file``, ``safe_open(...,
+a ring on a background thread), and through it ``load_file``, ``safe_open(...,
 device="cuda:N").get_tensors()`` (the ``_st_load_all`` hook the Rust loader calls) and
 ``load_for_rank``; ``load_model``/``load_into`` into existing CUDA tensors call ``fill``.
 
@@ -117,54 +123,8 @@ def fill_ranges(
     # Only as many buffers as the data fills (a small model needs one).
     total = sum(nbytes for _, _, nbytes, _ in ranges)
     addrs = [copier.host_buffer(slot_bytes) for _ in range(max(1, min(slots, -(-total // slot_bytes))))]
-    ring = _Ring(f, copier, addrs, slot_bytes, threads, block_size, sequential)
+    ring = f._staging_ring(addrs, slot_bytes, copier, threads=threads, block_size=block_size, sequential=sequential)
     for name, first, nbytes, dst in ranges:
         ring.add(name, first, nbytes, dst)
     ring.flush()
     copier.synchronize()
-
-
-class _Ring:
-    """Packs byte ranges of tensors into the buffers in order; a full buffer is read then copied."""
-
-    def __init__(
-        self,
-        f: Any,
-        copier: DeviceCopier,
-        addrs: List[int],
-        slot_bytes: int,
-        threads: Optional[int],
-        block_size: Optional[int],
-        sequential: bool = True,
-    ) -> None:
-        self.f, self.copier, self.addrs, self.slot_bytes = f, copier, addrs, slot_bytes
-        self.threads, self.block_size, self.sequential = threads, block_size, sequential
-        self.slot = 0
-        self.used = 0
-        # (tensor name, first byte in the tensor, destination, offset in the destination,
-        # offset in the buffer, length)
-        self.pending: List[Tuple[str, int, Any, int, int, int]] = []
-
-    def add(self, name: str, first: int, nbytes: int, dst: Any) -> None:
-        start = 0
-        while start < nbytes:
-            take = min(nbytes - start, self.slot_bytes - self.used)
-            self.pending.append((name, first + start, dst, start, self.used, take))
-            self.used += take
-            start += take
-            if self.used == self.slot_bytes:
-                self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        slot, base = self.slot, self.addrs[self.slot]
-        self.copier.wait(slot)  # the copies that last read this buffer are done
-        items = [(name, at, base + used, n) for name, at, _, _, used, n in self.pending]
-        self.f._read_into(items, threads=self.threads, block_size=self.block_size, sequential=self.sequential)
-        for _, _, dst, dst_offset, used, n in self.pending:
-            self.copier.copy_async(dst, dst_offset, slot, used, n)
-        self.copier.record(slot)
-        self.slot = (slot + 1) % len(self.addrs)
-        self.used = 0
-        self.pending = []

@@ -14,6 +14,7 @@ pub mod batch;
 pub mod gather;
 pub mod prefetch;
 pub mod selection;
+pub mod staging;
 pub mod whole;
 
 use std::sync::atomic::{AtomicBool, Ordering};
