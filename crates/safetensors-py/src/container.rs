@@ -10,7 +10,7 @@ use crate::mapping::Map;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyList;
-use safetensors::checkpoint::verify::verify_tensor;
+use safetensors::checkpoint::verify::verify_tensors;
 use safetensors::checkpoint::{Checkpoint, ShardFile};
 use safetensors::reader::gather::gather;
 use safetensors::reader::selection::{read_selection, Reach};
@@ -48,31 +48,29 @@ impl Opened {
         })
     }
 
-    /// Holds tensor `name`'s bytes against the digest its file records (the core's
-    /// `verify_tensor`; hashed from the mapping when there is one), once per tensor; a
-    /// tensor without a recorded digest passes. A mismatch is a `SafetensorError` naming the
-    /// tensor.
-    pub fn check_digest(&self, py: Python<'_>, name: &str) -> PyResult<()> {
-        if self
-            .checked
+    /// Whether tensor `name`'s recorded digest was already checked on this handle.
+    fn digest_checked(&self, py: Python<'_>, name: &str) -> bool {
+        self.checked
             .lock_py_attached(py)
             .is_ok_and(|c| c.contains(name))
-        {
-            return Ok(());
-        }
-        let memory = match (&self.map, &self.origin) {
-            (Some(map), ShardFile::Local(file)) => {
-                file.check_unchanged().map_err(to_pyerr)?;
-                Some(map.bytes())
-            }
-            _ => None,
-        };
-        py.detach(|| verify_tensor(&self.origin, name, memory))
-            .map_err(to_pyerr)?;
+    }
+
+    /// Remembers that tensor `name`'s digest holds (or that it has none).
+    fn mark_checked(&self, py: Python<'_>, name: &str) {
         if let Ok(mut checked) = self.checked.lock_py_attached(py) {
             checked.insert(name.to_owned());
         }
-        Ok(())
+    }
+
+    /// The whole file's bytes when it is mapped (checked against a file that shrank).
+    fn mapped_bytes(&self) -> PyResult<Option<&[u8]>> {
+        match (&self.map, &self.origin) {
+            (Some(map), ShardFile::Local(file)) => {
+                file.check_unchanged().map_err(to_pyerr)?;
+                Ok(Some(map.bytes()))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The header entry of tensor `name`, or a `SafetensorError` naming it.
@@ -355,16 +353,35 @@ impl Inner {
         if !self.verify {
             return Ok(());
         }
+        // Each tensor not checked yet on this handle, hashed by the core's few threads
+        // (from the mapping when there is one) with the interpreter detached.
+        let mut pending: Vec<(Arc<Opened>, &str)> = Vec::new();
         for name in names {
-            let checked = container.for_tensor(py, name)?.check_digest(py, name);
-            if let (Err(e), Container::Sharded { checkpoint, .. }) = (&checked, container) {
-                // Name the shard too: the digest is the one that shard records.
-                let shard = checkpoint.shard_of(name).map(|i| checkpoint.shard_name(i));
-                if let Some(shard) = shard {
-                    return Err(st_err(format!("{} (shard {shard})", e.value(py))));
+            let opened = container.for_tensor(py, name)?;
+            if !opened.digest_checked(py, name) && !pending.iter().any(|(_, n)| *n == name) {
+                pending.push((opened, name));
+            }
+        }
+        let mut items = Vec::with_capacity(pending.len());
+        for (opened, name) in &pending {
+            items.push((&opened.origin, *name, opened.mapped_bytes()?));
+        }
+        let results = py.detach(|| verify_tensors(&items));
+        for ((opened, name), result) in pending.iter().zip(results) {
+            match result {
+                Ok(_) => opened.mark_checked(py, name),
+                Err(e) => {
+                    let e = to_pyerr(e);
+                    // Name the shard too: the digest is the one that shard records.
+                    if let Container::Sharded { checkpoint, .. } = container {
+                        if let Some(i) = checkpoint.shard_of(name) {
+                            let shard = checkpoint.shard_name(i);
+                            return Err(st_err(format!("{} (shard {shard})", e.value(py))));
+                        }
+                    }
+                    return Err(e);
                 }
             }
-            checked?;
         }
         Ok(())
     }

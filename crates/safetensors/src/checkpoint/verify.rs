@@ -297,6 +297,40 @@ pub fn verify_tensor(file: &ShardFile, name: &str, memory: Option<&[u8]>) -> Res
     Ok(true)
 }
 
+/// [`verify_tensor`] for many tensors `(file, name, memory)` at once, hashed by a few
+/// threads; one result per item, in the items' order.
+pub fn verify_tensors(items: &[(&ShardFile, &str, Option<&[u8]>)]) -> Vec<Result<bool, Error>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS)
+        .min(items.len());
+    if threads <= 1 {
+        return items
+            .iter()
+            .map(|(file, name, memory)| verify_tensor(file, name, *memory))
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((file, name, memory)) = items.get(i) else {
+                    break;
+                };
+                let result = verify_tensor(file, name, *memory);
+                done.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, result));
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
 /// A file held in memory (a caller's buffer), read without copies.
 fn memory_of(file: &ShardFile) -> Option<&[u8]> {
     match file {
