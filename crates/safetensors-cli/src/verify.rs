@@ -113,11 +113,10 @@ fn open(path: &str) -> Result<Checkpoint, Opened> {
     // A path that cannot be read at all is an error, not a failed verification.
     std::fs::metadata(path).map_err(|e| Opened::Unreadable(Error::io("open", path, e)))?;
     // Positioned reads: every byte is read once anyway, and a file changed underneath gives
-    // an error rather than a fault.
-    Checkpoint::open_with(path, Backend::Pread).map_err(|e| match e {
-        CoreError::IoError(io) => Opened::Unreadable(Error::io("read", path, io)),
-        other => Opened::Invalid(chain(&other)),
-    })
+    // an error rather than a fault. The path itself reads, so anything wrong past it (a
+    // shard the index names that is missing, a header that is not one) fails verification,
+    // as `validate` reports it.
+    Checkpoint::open_with(path, Backend::Pread).map_err(|e| Opened::Invalid(chain(&e)))
 }
 
 /// What held, in one line: tensors, bytes hashed and with which algorithms.

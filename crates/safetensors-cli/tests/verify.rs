@@ -120,6 +120,19 @@ fn a_truncated_shard_and_a_missing_tensor_fail() {
     let done = verify(&[&out]);
     assert_eq!(done.code, 1, "{}", done.all());
     assert!(done.stderr.contains("ghost.weight"), "{}", done.stderr);
+
+    // A shard the index names, missing: the checkpoint is incomplete (1), not unreadable (2).
+    let dir = tempfile::tempdir().unwrap();
+    let out = sharded_with_digests(dir.path(), "xxh3-64");
+    std::fs::remove_file(out.join("model-00002-of-00003.safetensors")).unwrap();
+    let done = verify(&[&out]);
+    assert_eq!(done.code, 1, "{}", done.all());
+    assert!(
+        done.stderr
+            .contains("model-00002-of-00003.safetensors does not exist"),
+        "{}",
+        done.stderr
+    );
 }
 
 #[test]
