@@ -28,6 +28,7 @@ def version(k):
 
 target, writes = sys.argv[1], int(sys.argv[2])
 print("ready", flush=True)
+sys.stdin.readline()  # "go": every reader has read the first version once
 for i in range(writes):
     k = i % 5 + 1
     save_file(version(k), target, metadata={"version": str(k)})
@@ -53,17 +54,24 @@ def test_readers_see_old_or_new_while_another_process_saves(tmp_path, backend):
     save_file(version(0), target, metadata={"version": "0"})
     handle = safe_open(target, "np", backend=backend)
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(target), str(WRITES)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", WRITER, str(target), str(WRITES)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert writer.stdout.readline().strip() == "ready"
     failures = []
     versions_seen = set()
     reads = [0]
     lock = threading.Lock()
+    # The writes start once every reader has read once, and each reader reads again after
+    # that, so a loaded machine (a fast writer, slow readers) still sees the file change.
+    first_reads = threading.Semaphore(0)
 
     def reader(n):
+        own = 0
         try:
-            while writer.poll() is None:
+            while writer.poll() is None or own < 2:
                 # The handle opened before the writes keeps reading its own version.
                 tensors = {k: handle.get_tensor(k) for k in handle.keys()}
                 check_consistent(tensors, handle.metadata()["version"])
@@ -83,13 +91,21 @@ def test_readers_see_old_or_new_while_another_process_saves(tmp_path, backend):
                 with lock:
                     versions_seen.add(v)
                     reads[0] += 1
+                own += 1
+                if own == 1:
+                    first_reads.release()
         except BaseException as e:  # noqa: BLE001 - reported below with the thread's number
             failures.append((n, repr(e)))
+            first_reads.release()
 
     threads = [threading.Thread(target=reader, args=(n,)) for n in range(THREADS)]
     for t in threads:
         t.start()
     try:
+        for _ in range(THREADS):
+            assert first_reads.acquire(timeout=60), "a reader never finished its first read"
+        writer.stdin.write("go\n")
+        writer.stdin.close()
         writer.wait(timeout=120)
     finally:
         writer.kill()
