@@ -13,6 +13,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests judge results, not speed: on a loaded 2-core machine generating examples can
+# be slow, which hypothesis would otherwise report as a failure (HealthCheck.too_slow).
+settings.register_profile("project", suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("project")
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 VECTORS = REPO_ROOT / "tests" / "data" / "vectors"
