@@ -356,9 +356,10 @@ impl Inner {
         // Each tensor not checked yet on this handle, hashed by the core's few threads
         // (from the mapping when there is one) with the interpreter detached.
         let mut pending: Vec<(Arc<Opened>, &str)> = Vec::new();
+        let mut seen = HashSet::new();
         for name in names {
             let opened = container.for_tensor(py, name)?;
-            if !opened.digest_checked(py, name) && !pending.iter().any(|(_, n)| *n == name) {
+            if !opened.digest_checked(py, name) && seen.insert(name) {
                 pending.push((opened, name));
             }
         }

@@ -678,15 +678,9 @@ impl Checkpoint {
 
     /// The shard holding tensor `name` (opened if needed) and the tensor's header entry.
     pub fn tensor(&self, name: &str) -> Result<(&Arc<SafeFile>, TensorInfo), Error> {
-        let at = self
-            .shard_of(name)
-            .ok_or_else(|| Error::TensorNotFound(crate::format::error::excerpt(name)))?;
-        let file = self.shard(at)?;
-        let info = file
-            .metadata()
-            .entry(name)
-            .ok_or_else(|| Error::TensorNotFound(crate::format::error::excerpt(name)))?;
-        Ok((file, info))
+        let (_, info) = self.tensor_file(name)?;
+        let at = self.shard_of(name).expect("tensor_file found its shard");
+        Ok((self.shard(at)?, info))
     }
 
     /// Every tensor name in shard order, then by position of its data within the shard.

@@ -121,38 +121,23 @@ impl Checkpoint {
             jobs.extend(found);
         }
         progress.start(jobs.iter().map(|job| job.len).sum());
-        let failed = Mutex::new(Vec::new());
-        let next = AtomicUsize::new(0);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_THREADS)
-            .min(jobs.len().max(1));
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    let mut buf = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(job) = jobs.get(i) else { break };
-                        let file = files[job.shard].expect("jobs come from opened shards");
-                        if let Err(message) = hash_and_check(file, job, &mut buf, progress) {
-                            failed.lock().unwrap_or_else(|e| e.into_inner()).push((
-                                i,
-                                ChecksumProblem {
-                                    shard: check.shards[job.shard].0.clone(),
-                                    tensor: job.name.into(),
-                                    message,
-                                },
-                            ));
-                        }
-                    }
-                });
-            }
+        let results = in_parallel(&jobs, Vec::new, |buf, job| {
+            let file = files[job.shard].expect("jobs come from opened shards");
+            hash_and_check(file, None, job, buf, progress)
         });
-        let mut failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
-        failed.sort_by_key(|(i, _)| *i);
+        let failed: Vec<ChecksumProblem> = jobs
+            .iter()
+            .zip(results)
+            .filter_map(|(job, result)| {
+                Some(ChecksumProblem {
+                    shard: check.shards[job.shard].0.clone(),
+                    tensor: job.name.into(),
+                    message: result.err()?,
+                })
+            })
+            .collect();
         let verified = jobs.len() - failed.len();
-        problems.extend(failed.into_iter().map(|(_, p)| p));
+        problems.extend(failed);
         problems.sort_by_key(|p| check.shards.iter().position(|(s, _)| *s == p.shard));
         VerifyReport {
             check,
@@ -220,19 +205,24 @@ fn recorded_jobs(shard: usize, file: &ShardFile) -> (Vec<Job<'_>>, Vec<(String, 
     (jobs, wrong, missing)
 }
 
-/// Reads one tensor's bytes in chunks, hashing them, and holds the digest against the
-/// recorded one.
+/// Hashes one tensor's bytes, in chunks, from `memory` (the whole file, when the caller has
+/// it mapped), from the file's own memory, or read from the file, and holds the digest
+/// against the recorded one.
 fn hash_and_check(
     file: &ShardFile,
+    memory: Option<&[u8]>,
     job: &Job<'_>,
     buf: &mut Vec<u8>,
     progress: &dyn VerifyProgress,
 ) -> Result<(), String> {
     let (algorithm, expected) = checksum::parse_value(job.value)?;
     let mut hasher = algorithm.hasher();
-    if let Some(bytes) = memory_of(file) {
+    if let Some(bytes) = memory.or_else(|| memory_of(file)) {
         let range = job.start as usize..(job.start + job.len) as usize;
-        for piece in bytes[range].chunks(CHUNK) {
+        let bytes = bytes
+            .get(range)
+            .ok_or("its bytes lie past the end of the file's memory")?;
+        for piece in bytes.chunks(CHUNK) {
             hasher.update(piece);
             progress.advance(piece.len() as u64);
         }
@@ -248,15 +238,7 @@ fn hash_and_check(
             done += n as u64;
         }
     }
-    let actual = hasher.finish();
-    let actual = &actual[algorithm.name().len() + 1..];
-    if actual == expected {
-        Ok(())
-    } else {
-        Err(format!(
-            "{algorithm} checksum mismatch: recorded {expected}, the bytes give {actual}"
-        ))
-    }
+    checksum::compare(algorithm, expected, &hasher.finish())
 }
 
 /// Checks tensor `name` of `file` against the digest the file's `__metadata__` records for
@@ -280,49 +262,54 @@ pub fn verify_tensor(file: &ShardFile, name: &str, memory: Option<&[u8]>) -> Res
         len: (end - begin) as u64,
         value,
     };
-    let mismatch = |message| Error::ChecksumMismatch {
-        tensor: name.into(),
-        message,
-    };
-    match memory.or_else(|| memory_of(file)) {
-        Some(bytes) => {
-            let range = job.start as usize..(job.start + job.len) as usize;
-            let bytes = bytes
-                .get(range)
-                .ok_or_else(|| mismatch("its bytes lie past the end of the memory given".into()))?;
-            checksum::check(value, bytes).map_err(mismatch)?;
+    hash_and_check(file, memory, &job, &mut Vec::new(), &()).map_err(|message| {
+        Error::ChecksumMismatch {
+            tensor: name.into(),
+            message,
         }
-        None => hash_and_check(file, &job, &mut Vec::new(), &()).map_err(mismatch)?,
-    }
+    })?;
     Ok(true)
 }
 
 /// [`verify_tensor`] for many tensors `(file, name, memory)` at once, hashed by a few
 /// threads; one result per item, in the items' order.
 pub fn verify_tensors(items: &[(&ShardFile, &str, Option<&[u8]>)]) -> Vec<Result<bool, Error>> {
+    in_parallel(
+        items,
+        || (),
+        |_, (file, name, memory)| verify_tensor(file, name, *memory),
+    )
+}
+
+/// `work` on every item, by a few threads (at most [`MAX_THREADS`], one per core) taking the
+/// items in order from one queue, each with its own `state`; the results in the items' order.
+fn in_parallel<T: Sync, S, R: Send>(
+    items: &[T],
+    state: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, &T) -> R + Sync,
+) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, MAX_THREADS)
         .min(items.len());
     if threads <= 1 {
-        return items
-            .iter()
-            .map(|(file, name, memory)| verify_tensor(file, name, *memory))
-            .collect();
+        let mut one = state();
+        return items.iter().map(|item| work(&mut one, item)).collect();
     }
     let next = AtomicUsize::new(0);
     let done = Mutex::new(Vec::with_capacity(items.len()));
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((file, name, memory)) = items.get(i) else {
-                    break;
-                };
-                let result = verify_tensor(file, name, *memory);
-                done.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((i, result));
+            scope.spawn(|| {
+                let mut own = state();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let result = work(&mut own, item);
+                    done.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, result));
+                }
             });
         }
     });

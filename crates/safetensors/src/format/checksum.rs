@@ -208,13 +208,18 @@ where
 /// why the value cannot be checked).
 pub fn check(value: &str, bytes: &[u8]) -> Result<(), String> {
     let (algorithm, expected) = parse_value(value)?;
-    let actual = algorithm.digest(bytes);
-    if actual[algorithm.name().len() + 1..] == *expected {
+    compare(algorithm, expected, &algorithm.digest(bytes))
+}
+
+/// Holds `actual` (a value from [`Hasher::finish`]) against the `expected` hex digits of
+/// `algorithm`: `Ok(())`, or a message with both.
+pub fn compare(algorithm: Algorithm, expected: &str, actual: &str) -> Result<(), String> {
+    let actual = &actual[algorithm.name().len() + 1..];
+    if actual == expected {
         Ok(())
     } else {
         Err(format!(
-            "{algorithm} checksum mismatch: recorded {expected}, the bytes give {}",
-            &actual[algorithm.name().len() + 1..]
+            "{algorithm} checksum mismatch: recorded {expected}, the bytes give {actual}"
         ))
     }
 }
